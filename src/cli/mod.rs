@@ -1,0 +1,344 @@
+//! The command line: clap structs and dispatch only. Everything else is the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::context::{GitCli, GitContext, Overrides};
+use crate::environment::Environment;
+use crate::error::{exit, Error};
+use crate::plan::{self, Host, Plan, PlanOptions, Stage};
+use crate::spec::{parse_duration, EngineKind, Spec};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "multiarch",
+    version,
+    about = "Build, publish and verify multi-architecture container images from one multiarch.toml",
+    long_about = "Build, publish and verify multi-architecture container images from one multiarch.toml.\n\n\
+multiarch plans the whole pipeline as a DAG (setup-qemu → build → test → push → \
+manifest-create → manifest-push → verify), runs it in parallel, publishes lists only \
+on the configured branches, and explains every error against the file.",
+    after_help = "Examples:\n  multiarch check\n  multiarch plan --branch main\n  multiarch plan --format json | jq '.steps[].id'\n  multiarch run -j 4\n  multiarch run --arch arm64v8 --stage build --stage push\n\nExit codes: 0 success, 1 a step failed, 2 the file or arguments are wrong, 3 the environment is not usable, 130 interrupted."
+)]
+pub struct Cli {
+    /// When to use colour: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Print only errors and the final summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more: every command as it starts.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate multiarch.toml; print nothing but errors.
+    #[command(
+        after_help = "Examples:\n  multiarch check\n  multiarch check -f services/multiarch.toml\n\nExit code 2 when the file has problems; every problem is shown with its line, a label and a hint."
+    )]
+    Check(FileArg),
+    /// Show the steps a run would execute, with their exact commands.
+    #[command(
+        after_help = "Examples:\n  multiarch plan\n  multiarch plan --branch main --sha $(git rev-parse HEAD)\n  multiarch plan --format json > plan.json\n  multiarch plan --format dot | dot -Tsvg > plan.svg\n  multiarch plan --image api --arch arm64v8 --stage build"
+    )]
+    Plan(PlanArgs),
+    /// Run the plan: build, test, push, publish the lists and verify them.
+    #[command(
+        after_help = "Examples:\n  multiarch run\n  multiarch run -j 4 --fail-fast\n  multiarch run --dry-run\n  multiarch run --arch arm64v8 --stage build --stage push   # one CI shard\n  multiarch run --stage publish --stage verify              # the publish job"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FileArg {
+    /// The spec (default: ./multiarch.toml, else the nearest one in a parent directory).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Select {
+    /// The branch being built (default: from CI variables, then git).
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// The git tag being built (default: from CI variables, then git).
+    #[arg(long = "git-tag", value_name = "T")]
+    pub git_tag: Option<String>,
+    /// The full commit sha (default: from CI variables, then git).
+    #[arg(long, value_name = "S")]
+    pub sha: Option<String>,
+    /// Only images whose name matches this glob (repeatable).
+    #[arg(long = "image", value_name = "GLOB")]
+    pub images: Vec<String>,
+    /// Only this arch (a name or a platform; repeatable).
+    #[arg(long = "arch", value_name = "NAME")]
+    pub archs: Vec<String>,
+    /// Only these stages (repeatable): build = setup-qemu + build + test, push,
+    /// publish = manifest-create + manifest-push, verify.
+    #[arg(long = "stage", value_enum, value_name = "STAGE")]
+    pub stages: Vec<StageArg>,
+    /// Only images with files changed since REV (and the images that depend on them).
+    #[arg(long = "changed-since", value_name = "REV")]
+    pub changed_since: Option<String>,
+    /// The engine, overriding [project] engine.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StageArg {
+    Build,
+    Push,
+    Publish,
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Docker,
+    Podman,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub select: Select,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub select: Select,
+    /// Steps run at once (default: [project] jobs, else the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// Print what would run, run nothing (needs no engine).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After a failure, go on with independent steps (the default).
+    #[arg(long, conflicts_with = "fail_fast")]
+    pub keep_going: bool,
+    /// After a failure, start nothing new and end what runs.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Log in to the registry first (credentials from MULTIARCH_REGISTRY_USER /
+    /// MULTIARCH_REGISTRY_PASSWORD, or GitLab's CI_REGISTRY_USER / CI_REGISTRY_PASSWORD).
+    #[arg(long)]
+    pub login: bool,
+    /// Retries of transient registry failures (overrides [project] retries).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
+    #[arg(long = "step-timeout", value_name = "DURATION")]
+    pub step_timeout: Option<String>,
+}
+
+impl From<StageArg> for Stage {
+    fn from(s: StageArg) -> Stage {
+        match s {
+            StageArg::Build => Stage::Build,
+            StageArg::Push => Stage::Push,
+            StageArg::Publish => Stage::Publish,
+            StageArg::Verify => Stage::Verify,
+        }
+    }
+}
+
+/// Output settings shared by every command.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub width: usize,
+}
+
+impl Output {
+    fn new(cli: &Cli, env: &Environment) -> Output {
+        let color = match cli.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stderr().is_terminal() && env.get("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+        let width = env
+            .get("COLUMNS")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100usize)
+            .clamp(60, 200);
+        Output {
+            color,
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+            width,
+        }
+    }
+}
+
+/// Parse the arguments, run, and return the exit code.
+pub fn main_with(args: Vec<std::ffi::OsString>, env: Environment) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::SUCCESS
+                }
+                _ => exit::USAGE,
+            };
+        }
+    };
+    let out = Output::new(&cli, &env);
+    match dispatch(cli, &env, out) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e, out);
+            e.exit_code()
+        }
+    }
+}
+
+pub fn report_error(e: &Error, out: Output) {
+    let mut stderr = std::io::stderr().lock();
+    match e {
+        Error::Spec(errs) => {
+            let _ = stderr.write_all(errs.render(out.color, out.width).as_bytes());
+        }
+        Error::Interrupted => {
+            let _ = writeln!(
+                stderr,
+                "multiarch: interrupted; every child process was ended"
+            );
+        }
+        other => {
+            let _ = writeln!(stderr, "error: {other}");
+        }
+    }
+}
+
+fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(std::path::Path::new("."), e))?;
+    match cli.command {
+        Command::Check(f) => {
+            let path = Spec::locate(f.file.as_deref(), &cwd)?;
+            let spec = Spec::load(&path, env)?;
+            if out.verbose {
+                eprintln!("{}: ok ({} images)", path.display(), spec.images.len());
+            }
+            Ok(exit::SUCCESS)
+        }
+        Command::Plan(a) => {
+            let (_, plan) = load_and_plan(&a.file, &a.select, None, env, &cwd)?;
+            let text = match a.format {
+                Format::Text => plan::render_text(&plan),
+                Format::Json => plan::render_json(&plan),
+                Format::Dot => plan::render_dot(&plan),
+            };
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            Ok(exit::SUCCESS)
+        }
+        Command::Run(a) => {
+            let timeout = match &a.step_timeout {
+                Some(t) => Some(parse_duration(t).filter(|d| !d.is_zero()).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--step-timeout `{t}` is not a duration (e.g. 90s, 30m, 1h)"
+                    ))
+                })?),
+                None => None,
+            };
+            let (spec, plan) = load_and_plan(&a.file, &a.select, timeout, env, &cwd)?;
+            crate::exec::cli_run(&spec, &plan, &a, env, out)
+        }
+    }
+}
+
+/// Load the spec, detect the commit, plan.
+pub fn load_and_plan(
+    file: &FileArg,
+    select: &Select,
+    step_timeout: Option<std::time::Duration>,
+    env: &Environment,
+    cwd: &std::path::Path,
+) -> Result<(Spec, Plan), Error> {
+    let path = Spec::locate(file.file.as_deref(), cwd)?;
+    let spec = Spec::load(&path, env)?;
+    let git = GitCli::new(&spec.dir);
+    let overrides = Overrides {
+        branch: select.branch.clone(),
+        git_tag: select.git_tag.clone(),
+        sha: select.sha.clone(),
+    };
+    let ctx = GitContext::detect(env, &git, &overrides)?;
+    let changed_since = select.changed_since.clone().or_else(|| {
+        // A GitLab merge-request pipeline builds what its diff touches.
+        ctx.pull_request.as_ref().and(ctx.diff_base.clone())
+    });
+    let changed_files = match &changed_since {
+        Some(rev) => {
+            let files = git.changed_files(rev).map_err(Error::Usage)?;
+            // git prints paths from the repository's top; images' paths are relative
+            // to the spec's directory.
+            let top = git.toplevel().unwrap_or_else(|| spec.dir.clone());
+            let dir = std::fs::canonicalize(&spec.dir).unwrap_or_else(|_| spec.dir.clone());
+            let prefix = dir
+                .strip_prefix(std::fs::canonicalize(&top).unwrap_or(top))
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
+            let files = files
+                .into_iter()
+                .filter_map(|f| {
+                    let p = std::path::PathBuf::from(&f);
+                    p.strip_prefix(&prefix)
+                        .ok()
+                        .map(|r| r.to_string_lossy().into_owned())
+                })
+                .collect();
+            Some((rev.clone(), files))
+        }
+        None => None,
+    };
+    let opts = PlanOptions {
+        images: select.images.clone(),
+        archs: select.archs.clone(),
+        stages: select.stages.iter().map(|s| Stage::from(*s)).collect(),
+        engine: select.engine.map(|e| match e {
+            EngineArg::Docker => EngineKind::Docker,
+            EngineArg::Podman => EngineKind::Podman,
+        }),
+        changed_files,
+        host: Host::detect(),
+        step_timeout,
+    };
+    let plan = Plan::new(&spec, &ctx, &opts)?;
+    Ok((spec, plan))
+}

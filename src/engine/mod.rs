@@ -1,0 +1,3 @@
+//! Container engines: the argv of every command (pure), and running them.
+
+pub mod argv;

@@ -1,0 +1,63 @@
+//! The library's error type and the process exit codes of SPEC.md §3.
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::SpecErrors;
+
+/// Exit codes, as documented in SPEC.md §3.
+pub mod exit {
+    /// Everything succeeded.
+    pub const SUCCESS: i32 = 0;
+    /// A step failed; the summary names it.
+    pub const STEP_FAILED: i32 = 1;
+    /// The file or the arguments are wrong.
+    pub const USAGE: i32 = 2;
+    /// The environment is not usable (no engine, emulation missing).
+    pub const ENVIRONMENT: i32 = 3;
+    /// Interrupted by SIGINT/SIGTERM; every child process was ended first.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Problems in multiarch.toml, each with a span.
+    #[error("{0}")]
+    Spec(SpecErrors),
+    /// Wrong arguments, or a file that cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The machine cannot run the plan (no engine, no emulation).
+    #[error("{0}")]
+    Environment(String),
+    /// One or more steps failed.
+    #[error("{0}")]
+    Failed(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
+            Error::Environment(_) => exit::ENVIRONMENT,
+            Error::Failed(_) => exit::STEP_FAILED,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,31 @@
+//! multiarch: build, publish and verify multi-architecture container images from
+//! one declarative file.
+//!
+//! ```no_run
+//! use multiarch::{Environment, GitContext, GitCli, Overrides, Plan, PlanOptions, Spec};
+//! # fn main() -> Result<(), multiarch::Error> {
+//! let env = Environment::from_process();
+//! let spec = Spec::load("multiarch.toml".as_ref(), &env)?;
+//! let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default())?;
+//! let plan = Plan::new(&spec, &ctx, &PlanOptions::default())?;
+//! print!("{}", multiarch::plan::render_text(&plan));
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+pub mod context;
+pub mod diagnostic;
+pub mod engine;
+pub mod environment;
+pub mod error;
+pub mod exec;
+pub mod plan;
+pub mod spec;
+pub mod validate;
+
+pub use context::{GitCli, GitContext, Overrides};
+pub use diagnostic::SpecErrors;
+pub use environment::Environment;
+pub use error::{exit, Error};
+pub use plan::{Plan, PlanOptions, Stage, Step, StepKind};
+pub use spec::Spec;

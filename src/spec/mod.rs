@@ -1,0 +1,372 @@
+//! multiarch.toml: the checked model ([`Spec`]) and how it is loaded.
+//!
+//! Loading reads the file, parses TOML keeping spans, expands the environment
+//! (`${NAME}`), then validates everything (see [`crate::validate`]). Every problem
+//! found is reported at once, each pointing at the file, line and value.
+
+pub mod arch;
+pub mod raw;
+pub mod reference;
+pub mod template;
+pub mod vars;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+pub use arch::{Arch, Builder, Platform};
+pub use template::Template;
+
+use crate::diagnostic::{Problem, SourceFile, SpecErrors};
+use crate::environment::Environment;
+use crate::error::Error;
+
+/// The file name looked for when no `-f` is given.
+pub const FILE_NAME: &str = "multiarch.toml";
+
+/// Files larger than this are refused before parsing: a spec is a few KiB.
+pub const MAX_FILE_SIZE: u64 = 4 * 1024 * 1024;
+
+/// A validated multiarch.toml.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The directory paths in the file are relative to.
+    pub dir: PathBuf,
+    pub source: SourceFile,
+    pub project: Project,
+    /// Every arch the file uses or defines, by name.
+    pub arches: Vec<Arch>,
+    pub default_archs: Vec<String>,
+    pub tags: Tags,
+    pub publish: Publish,
+    pub qemu: Qemu,
+    pub verify: Verify,
+    pub images: Vec<Image>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub registry: Option<String>,
+    pub engine: EngineKind,
+    pub jobs: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub insecure_registries: Vec<String>,
+    pub allow_secret_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    pub fn program(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tags {
+    /// The per-arch reference, e.g. `{repo}/{arch}:{sha}`.
+    pub arch: Template,
+    pub manifest: Vec<ManifestTag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestTag {
+    pub tag: Template,
+    /// Only on these branches, when set.
+    pub branches: Option<Patterns>,
+    /// Only on builds of a git tag.
+    pub when_git_tag: bool,
+    pub span: Range<usize>,
+}
+
+/// A compiled list of globs: `*` does not cross `/`, `**` does.
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    pub patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Patterns {
+    pub fn new(patterns: &[String]) -> Result<Patterns, (usize, globset::Error)> {
+        let mut b = GlobSetBuilder::new();
+        for (i, p) in patterns.iter().enumerate() {
+            b.add(glob(p).map_err(|e| (i, e))?);
+        }
+        let set = b.build().map_err(|e| (0, e))?;
+        Ok(Patterns {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.set.is_match(s)
+    }
+
+    /// The first pattern that matches, for explanations.
+    pub fn matching(&self, s: &str) -> Option<&str> {
+        self.set
+            .matches(s)
+            .first()
+            .map(|&i| self.patterns[i].as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}
+
+pub(crate) fn glob(p: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(p).literal_separator(true).build()
+}
+
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub branches: Patterns,
+    pub tags: Patterns,
+    pub push: PushMode,
+    pub atomic: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushMode {
+    Always,
+    PublishBranches,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    /// The command to register binfmt handlers; `None`: the default for the host.
+    pub setup: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verify {
+    pub enabled: bool,
+    pub command: Vec<String>,
+    pub before_push: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    /// `registry/repository`, or the repository alone without a registry: `{repo}`.
+    pub repo: String,
+    /// The repository as written (default: the name).
+    pub repository: String,
+    /// Relative to the spec's directory.
+    pub context: PathBuf,
+    /// Relative to the spec's directory (context joined with the dockerfile).
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    pub archs: Vec<String>,
+    pub args: Vec<(String, Template)>,
+    pub arch_arg: String,
+    pub labels: Vec<(String, Template)>,
+    pub cache_from: Vec<Template>,
+    /// Globs of the files this image is built from (for `--changed-since`).
+    pub paths: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub timeout: Option<Duration>,
+    /// Overrides `[verify].command` for this image.
+    pub verify_command: Option<Vec<String>>,
+    /// Stdout must contain this, instead of being one of the arch's `uname` answers.
+    pub verify_expect: Option<String>,
+    pub span: Range<usize>,
+    pub name_span: Range<usize>,
+}
+
+impl Spec {
+    /// Load and validate a spec file with the given environment for `${NAME}`.
+    pub fn load(path: &Path, env: &Environment) -> Result<Spec, Error> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::Usage(format!(
+                "{} is a directory; give the path of a multiarch.toml",
+                path.display()
+            )));
+        }
+        if meta.len() > MAX_FILE_SIZE {
+            return Err(Error::Usage(format!(
+                "{} is {} bytes; a multiarch.toml is limited to {} MiB",
+                path.display(),
+                meta.len(),
+                MAX_FILE_SIZE / 1024 / 1024
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::Usage(format!(
+                "{} is not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        let dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Spec::from_str_in(&text, &path.display().to_string(), &dir, env).map(|mut s| {
+            s.path = path.to_path_buf();
+            s
+        })
+    }
+
+    /// Validate spec text as if it were the file `name` in directory `dir`.
+    pub fn from_str_in(
+        text: &str,
+        name: &str,
+        dir: &Path,
+        env: &Environment,
+    ) -> Result<Spec, Error> {
+        let source = SourceFile::new(name, text);
+        let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            let problems = syntax
+                .iter()
+                .map(|e| {
+                    let span = e.span().unwrap_or(0..0);
+                    Problem::new(
+                        "toml-syntax",
+                        span,
+                        format!("TOML syntax error: {}", e.message().trim()),
+                        "here",
+                    )
+                    .help("see https://toml.io for the syntax")
+                })
+                .collect();
+            return Err(Error::Spec(SpecErrors::new(&source, problems)));
+        }
+        let mut reader = raw::Reader::new(text, env);
+        let raw = reader.read(root.get_ref());
+        let mut problems = reader.problems;
+        let spec = crate::validate::validate(raw, &source, dir, &mut problems);
+        if !problems.is_empty() {
+            return Err(Error::Spec(SpecErrors::new(&source, problems)));
+        }
+        spec.map(|mut s| {
+            s.path = dir.join(FILE_NAME);
+            s
+        })
+        .ok_or_else(|| Error::Usage("internal: validation failed without a problem".into()))
+    }
+
+    /// Find the spec: `explicit`, else ./multiarch.toml, else the nearest parent's.
+    pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+        if let Some(p) = explicit {
+            if !p.exists() {
+                return Err(Error::Usage(format!("{} does not exist", p.display())));
+            }
+            return Ok(p.to_path_buf());
+        }
+        let mut dir = Some(cwd);
+        while let Some(d) = dir {
+            let candidate = d.join(FILE_NAME);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            dir = d.parent();
+        }
+        Err(Error::Usage(format!(
+            "no {FILE_NAME} in {} or any parent directory; create one with `multiarch init`, or pass -f FILE",
+            cwd.display()
+        )))
+    }
+
+    pub fn arch(&self, name: &str) -> Option<&Arch> {
+        self.arches.iter().find(|a| a.name == name)
+    }
+
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    /// Line of a byte offset, for messages.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.source.line_col(offset).0
+    }
+}
+
+/// Parse `30m`, `1h30m`, `90s`, `500ms`, `2d` (or a plain number of seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "d" => Duration::from_secs(n.checked_mul(86400)?),
+            _ => return None,
+        };
+        total = total.checked_add(d)?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn patterns_do_not_cross_slashes_with_one_star() {
+        let p = Patterns::new(&["release/*".into(), "hotfix/**".into()]).unwrap();
+        assert!(p.is_match("release/1.2"));
+        assert!(!p.is_match("release/1.2/x"));
+        assert!(p.is_match("hotfix/a/b"));
+        assert_eq!(p.matching("hotfix/a"), Some("hotfix/**"));
+    }
+}

@@ -1,0 +1,326 @@
+//! Docker's image reference grammar (distribution/reference), as far as a pipeline
+//! needs it: `[domain[:port]/]path[:tag][@digest]`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceError {
+    Empty,
+    NameTooLong(usize),
+    Uppercase(String),
+    Component(String),
+    Domain(String),
+    Tag(String),
+    Digest(String),
+}
+
+impl fmt::Display for ReferenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReferenceError::Empty => write!(f, "the reference is empty"),
+            ReferenceError::NameTooLong(n) => {
+                write!(f, "the repository name is {n} characters long (at most 255)")
+            }
+            ReferenceError::Uppercase(c) => {
+                write!(f, "repository path component `{c}` has uppercase letters")
+            }
+            ReferenceError::Component(c) => write!(
+                f,
+                "`{c}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
+            ),
+            ReferenceError::Domain(d) => write!(f, "`{d}` is not a valid registry host[:port]"),
+            ReferenceError::Tag(t) => write!(
+                f,
+                "`{t}` is not a valid tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`)"
+            ),
+            ReferenceError::Digest(d) => write!(f, "`{d}` is not a valid digest"),
+        }
+    }
+}
+
+/// A parsed reference. `domain` is set only when the first component looks like a
+/// host (has `.` or `:`, or is `localhost`), as docker decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub domain: Option<String>,
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl Reference {
+    /// `domain/path` — what `docker push` calls the repository.
+    pub fn repository(&self) -> String {
+        match &self.domain {
+            Some(d) => format!("{d}/{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphanumeric())
+        && tag.len() <= 128
+        && chars.all(|c| c == '_' || c == '.' || c == '-' || c.is_ascii_alphanumeric())
+}
+
+/// One path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn is_valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn is_valid_domain(d: &str) -> bool {
+    let (host, port) = match d.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
+        _ => (d, None),
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    if host.starts_with('[') && host.ends_with(']') {
+        let inner = &host[1..host.len() - 1];
+        return !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+}
+
+fn looks_like_domain(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
+}
+
+/// Parse `[domain/]path[:tag][@sha256:…]`.
+pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => {
+            let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+                !alg.is_empty()
+                    && alg
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && hex.len() >= 32
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            if !ok {
+                return Err(ReferenceError::Digest(d.to_string()));
+            }
+            (r, Some(d.to_string()))
+        }
+        None => (s, None),
+    };
+    // The tag is after the last ':' that comes after the last '/'.
+    let last_slash = rest.rfind('/').map_or(0, |p| p + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(p) => {
+            let t = &rest[last_slash + p + 1..];
+            if !is_valid_tag(t) {
+                return Err(ReferenceError::Tag(t.to_string()));
+            }
+            (&rest[..last_slash + p], Some(t.to_string()))
+        }
+        None => (rest, None),
+    };
+    if name.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if name.len() > 255 {
+        return Err(ReferenceError::NameTooLong(name.len()));
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let domain = if parts.len() > 1 && looks_like_domain(parts[0]) {
+        let d = parts.remove(0);
+        if !is_valid_domain(d) {
+            return Err(ReferenceError::Domain(d.to_string()));
+        }
+        Some(d.to_string())
+    } else {
+        None
+    };
+    for c in &parts {
+        if !is_valid_component(c) {
+            if c.chars().any(|ch| ch.is_ascii_uppercase())
+                && is_valid_component(&c.to_ascii_lowercase())
+            {
+                return Err(ReferenceError::Uppercase(c.to_string()));
+            }
+            return Err(ReferenceError::Component(c.to_string()));
+        }
+    }
+    Ok(Reference {
+        domain,
+        path: parts.join("/"),
+        tag,
+        digest,
+    })
+}
+
+/// Parse a repository (no tag, no digest) such as `127.0.0.1:5000/acme/api`.
+pub fn parse_repository(s: &str) -> Result<Reference, ReferenceError> {
+    let r = parse(s)?;
+    if r.tag.is_some() || r.digest.is_some() {
+        let t = r.tag.unwrap_or_default();
+        return Err(ReferenceError::Component(format!("{}:{t}", r.path)));
+    }
+    Ok(r)
+}
+
+/// Whether a registry host is loopback (always plain HTTP for docker).
+pub fn is_loopback_host(domain: &str) -> bool {
+    let host = if let Some(rest) = domain.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        domain.split(':').next().unwrap_or("")
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// `{branch}` as a tag, the way docker/metadata-action does it: `/` and every
+/// character outside `[A-Za-z0-9_.-]` become `-`, a leading `.` or `-` is dropped,
+/// at most 128 characters.
+pub fn sanitize_tag(s: &str) -> String {
+    let replaced: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = replaced.trim_start_matches(['.', '-']);
+    trimmed.chars().take(128).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_references() {
+        for s in [
+            "busybox",
+            "acme/api",
+            "127.0.0.1:5000/acme/api/arm64v8:0123456",
+            "localhost/x",
+            "localhost:5000/x:latest",
+            "registry.example.com/a/b_c/d__e/f-g--h:V1.2.3_x-y",
+            "reg/acme/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "[::1]:5000/x:y",
+        ] {
+            assert!(parse(s).is_ok(), "{s}: {:?}", parse(s));
+        }
+    }
+
+    #[test]
+    fn invalid_references() {
+        let cases = [
+            ("", ReferenceError::Empty),
+            ("Acme/api", ReferenceError::Uppercase("Acme".into())),
+            ("acme/-api", ReferenceError::Component("-api".into())),
+            ("acme//api", ReferenceError::Component("".into())),
+            ("acme/a..b", ReferenceError::Component("a..b".into())),
+            ("acme/api:.bad", ReferenceError::Tag(".bad".into())),
+            (
+                "acme/api:has space",
+                ReferenceError::Tag("has space".into()),
+            ),
+            (
+                "acme/api:feat/x",
+                ReferenceError::Component("api:feat".into()),
+            ),
+            ("a@sha256:zz", ReferenceError::Digest("sha256:zz".into())),
+            (
+                "bad_host.:5000/x",
+                ReferenceError::Domain("bad_host.:5000".into()),
+            ),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse(s), Err(want), "{s}");
+        }
+        let long_tag = format!("x:{}", "a".repeat(129));
+        assert!(matches!(parse(&long_tag), Err(ReferenceError::Tag(_))));
+        let long_name = format!("{}:t", "a".repeat(256));
+        assert_eq!(parse(&long_name), Err(ReferenceError::NameTooLong(256)));
+    }
+
+    #[test]
+    fn tag_grammar() {
+        assert!(is_valid_tag("latest"));
+        assert!(is_valid_tag("_x.y-z"));
+        assert!(is_valid_tag(&"a".repeat(128)));
+        assert!(!is_valid_tag(&"a".repeat(129)));
+        assert!(!is_valid_tag("-x"));
+        assert!(!is_valid_tag(".x"));
+        assert!(!is_valid_tag(""));
+        assert!(!is_valid_tag("a+b"));
+    }
+
+    #[test]
+    fn branch_sanitising() {
+        assert_eq!(sanitize_tag("feature/login"), "feature-login");
+        assert_eq!(sanitize_tag("feat/$(reboot)"), "feat---reboot-");
+        assert_eq!(sanitize_tag("-.hidden"), "hidden");
+        assert_eq!(sanitize_tag("a b;c\nd"), "a-b-c-d");
+        assert_eq!(sanitize_tag("Ünïcode"), "-n-code".trim_start_matches('-'));
+        assert_eq!(sanitize_tag(&"x".repeat(300)).len(), 128);
+        assert!(is_valid_tag(&sanitize_tag("release/1.2")));
+    }
+
+    #[test]
+    fn loopback() {
+        assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("localhost:5000"));
+        assert!(is_loopback_host("[::1]:5000"));
+        assert!(!is_loopback_host("registry.lan:5000"));
+    }
+}

@@ -1,0 +1,1371 @@
+//! Raw model → [`Spec`]: every semantic check of SPEC.md §1, all problems collected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{closest, did_you_mean, Problem, SourceFile};
+use crate::spec::arch::{self, Arch, Builder, Platform};
+use crate::spec::raw::{RawArchDef, RawFile, RawImage, Sp};
+use crate::spec::reference::{self, is_valid_tag};
+use crate::spec::template::Template;
+use crate::spec::vars::{self, GitValues, Vars};
+use crate::spec::{
+    glob, parse_duration, EngineKind, Image, ManifestTag, Patterns, Project, Publish, PushMode,
+    Qemu, Spec, Tags, Verify,
+};
+
+const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
+const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
+
+/// Check a raw file. Problems are pushed to `problems`; the Spec is returned when
+/// enough of it was well-formed to build one (the caller discards it if any problem
+/// was found).
+pub fn validate(
+    raw: RawFile,
+    source: &SourceFile,
+    dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<Spec> {
+    let mut v = Validator {
+        problems,
+        dir,
+        arches: BTreeMap::new(),
+    };
+    v.run(raw, source)
+}
+
+struct Validator<'a> {
+    problems: &'a mut Vec<Problem>,
+    dir: &'a Path,
+    arches: BTreeMap<String, Arch>,
+}
+
+fn whole(len: usize) -> Range<usize> {
+    0..len.min(1)
+}
+
+impl Validator<'_> {
+    fn push(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+
+    fn run(&mut self, raw: RawFile, source: &SourceFile) -> Option<Spec> {
+        if let Some(v) = &raw.version {
+            if v.value != 1 {
+                self.push(
+                    Problem::new(
+                        "bad-version",
+                        v.span.clone(),
+                        format!("unsupported schema version {}", v.value),
+                        "this multiarch understands version 1",
+                    )
+                    .help("write `version = 1`, or upgrade multiarch"),
+                );
+            }
+        }
+        let project = self.project(&raw);
+        self.arch_defs(&raw.arch_defs);
+        let default_archs = match &raw.default_archs {
+            Some(list) => self.arch_list(list, "archs.default"),
+            None => DEFAULT_ARCHS.iter().map(|s| s.to_string()).collect(),
+        };
+        for name in &default_archs {
+            self.ensure_arch(name);
+        }
+        let tags = self.tags(&raw);
+        let publish = self.publish(&raw);
+        let qemu = Qemu {
+            setup: raw
+                .qemu_setup
+                .as_ref()
+                .and_then(|s| self.command(s, "qemu.setup")),
+        };
+        let verify = self.verify(&raw);
+
+        if raw.images.is_empty() {
+            let span = raw
+                .images_span
+                .clone()
+                .unwrap_or_else(|| whole(source.text().len()));
+            self.push(
+                Problem::new("no-images", span, "no images to build", "no [[image]] here")
+                    .help("add an image:\n[[image]]\nname = \"app\"\ncontext = \".\""),
+            );
+        }
+        let images = self.images(&raw, &project, &default_archs);
+        self.check_dependencies(&raw.images, &images);
+        if let Some(t) = &tags {
+            self.check_references(&project, t, &images);
+        }
+
+        let tags = tags?;
+        Some(Spec {
+            path: PathBuf::new(),
+            dir: self.dir.to_path_buf(),
+            source: source.clone(),
+            project,
+            arches: self.arches.values().cloned().collect(),
+            default_archs,
+            tags,
+            publish: publish?,
+            qemu,
+            verify,
+            images,
+        })
+    }
+
+    fn project(&mut self, raw: &RawFile) -> Project {
+        let p = &raw.project;
+        let engine = match p
+            .engine
+            .as_ref()
+            .map(|e| (e.value.as_str(), e.span.clone()))
+        {
+            None | Some(("docker", _)) => EngineKind::Docker,
+            Some(("podman", _)) => EngineKind::Podman,
+            Some((other, span)) => {
+                self.push(
+                    Problem::new(
+                        "unknown-engine",
+                        span,
+                        format!("unknown engine `{other}`"),
+                        "not an engine multiarch drives",
+                    )
+                    .help(
+                        did_you_mean(other, ["docker", "podman"])
+                            .unwrap_or_else(|| "engine is \"docker\" or \"podman\"".into()),
+                    ),
+                );
+                EngineKind::Docker
+            }
+        };
+        let jobs = p.jobs.as_ref().and_then(|j| {
+            if j.value < 1 || j.value > 1024 {
+                self.push(
+                    Problem::new("bad-jobs", j.span.clone(), format!("`jobs = {}` is out of range", j.value), "must be between 1 and 1024")
+                        .help("jobs is how many steps run at once; leave it out to use the number of CPUs"),
+                );
+                None
+            } else {
+                Some(j.value as usize)
+            }
+        });
+        let retries = p.retries.as_ref().and_then(|r| {
+            if !(0..=20).contains(&r.value) {
+                self.push(
+                    Problem::new(
+                        "bad-retries",
+                        r.span.clone(),
+                        format!("`retries = {}` is out of range", r.value),
+                        "must be between 0 and 20",
+                    )
+                    .help("retries of a transient registry failure; 3 is a good value"),
+                );
+                None
+            } else {
+                Some(r.value as u32)
+            }
+        });
+        let timeout = p.timeout.as_ref().and_then(|t| self.duration(t));
+        let registry = p.registry.as_ref().and_then(|r| {
+            let value = r.value.trim_end_matches('/').to_string();
+            match reference::parse_repository(&value) {
+                Ok(_) => Some(value),
+                Err(e) => {
+                    self.push(
+                        Problem::new("bad-registry", r.span.clone(), format!("invalid registry `{value}`: {e}"), "not a registry prefix")
+                            .help("a registry prefix is `host[:port][/namespace]`, lowercase, e.g. \"127.0.0.1:5000/acme\""),
+                    );
+                    None
+                }
+            }
+        });
+        let mut insecure = Vec::new();
+        for r in &p.insecure_registries {
+            let ok = reference::parse(&format!("{}/x", r.value))
+                .is_ok_and(|x| x.domain.as_deref() == Some(r.value.as_str()));
+            if ok {
+                insecure.push(r.value.clone());
+            } else {
+                self.push(
+                    Problem::new(
+                        "bad-registry",
+                        r.span.clone(),
+                        format!("`{}` is not a registry host", r.value),
+                        "expected host[:port]",
+                    )
+                    .help("for example \"registry.lan:5000\""),
+                );
+            }
+        }
+        let mut allow = Vec::new();
+        for a in &p.allow_secret_args {
+            allow.push(a.value.clone());
+        }
+        Project {
+            registry,
+            engine,
+            jobs,
+            timeout,
+            retries,
+            insecure_registries: insecure,
+            allow_secret_args: allow,
+        }
+    }
+
+    fn duration(&mut self, t: &Sp<String>) -> Option<std::time::Duration> {
+        match parse_duration(&t.value) {
+            Some(d) if !d.is_zero() => Some(d),
+            _ => {
+                self.push(
+                    Problem::new(
+                        "bad-duration",
+                        t.span.clone(),
+                        format!("`{}` is not a duration", t.value),
+                        "not a duration",
+                    )
+                    .help("write a number with a unit: \"90s\", \"30m\", \"1h30m\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn arch_defs(&mut self, defs: &[RawArchDef]) {
+        for d in defs {
+            let name = &d.name.value;
+            if !is_arch_name(name) {
+                self.push(
+                    Problem::new("bad-arch-name", d.name.span.clone(), format!("`{name}` is not a valid arch name"), "invalid name")
+                        .help("arch names are lowercase letters, digits, `.`, `_` and `-` (they appear in image references)"),
+                );
+                continue;
+            }
+            let base = arch::builtin(name);
+            let platform = match &d.platform {
+                Some(p) => match Platform::parse(&p.value) {
+                    Ok(pl) => Some(pl),
+                    Err(e) => {
+                        self.bad_platform(&p.value, p.span.clone(), &e);
+                        continue;
+                    }
+                },
+                None => base.as_ref().map(|b| b.platform.clone()),
+            };
+            let Some(platform) = platform else {
+                self.push(
+                    Problem::new("missing-key", d.span.clone(), format!("arch `{name}` needs a `platform`"), "no platform")
+                        .help("a new arch needs its OCI platform and `uname -m` answers: platform = \"linux/arm/v7\", uname = [\"armv7l\"]"),
+                );
+                continue;
+            };
+            let uname = match &d.uname {
+                Some(u) if u.is_empty() => {
+                    self.push(
+                        Problem::new(
+                            "empty-list",
+                            d.span.clone(),
+                            format!("arch `{name}` has an empty `uname` list"),
+                            "no accepted answers",
+                        )
+                        .help("list what `uname -m` prints on this arch, e.g. [\"armv7l\"]"),
+                    );
+                    continue;
+                }
+                Some(u) => u.iter().map(|s| s.value.clone()).collect(),
+                None => match (
+                    &base,
+                    arch::builtin_for_platform(&platform).and_then(arch::builtin),
+                ) {
+                    (Some(b), _) if b.platform == platform => b.uname.clone(),
+                    (_, Some(b)) => b.uname.clone(),
+                    _ => {
+                        self.push(
+                            Problem::new("missing-key", d.span.clone(), format!("arch `{name}` needs `uname`"), "no uname answers")
+                                .help("list what `uname -m` prints on this arch, e.g. uname = [\"armv7l\"]"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let builder = match (&d.builder, &d.docker_context) {
+                (Some(b), Some(c)) => {
+                    self.push(
+                        Problem::new(
+                            "conflict",
+                            c.span.clone(),
+                            format!("arch `{name}` has both `builder` and `docker_context`"),
+                            "second engine choice",
+                        )
+                        .related(b.span.clone(), "first engine choice")
+                        .help(
+                            "keep one: a DOCKER_HOST-style `builder`, or a named `docker_context`",
+                        ),
+                    );
+                    None
+                }
+                (Some(b), None) => {
+                    let ok = ["unix://", "tcp://", "ssh://", "npipe://", "fd://"]
+                        .iter()
+                        .any(|s| b.value.starts_with(s) && b.value.len() > s.len());
+                    if !ok {
+                        self.push(
+                            Problem::new("bad-builder", b.span.clone(), format!("`{}` is not an engine endpoint", b.value), "expected unix://, tcp:// or ssh://")
+                                .help("for example \"ssh://builder@arm64-1\" or \"unix:///run/arm64/docker.sock\""),
+                        );
+                    }
+                    Some(Builder::Host(b.value.clone()))
+                }
+                (None, Some(c)) => {
+                    if c.value.is_empty() {
+                        self.push(
+                            Problem::new(
+                                "empty-value",
+                                c.span.clone(),
+                                "empty docker context name",
+                                "empty",
+                            )
+                            .help("name a context from `docker context ls`"),
+                        );
+                    }
+                    Some(Builder::Context(c.value.clone()))
+                }
+                (None, None) => base.as_ref().and_then(|b| b.builder.clone()),
+            };
+            let mut uname: Vec<String> = uname;
+            if builder.is_some() && platform.arch == "arm" && !uname.iter().any(|u| u == "aarch64")
+            {
+                // 32-bit arm built on an arm64 machine reports the kernel's aarch64.
+                uname.push("aarch64".into());
+            }
+            self.arches.insert(
+                name.clone(),
+                Arch {
+                    name: name.clone(),
+                    platform,
+                    uname,
+                    builder,
+                },
+            );
+        }
+    }
+
+    fn bad_platform(&mut self, value: &str, span: Range<usize>, e: &arch::PlatformError) {
+        let help = match e {
+            arch::PlatformError::Arch(a) => did_you_mean(a, arch::OCI_ARCHES.iter().copied())
+                .unwrap_or_else(|| format!("architectures: {}", arch::OCI_ARCHES.join(", "))),
+            arch::PlatformError::Os(o) => did_you_mean(o, arch::OCI_OSES.iter().copied())
+                .unwrap_or_else(|| "the os is usually `linux`".into()),
+            _ => "an OCI platform is os/arch[/variant], e.g. \"linux/arm64\" or \"linux/arm/v7\""
+                .into(),
+        };
+        self.push(
+            Problem::new(
+                "bad-platform",
+                span,
+                format!("invalid platform `{value}`: {e}"),
+                "not an OCI platform",
+            )
+            .help(help),
+        );
+    }
+
+    /// Make sure a built-in arch used by name is in the table.
+    fn ensure_arch(&mut self, name: &str) {
+        if !self.arches.contains_key(name) {
+            if let Some(b) = arch::builtin(name) {
+                self.arches.insert(name.to_string(), b);
+            }
+        }
+    }
+
+    /// Resolve an arch written in the file (a name or a platform string).
+    fn resolve_arch(&mut self, s: &Sp<String>) -> Option<String> {
+        let name = s.value.as_str();
+        if self.arches.contains_key(name) || arch::builtin(name).is_some() {
+            self.ensure_arch(name);
+            return Some(name.to_string());
+        }
+        if name.contains('/') {
+            return match Platform::parse(name) {
+                Ok(p) => {
+                    if let Some(custom) = self.arches.values().find(|a| a.platform == p) {
+                        return Some(custom.name.clone());
+                    }
+                    match arch::builtin_for_platform(&p) {
+                        Some(b) => {
+                            self.ensure_arch(b);
+                            Some(b.to_string())
+                        }
+                        None => {
+                            self.push(
+                                Problem::new(
+                                    "unnamed-platform",
+                                    s.span.clone(),
+                                    format!("platform `{p}` has no built-in arch name"),
+                                    "needs a name",
+                                )
+                                .help(format!(
+                                    "name it: [arch.NAME] platform = \"{p}\", uname = [\"…\"]"
+                                )),
+                            );
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.bad_platform(name, s.span.clone(), &e);
+                    None
+                }
+            };
+        }
+        let known: Vec<String> = arch::builtin_names()
+            .map(str::to_string)
+            .chain(self.arches.keys().cloned())
+            .collect();
+        let help = match arch::alias(name) {
+            Some(a) => Some(format!("did you mean `{a}` ({})? multiarch uses the Docker official-image names", arch::builtin(a).map(|b| b.platform.to_string()).unwrap_or_default())),
+            None => did_you_mean(name, known.iter().map(String::as_str)),
+        }
+        .unwrap_or_else(|| format!("known arches: {}; or write a platform such as \"linux/arm64\", or define [arch.{name}]", known.join(", ")));
+        self.push(
+            Problem::new(
+                "unknown-arch",
+                s.span.clone(),
+                format!("unknown arch `{name}`"),
+                "not a known arch",
+            )
+            .help(help),
+        );
+        None
+    }
+
+    fn arch_list(&mut self, list: &Sp<Vec<Sp<String>>>, key: &str) -> Vec<String> {
+        if list.value.is_empty() {
+            self.push(
+                Problem::new(
+                    "empty-matrix",
+                    list.span.clone(),
+                    format!("`{key}` is empty: nothing would be built"),
+                    "no arches",
+                )
+                .help("list at least one arch, e.g. [\"amd64\", \"arm64v8\"]"),
+            );
+            return Vec::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        for s in &list.value {
+            if let Some(name) = self.resolve_arch(s) {
+                if let Some(first) = seen.get(&name) {
+                    self.push(
+                        Problem::new(
+                            "duplicate-arch",
+                            s.span.clone(),
+                            format!("arch `{name}` is listed twice"),
+                            "duplicate",
+                        )
+                        .related(first.clone(), "first here")
+                        .help("platform strings are normalised to arch names: remove one"),
+                    );
+                    continue;
+                }
+                seen.insert(name.clone(), s.span.clone());
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    fn tags(&mut self, raw: &RawFile) -> Option<Tags> {
+        let arch_t = match &raw.tags_arch {
+            Some(t) => {
+                let allowed: Vec<&str> = vars::IMAGE_VARS
+                    .iter()
+                    .chain(vars::ARCH_VARS)
+                    .chain(vars::GIT_VARS)
+                    .copied()
+                    .collect();
+                self.check_vars(t, &allowed, "the per-arch reference", false);
+                if !t.uses("arch") && !t.uses("platform") {
+                    self.push(
+                        Problem::new("arch-missing-from-reference", t.span.clone(), "the per-arch reference does not contain `{arch}`", "every arch would get the same reference")
+                            .help("include the arch, e.g. \"{repo}/{arch}:{sha}\" or \"{repo}:{sha}-{arch}\""),
+                    );
+                }
+                t.clone()
+            }
+            None => default_arch_template(),
+        };
+        let mut manifest = Vec::new();
+        match &raw.tags_manifest {
+            Some(list) => {
+                if list.value.is_empty() {
+                    self.push(
+                        Problem::new("empty-list", list.span.clone(), "`tags.manifest` is empty: no list would be published", "no tags")
+                            .help("list at least one tag, e.g. [\"{sha}\", \"latest\"], or set [publish] push = \"always\" and branches = [] to push per-arch images only"),
+                    );
+                }
+                let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+                for m in &list.value {
+                    let allowed: Vec<&str> = vars::IMAGE_VARS
+                        .iter()
+                        .chain(vars::GIT_VARS)
+                        .copied()
+                        .collect();
+                    self.check_vars(&m.tag, &allowed, "a manifest tag", false);
+                    let shown = m.tag.display();
+                    if let Some(first) = seen.get(&shown) {
+                        self.push(
+                            Problem::new(
+                                "duplicate-tag",
+                                m.tag.span.clone(),
+                                format!("manifest tag `{shown}` is listed twice"),
+                                "duplicate",
+                            )
+                            .related(first.clone(), "first here")
+                            .help("remove one of them"),
+                        );
+                    }
+                    seen.insert(shown, m.tag.span.clone());
+                    let branches = m
+                        .branches
+                        .as_ref()
+                        .and_then(|b| self.patterns(b, "branches"));
+                    let when_git_tag = match &m.when {
+                        None => false,
+                        Some(w) if w.value == "git-tag" => true,
+                        Some(w) => {
+                            self.push(
+                                Problem::new("bad-when", w.span.clone(), format!("unknown condition `{}`", w.value), "not a condition")
+                                    .help("`when = \"git-tag\"` publishes the tag only on builds of a git tag; use `branches = [...]` for branches"),
+                            );
+                            false
+                        }
+                    };
+                    manifest.push(ManifestTag {
+                        tag: m.tag.clone(),
+                        branches,
+                        when_git_tag,
+                        span: m.span.clone(),
+                    });
+                }
+            }
+            None => {
+                for t in ["{sha}", "latest"] {
+                    manifest.push(ManifestTag {
+                        tag: literal_template(t),
+                        branches: None,
+                        when_git_tag: false,
+                        span: 0..0,
+                    });
+                }
+            }
+        }
+        Some(Tags {
+            arch: arch_t,
+            manifest,
+        })
+    }
+
+    fn check_vars(&mut self, t: &Template, allowed: &[&str], what: &str, allow_images: bool) {
+        for (name, span) in t.vars() {
+            if let Some(other) = name.strip_prefix("image.") {
+                if !allow_images {
+                    self.push(
+                        Problem::new("var-not-here", span.clone(), format!("`{{{name}}}` cannot be used in {what}"), "not available here")
+                            .help("`{image.OTHER}` is for build args, labels and cache_from of an image that depends on OTHER"),
+                    );
+                } else if other.is_empty() {
+                    self.push(
+                        Problem::new(
+                            "unknown-variable",
+                            span.clone(),
+                            "`{image.}` names no image",
+                            "no image name",
+                        )
+                        .help("write `{image.NAME}` with an image of `depends_on`"),
+                    );
+                }
+                continue;
+            }
+            if allowed.contains(&name) {
+                continue;
+            }
+            let known = vars::all_names().any(|n| n == name);
+            if known {
+                let help = if vars::ARCH_VARS.contains(&name) {
+                    "a list spans every arch; per-arch values belong in [tags] arch".to_string()
+                } else {
+                    format!(
+                        "available here: {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                };
+                self.push(
+                    Problem::new(
+                        "var-not-here",
+                        span.clone(),
+                        format!("`{{{name}}}` has no value in {what}"),
+                        "not available here",
+                    )
+                    .help(help),
+                );
+            } else {
+                let help = closest(name, vars::all_names())
+                    .map(|c| format!("did you mean `{{{c}}}`?"))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "variables: {} {{image.NAME}}; write `{{{{` and `}}}}` for literal braces",
+                            vars::all_names().map(|a| format!("{{{a}}}")).collect::<Vec<_>>().join(" ")
+                        )
+                    });
+                self.push(
+                    Problem::new(
+                        "unknown-variable",
+                        span.clone(),
+                        format!("unknown template variable `{{{name}}}`"),
+                        "unknown variable",
+                    )
+                    .help(help),
+                );
+            }
+        }
+    }
+
+    fn patterns(&mut self, list: &[Sp<String>], key: &str) -> Option<Patterns> {
+        let mut ok = true;
+        for p in list {
+            if let Err(e) = glob(&p.value) {
+                ok = false;
+                self.push(
+                    Problem::new("bad-glob", p.span.clone(), format!("invalid glob `{}`: {}", p.value, glob_error(&e)), "invalid pattern")
+                        .help("`*` matches within one path segment, `**` across `/`, `{a,b}` alternatives, `[ab]` classes"),
+                );
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let values: Vec<String> = list.iter().map(|p| p.value.clone()).collect();
+        Patterns::new(&values).ok().or_else(|| {
+            let _ = key;
+            None
+        })
+    }
+
+    fn publish(&mut self, raw: &RawFile) -> Option<Publish> {
+        let p = &raw.publish;
+        let branches = match &p.branches {
+            Some(b) => self.patterns(b, "publish.branches"),
+            None => Patterns::new(&["main".into(), "master".into()]).ok(),
+        };
+        let tags = match &p.tags {
+            Some(t) => self.patterns(t, "publish.tags"),
+            None => Patterns::new(&[]).ok(),
+        };
+        let push = match p.push.as_ref().map(|s| (s.value.as_str(), s.span.clone())) {
+            None | Some(("always", _)) => PushMode::Always,
+            Some(("publish-branches", _)) => PushMode::PublishBranches,
+            Some(("never", _)) => PushMode::Never,
+            Some((other, span)) => {
+                let opts = ["always", "publish-branches", "never"];
+                self.push(
+                    Problem::new(
+                        "unknown-push-mode",
+                        span,
+                        format!("unknown push mode `{other}`"),
+                        "not a push mode",
+                    )
+                    .help(did_you_mean(other, opts).unwrap_or_else(|| {
+                        "push is \"always\", \"publish-branches\" or \"never\"".into()
+                    })),
+                );
+                PushMode::Always
+            }
+        };
+        Some(Publish {
+            branches: branches?,
+            tags: tags?,
+            push,
+            atomic: p.atomic.as_ref().is_some_and(|a| a.value),
+        })
+    }
+
+    fn command(&mut self, c: &Sp<Vec<Sp<String>>>, key: &str) -> Option<Vec<String>> {
+        if c.value.is_empty() || c.value[0].value.trim().is_empty() {
+            self.push(
+                Problem::new("empty-command", c.span.clone(), format!("`{key}` is an empty command"), "nothing to run")
+                    .help("a command is an argv list, e.g. [\"uname\", \"-m\"]; it is never run through a shell"),
+            );
+            return None;
+        }
+        Some(c.value.iter().map(|s| s.value.clone()).collect())
+    }
+
+    fn verify(&mut self, raw: &RawFile) -> Verify {
+        let v = &raw.verify;
+        let command = v
+            .command
+            .as_ref()
+            .and_then(|c| self.command(c, "verify.command"))
+            .unwrap_or_else(|| vec!["uname".into(), "-m".into()]);
+        Verify {
+            enabled: v.enabled.as_ref().is_none_or(|e| e.value),
+            command,
+            before_push: v.before_push.as_ref().is_none_or(|e| e.value),
+        }
+    }
+
+    fn images(&mut self, raw: &RawFile, project: &Project, default_archs: &[String]) -> Vec<Image> {
+        let mut out: Vec<Image> = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut repos: HashMap<String, Range<usize>> = HashMap::new();
+        for ri in &raw.images {
+            let Some(name) = &ri.name else {
+                self.push(
+                    Problem::new(
+                        "missing-key",
+                        ri.span.clone(),
+                        "an image needs a `name`",
+                        "no name",
+                    )
+                    .help("add `name = \"app\"` (lowercase letters, digits, `.`, `_`, `-`)"),
+                );
+                continue;
+            };
+            if !is_image_name(&name.value) {
+                let lower = name.value.to_ascii_lowercase();
+                let help = if is_image_name(&lower) {
+                    format!("names are lowercase: did you mean `{lower}`?")
+                } else {
+                    "names match [a-z0-9][a-z0-9._-]*".into()
+                };
+                self.push(
+                    Problem::new(
+                        "bad-image-name",
+                        name.span.clone(),
+                        format!("invalid image name `{}`", name.value),
+                        "invalid name",
+                    )
+                    .help(help),
+                );
+                continue;
+            }
+            if let Some(first) = names.get(&name.value) {
+                self.push(
+                    Problem::new(
+                        "duplicate-image",
+                        name.span.clone(),
+                        format!("image `{}` is defined twice", name.value),
+                        "second definition",
+                    )
+                    .related(first.clone(), "first defined here")
+                    .help("image names are unique; rename or remove one"),
+                );
+                continue;
+            }
+            names.insert(name.value.clone(), name.span.clone());
+            if let Some(img) = self.image(ri, name, project, default_archs) {
+                if let Some(first) = repos.get(&img.repo) {
+                    let span = ri
+                        .repository
+                        .as_ref()
+                        .map_or(name.span.clone(), |r| r.span.clone());
+                    self.push(
+                        Problem::new(
+                            "duplicate-repository",
+                            span,
+                            format!("two images push to `{}`", img.repo),
+                            "same repository",
+                        )
+                        .related(first.clone(), "also used here")
+                        .help("give each image its own `repository`"),
+                    );
+                }
+                repos.insert(
+                    img.repo.clone(),
+                    ri.repository
+                        .as_ref()
+                        .map_or(name.span.clone(), |r| r.span.clone()),
+                );
+                out.push(img);
+            }
+        }
+        out
+    }
+
+    fn image(
+        &mut self,
+        ri: &RawImage,
+        name: &Sp<String>,
+        project: &Project,
+        default_archs: &[String],
+    ) -> Option<Image> {
+        let repository = ri
+            .repository
+            .as_ref()
+            .map_or(name.value.clone(), |r| r.value.clone());
+        let repo = match &project.registry {
+            Some(reg) => format!("{reg}/{repository}"),
+            None => repository.clone(),
+        };
+        let mut ok = true;
+        if let Err(e) = reference::parse_repository(&repo) {
+            ok = false;
+            let span = ri
+                .repository
+                .as_ref()
+                .map_or(name.span.clone(), |r| r.span.clone());
+            self.push(
+                Problem::new("bad-repository", span, format!("`{repo}` is not a valid repository: {e}"), "invalid repository")
+                    .help("repositories are lowercase path components separated by `/`, e.g. \"acme/api\""),
+            );
+        }
+        let context_rel = PathBuf::from(ri.context.as_ref().map_or(".", |c| c.value.as_str()));
+        let dockerfile_name = ri
+            .dockerfile
+            .as_ref()
+            .map_or("Dockerfile", |d| d.value.as_str());
+        let dockerfile_rel = context_rel.join(dockerfile_name);
+        let context_abs = self.dir.join(&context_rel);
+        if let Some(c) = &ri.context {
+            if !context_abs.is_dir() {
+                ok = false;
+                self.push(
+                    Problem::new(
+                        "missing-context",
+                        c.span.clone(),
+                        format!("build context `{}` is not a directory", c.value),
+                        "no such directory",
+                    )
+                    .help(format!(
+                        "paths are relative to the directory of multiarch.toml ({})",
+                        self.dir.display()
+                    )),
+                );
+            }
+        }
+        if context_abs.is_dir() && !self.dir.join(&dockerfile_rel).is_file() {
+            ok = false;
+            let span = ri
+                .dockerfile
+                .as_ref()
+                .map_or(name.span.clone(), |d| d.span.clone());
+            let found: Vec<String> = std::fs::read_dir(&context_abs)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| {
+                            n.contains("Dockerfile")
+                                || n.contains("dockerfile")
+                                || n.ends_with("Containerfile")
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let help = match closest(dockerfile_name, found.iter().map(String::as_str)) {
+                Some(f) => format!("did you mean `{f}`?"),
+                None => format!(
+                    "`dockerfile` is relative to the context ({}); no Dockerfile there",
+                    context_rel.display()
+                ),
+            };
+            self.push(
+                Problem::new(
+                    "missing-dockerfile",
+                    span,
+                    format!("no Dockerfile at `{}`", dockerfile_rel.display()),
+                    "not found",
+                )
+                .help(help),
+            );
+        }
+        if let Some(t) = &ri.target {
+            if !is_arg_name_like(&t.value) {
+                self.push(
+                    Problem::new(
+                        "bad-target",
+                        t.span.clone(),
+                        format!("`{}` is not a valid build stage name", t.value),
+                        "invalid stage",
+                    )
+                    .help("stage names are letters, digits, `_`, `-` and `.`"),
+                );
+            }
+        }
+        let archs = match &ri.archs {
+            Some(list) => self.arch_list(list, "archs"),
+            None => default_archs.to_vec(),
+        };
+        let arch_arg = match &ri.arch_arg {
+            Some(a) if !is_build_arg_name(&a.value) => {
+                self.push(
+                    Problem::new(
+                        "bad-build-arg",
+                        a.span.clone(),
+                        format!("`{}` is not a valid build-arg name", a.value),
+                        "invalid name",
+                    )
+                    .help("build-arg names are letters, digits and `_`, not starting with a digit"),
+                );
+                "ARCH".to_string()
+            }
+            Some(a) => a.value.clone(),
+            None => "ARCH".to_string(),
+        };
+        let allowed: Vec<&str> = vars::IMAGE_VARS
+            .iter()
+            .chain(vars::ARCH_VARS)
+            .chain(vars::GIT_VARS)
+            .copied()
+            .collect();
+        for (k, v) in &ri.args {
+            if !is_build_arg_name(&k.value) {
+                self.push(Problem::new("bad-build-arg", k.span.clone(), format!("`{}` is not a valid build-arg name", k.value), "invalid name").help("build-arg names are letters, digits and `_`, not starting with a digit (what `ARG NAME` accepts)"));
+            } else if k.value == arch_arg {
+                self.push(
+                    Problem::new(
+                        "conflict",
+                        k.span.clone(),
+                        format!(
+                            "build arg `{}` is set by multiarch to the arch name",
+                            k.value
+                        ),
+                        "set by multiarch",
+                    )
+                    .help("remove it, or set `arch_arg` to another name"),
+                );
+            } else if looks_secret(&k.value) && !project.allow_secret_args.contains(&k.value) {
+                self.push(
+                    Problem::new("secret-build-arg", k.span.clone(), format!("build arg `{}` looks like a secret", k.value), "would be stored in the image")
+                        .help(format!("build-arg values are recorded in the image history for anyone who pulls it; pass secrets another way, or if this is not a secret add it to [project] allow_secret_args = [\"{}\"]", k.value)),
+                );
+            }
+            self.check_vars(v, &allowed, "a build arg", true);
+        }
+        for (k, v) in &ri.labels {
+            if k.value.is_empty()
+                || k.value.contains('=')
+                || k.value.chars().any(char::is_whitespace)
+            {
+                self.push(Problem::new("bad-label", k.span.clone(), format!("`{}` is not a valid label key", k.value), "invalid key").help("label keys are non-empty, without `=` or spaces, e.g. \"org.opencontainers.image.vendor\""));
+            }
+            self.check_vars(v, &allowed, "a label", true);
+        }
+        for c in &ri.cache_from {
+            self.check_vars(c, &allowed, "cache_from", true);
+        }
+        let paths = match &ri.paths {
+            Some(p) => {
+                self.patterns(p, "paths");
+                p.iter().map(|s| s.value.clone()).collect()
+            }
+            None => {
+                let ctx = context_rel
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string();
+                let mut v = vec![if ctx.is_empty() || ctx == "." {
+                    "**".to_string()
+                } else {
+                    format!("{ctx}/**")
+                }];
+                v.push(
+                    dockerfile_rel
+                        .to_string_lossy()
+                        .trim_start_matches("./")
+                        .to_string(),
+                );
+                v
+            }
+        };
+        let timeout = ri.timeout.as_ref().and_then(|t| self.duration(t));
+        let verify_command = ri
+            .verify_command
+            .as_ref()
+            .and_then(|c| self.command(c, "verify.command"));
+        if let Some(e) = &ri.verify_expect {
+            if e.value.trim().is_empty() {
+                self.push(
+                    Problem::new(
+                        "empty-value",
+                        e.span.clone(),
+                        "`expect` is empty: every output would match",
+                        "empty",
+                    )
+                    .help("write what the command's output must contain, e.g. \"api 1.\""),
+                );
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Image {
+            name: name.value.clone(),
+            repo,
+            repository,
+            context: context_rel,
+            dockerfile: dockerfile_rel,
+            target: ri.target.as_ref().map(|t| t.value.clone()),
+            archs,
+            args: ri
+                .args
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+            arch_arg,
+            labels: ri
+                .labels
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+            cache_from: ri.cache_from.clone(),
+            paths,
+            depends_on: ri.depends_on.iter().map(|d| d.value.clone()).collect(),
+            timeout,
+            verify_command,
+            verify_expect: ri.verify_expect.as_ref().map(|e| e.value.clone()),
+            span: ri.span.clone(),
+            name_span: name.span.clone(),
+        })
+    }
+
+    fn check_dependencies(&mut self, raw: &[RawImage], images: &[Image]) {
+        let all_names: BTreeSet<&str> = raw
+            .iter()
+            .filter_map(|r| r.name.as_ref())
+            .map(|n| n.value.as_str())
+            .collect();
+        let mut edges: BTreeMap<&str, Vec<(&str, Range<usize>)>> = BTreeMap::new();
+        let mut name_span: BTreeMap<&str, Range<usize>> = BTreeMap::new();
+        for ri in raw {
+            let Some(name) = &ri.name else { continue };
+            name_span
+                .entry(name.value.as_str())
+                .or_insert(name.span.clone());
+            let mut seen = BTreeSet::new();
+            for d in &ri.depends_on {
+                if d.value == name.value {
+                    self.push(
+                        Problem::new(
+                            "self-dependency",
+                            d.span.clone(),
+                            format!("image `{}` depends on itself", d.value),
+                            "itself",
+                        )
+                        .help("remove it from depends_on"),
+                    );
+                    continue;
+                }
+                if !all_names.contains(d.value.as_str()) {
+                    let help =
+                        did_you_mean(&d.value, all_names.iter().copied()).unwrap_or_else(|| {
+                            format!(
+                                "images in this file: {}",
+                                all_names.iter().copied().collect::<Vec<_>>().join(", ")
+                            )
+                        });
+                    self.push(
+                        Problem::new(
+                            "unknown-dependency",
+                            d.span.clone(),
+                            format!("unknown image `{}` in depends_on", d.value),
+                            "no such image",
+                        )
+                        .help(help),
+                    );
+                    continue;
+                }
+                if !seen.insert(d.value.as_str()) {
+                    self.push(
+                        Problem::new(
+                            "duplicate-dependency",
+                            d.span.clone(),
+                            format!("`{}` is listed twice in depends_on", d.value),
+                            "duplicate",
+                        )
+                        .help("remove one"),
+                    );
+                    continue;
+                }
+                edges
+                    .entry(name.value.as_str())
+                    .or_default()
+                    .push((d.value.as_str(), d.span.clone()));
+            }
+        }
+        // Cycles: DFS with colours; report each cycle once, naming every member.
+        let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+        let mut stack: Vec<(&str, Range<usize>)> = Vec::new();
+        let mut reported: BTreeSet<Vec<&str>> = BTreeSet::new();
+        let nodes: Vec<&str> = edges.keys().copied().collect();
+        for n in nodes {
+            self.dfs(n, &edges, &mut state, &mut stack, &mut reported);
+        }
+        // `{image.X}`: X must be a dependency that has every arch of this image.
+        for img in images {
+            let templates = img
+                .args
+                .iter()
+                .map(|(_, t)| t)
+                .chain(img.labels.iter().map(|(_, t)| t))
+                .chain(img.cache_from.iter());
+            for t in templates {
+                for (var, span) in t.vars() {
+                    let Some(other) = var.strip_prefix("image.") else {
+                        continue;
+                    };
+                    if other.is_empty() {
+                        continue;
+                    }
+                    if !img.depends_on.iter().any(|d| d == other) {
+                        let help = if all_names.contains(other) {
+                            format!("add it: depends_on = [\"{other}\"], so it is built first")
+                        } else {
+                            did_you_mean(other, img.depends_on.iter().map(String::as_str))
+                                .unwrap_or_else(|| {
+                                    format!("`{other}` is not an image of this file")
+                                })
+                        };
+                        self.push(
+                            Problem::new(
+                                "image-var-not-dependency",
+                                span.clone(),
+                                format!("`{{image.{other}}}` needs `{other}` in depends_on"),
+                                "not a dependency",
+                            )
+                            .help(help),
+                        );
+                        continue;
+                    }
+                    if let Some(o) = images.iter().find(|i| i.name == other) {
+                        let missing: Vec<&str> = img
+                            .archs
+                            .iter()
+                            .filter(|a| !o.archs.contains(a))
+                            .map(String::as_str)
+                            .collect();
+                        if !missing.is_empty() {
+                            self.push(
+                                Problem::new("image-var-arch", span.clone(), format!("`{other}` is not built for {}", missing.join(", ")), "no such arch there")
+                                    .help(format!("build `{other}` for every arch of `{}`, or narrow `{}`'s archs", img.name, img.name)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let _ = name_span;
+    }
+
+    fn dfs<'n>(
+        &mut self,
+        n: &'n str,
+        edges: &BTreeMap<&'n str, Vec<(&'n str, Range<usize>)>>,
+        state: &mut BTreeMap<&'n str, u8>,
+        stack: &mut Vec<(&'n str, Range<usize>)>,
+        reported: &mut BTreeSet<Vec<&'n str>>,
+    ) {
+        match state.get(n) {
+            Some(2) => return,
+            Some(1) => return,
+            _ => {}
+        }
+        state.insert(n, 1);
+        for (d, span) in edges.get(n).map(Vec::as_slice).unwrap_or(&[]) {
+            stack.push((n, span.clone()));
+            match state.get(d) {
+                Some(1) => {
+                    let start = stack.iter().position(|(x, _)| x == d).unwrap_or(0);
+                    let members: Vec<&str> = stack[start..].iter().map(|(x, _)| *x).collect();
+                    let mut key = members.clone();
+                    key.sort_unstable();
+                    if reported.insert(key) {
+                        let mut circle: Vec<&str> = members.clone();
+                        circle.push(d);
+                        let text = circle.join(" → ");
+                        let mut p = Problem::new("dependency-cycle", span.clone(), format!("dependency cycle: {text}"), format!("`{n}` depends on `{d}`, closing the cycle"))
+                            .help("an image cannot be built before itself: remove one of these depends_on entries");
+                        for (x, s) in &stack[start..stack.len() - 1] {
+                            p = p.related(s.clone(), format!("`{x}` depends on the next"));
+                        }
+                        self.push(p);
+                    }
+                }
+                Some(2) => {}
+                _ => self.dfs(d, edges, state, stack, reported),
+            }
+            stack.pop();
+        }
+        state.insert(n, 2);
+    }
+
+    /// Render every per-arch reference and manifest tag with placeholder git values
+    /// and check them against docker's grammar.
+    fn check_references(&mut self, project: &Project, tags: &Tags, images: &[Image]) {
+        let git = GitValues::placeholder();
+        let mut reported = BTreeSet::new();
+        let mut seen: HashMap<String, (String, String)> = HashMap::new();
+        for img in images {
+            for a in &img.archs {
+                let Some(arch) = self.arches.get(a) else {
+                    continue;
+                };
+                let platform = arch.platform.to_string();
+                let vars = Vars {
+                    registry: project.registry.as_deref(),
+                    repo: &img.repo,
+                    name: &img.name,
+                    arch: Some(a),
+                    platform: Some(platform),
+                    git: &git,
+                    images: None,
+                };
+                let Ok(r) = tags.arch.render(|n| vars.get(n)) else {
+                    continue;
+                };
+                if let Err(e) = reference::parse(&r) {
+                    if reported.insert((tags.arch.span.start, tags.arch.span.end)) {
+                        self.push(
+                            Problem::new("bad-reference", tags.arch.span.clone(), format!("renders to `{r}` for image `{}`, arch `{a}`, which is not a valid reference: {e}", img.name), "invalid reference")
+                                .help("references are `[registry/]path:tag` with a lowercase path and a tag of [A-Za-z0-9_.-] (at most 128)"),
+                        );
+                    }
+                } else if let Some((i2, a2)) = seen.insert(r.clone(), (img.name.clone(), a.clone()))
+                {
+                    if reported.insert((tags.arch.span.start, tags.arch.span.end)) {
+                        self.push(
+                            Problem::new("reference-collision", tags.arch.span.clone(), format!("`{i2}`/{a2} and `{}`/{a} get the same reference `{r}`", img.name), "not unique")
+                                .help("the per-arch reference must differ per image and arch: use {repo} and {arch}"),
+                        );
+                    }
+                }
+            }
+            for m in &tags.manifest {
+                let vars = Vars {
+                    registry: project.registry.as_deref(),
+                    repo: &img.repo,
+                    name: &img.name,
+                    arch: None,
+                    platform: None,
+                    git: &git,
+                    images: None,
+                };
+                let Ok(t) = m.tag.render(|n| vars.get(n)) else {
+                    continue;
+                };
+                if !is_valid_tag(&t) && reported.insert((m.tag.span.start, m.tag.span.end)) {
+                    self.push(
+                        Problem::new("bad-tag", m.tag.span.clone(), format!("manifest tag renders to `{t}`, which is not a valid tag"), "invalid tag")
+                            .help("a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; it is only the part after `:`"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn glob_error(e: &globset::Error) -> String {
+    e.kind().to_string()
+}
+
+pub(crate) fn default_arch_template() -> Template {
+    use crate::spec::template::Segment;
+    Template {
+        segments: vec![
+            Segment::Var {
+                name: "repo".into(),
+                span: 0..0,
+            },
+            Segment::Literal("/".into()),
+            Segment::Var {
+                name: "arch".into(),
+                span: 0..0,
+            },
+            Segment::Literal(":".into()),
+            Segment::Var {
+                name: "sha".into(),
+                span: 0..0,
+            },
+        ],
+        span: 0..0,
+    }
+}
+
+fn literal_template(t: &str) -> Template {
+    use crate::spec::template::Segment;
+    match t.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+        Some(v) => Template {
+            segments: vec![Segment::Var {
+                name: v.into(),
+                span: 0..0,
+            }],
+            span: 0..0,
+        },
+        None => Template::literal(t, 0..0),
+    }
+}
+
+fn is_image_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_lowercase() || x.is_ascii_digit())
+        && c.all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '.' | '_' | '-'))
+        && s.len() <= 128
+}
+
+fn is_arch_name(s: &str) -> bool {
+    is_image_name(s)
+}
+
+pub(crate) fn is_build_arg_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x == '_' || x.is_ascii_alphabetic())
+        && c.all(|x| x == '_' || x.is_ascii_alphanumeric())
+}
+
+fn is_arg_name_like(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '-' | '.'))
+}
+
+/// Build-arg names that look like they carry a secret.
+pub fn looks_secret(name: &str) -> bool {
+    let up = name.to_ascii_uppercase();
+    up.split('_').any(|w| SECRET_WORDS.contains(&w))
+        || SECRET_WORDS.iter().any(|s| *s != "KEY" && up.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        assert!(looks_secret("NPM_TOKEN"));
+        assert!(looks_secret("DB_PASSWORD"));
+        assert!(looks_secret("API_KEY"));
+        assert!(looks_secret("GITHUB_TOKEN"));
+        assert!(!looks_secret("NODE_VERSION"));
+        assert!(!looks_secret("KEYBOARD_LAYOUT"));
+        assert!(!looks_secret("MONKEY"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_image_name("api"));
+        assert!(is_image_name("my-app_2.0"));
+        assert!(!is_image_name("Api"));
+        assert!(!is_image_name("-api"));
+        assert!(is_build_arg_name("NODE_VERSION"));
+        assert!(!is_build_arg_name("1X"));
+        assert!(!is_build_arg_name("A-B"));
+    }
+}

@@ -1,0 +1,83 @@
+//! `cargo xtask ci`: what CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+use std::time::Instant;
+
+use crate::devenv::exit_code;
+use crate::Result;
+
+pub fn run(args: &[String]) -> Result<i32> {
+    let mut engine = true;
+    for arg in args {
+        match arg.as_str() {
+            "--no-engine" => engine = false,
+            other => {
+                eprintln!("xtask: ci: unknown argument `{other}` (expected --no-engine)");
+                return Ok(2);
+            }
+        }
+    }
+    let started = Instant::now();
+    let steps: [&[&str]; 2] = [
+        &["fmt", "--all", "--", "--check"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ];
+    for args in steps {
+        let code = step(cargo().args(args))?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    if engine {
+        header("engine environment");
+        let env = crate::setup_engine()?;
+        test.args(["--", "--include-ignored"])
+            .env("MULTIARCH_BUSYBOX", &env.busybox_dir)
+            .env("MULTIARCH_ENGINE_TESTS", "1");
+    }
+    let code = step(&mut test)?;
+    if code == 0 {
+        println!("\n==> ci passed in {:.1}s", started.elapsed().as_secs_f64());
+    }
+    Ok(code)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn header(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// Runs one step under a header; returns its exit code.
+fn step(cmd: &mut Command) -> Result<i32> {
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    header(&shown);
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let code = exit_code(status);
+    let seconds = started.elapsed().as_secs_f64();
+    if code == 0 {
+        println!("==> ok ({seconds:.1}s)");
+    } else {
+        println!("==> FAILED with exit code {code} ({seconds:.1}s): {shown}");
+    }
+    Ok(code)
+}

@@ -1,0 +1,133 @@
+//! Repository tasks: `cargo xtask images | ci | bench | devenv`.
+
+mod ci;
+mod devenv;
+mod images;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Errors are messages for a person: what went wrong and what to do.
+pub type Result<T> = std::result::Result<T, String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  images [ARGS...]   set up the engine (packages, qemu, dockerd, busybox, a registry on
+                     127.0.0.1) and build multiarch.toml; ARGS go to `multiarch run`
+  ci [--no-engine]   fmt check, clippy, then the tests; with the engine set up and the
+                     engine tests included unless --no-engine
+  bench [--quick]    benchmarks (not yet)
+  devenv             set up the engine environment and print where everything is
+  help               this text
+
+State (logs, pids, registry storage, busybox cache) lives in target/multiarch-env.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        "images" => images_task(rest),
+        "ci" => ci::run(rest),
+        "bench" => bench_task(rest),
+        "devenv" => devenv_task(rest),
+        other => {
+            eprint!("xtask: unknown task `{other}`\n\n{USAGE}");
+            Ok(2)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the engine tasks share once the environment is up.
+pub struct EngineEnv {
+    pub state_dir: PathBuf,
+    pub busybox_dir: PathBuf,
+    pub dockerd: devenv::Dockerd,
+}
+
+/// Packages, qemu, dockerd and busybox, in that order; prints how long it took.
+pub fn setup_engine() -> Result<EngineEnv> {
+    let started = Instant::now();
+    let state_dir = devenv::state_dir()?;
+    devenv::ensure_packages()?;
+    devenv::ensure_binfmt()?;
+    let dockerd = devenv::ensure_dockerd(&state_dir)?;
+    let busybox_dir = devenv::ensure_busybox(&devenv::default_busybox_dir()?)?;
+    eprintln!(
+        "xtask: engine environment ready in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(EngineEnv {
+        state_dir,
+        busybox_dir,
+        dockerd,
+    })
+}
+
+fn images_task(extra: &[String]) -> Result<i32> {
+    let env = setup_engine()?;
+    let registry = devenv::ensure_registry(&env.state_dir)?;
+    let root = devenv::workspace_root();
+    let code = images::run_images(&root, &registry, &env.busybox_dir, extra)?;
+    if code == 0 {
+        println!("images: pushed to {registry} (http://{registry}/v2/_catalog lists them)");
+    } else {
+        println!("images: failed (exit code {code}); registry {registry}");
+    }
+    Ok(code)
+}
+
+fn bench_task(args: &[String]) -> Result<i32> {
+    if let Some(bad) = args.iter().find(|a| a.as_str() != "--quick") {
+        eprint!("xtask: bench: unknown argument `{bad}`\n\n{USAGE}");
+        return Ok(2);
+    }
+    println!("bench: not yet");
+    Ok(0)
+}
+
+fn devenv_task(args: &[String]) -> Result<i32> {
+    if let Some(bad) = args.first() {
+        eprint!("xtask: devenv: unknown argument `{bad}`\n\n{USAGE}");
+        return Ok(2);
+    }
+    let env = setup_engine()?;
+    let registry = devenv::ensure_registry(&env.state_dir)?;
+    let registry_pid = std::fs::read_to_string(env.state_dir.join("registry.pid"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    match &env.dockerd {
+        devenv::Dockerd::Reused { version } => {
+            println!("dockerd:  {version} (already running, reused)");
+        }
+        devenv::Dockerd::Started { version, pid, log } => {
+            println!(
+                "dockerd:  {version} (started, pid {pid}, log {})",
+                log.display()
+            );
+        }
+    }
+    println!("networks: {}", devenv::docker_networks()?.join(", "));
+    println!("registry: {registry} (pid {registry_pid})");
+    println!("busybox:  {}", env.busybox_dir.display());
+    println!("binfmt:   qemu-aarch64, qemu-arm enabled");
+    println!("state:    {}", env.state_dir.display());
+    Ok(0)
+}
