@@ -20,6 +20,7 @@ pub mod environment;
 pub mod error;
 pub mod exec;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod validate;
 

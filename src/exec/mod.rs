@@ -1,21 +1,378 @@
-//! Running a plan: the scheduler, the engine runner and the reporters' events.
+//! Running a plan: preflight checks, the scheduler, the engine runner, and the
+//! reporters' events.
+
+pub mod mask;
+pub mod process;
+pub mod scheduler;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Output, RunArgs};
+use crate::engine::argv::{self, EngineTarget};
+use crate::engine::EngineRunner;
 use crate::environment::Environment;
-use crate::error::Error;
-use crate::plan::Plan;
-use crate::spec::Spec;
+use crate::error::{exit, Error};
+use crate::plan::{Action, Plan, StepKind};
+use crate::report::{PlainReporter, Reporter, RunSummary, StepStatus};
+use crate::spec::reference;
+use crate::spec::{Builder, EngineKind, Spec};
+use process::{Command, ProcessTable};
+use scheduler::{FailureMode, SchedulerOptions, StepResult};
+
+/// How to run a plan (what the CLI flags say).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub jobs: Option<usize>,
+    pub failure: FailureMode,
+    pub retries: Option<u32>,
+    /// Log in before running (credentials from the environment).
+    pub login: bool,
+    /// Listen for SIGINT/SIGTERM (the CLI does; library users may not want it).
+    pub handle_signals: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: None,
+            failure: FailureMode::KeepGoing,
+            retries: None,
+            login: false,
+            handle_signals: true,
+        }
+    }
+}
+
+/// Registry credentials, from the environment only.
+#[derive(Clone)]
+pub struct Credentials {
+    pub registry: Option<String>,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("registry", &self.registry)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// MULTIARCH_REGISTRY_USER/_PASSWORD (registry: MULTIARCH_REGISTRY_LOGIN, else
+    /// every registry of the plan), else GitLab's CI_REGISTRY_USER/_PASSWORD for
+    /// CI_REGISTRY.
+    pub fn from_env(env: &Environment) -> Option<Credentials> {
+        if let (Some(u), Some(p)) = (
+            env.non_empty("MULTIARCH_REGISTRY_USER"),
+            env.non_empty("MULTIARCH_REGISTRY_PASSWORD"),
+        ) {
+            return Some(Credentials {
+                registry: env
+                    .non_empty("MULTIARCH_REGISTRY_LOGIN")
+                    .map(str::to_string),
+                user: u.into(),
+                password: p.into(),
+            });
+        }
+        if let (Some(u), Some(p), Some(r)) = (
+            env.non_empty("CI_REGISTRY_USER"),
+            env.non_empty("CI_REGISTRY_PASSWORD"),
+            env.non_empty("CI_REGISTRY"),
+        ) {
+            return Some(Credentials {
+                registry: Some(r.into()),
+                user: u.into(),
+                password: p.into(),
+            });
+        }
+        None
+    }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// The engine targets a plan uses: the local engine and every native builder.
+fn targets(plan: &Plan) -> Vec<EngineTarget> {
+    let mut seen: Vec<EngineTarget> = vec![EngineTarget::local(plan.engine)];
+    for s in &plan.steps {
+        let t = match &s.action {
+            Action::Build { engine, .. }
+            | Action::Test { engine, .. }
+            | Action::Push { engine, .. }
+            | Action::Verify { engine, .. } => engine.clone(),
+            _ => continue,
+        };
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+    }
+    seen
+}
+
+fn quick(
+    argv: Vec<String>,
+    dir: &std::path::Path,
+    table: &Arc<ProcessTable>,
+    timeout: Duration,
+) -> process::Finished {
+    let cmd = Command {
+        argv,
+        dir: Some(dir.to_path_buf()),
+        env: vec![("DOCKER_CLI_HINTS".into(), "false".into())],
+        stdin: None,
+        timeout: Some(timeout),
+    };
+    process::run_captured(&cmd, table)
+}
+
+/// Check that every engine the plan uses answers. Exit 3 otherwise, before any step.
+pub fn preflight(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), Error> {
+    for t in targets(plan) {
+        let mut a = t.base();
+        a.extend(["version", "--format", "{{.Server.Version}}"].map(String::from));
+        let f = quick(a, &plan.dir, table, Duration::from_secs(20));
+        if !f.exit.success() || f.stdout.first().is_none_or(|v| v.trim().is_empty()) {
+            let which = match &t.builder {
+                None => format!("the local {} engine", t.kind.program()),
+                Some(Builder::Host(h)) => format!("the builder {h}"),
+                Some(Builder::Context(c)) => format!("the docker context {c}"),
+            };
+            let detail = f
+                .stderr
+                .iter()
+                .chain(f.stdout.iter())
+                .find(|l| !l.trim().is_empty())
+                .cloned()
+                .unwrap_or_else(|| f.exit.describe());
+            let how = match (t.kind, &t.builder) {
+                (EngineKind::Docker, None) => "start one: `sudo dockerd --bridge=none --iptables=false &` (or `systemctl start docker`), or set DOCKER_HOST; `cargo xtask images` sets one up on Debian",
+                (EngineKind::Podman, None) => "install podman (`apt-get install podman`), or use --engine docker",
+                _ => "check that the builder is up and reachable (`docker --host … version`)",
+            };
+            return Err(Error::Environment(format!(
+                "{which} does not answer: {detail}\n  help: {how}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `docker login --password-stdin` to each registry the credentials are for.
+fn login(
+    plan: &Plan,
+    creds: &Credentials,
+    table: &Arc<ProcessTable>,
+    masker: &mask::Masker,
+) -> Result<(), Error> {
+    let registries: Vec<String> = match &creds.registry {
+        Some(r) => vec![r.clone()],
+        None => plan.registries.clone(),
+    };
+    if registries.is_empty() {
+        return Err(Error::Usage("--login: the plan pushes to no registry host (set [project] registry, or MULTIARCH_REGISTRY_LOGIN)".into()));
+    }
+    for r in registries {
+        let cmd = Command {
+            argv: argv::login(&EngineTarget::local(plan.engine), &r, &creds.user),
+            dir: Some(plan.dir.clone()),
+            env: Vec::new(),
+            stdin: Some(creds.password.clone().into_bytes()),
+            timeout: Some(Duration::from_secs(60)),
+        };
+        let f = process::run_captured(&cmd, table);
+        if !f.exit.success() {
+            let detail = masker.mask(&f.stderr.join(" "));
+            return Err(Error::Environment(format!(
+                "login to {r} as {} failed: {}",
+                creds.user,
+                detail.trim()
+            )));
+        }
+        eprintln!("multiarch: logged in to {r} as {}", creds.user);
+    }
+    Ok(())
+}
+
+/// Needs outside the selection must already exist: per-arch images and lists in the
+/// registry, built images locally. A missing one is an error (exit 1) naming it.
+fn check_external(
+    plan: &Plan,
+    spec_dir: &std::path::Path,
+    table: &Arc<ProcessTable>,
+) -> Result<(), Error> {
+    let mut checked: BTreeSet<String> = BTreeSet::new();
+    let mut missing = Vec::new();
+    for s in &plan.steps {
+        for need in &s.external_needs {
+            if need == "setup-qemu" || !checked.insert(need.clone()) {
+                continue;
+            }
+            let kind = need.split_once(':').map_or(need.as_str(), |(k, _)| k);
+            let Some(reference) = plan.external_refs.get(need).cloned() else {
+                continue;
+            };
+            let engine = EngineTarget::local(plan.engine);
+            let insecure = reference::parse(&reference)
+                .ok()
+                .and_then(|r| r.domain)
+                .is_some_and(|d| reference::is_loopback_host(&d));
+            let argv = match kind {
+                "build" | "test" => {
+                    let mut a = engine.base();
+                    a.extend(
+                        ["image", "inspect", "--format", "{{.Id}}", &reference].map(String::from),
+                    );
+                    a
+                }
+                _ => argv::manifest_inspect(&engine, &reference, insecure),
+            };
+            let f = quick(argv, spec_dir, table, Duration::from_secs(60));
+            if !f.exit.success() {
+                let place = if matches!(kind, "build" | "test") {
+                    "locally"
+                } else {
+                    "in the registry"
+                };
+                missing.push(format!("{need} ({reference} is not {place})"));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "needs outside this selection are missing:\n  {}\n  help: run the earlier stages first (e.g. --stage build --stage push on each arch), or widen --image/--arch/--stage",
+            missing.join("\n  ")
+        )))
+    }
+}
+
+/// Set up emulation before anything is scheduled: a missing handler after setup
+/// is an environment problem (exit 3), said before any build runs.
+fn setup_qemu_first(
+    plan: &Plan,
+    runner: &EngineRunner,
+    table: &Arc<ProcessTable>,
+) -> Result<Option<(String, StepResult, Duration)>, Error> {
+    let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
+        return Ok(None);
+    };
+    let Action::SetupQemu { handlers, setup } = &step.action else {
+        return Ok(None);
+    };
+    let t0 = Instant::now();
+    if engine_runner_missing(handlers).is_empty() {
+        return Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())));
+    }
+    eprintln!(
+        "multiarch: binfmt handlers missing ({}); running {}",
+        engine_runner_missing(handlers).join(", "),
+        crate::plan::render::argv_line(setup)
+    );
+    let cmd = Command {
+        argv: setup.clone(),
+        dir: Some(plan.dir.clone()),
+        env: runner.env.clone(),
+        stdin: None,
+        timeout: step.timeout.or(Some(Duration::from_secs(300))),
+    };
+    let f = process::run_streaming(&cmd, table, &mut |l| eprintln!("[setup-qemu] {l}"));
+    let still = engine_runner_missing(handlers);
+    if !still.is_empty() {
+        return Err(Error::Environment(format!(
+            "emulation for {} is missing{}\n  help: install qemu-user-static and binfmt-support and run `update-binfmts --enable` as root (mount binfmt_misc first if /proc/sys/fs/binfmt_misc is empty), or set [qemu] setup",
+            still.join(", "),
+            if f.exit.success() { " after running the setup".to_string() } else { format!(" and the setup failed ({})", f.exit.describe()) }
+        )));
+    }
+    Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())))
+}
+
+fn engine_runner_missing(h: &[String]) -> Vec<String> {
+    crate::engine::runner::missing_handlers(h)
+}
+
+/// Run a plan with a reporter: preflight, login, emulation, external needs, then
+/// the scheduler. The library's entry point for `cargo xtask images`.
+pub fn run(
+    plan: &Plan,
+    opts: &RunOptions,
+    env: &Environment,
+    reporter: &mut dyn Reporter,
+) -> Result<RunSummary, Error> {
+    let table = ProcessTable::new();
+    preflight(plan, &table)?;
+    let creds = Credentials::from_env(env);
+    let mut secrets = Vec::new();
+    if let Some(c) = &creds {
+        secrets.push(c.password.clone());
+    }
+    let masker = mask::Masker::new(&secrets);
+    match (&creds, opts.login) {
+        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker)?,
+        (None, true) => {
+            return Err(Error::Usage("--login needs credentials: set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (or CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY in GitLab)".into()))
+        }
+        _ => {}
+    }
+    let mut runner = EngineRunner::new(plan.dir.clone());
+    runner.retries = opts.retries.or(plan.retries).unwrap_or(3);
+    let mut done = Vec::new();
+    if let Some(d) = setup_qemu_first(plan, &runner, &table)? {
+        done.push(d);
+    }
+    check_external(plan, &plan.dir, &table)?;
+    let sopts = SchedulerOptions {
+        jobs: opts.jobs.or(plan.jobs).unwrap_or_else(cpus),
+        failure: opts.failure,
+        handle_signals: opts.handle_signals,
+        grace: Duration::from_secs(10),
+        secrets,
+        done,
+    };
+    Ok(scheduler::run(plan, &runner, &sopts, table, reporter))
+}
 
 pub fn cli_run(
     _spec: &Spec,
     plan: &Plan,
     args: &RunArgs,
-    _env: &Environment,
-    _out: Output,
+    env: &Environment,
+    out: Output,
 ) -> Result<i32, Error> {
     if args.dry_run {
         print!("{}", crate::plan::render_text(plan));
-        return Ok(0);
+        println!("\n(dry run: nothing was run)");
+        return Ok(exit::SUCCESS);
     }
-    Err(Error::Environment("not yet".into()))
+    let opts = RunOptions {
+        jobs: args.jobs.map(|j| j as usize),
+        failure: if args.fail_fast {
+            FailureMode::FailFast
+        } else {
+            FailureMode::KeepGoing
+        },
+        retries: args.retries,
+        login: args.login,
+        handle_signals: true,
+    };
+    let stdout = std::io::stdout();
+    let mut reporter = PlainReporter::new(stdout.lock(), out.quiet, out.verbose);
+    let summary = run(plan, &opts, env, &mut reporter)?;
+    let _ = summary
+        .steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Ok))
+        .count();
+    Ok(summary.exit_code())
 }

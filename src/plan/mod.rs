@@ -1,7 +1,7 @@
 //! Spec + git context + options → [`Plan`]: the DAG of steps of SPEC.md §2, each
 //! with the exact argv it runs. Pure: no I/O happens here.
 
-mod render;
+pub mod render;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -277,6 +277,9 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// Registries the plan pushes to (for login and preflight).
     pub registries: Vec<String>,
+    /// The reference behind each external need (`push:base/amd64` → its per-arch
+    /// reference), checked before running.
+    pub external_refs: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -1095,6 +1098,24 @@ impl<'a> Planner<'a> {
             s.external_needs = outside;
         }
 
+        let mut external_refs = BTreeMap::new();
+        for s in &self.steps {
+            for need in &s.external_needs {
+                let (kind, rest) = need.split_once(':').unwrap_or((need.as_str(), ""));
+                let r = match kind {
+                    "build" | "test" | "push" | "verify" => rest
+                        .split_once('/')
+                        .and_then(|(i, a)| self.refs.get(&(i.to_string(), a.to_string())).cloned()),
+                    "manifest-create" | "manifest-push" => rest
+                        .split_once(':')
+                        .and_then(|(i, t)| spec.image(i).map(|img| format!("{}:{t}", img.repo))),
+                    _ => None,
+                };
+                if let Some(r) = r {
+                    external_refs.insert(need.clone(), r);
+                }
+            }
+        }
         let steps = topo_sort(std::mem::take(&mut self.steps))?;
         let mut registries: Vec<String> = steps
             .iter()
@@ -1128,6 +1149,7 @@ impl<'a> Planner<'a> {
             steps,
             skipped: self.skipped,
             registries,
+            external_refs,
         })
     }
 }

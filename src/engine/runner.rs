@@ -1,0 +1,679 @@
+//! Runs the steps of a plan on a real engine (docker, or podman with the same
+//! argv shapes): each step's commands, the platform check after a build, the
+//! verify command's expected output, digests, retries of transient failures.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::argv::{self, EngineTarget};
+use crate::exec::process::{self, Command, Exit, Finished};
+use crate::exec::scheduler::{StepExecutor, StepIo, StepResult};
+use crate::plan::{Action, Expect, Step};
+use crate::report::StepStatus;
+use crate::spec::reference;
+use crate::spec::Platform;
+
+/// How the runner runs commands.
+#[derive(Debug, Clone)]
+pub struct EngineRunner {
+    /// Commands run here (the spec's directory; contexts are relative to it).
+    pub dir: PathBuf,
+    /// Extra environment for every command (`DOCKER_BUILDKIT=0`).
+    pub env: Vec<(String, String)>,
+    /// Retries of transient registry failures.
+    pub retries: u32,
+    /// First backoff delay (doubled each retry, with jitter).
+    pub backoff: Duration,
+}
+
+impl EngineRunner {
+    pub fn new(dir: PathBuf) -> Self {
+        EngineRunner {
+            dir,
+            env: vec![
+                ("DOCKER_BUILDKIT".into(), "0".into()),
+                ("DOCKER_CLI_HINTS".into(), "false".into()),
+            ],
+            retries: 3,
+            backoff: Duration::from_secs(1),
+        }
+    }
+
+    fn command(&self, argv: Vec<String>, step: &Step) -> Command {
+        Command {
+            argv,
+            dir: Some(self.dir.clone()),
+            env: self.env.clone(),
+            stdin: None,
+            timeout: step.timeout,
+        }
+    }
+
+    /// Run, streaming every line to the step's output.
+    fn stream(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
+        let cmd = self.command(argv, step);
+        process::run_streaming(&cmd, &io.table, &mut |l| io.line(l))
+    }
+
+    /// Run, capturing stdout apart; both are shown afterwards.
+    fn captured(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>, show: bool) -> Finished {
+        let cmd = self.command(argv, step);
+        let f = process::run_captured(&cmd, &io.table);
+        if show {
+            for l in f.stderr.iter().chain(f.stdout.iter()) {
+                io.line(l);
+            }
+        }
+        f
+    }
+
+    /// Run a registry command, retrying transient failures with exponential backoff
+    /// and jitter; never retrying auth, not-found or bad-request errors.
+    fn with_retries(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
+        let mut attempt = 0u32;
+        loop {
+            let f = self.stream(argv.clone(), step, io);
+            if f.exit.success() || !matches!(f.exit, Exit::Code(_)) || io.cancelled() {
+                return f;
+            }
+            let text = f.stdout.join("\n");
+            if attempt >= self.retries || !is_transient(&text) {
+                return f;
+            }
+            attempt += 1;
+            let delay = backoff(self.backoff, attempt);
+            io.note(&format!(
+                "transient failure ({}); retry {attempt}/{} in {:.1}s",
+                last_error_line(&f),
+                self.retries,
+                delay.as_secs_f64()
+            ));
+            if !wait_unless_cancelled(delay, io) {
+                return f;
+            }
+        }
+    }
+
+    fn fail(&self, what: &str, f: &Finished) -> StepResult {
+        let status = match &f.exit {
+            Exit::TimedOut(_) => StepStatus::TimedOut(format!("{what}: {}", f.exit.describe())),
+            Exit::Cancelled => StepStatus::Cancelled,
+            e => StepStatus::Failed(format!("{what}: {}", e.describe())),
+        };
+        let mut tail: Vec<String> = f.stderr.iter().chain(f.stdout.iter()).cloned().collect();
+        if tail.len() > 15 {
+            tail.drain(..tail.len() - 15);
+        }
+        StepResult {
+            status,
+            digest: None,
+            tail,
+        }
+    }
+
+    fn setup_qemu(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        handlers: &[String],
+        setup: &[String],
+    ) -> StepResult {
+        let missing = missing_handlers(handlers);
+        if missing.is_empty() {
+            io.line(&format!("binfmt handlers present: {}", handlers.join(", ")));
+            return StepResult::ok();
+        }
+        io.line(&format!(
+            "missing binfmt handlers: {}; running {}",
+            missing.join(", "),
+            crate::plan::render::argv_line(setup)
+        ));
+        let f = self.stream(setup.to_vec(), step, io);
+        if !f.exit.success() {
+            return self.fail("qemu setup failed", &f);
+        }
+        let still = missing_handlers(handlers);
+        if !still.is_empty() {
+            return StepResult::failed(
+                format!(
+                    "emulation is still missing after setup: {} (install qemu-user-static and binfmt-support, or run `update-binfmts --enable` as root; on another host, `docker run --privileged multiarch/qemu-user-static --reset -p yes`)",
+                    still.join(", ")
+                ),
+                f.stdout,
+            );
+        }
+        StepResult::ok()
+    }
+
+    fn build(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        build_argv: &[String],
+        reference: &str,
+        platform: &Platform,
+    ) -> StepResult {
+        // The classic builder's cache ignores the platform: a layer cached for one
+        // arch (FROM scratch, or a shared multi-arch base) can be reused for another.
+        // When that shows, build once more without the cache.
+        let mut no_cache = false;
+        loop {
+            let mut a = build_argv.to_vec();
+            if no_cache {
+                if let Some(i) = a.iter().position(|x| x == "build") {
+                    a.insert(i + 1, "--no-cache".into());
+                }
+            }
+            let f = self.stream(a, step, io);
+            if !f.exit.success() {
+                if !no_cache
+                    && f.stdout
+                        .iter()
+                        .any(|l| l.contains("does not match the specified platform"))
+                {
+                    io.note("the build cache holds a layer of another platform; building again with --no-cache");
+                    no_cache = true;
+                    continue;
+                }
+                return self.fail("build failed", &f);
+            }
+            let inspect = self.captured(argv::inspect_platform(engine, reference), step, io, false);
+            if !inspect.exit.success() {
+                return self.fail("cannot inspect the built image", &inspect);
+            }
+            let got = inspect.stdout.first().cloned().unwrap_or_default();
+            if !platform_matches(&got, platform) {
+                if !no_cache {
+                    io.note(&format!(
+                        "built {} instead of {platform}; building again with --no-cache",
+                        got.trim_end_matches('/')
+                    ));
+                    no_cache = true;
+                    continue;
+                }
+                return StepResult::failed(
+                    format!(
+                        "built {} but this arch is {platform}: the classic builder ignored --platform (a local base image of another platform?); remove the local base image and rebuild",
+                        got.trim_end_matches('/')
+                    ),
+                    f.stdout.iter().rev().take(10).rev().cloned().collect(),
+                );
+            }
+            io.line(&format!(
+                "image platform {} matches {platform}",
+                got.trim_end_matches('/')
+            ));
+            return StepResult::ok();
+        }
+    }
+
+    fn run_and_check(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        run_argv: Vec<String>,
+        expect: &Expect,
+        what: &str,
+    ) -> StepResult {
+        let f = self.captured(run_argv, step, io, true);
+        if !f.exit.success() {
+            return self.fail(&format!("{what} command failed"), &f);
+        }
+        let out = f.stdout.join("\n");
+        if !expect.check(&out) {
+            return StepResult::failed(
+                format!(
+                    "{what} printed `{}`, expected {}",
+                    out.trim(),
+                    expect.describe()
+                ),
+                f.stdout.clone(),
+            );
+        }
+        StepResult::ok()
+    }
+
+    fn push(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        reference: &str,
+    ) -> StepResult {
+        let f = self.with_retries(argv::push(engine, reference), step, io);
+        if !f.exit.success() {
+            return self.fail("push failed", &f);
+        }
+        let digest = f.stdout.iter().rev().find_map(|l| find_digest(l));
+        let digest = digest.or_else(|| {
+            let mut a = engine.base();
+            a.extend(
+                [
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{json .RepoDigests}}",
+                    reference,
+                ]
+                .map(String::from),
+            );
+            let out = self.captured(a, step, io, false);
+            let repo = reference::parse(reference).ok()?.repository();
+            let list: Vec<String> = serde_json::from_str(out.stdout.first()?).ok()?;
+            list.iter()
+                .find_map(|d| d.strip_prefix(&format!("{repo}@")).map(str::to_string))
+        });
+        match digest {
+            Some(d) => StepResult {
+                status: StepStatus::Ok,
+                digest: Some(d),
+                tail: Vec::new(),
+            },
+            None => StepResult::failed(
+                "pushed, but the digest could not be read from the output",
+                f.stdout,
+            ),
+        }
+    }
+
+    /// The digest of a per-arch reference: from this run's push, else the registry.
+    fn entry_digest(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        push_step: &str,
+        reference: &str,
+        insecure: bool,
+    ) -> Result<String, StepResult> {
+        if let Some(d) = io.digest_of(push_step) {
+            return Ok(d);
+        }
+        let engine = EngineTarget::local(crate::spec::EngineKind::Docker);
+        let mut a = argv::manifest_inspect(&engine, reference, insecure);
+        a.insert(3, "--verbose".into());
+        let f = self.captured(a, step, io, false);
+        let parsed: Option<String> =
+            serde_json::from_str::<serde_json::Value>(&f.stdout.join("\n"))
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/Descriptor/digest")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_string)
+                });
+        parsed.ok_or_else(|| StepResult::failed(format!("{reference} was not pushed in this run and is not in the registry ({push_step} is needed first)"), f.stderr))
+    }
+
+    fn manifest_create(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        list: &str,
+        entries: &[crate::plan::ListEntry],
+        insecure: bool,
+    ) -> StepResult {
+        let mut refs = Vec::new();
+        for e in entries {
+            match self.entry_digest(step, io, &e.push_step, &e.reference, insecure) {
+                Ok(d) => refs.push((format!("{}@{d}", repo_of(&e.reference)), &e.platform)),
+                Err(r) => return r,
+            }
+        }
+        // A list left in the local cache by an earlier run would make create fail.
+        let _ = self.captured(argv::manifest_rm(engine, list), step, io, false);
+        let names: Vec<String> = refs.iter().map(|(r, _)| r.clone()).collect();
+        let f = self.with_retries(
+            argv::manifest_create(engine, list, &names, insecure),
+            step,
+            io,
+        );
+        if !f.exit.success() {
+            return self.fail("manifest create failed", &f);
+        }
+        for (r, p) in &refs {
+            let f = self.stream(argv::manifest_annotate(engine, list, r, p), step, io);
+            if !f.exit.success() {
+                return self.fail("manifest annotate failed", &f);
+            }
+        }
+        StepResult::ok()
+    }
+
+    fn manifest_push(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        list: &str,
+        insecure: bool,
+    ) -> StepResult {
+        let f = self.with_retries(argv::manifest_push(engine, list, insecure), step, io);
+        if !f.exit.success() {
+            return self.fail("manifest push failed", &f);
+        }
+        let digest = f.stdout.iter().rev().find_map(|l| find_digest(l));
+        StepResult {
+            status: StepStatus::Ok,
+            digest,
+            tail: Vec::new(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn verify(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        list: Option<&str>,
+        reference: &str,
+        push_step: &str,
+        platform: &Platform,
+        command: &[String],
+        expect: &Expect,
+        insecure: bool,
+    ) -> StepResult {
+        let by_digest = match list {
+            Some(list) => {
+                let local = EngineTarget::local(engine.kind);
+                let f = self.captured(
+                    argv::manifest_inspect(&local, list, insecure),
+                    step,
+                    io,
+                    false,
+                );
+                if !f.exit.success() {
+                    return self.fail(&format!("cannot read the pushed list {list}"), &f);
+                }
+                match digest_for_platform(&f.stdout.join("\n"), platform) {
+                    Some(d) => {
+                        io.line(&format!("{list} serves {platform} as {d}"));
+                        format!("{}@{d}", repo_of(list))
+                    }
+                    None => {
+                        return StepResult::failed(
+                            format!("the pushed list {list} has no entry for {platform}"),
+                            f.stdout,
+                        )
+                    }
+                }
+            }
+            None => match self.entry_digest(step, io, push_step, reference, insecure) {
+                Ok(d) => format!("{}@{d}", repo_of(reference)),
+                Err(r) => return r,
+            },
+        };
+        self.run_and_check(
+            step,
+            io,
+            argv::run(engine, &by_digest, platform, argv::Pull::Always, command),
+            expect,
+            "verify",
+        )
+    }
+}
+
+impl StepExecutor for EngineRunner {
+    fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
+        match &step.action {
+            Action::SetupQemu { handlers, setup } => self.setup_qemu(step, io, handlers, setup),
+            Action::Build {
+                engine,
+                argv,
+                reference,
+                platform,
+            } => self.build(step, io, engine, argv, reference, platform),
+            Action::Test {
+                engine,
+                reference,
+                platform,
+                command,
+                expect,
+            } => self.run_and_check(
+                step,
+                io,
+                argv::run(engine, reference, platform, argv::Pull::Never, command),
+                expect,
+                "test",
+            ),
+            Action::Push { engine, reference } => self.push(step, io, engine, reference),
+            Action::ManifestCreate {
+                engine,
+                list,
+                entries,
+                insecure,
+            } => self.manifest_create(step, io, engine, list, entries, *insecure),
+            Action::ManifestPush {
+                engine,
+                list,
+                insecure,
+            } => self.manifest_push(step, io, engine, list, *insecure),
+            Action::Verify {
+                engine,
+                list,
+                reference,
+                push_step,
+                platform,
+                command,
+                expect,
+                insecure,
+            } => self.verify(
+                step,
+                io,
+                engine,
+                list.as_deref(),
+                reference,
+                push_step,
+                platform,
+                command,
+                expect,
+                *insecure,
+            ),
+        }
+    }
+}
+
+fn repo_of(reference: &str) -> String {
+    reference::parse(reference)
+        .map(|r| r.repository())
+        .unwrap_or_else(|_| reference.to_string())
+}
+
+/// binfmt handlers that are missing or disabled.
+pub fn missing_handlers(handlers: &[String]) -> Vec<String> {
+    handlers
+        .iter()
+        .filter(|h| {
+            let path = std::path::Path::new("/proc/sys/fs/binfmt_misc").join(h);
+            !std::fs::read_to_string(path)
+                .is_ok_and(|s| s.lines().next().is_some_and(|l| l.trim() == "enabled"))
+        })
+        .cloned()
+        .collect()
+}
+
+/// `os/arch/variant` from `docker image inspect` against the arch's platform.
+pub fn platform_matches(got: &str, want: &Platform) -> bool {
+    let mut parts = got.trim().split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = parts.next().unwrap_or("");
+    let variant = parts.next().unwrap_or("");
+    if os != want.os || arch != want.arch {
+        return false;
+    }
+    match (&want.variant, variant) {
+        (_, "") => true,
+        (Some(w), v) => w == v,
+        (None, _) => true,
+    }
+}
+
+/// `sha256:<64 hex>` in a line of push output.
+pub fn find_digest(line: &str) -> Option<String> {
+    let i = line.find("sha256:")?;
+    let hex: String = line[i + 7..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    (hex.len() == 64).then(|| format!("sha256:{hex}"))
+}
+
+/// The digest of `platform`'s entry in a list (`docker manifest inspect` JSON).
+pub fn digest_for_platform(json: &str, platform: &Platform) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let entries = v.get("manifests")?.as_array()?;
+    entries.iter().find_map(|m| {
+        let p = m.get("platform")?;
+        let os = p.get("os")?.as_str()?;
+        let arch = p.get("architecture")?.as_str()?;
+        let variant = p.get("variant").and_then(|x| x.as_str()).unwrap_or("");
+        let got = format!("{os}/{arch}/{variant}");
+        platform_matches(&got, platform).then(|| m.get("digest")?.as_str().map(str::to_string))?
+    })
+}
+
+/// Errors worth retrying: the network or the registry having a bad moment.
+pub fn is_transient(output: &str) -> bool {
+    let o = output.to_ascii_lowercase();
+    let permanent = [
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "401 ",
+        "403 ",
+        "404 ",
+        "not found",
+        "manifest unknown",
+        "name unknown",
+        "400 bad request",
+        "invalid reference",
+    ];
+    if permanent.iter().any(|p| o.contains(p)) && !o.contains("429") {
+        return false;
+    }
+    let transient = [
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "i/o timeout",
+        "timeout",
+        "timed out",
+        "tls handshake",
+        "unexpected eof",
+        ": eof",
+        "no such host",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway",
+        "500 internal server error",
+        "429",
+        "too many requests",
+        "toomanyrequests",
+        "server misbehaving",
+        "temporary failure",
+    ];
+    transient.iter().any(|t| o.contains(t))
+}
+
+fn last_error_line(f: &Finished) -> String {
+    f.stdout
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| f.exit.describe())
+}
+
+/// Exponential backoff with ±25 % jitter, capped at 30 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
+    let capped = exp.min(Duration::from_secs(30));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.75 + (nanos % 1000) as f64 / 2000.0;
+    capped.mul_f64(jitter)
+}
+
+/// Wait `d`, returning early (false) if the run is cancelled.
+fn wait_unless_cancelled(d: Duration, io: &StepIo<'_>) -> bool {
+    let end = std::time::Instant::now() + d;
+    while std::time::Instant::now() < end {
+        if io.cancelled() {
+            return false;
+        }
+        std::thread::park_timeout(
+            Duration::from_millis(100)
+                .min(end.saturating_duration_since(std::time::Instant::now())),
+        );
+    }
+    !io.cancelled()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_check() {
+        let arm64 = Platform::parse("linux/arm64").unwrap();
+        assert!(platform_matches("linux/arm64/v8", &arm64));
+        assert!(platform_matches("linux/arm64/", &arm64));
+        assert!(!platform_matches("linux/amd64/", &arm64));
+        let v7 = Platform::parse("linux/arm/v7").unwrap();
+        assert!(platform_matches("linux/arm/v7", &v7));
+        assert!(!platform_matches("linux/arm/v6", &v7));
+    }
+
+    #[test]
+    fn digests_from_push_output() {
+        let l = "abc: digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef size: 527";
+        assert_eq!(
+            find_digest(l).unwrap(),
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(find_digest("no digest here"), None);
+    }
+
+    #[test]
+    fn list_entries_by_platform() {
+        let json = r#"{"schemaVersion":2,"manifests":[
+            {"digest":"sha256:aa","platform":{"architecture":"amd64","os":"linux"}},
+            {"digest":"sha256:bb","platform":{"architecture":"arm","os":"linux","variant":"v7"}},
+            {"digest":"sha256:cc","platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
+        assert_eq!(
+            digest_for_platform(json, &Platform::parse("linux/arm/v7").unwrap()).as_deref(),
+            Some("sha256:bb")
+        );
+        assert_eq!(
+            digest_for_platform(json, &Platform::parse("linux/arm64").unwrap()).as_deref(),
+            Some("sha256:cc")
+        );
+        assert_eq!(
+            digest_for_platform(json, &Platform::parse("linux/s390x").unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn transient_or_not() {
+        assert!(is_transient("Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"));
+        assert!(is_transient(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(is_transient("toomanyrequests: 429"));
+        assert!(!is_transient("unauthorized: authentication required"));
+        assert!(!is_transient("manifest unknown"));
+        assert!(!is_transient("some other error"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Duration::from_secs(1);
+        assert!(backoff(b, 1) <= Duration::from_millis(1250));
+        assert!(backoff(b, 3) >= Duration::from_secs(3));
+        assert!(backoff(b, 20) <= Duration::from_millis(37_500));
+    }
+}
