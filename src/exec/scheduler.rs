@@ -502,3 +502,218 @@ fn start_signal_thread(tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::H
 pub fn ids(steps: &[StepReport]) -> HashSet<&str> {
     steps.iter().map(|s| s.id.as_str()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::argv::EngineTarget;
+    use crate::plan::{Action, Plan, Step, StepKind};
+    use crate::spec::EngineKind;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Condvar;
+
+    fn step(id: &str, kind: StepKind, needs: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            kind,
+            image: None,
+            arch: None,
+            tag: None,
+            platform: None,
+            reference: Some(format!("ref/{id}")),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            external_needs: Vec::new(),
+            commands: vec![vec!["true".into()]],
+            main: 0,
+            timeout: None,
+            action: Action::Push { engine: EngineTarget::local(EngineKind::Docker), reference: id.into() },
+        }
+    }
+
+    fn plan(steps: Vec<Step>, atomic: bool) -> Plan {
+        Plan {
+            branch: Some("main".into()),
+            git_tag: None,
+            sha: None,
+            pull_request: None,
+            publish: true,
+            publish_reason: String::new(),
+            atomic,
+            engine: EngineKind::Docker,
+            dir: ".".into(),
+            jobs: None,
+            retries: None,
+            steps,
+            skipped: Vec::new(),
+            registries: Vec::new(),
+            external_refs: Default::default(),
+        }
+    }
+
+    /// A fake engine: steps listed in `fail` fail, steps in `slow` run a real
+    /// `sleep` in a process group (so cancellation can be observed), every step
+    /// records when it started and finished, and concurrency is measured.
+    #[derive(Default)]
+    struct Fake {
+        fail: Vec<&'static str>,
+        slow: Vec<&'static str>,
+        /// The first steps wait until this many have started (or 5 s pass).
+        rendezvous: usize,
+        log: Mutex<Vec<String>>,
+        running: AtomicUsize,
+        started: AtomicUsize,
+        max: AtomicUsize,
+        cv: Condvar,
+        lock: Mutex<()>,
+    }
+
+    impl StepExecutor for Fake {
+        fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
+            self.log.lock().unwrap().push(format!("start {}", step.id));
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.started.fetch_add(1, Ordering::SeqCst);
+            self.max.fetch_max(now, Ordering::SeqCst);
+            if self.rendezvous > 0 {
+                let g = self.lock.lock().unwrap();
+                self.cv.notify_all();
+                let _ = self.cv.wait_timeout_while(g, Duration::from_secs(5), |_| self.started.load(Ordering::SeqCst) < self.rendezvous);
+                self.cv.notify_all();
+            }
+            io.line(&format!("hello from {}", step.id));
+            let result = if self.slow.contains(&step.id.as_str()) {
+                let cmd = super::super::process::Command::new(vec!["sleep".into(), "30".into()]);
+                let f = super::super::process::run_streaming(&cmd, &io.table, &mut |_| {});
+                if f.exit.success() {
+                    StepResult::ok()
+                } else {
+                    StepResult::failed(f.exit.describe(), Vec::new())
+                }
+            } else if self.fail.contains(&step.id.as_str()) {
+                StepResult::failed("boom", vec!["last line".into()])
+            } else {
+                StepResult { status: StepStatus::Ok, digest: Some(format!("sha256:{}", step.id.len())), tail: Vec::new() }
+            };
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.log.lock().unwrap().push(format!("end {}", step.id));
+            result
+        }
+    }
+
+    fn status<'a>(s: &'a RunSummary, id: &str) -> &'a StepStatus {
+        &s.steps.iter().find(|r| r.id == id).unwrap().status
+    }
+
+    fn run_with(p: &Plan, fake: &Fake, jobs: usize, failure: FailureMode) -> RunSummary {
+        let opts = SchedulerOptions { jobs, failure, grace: Duration::from_secs(2), ..SchedulerOptions::default() };
+        run(p, fake, &opts, ProcessTable::new(), &mut crate::report::Silent)
+    }
+
+    #[test]
+    fn needs_run_first() {
+        let p = plan(vec![step("a", StepKind::Build, &[]), step("b", StepKind::Test, &["a"]), step("c", StepKind::Push, &["b"])], false);
+        let fake = Fake::default();
+        let s = run_with(&p, &fake, 4, FailureMode::KeepGoing);
+        assert_eq!(*fake.log.lock().unwrap(), vec!["start a", "end a", "start b", "end b", "start c", "end c"]);
+        assert_eq!(s.exit_code(), 0);
+        assert_eq!(s.steps.iter().find(|r| r.id == "c").unwrap().digest.as_deref(), Some("sha256:1"));
+    }
+
+    #[test]
+    fn the_job_limit_holds_and_is_used() {
+        let steps: Vec<Step> = (0..6).map(|i| step(&format!("s{i}"), StepKind::Build, &[])).collect();
+        let p = plan(steps, false);
+        let fake = Fake { rendezvous: 2, ..Fake::default() };
+        let s = run_with(&p, &fake, 2, FailureMode::KeepGoing);
+        assert_eq!(fake.max.load(Ordering::SeqCst), 2);
+        assert_eq!(s.steps.len(), 6);
+        assert!(s.steps.iter().all(|r| r.status.is_ok()));
+    }
+
+    #[test]
+    fn keep_going_skips_only_dependents() {
+        let p = plan(
+            vec![step("a", StepKind::Build, &[]), step("b", StepKind::Test, &["a"]), step("c", StepKind::Push, &["b"]), step("x", StepKind::Build, &[])],
+            false,
+        );
+        let fake = Fake { fail: vec!["a"], ..Fake::default() };
+        let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
+        assert!(matches!(status(&s, "a"), StepStatus::Failed(r) if r == "boom"));
+        assert_eq!(*status(&s, "b"), StepStatus::Skipped("needs a failed".into()));
+        assert_eq!(*status(&s, "c"), StepStatus::Skipped("needs b did not run".into()));
+        assert_eq!(*status(&s, "x"), StepStatus::Ok);
+        assert_eq!(s.exit_code(), 1);
+        let a = s.steps.iter().find(|r| r.id == "a").unwrap();
+        assert_eq!(a.tail, vec!["last line"]);
+    }
+
+    #[test]
+    fn fail_fast_starts_nothing_new() {
+        let p = plan(vec![step("a", StepKind::Build, &[]), step("x", StepKind::Build, &[]), step("y", StepKind::Build, &[])], false);
+        let fake = Fake { fail: vec!["a"], ..Fake::default() };
+        let s = run_with(&p, &fake, 1, FailureMode::FailFast);
+        assert!(status(&s, "a").is_failure());
+        assert_eq!(*status(&s, "x"), StepStatus::Skipped("not started: --fail-fast after a failed".into()));
+        assert_eq!(*status(&s, "y"), StepStatus::Skipped("not started: --fail-fast after a failed".into()));
+        assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn fail_fast_ends_what_runs() {
+        let p = plan(vec![step("slow", StepKind::Build, &[]), step("a", StepKind::Build, &[])], false);
+        let fake = Fake { fail: vec!["a"], slow: vec!["slow"], rendezvous: 2, ..Fake::default() };
+        let t0 = Instant::now();
+        let s = run_with(&p, &fake, 2, FailureMode::FailFast);
+        assert!(t0.elapsed() < Duration::from_secs(20), "the sleeping step was not ended");
+        assert!(!status(&s, "slow").is_ok());
+        assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn atomic_publishes_no_list_when_any_image_fails() {
+        let p = plan(
+            vec![
+                step("push:a", StepKind::Push, &[]),
+                step("push:b", StepKind::Push, &[]),
+                step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
+                step("manifest-push:a", StepKind::ManifestPush, &["manifest-create:a"]),
+            ],
+            true,
+        );
+        let fake = Fake { fail: vec!["push:b"], ..Fake::default() };
+        let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
+        assert!(matches!(status(&s, "manifest-create:a"), StepStatus::Skipped(r) if r.contains("atomic")));
+        assert!(matches!(status(&s, "manifest-push:a"), StepStatus::Skipped(_)));
+        assert!(!fake.log.lock().unwrap().iter().any(|l| l.contains("manifest")));
+        // Without atomic, image a's list goes out.
+        let mut p2 = p.clone();
+        p2.atomic = false;
+        let fake = Fake { fail: vec!["push:b"], ..Fake::default() };
+        let s = run_with(&p2, &fake, 1, FailureMode::KeepGoing);
+        assert_eq!(*status(&s, "manifest-push:a"), StepStatus::Ok);
+    }
+
+    #[test]
+    fn secrets_never_reach_the_reporter() {
+        struct Collect(Vec<String>);
+        impl Reporter for Collect {
+            fn event(&mut self, e: &RunEvent) {
+                self.0.push(format!("{e:?}"));
+            }
+        }
+        struct Leaky;
+        impl StepExecutor for Leaky {
+            fn execute(&self, _step: &Step, io: &StepIo<'_>) -> StepResult {
+                io.line("token=s3cr3t-value here");
+                io.note("retrying with s3cr3t-value");
+                StepResult::failed("failed: s3cr3t-value", vec!["s3cr3t-value".into()])
+            }
+        }
+        let p = plan(vec![step("a", StepKind::Push, &[])], false);
+        let opts = SchedulerOptions { secrets: vec!["s3cr3t-value".into()], ..SchedulerOptions::default() };
+        let mut c = Collect(Vec::new());
+        let s = run(&p, &Leaky, &opts, ProcessTable::new(), &mut c);
+        assert_eq!(s.exit_code(), 1);
+        assert!(c.0.len() > 3);
+        assert!(c.0.iter().all(|e| !e.contains("s3cr3t-value")), "{:#?}", c.0);
+    }
+}
