@@ -62,7 +62,9 @@ fn header(title: &str) {
 
 /// Runs one step under a header; returns its exit code.
 fn step(cmd: &mut Command) -> Result<i32> {
-    let shown = std::iter::once(cmd.get_program())
+    // `$CARGO` is a full toolchain path; the header reads better with the bare name.
+    let program = std::path::Path::new(cmd.get_program());
+    let shown = std::iter::once(program.file_name().unwrap_or(program.as_os_str()))
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()

@@ -1,31 +1,75 @@
 //! `cargo xtask images`: build the repository's own images from `multiarch.toml`.
+//!
+//! This is also the example of a `cargo xtask images` in a user's workspace: load
+//! the spec, detect the commit, plan, run with a reporter. The whole pipeline is
+//! the library's; the xtask only prepares the machine.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::devenv::exit_code;
+use multiarch::report::PlainReporter;
+use multiarch::{Environment, GitCli, GitContext, Overrides, Plan, PlanOptions, RunOptions, Spec};
+
 use crate::Result;
 
-/// Builds and pushes the images in `<root>/multiarch.toml` to `registry`, with the
-/// busybox binaries for the base images from `busybox_dir`. Returns the exit code.
-pub fn run_images(
-    root: &Path,
-    registry: &str,
-    busybox_dir: &Path,
-    extra: &[String],
-) -> Result<i32> {
-    // TODO(lib): call the library directly
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let spec = root.join("multiarch.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args(["run", "--quiet", "--bin", "multiarch", "--", "run", "-f"])
-        .arg(&spec)
-        .args(extra)
-        .env("MULTIARCH_REGISTRY", registry)
-        .env("MULTIARCH_BUSYBOX", busybox_dir);
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run `cargo run --bin multiarch`: {e}"))?;
-    Ok(exit_code(status))
+/// Builds, pushes and publishes the images of `<root>/multiarch.toml` to
+/// `registry`, with the busybox binaries for the base image from `busybox_dir`.
+/// Extra arguments are those of `multiarch run`. Returns the exit code.
+pub fn run_images(root: &Path, registry: &str, busybox_dir: &Path, extra: &[String]) -> Result<i32> {
+    stage_busybox(root, busybox_dir)?;
+    let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
+    let spec_path = root.join("multiarch.toml");
+    if !extra.is_empty() {
+        // Flags of `multiarch run` (--dry-run, --branch, -j, …): the CLI parses them.
+        let mut args: Vec<std::ffi::OsString> = vec!["multiarch".into(), "run".into(), "-f".into(), spec_path.into()];
+        args.extend(extra.iter().map(Into::into));
+        return Ok(multiarch::cli::main_with(args, env));
+    }
+    let spec = match Spec::load(&spec_path, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", render(&e));
+            return Ok(e.exit_code());
+        }
+    };
+    let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default()).map_err(|e| e.to_string())?;
+    let plan = Plan::new(&spec, &ctx, &PlanOptions::default()).map_err(|e| e.to_string())?;
+    eprintln!("xtask: {} steps; {}", plan.steps.len(), plan.publish_reason);
+    let mut reporter = PlainReporter::new(std::io::stdout().lock(), false, false);
+    let summary = match multiarch::run(&plan, &RunOptions::default(), &env, &mut reporter) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(e.exit_code());
+        }
+    };
+    let code = summary.exit_code();
+    if code == 0 {
+        println!("\nimages are in the registry at {registry} (http://{registry}/v2/_catalog); try:");
+        if let Some(list) = plan.steps.iter().filter(|s| s.kind == multiarch::StepKind::ManifestPush).find_map(|s| s.reference.clone()) {
+            println!("  docker run --rm --network none --platform linux/arm/v7 {list}");
+        }
+    }
+    Ok(code)
+}
+
+fn render(e: &multiarch::Error) -> String {
+    match e {
+        multiarch::Error::Spec(s) => s.render(false, 100),
+        other => format!("error: {other}\n"),
+    }
+}
+
+/// The busybox example builds from `examples/busybox/rootfs/<arch>/busybox`.
+fn stage_busybox(root: &Path, busybox_dir: &Path) -> Result<()> {
+    for arch in ["amd64", "arm64v8", "arm32v7"] {
+        let src = busybox_dir.join(arch).join("busybox");
+        let dir = root.join("examples/busybox/rootfs").join(arch);
+        let dst = dir.join("busybox");
+        let same = std::fs::metadata(&dst).ok().map(|m| m.len()) == std::fs::metadata(&src).ok().map(|m| m.len());
+        if !same {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::copy(&src, &dst).map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
