@@ -1,0 +1,270 @@
+//! Test harness for the engine tests: a registry on a free loopback port, a
+//! project directory with its multiarch.toml, the multiarch binary, and a tiny
+//! HTTP client for asking the registry what it really serves.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Engine tests share one docker daemon and its platform-blind build cache: they
+/// run one at a time.
+static ENGINE: Mutex<()> = Mutex::new(());
+
+pub fn engine_lock() -> MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Static busybox binaries per arch (made by `cargo xtask ci` / `cargo xtask images`).
+pub fn busybox_dir() -> PathBuf {
+    let dir = std::env::var_os("MULTIARCH_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/multiarch-env/busybox"));
+    for a in ["amd64", "arm64v8", "arm32v7"] {
+        assert!(
+            dir.join(a).join("busybox").is_file(),
+            "no busybox binary for {a} in {}: run `cargo xtask ci` (it prepares the engine, the registry tooling and these binaries)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A reference registry (distribution) on 127.0.0.1:<free port>, ended on drop.
+pub struct Registry {
+    pub addr: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = TempDir::new("registry");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("docker-registry is installed (cargo xtask ci installs it)");
+        let r = Registry { addr, child, _dir: dir };
+        wait_until(Duration::from_secs(20), || http_get(&r.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)).expect("the registry answers /v2/");
+        r
+    }
+
+    /// The status of a manifest in the registry (200 present, 404 absent) and its body.
+    pub fn manifest(&self, repo: &str, reference: &str) -> (u16, String) {
+        let accept = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+        http_get(&self.addr, &format!("/v2/{repo}/manifests/{reference}"), accept).unwrap_or((0, String::new()))
+    }
+
+    /// The platforms of a pushed list, as `os/arch[/variant]`, sorted.
+    pub fn list_platforms(&self, repo: &str, tag: &str) -> Vec<String> {
+        let (status, body) = self.manifest(repo, tag);
+        assert_eq!(status, 200, "{repo}:{tag} is not in the registry: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut out: Vec<String> = v["manifests"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| {
+                let p = &m["platform"];
+                let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+                if let Some(v) = p["variant"].as_str() {
+                    s.push('/');
+                    s.push_str(v);
+                }
+                s
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET over HTTP/1.0 to a loopback address: (status, body).
+pub fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    if !accept.is_empty() {
+        req.push_str(&format!("Accept: {accept}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Poll a condition until it holds or the deadline passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<(), String> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return Ok(());
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    Err(format!("condition not met within {timeout:?}"))
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let base = std::env::temp_dir().join(format!("multiarch-test-{prefix}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&base).unwrap();
+        TempDir(base)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A project: a directory with a busybox base image, app images and a spec.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+pub const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+impl Project {
+    /// With `examples/busybox` (the per-arch base) already in place.
+    pub fn new() -> Project {
+        let dir = TempDir::new("project");
+        let bb = dir.path().join("busybox");
+        std::fs::create_dir_all(bb.join("rootfs")).unwrap();
+        std::fs::copy(workspace().join("examples/busybox/Dockerfile"), bb.join("Dockerfile")).unwrap();
+        let src = busybox_dir();
+        for a in ["amd64", "arm64v8", "arm32v7"] {
+            std::fs::create_dir_all(bb.join("rootfs").join(a)).unwrap();
+            std::fs::copy(src.join(a).join("busybox"), bb.join("rootfs").join(a).join("busybox")).unwrap();
+        }
+        Project { dir }
+    }
+
+    /// Without the busybox binaries (for tests that never reach an engine).
+    pub fn new_without_busybox() -> Project {
+        Project { dir: TempDir::new("project") }
+    }
+
+    pub fn file(&self, rel: &str, text: &str) -> &Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_multiarch"));
+        c.args(args).current_dir(self.path()).env_remove("DOCKER_BUILDKIT").env("NO_COLOR", "1");
+        for k in ["GITLAB_CI", "GITHUB_ACTIONS", "CIRCLECI", "BUILDKITE", "TF_BUILD", "TRAVIS", "JENKINS_URL", "BITBUCKET_BUILD_NUMBER", "CI_REGISTRY_USER", "MULTIARCH_REGISTRY_USER"] {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    pub fn run(&self, reg: &Registry, args: &[&str]) -> Output {
+        let out = self.command(args).env("REG", &reg.addr).output().unwrap();
+        eprintln!("--- multiarch {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        out
+    }
+}
+
+/// Spawn multiarch with stdout piped and read lines until one matches.
+pub fn spawn_until(mut cmd: Command, pattern: &str, timeout: Duration) -> (Child, Vec<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let end = Instant::now() + timeout;
+    loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                let hit = l.contains(pattern);
+                seen.push(l);
+                if hit {
+                    break;
+                }
+            }
+            Err(_) => panic!("`{pattern}` never appeared; output:\n{}", seen.join("\n")),
+        }
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in rx {});
+    (child, seen)
+}
+
+/// Processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let me = std::process::id().to_string();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                continue;
+            }
+            if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+                let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                if c.contains(marker) {
+                    out.push(format!("{name}: {c}"));
+                }
+            }
+        }
+    }
+    out
+}
