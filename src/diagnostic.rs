@@ -204,6 +204,7 @@ impl SpecErrors {
         for d in &self.diagnostics {
             // Writing into a String cannot fail.
             let _ = handler.render_report(&mut out, d);
+            out.push('\n');
         }
         let n = self.diagnostics.len();
         out.push_str(&format!(

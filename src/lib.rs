@@ -9,7 +9,10 @@
 //! let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default())?;
 //! let plan = Plan::new(&spec, &ctx, &PlanOptions::default())?;
 //! print!("{}", multiarch::plan::render_text(&plan));
-//! # Ok(()) }
+//! let mut reporter = multiarch::report::PlainReporter::new(std::io::stdout(), false, false);
+//! let summary = multiarch::run(&plan, &multiarch::RunOptions::default(), &env, &mut reporter)?;
+//! std::process::exit(summary.exit_code());
+//! # }
 //! ```
 
 pub mod cli;
@@ -28,5 +31,6 @@ pub use context::{GitCli, GitContext, Overrides};
 pub use diagnostic::SpecErrors;
 pub use environment::Environment;
 pub use error::{exit, Error};
+pub use exec::{run, RunOptions};
 pub use plan::{Plan, PlanOptions, Stage, Step, StepKind};
 pub use spec::Spec;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use support::{engine_lock, processes_with, spawn_until, wait_until, Project, Registry, SHA};
 
-const NEEDS_ENGINE: &str = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`";
+const NEEDS_ENGINE: &str =
+    "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`";
 
 const SPEC: &str = r#"
 [project]
@@ -33,7 +34,8 @@ const HELLO: &str = "ARG BASE\nFROM ${BASE}\nCMD [\"uname\", \"-m\"]\n";
 
 fn article_project() -> Project {
     let p = Project::new();
-    p.file("multiarch.toml", SPEC).file("hello/Dockerfile", HELLO);
+    p.file("multiarch.toml", SPEC)
+        .file("hello/Dockerfile", HELLO);
     p
 }
 
@@ -56,10 +58,25 @@ fn the_article_pipeline_publishes_a_list_of_exactly_its_platforms() {
     // What a user pulling the list on a Pi gets.
     let list = format!("{}/acme/hello:latest", reg.addr);
     let run = std::process::Command::new("docker")
-        .args(["run", "--rm", "--network", "none", "--pull", "always", "--platform", "linux/arm/v7", &list])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pull",
+            "always",
+            "--platform",
+            "linux/arm/v7",
+            &list,
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "armv7l", "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "armv7l",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("published:"), "{summary}");
     assert!(summary.contains(&format!("{list}@sha256:")), "{summary}");
@@ -80,9 +97,17 @@ fn a_feature_branch_pushes_per_arch_images_and_no_list() {
     let out = p.run(&reg, &["run", "--branch", "feature/login", "--sha", SHA]);
     assert_eq!(code(&out), 0);
     for a in ["amd64", "arm32v7", "arm64v8"] {
-        assert_eq!(reg.manifest(&format!("acme/hello/{a}"), SHA).0, 200, "per-arch image {a} is pushed");
+        assert_eq!(
+            reg.manifest(&format!("acme/hello/{a}"), SHA).0,
+            200,
+            "per-arch image {a} is pushed"
+        );
     }
-    assert_eq!(reg.manifest("acme/hello", SHA).0, 404, "no list on a feature branch");
+    assert_eq!(
+        reg.manifest("acme/hello", SHA).0,
+        404,
+        "no list on a feature branch"
+    );
     assert_eq!(reg.manifest("acme/hello", "latest").0, 404);
     assert_eq!(reg.manifest("acme/hello", "feature-login").0, 404);
 }
@@ -101,7 +126,10 @@ fn an_arch_that_fails_to_build_blocks_its_list_but_not_the_other_arches() {
     let out = p.run(&reg, &["run", "--branch", "main", "--sha", SHA]);
     assert_eq!(code(&out), 1, "a failed step exits 1");
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains("build:picky/arm64v8 — build failed"), "{summary}");
+    assert!(
+        summary.contains("build:picky/arm64v8 — build failed"),
+        "{summary}"
+    );
     assert_eq!(reg.manifest("acme/picky", SHA).0, 404, "no partial list");
     assert_eq!(reg.manifest("acme/picky", "latest").0, 404);
     assert_eq!(reg.manifest("acme/picky/amd64", SHA).0, 200);
@@ -138,29 +166,56 @@ fn sigint_mid_build_ends_every_process_of_the_run_and_exits_130() {
     assert_eq!(status.and_then(|s| s.code()), Some(130));
     // Every command of the run names the registry's port: none may be left.
     let left = processes_with(&reg.addr);
-    assert!(left.is_empty(), "processes of the run left behind: {left:#?}");
-    assert_eq!(reg.manifest("acme/slow", SHA).0, 404, "no list after an interrupted run");
+    assert!(
+        left.is_empty(),
+        "processes of the run left behind: {left:#?}"
+    );
+    assert_eq!(
+        reg.manifest("acme/slow", SHA).0,
+        404,
+        "no list after an interrupted run"
+    );
 }
 
 #[test]
 fn an_unreachable_engine_exits_3_before_any_step() {
     let p = Project::new_without_busybox();
-    p.file("multiarch.toml", SPEC).file("hello/Dockerfile", HELLO).file("busybox/Dockerfile", "FROM scratch\n");
-    let out = p.command(&["run", "--branch", "main", "--sha", SHA]).env("REG", "127.0.0.1:1").env("DOCKER_HOST", "unix:///nonexistent/multiarch-test.sock").output().unwrap();
+    p.file("multiarch.toml", SPEC)
+        .file("hello/Dockerfile", HELLO)
+        .file("busybox/Dockerfile", "FROM scratch\n");
+    let out = p
+        .command(&["run", "--branch", "main", "--sha", SHA])
+        .env("REG", "127.0.0.1:1")
+        .env("DOCKER_HOST", "unix:///nonexistent/multiarch-test.sock")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 3, "{err}");
     assert!(err.contains("does not answer"), "{err}");
     assert!(err.contains("help:"), "{err}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("[build:"), "no step ran");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("[build:"),
+        "no step ran"
+    );
 }
 
 #[test]
 fn dry_run_needs_no_engine() {
     let p = Project::new_without_busybox();
-    p.file("multiarch.toml", SPEC).file("hello/Dockerfile", HELLO).file("busybox/Dockerfile", "FROM scratch\n");
-    let out = p.command(&["run", "--dry-run", "--branch", "main", "--sha", SHA]).env("REG", "127.0.0.1:1").env("DOCKER_HOST", "unix:///nonexistent/multiarch-test.sock").output().unwrap();
+    p.file("multiarch.toml", SPEC)
+        .file("hello/Dockerfile", HELLO)
+        .file("busybox/Dockerfile", "FROM scratch\n");
+    let out = p
+        .command(&["run", "--dry-run", "--branch", "main", "--sha", SHA])
+        .env("REG", "127.0.0.1:1")
+        .env("DOCKER_HOST", "unix:///nonexistent/multiarch-test.sock")
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("docker build --build-arg ARCH=arm64v8 --platform linux/arm64/v8"), "{text}");
+    assert!(
+        text.contains("docker build --build-arg ARCH=arm64v8 --platform linux/arm64/v8"),
+        "{text}"
+    );
     assert!(text.contains("dry run"), "{text}");
 }

@@ -526,7 +526,10 @@ mod tests {
             commands: vec![vec!["true".into()]],
             main: 0,
             timeout: None,
-            action: Action::Push { engine: EngineTarget::local(EngineKind::Docker), reference: id.into() },
+            action: Action::Push {
+                engine: EngineTarget::local(EngineKind::Docker),
+                reference: id.into(),
+            },
         }
     }
 
@@ -576,7 +579,9 @@ mod tests {
             if self.rendezvous > 0 {
                 let g = self.lock.lock().unwrap();
                 self.cv.notify_all();
-                let _ = self.cv.wait_timeout_while(g, Duration::from_secs(5), |_| self.started.load(Ordering::SeqCst) < self.rendezvous);
+                let _ = self.cv.wait_timeout_while(g, Duration::from_secs(5), |_| {
+                    self.started.load(Ordering::SeqCst) < self.rendezvous
+                });
                 self.cv.notify_all();
             }
             io.line(&format!("hello from {}", step.id));
@@ -591,7 +596,11 @@ mod tests {
             } else if self.fail.contains(&step.id.as_str()) {
                 StepResult::failed("boom", vec!["last line".into()])
             } else {
-                StepResult { status: StepStatus::Ok, digest: Some(format!("sha256:{}", step.id.len())), tail: Vec::new() }
+                StepResult {
+                    status: StepStatus::Ok,
+                    digest: Some(format!("sha256:{}", step.id.len())),
+                    tail: Vec::new(),
+                }
             };
             self.running.fetch_sub(1, Ordering::SeqCst);
             self.log.lock().unwrap().push(format!("end {}", step.id));
@@ -604,25 +613,59 @@ mod tests {
     }
 
     fn run_with(p: &Plan, fake: &Fake, jobs: usize, failure: FailureMode) -> RunSummary {
-        let opts = SchedulerOptions { jobs, failure, grace: Duration::from_secs(2), ..SchedulerOptions::default() };
-        run(p, fake, &opts, ProcessTable::new(), &mut crate::report::Silent)
+        let opts = SchedulerOptions {
+            jobs,
+            failure,
+            grace: Duration::from_secs(2),
+            ..SchedulerOptions::default()
+        };
+        run(
+            p,
+            fake,
+            &opts,
+            ProcessTable::new(),
+            &mut crate::report::Silent,
+        )
     }
 
     #[test]
     fn needs_run_first() {
-        let p = plan(vec![step("a", StepKind::Build, &[]), step("b", StepKind::Test, &["a"]), step("c", StepKind::Push, &["b"])], false);
+        let p = plan(
+            vec![
+                step("a", StepKind::Build, &[]),
+                step("b", StepKind::Test, &["a"]),
+                step("c", StepKind::Push, &["b"]),
+            ],
+            false,
+        );
         let fake = Fake::default();
         let s = run_with(&p, &fake, 4, FailureMode::KeepGoing);
-        assert_eq!(*fake.log.lock().unwrap(), vec!["start a", "end a", "start b", "end b", "start c", "end c"]);
+        assert_eq!(
+            *fake.log.lock().unwrap(),
+            vec!["start a", "end a", "start b", "end b", "start c", "end c"]
+        );
         assert_eq!(s.exit_code(), 0);
-        assert_eq!(s.steps.iter().find(|r| r.id == "c").unwrap().digest.as_deref(), Some("sha256:1"));
+        assert_eq!(
+            s.steps
+                .iter()
+                .find(|r| r.id == "c")
+                .unwrap()
+                .digest
+                .as_deref(),
+            Some("sha256:1")
+        );
     }
 
     #[test]
     fn the_job_limit_holds_and_is_used() {
-        let steps: Vec<Step> = (0..6).map(|i| step(&format!("s{i}"), StepKind::Build, &[])).collect();
+        let steps: Vec<Step> = (0..6)
+            .map(|i| step(&format!("s{i}"), StepKind::Build, &[]))
+            .collect();
         let p = plan(steps, false);
-        let fake = Fake { rendezvous: 2, ..Fake::default() };
+        let fake = Fake {
+            rendezvous: 2,
+            ..Fake::default()
+        };
         let s = run_with(&p, &fake, 2, FailureMode::KeepGoing);
         assert_eq!(fake.max.load(Ordering::SeqCst), 2);
         assert_eq!(s.steps.len(), 6);
@@ -632,14 +675,28 @@ mod tests {
     #[test]
     fn keep_going_skips_only_dependents() {
         let p = plan(
-            vec![step("a", StepKind::Build, &[]), step("b", StepKind::Test, &["a"]), step("c", StepKind::Push, &["b"]), step("x", StepKind::Build, &[])],
+            vec![
+                step("a", StepKind::Build, &[]),
+                step("b", StepKind::Test, &["a"]),
+                step("c", StepKind::Push, &["b"]),
+                step("x", StepKind::Build, &[]),
+            ],
             false,
         );
-        let fake = Fake { fail: vec!["a"], ..Fake::default() };
+        let fake = Fake {
+            fail: vec!["a"],
+            ..Fake::default()
+        };
         let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
         assert!(matches!(status(&s, "a"), StepStatus::Failed(r) if r == "boom"));
-        assert_eq!(*status(&s, "b"), StepStatus::Skipped("needs a failed".into()));
-        assert_eq!(*status(&s, "c"), StepStatus::Skipped("needs b did not run".into()));
+        assert_eq!(
+            *status(&s, "b"),
+            StepStatus::Skipped("needs a failed".into())
+        );
+        assert_eq!(
+            *status(&s, "c"),
+            StepStatus::Skipped("needs b did not run".into())
+        );
         assert_eq!(*status(&s, "x"), StepStatus::Ok);
         assert_eq!(s.exit_code(), 1);
         let a = s.steps.iter().find(|r| r.id == "a").unwrap();
@@ -648,22 +705,52 @@ mod tests {
 
     #[test]
     fn fail_fast_starts_nothing_new() {
-        let p = plan(vec![step("a", StepKind::Build, &[]), step("x", StepKind::Build, &[]), step("y", StepKind::Build, &[])], false);
-        let fake = Fake { fail: vec!["a"], ..Fake::default() };
+        let p = plan(
+            vec![
+                step("a", StepKind::Build, &[]),
+                step("x", StepKind::Build, &[]),
+                step("y", StepKind::Build, &[]),
+            ],
+            false,
+        );
+        let fake = Fake {
+            fail: vec!["a"],
+            ..Fake::default()
+        };
         let s = run_with(&p, &fake, 1, FailureMode::FailFast);
         assert!(status(&s, "a").is_failure());
-        assert_eq!(*status(&s, "x"), StepStatus::Skipped("not started: --fail-fast after a failed".into()));
-        assert_eq!(*status(&s, "y"), StepStatus::Skipped("not started: --fail-fast after a failed".into()));
+        assert_eq!(
+            *status(&s, "x"),
+            StepStatus::Skipped("not started: --fail-fast after a failed".into())
+        );
+        assert_eq!(
+            *status(&s, "y"),
+            StepStatus::Skipped("not started: --fail-fast after a failed".into())
+        );
         assert_eq!(s.exit_code(), 1);
     }
 
     #[test]
     fn fail_fast_ends_what_runs() {
-        let p = plan(vec![step("slow", StepKind::Build, &[]), step("a", StepKind::Build, &[])], false);
-        let fake = Fake { fail: vec!["a"], slow: vec!["slow"], rendezvous: 2, ..Fake::default() };
+        let p = plan(
+            vec![
+                step("slow", StepKind::Build, &[]),
+                step("a", StepKind::Build, &[]),
+            ],
+            false,
+        );
+        let fake = Fake {
+            fail: vec!["a"],
+            slow: vec!["slow"],
+            rendezvous: 2,
+            ..Fake::default()
+        };
         let t0 = Instant::now();
         let s = run_with(&p, &fake, 2, FailureMode::FailFast);
-        assert!(t0.elapsed() < Duration::from_secs(20), "the sleeping step was not ended");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the sleeping step was not ended"
+        );
         assert!(!status(&s, "slow").is_ok());
         assert_eq!(s.exit_code(), 1);
     }
@@ -675,19 +762,39 @@ mod tests {
                 step("push:a", StepKind::Push, &[]),
                 step("push:b", StepKind::Push, &[]),
                 step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
-                step("manifest-push:a", StepKind::ManifestPush, &["manifest-create:a"]),
+                step(
+                    "manifest-push:a",
+                    StepKind::ManifestPush,
+                    &["manifest-create:a"],
+                ),
             ],
             true,
         );
-        let fake = Fake { fail: vec!["push:b"], ..Fake::default() };
+        let fake = Fake {
+            fail: vec!["push:b"],
+            ..Fake::default()
+        };
         let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
-        assert!(matches!(status(&s, "manifest-create:a"), StepStatus::Skipped(r) if r.contains("atomic")));
-        assert!(matches!(status(&s, "manifest-push:a"), StepStatus::Skipped(_)));
-        assert!(!fake.log.lock().unwrap().iter().any(|l| l.contains("manifest")));
+        assert!(
+            matches!(status(&s, "manifest-create:a"), StepStatus::Skipped(r) if r.contains("atomic"))
+        );
+        assert!(matches!(
+            status(&s, "manifest-push:a"),
+            StepStatus::Skipped(_)
+        ));
+        assert!(!fake
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("manifest")));
         // Without atomic, image a's list goes out.
         let mut p2 = p.clone();
         p2.atomic = false;
-        let fake = Fake { fail: vec!["push:b"], ..Fake::default() };
+        let fake = Fake {
+            fail: vec!["push:b"],
+            ..Fake::default()
+        };
         let s = run_with(&p2, &fake, 1, FailureMode::KeepGoing);
         assert_eq!(*status(&s, "manifest-push:a"), StepStatus::Ok);
     }
@@ -709,11 +816,18 @@ mod tests {
             }
         }
         let p = plan(vec![step("a", StepKind::Push, &[])], false);
-        let opts = SchedulerOptions { secrets: vec!["s3cr3t-value".into()], ..SchedulerOptions::default() };
+        let opts = SchedulerOptions {
+            secrets: vec!["s3cr3t-value".into()],
+            ..SchedulerOptions::default()
+        };
         let mut c = Collect(Vec::new());
         let s = run(&p, &Leaky, &opts, ProcessTable::new(), &mut c);
         assert_eq!(s.exit_code(), 1);
         assert!(c.0.len() > 3);
-        assert!(c.0.iter().all(|e| !e.contains("s3cr3t-value")), "{:#?}", c.0);
+        assert!(
+            c.0.iter().all(|e| !e.contains("s3cr3t-value")),
+            "{:#?}",
+            c.0
+        );
     }
 }

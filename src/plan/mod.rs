@@ -449,15 +449,7 @@ impl<'a> Planner<'a> {
     fn insecure(&self, reference: &str) -> bool {
         let domain = reference::parse(reference).ok().and_then(|r| r.domain);
         match domain {
-            Some(d) => {
-                is_loopback_host(&d)
-                    || self
-                        .spec
-                        .project
-                        .insecure_registries
-                        .iter()
-                        .any(|r| *r == d)
-            }
+            Some(d) => is_loopback_host(&d) || self.spec.project.insecure_registries.contains(&d),
             None => false,
         }
     }

@@ -99,7 +99,7 @@ impl Template {
     }
 
     /// Render with `lookup`; the first variable without a value is returned as `Err`.
-    pub fn render<'a, F>(&'a self, mut lookup: F) -> Result<String, &'a str>
+    pub fn render<F>(&self, mut lookup: F) -> Result<String, &str>
     where
         F: FnMut(&str) -> Option<String>,
     {

@@ -31,6 +31,7 @@ pub fn validate(
         problems,
         dir,
         arches: BTreeMap::new(),
+        defined: BTreeSet::new(),
     };
     v.run(raw, source)
 }
@@ -39,6 +40,9 @@ struct Validator<'a> {
     problems: &'a mut Vec<Problem>,
     dir: &'a Path,
     arches: BTreeMap<String, Arch>,
+    /// Names of every `[arch.NAME]`, valid or not: a use of one whose definition
+    /// has a problem is not also reported as an unknown arch.
+    defined: BTreeSet<String>,
 }
 
 fn whole(len: usize) -> Range<usize> {
@@ -83,7 +87,14 @@ impl Validator<'_> {
         };
         let verify = self.verify(&raw);
 
-        if raw.images.is_empty() {
+        // `[image]` written as a table is reported as a wrong type; "no images" on
+        // top of it would only repeat it.
+        let images_reported = raw.images_span.as_ref().is_some_and(|s| {
+            self.problems
+                .iter()
+                .any(|p| s.start <= p.span.start && p.span.end <= s.end)
+        });
+        if raw.images.is_empty() && !images_reported {
             let span = raw
                 .images_span
                 .clone()
@@ -173,9 +184,13 @@ impl Validator<'_> {
             match reference::parse_repository(&value) {
                 Ok(_) => Some(value),
                 Err(e) => {
+                    let help = match value.split_once("://") {
+                        Some((_, rest)) => format!("write it without the scheme: \"{rest}\" (plain-HTTP registries go in insecure_registries)"),
+                        None => "a registry prefix is `host[:port][/namespace]`, lowercase, e.g. \"127.0.0.1:5000/acme\"".into(),
+                    };
                     self.push(
                         Problem::new("bad-registry", r.span.clone(), format!("invalid registry `{value}`: {e}"), "not a registry prefix")
-                            .help("a registry prefix is `host[:port][/namespace]`, lowercase, e.g. \"127.0.0.1:5000/acme\""),
+                            .help(help),
                     );
                     None
                 }
@@ -195,7 +210,13 @@ impl Validator<'_> {
                         format!("`{}` is not a registry host", r.value),
                         "expected host[:port]",
                     )
-                    .help("for example \"registry.lan:5000\""),
+                    .help(match r.value.split_once("://") {
+                        Some((_, rest)) => format!(
+                            "write host[:port] without the scheme: \"{}\"",
+                            rest.trim_end_matches('/')
+                        ),
+                        None => "for example \"registry.lan:5000\"".into(),
+                    }),
                 );
             }
         }
@@ -235,6 +256,7 @@ impl Validator<'_> {
     fn arch_defs(&mut self, defs: &[RawArchDef]) {
         for d in defs {
             let name = &d.name.value;
+            self.defined.insert(name.clone());
             if !is_arch_name(name) {
                 self.push(
                     Problem::new("bad-arch-name", d.name.span.clone(), format!("`{name}` is not a valid arch name"), "invalid name")
@@ -420,10 +442,16 @@ impl Validator<'_> {
                 }
             };
         }
-        let known: Vec<String> = arch::builtin_names()
-            .map(str::to_string)
-            .chain(self.arches.keys().cloned())
-            .collect();
+        if self.defined.contains(name) {
+            // Its [arch.NAME] has a problem, reported there.
+            return None;
+        }
+        let mut known: Vec<String> = arch::builtin_names().map(str::to_string).collect();
+        for custom in self.arches.keys() {
+            if !known.contains(custom) {
+                known.push(custom.clone());
+            }
+        }
         let help = match arch::alias(name) {
             Some(a) => Some(format!("did you mean `{a}` ({})? multiarch uses the Docker official-image names", arch::builtin(a).map(|b| b.platform.to_string()).unwrap_or_default())),
             None => did_you_mean(name, known.iter().map(String::as_str)),
@@ -1240,7 +1268,11 @@ impl Validator<'_> {
                     }
                 } else if let Some((i2, a2)) = seen.insert(r.clone(), (img.name.clone(), a.clone()))
                 {
-                    if reported.insert((tags.arch.span.start, tags.arch.span.end)) {
+                    // Two arches of one image: already reported as the reference
+                    // missing `{arch}`.
+                    let explained =
+                        i2 == img.name && !tags.arch.uses("arch") && !tags.arch.uses("platform");
+                    if !explained && reported.insert((tags.arch.span.start, tags.arch.span.end)) {
                         self.push(
                             Problem::new("reference-collision", tags.arch.span.clone(), format!("`{i2}`/{a2} and `{}`/{a} get the same reference `{r}`", img.name), "not unique")
                                 .help("the per-arch reference must differ per image and arch: use {repo} and {arch}"),

@@ -14,13 +14,23 @@ use crate::Result;
 /// Builds, pushes and publishes the images of `<root>/multiarch.toml` to
 /// `registry`, with the busybox binaries for the base image from `busybox_dir`.
 /// Extra arguments are those of `multiarch run`. Returns the exit code.
-pub fn run_images(root: &Path, registry: &str, busybox_dir: &Path, extra: &[String]) -> Result<i32> {
+pub fn run_images(
+    root: &Path,
+    registry: &str,
+    busybox_dir: &Path,
+    extra: &[String],
+) -> Result<i32> {
     stage_busybox(root, busybox_dir)?;
     let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
     let spec_path = root.join("multiarch.toml");
     if !extra.is_empty() {
         // Flags of `multiarch run` (--dry-run, --branch, -j, …): the CLI parses them.
-        let mut args: Vec<std::ffi::OsString> = vec!["multiarch".into(), "run".into(), "-f".into(), spec_path.into()];
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "multiarch".into(),
+            "run".into(),
+            "-f".into(),
+            spec_path.into(),
+        ];
         args.extend(extra.iter().map(Into::into));
         return Ok(multiarch::cli::main_with(args, env));
     }
@@ -31,7 +41,8 @@ pub fn run_images(root: &Path, registry: &str, busybox_dir: &Path, extra: &[Stri
             return Ok(e.exit_code());
         }
     };
-    let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default()).map_err(|e| e.to_string())?;
+    let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default())
+        .map_err(|e| e.to_string())?;
     let plan = Plan::new(&spec, &ctx, &PlanOptions::default()).map_err(|e| e.to_string())?;
     eprintln!("xtask: {} steps; {}", plan.steps.len(), plan.publish_reason);
     let mut reporter = PlainReporter::new(std::io::stdout().lock(), false, false);
@@ -44,8 +55,15 @@ pub fn run_images(root: &Path, registry: &str, busybox_dir: &Path, extra: &[Stri
     };
     let code = summary.exit_code();
     if code == 0 {
-        println!("\nimages are in the registry at {registry} (http://{registry}/v2/_catalog); try:");
-        if let Some(list) = plan.steps.iter().filter(|s| s.kind == multiarch::StepKind::ManifestPush).find_map(|s| s.reference.clone()) {
+        println!(
+            "\nimages are in the registry at {registry} (http://{registry}/v2/_catalog); try:"
+        );
+        if let Some(list) = plan
+            .steps
+            .iter()
+            .filter(|s| s.kind == multiarch::StepKind::ManifestPush)
+            .find_map(|s| s.reference.clone())
+        {
             println!("  docker run --rm --network none --platform linux/arm/v7 {list}");
         }
     }
@@ -65,10 +83,13 @@ fn stage_busybox(root: &Path, busybox_dir: &Path) -> Result<()> {
         let src = busybox_dir.join(arch).join("busybox");
         let dir = root.join("examples/busybox/rootfs").join(arch);
         let dst = dir.join("busybox");
-        let same = std::fs::metadata(&dst).ok().map(|m| m.len()) == std::fs::metadata(&src).ok().map(|m| m.len());
+        let same = std::fs::metadata(&dst).ok().map(|m| m.len())
+            == std::fs::metadata(&src).ok().map(|m| m.len());
         if !same {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            std::fs::copy(&src, &dst).map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), dst.display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::copy(&src, &dst)
+                .map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), dst.display()))?;
         }
     }
     Ok(())
