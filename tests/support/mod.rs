@@ -25,7 +25,9 @@ pub fn workspace() -> PathBuf {
 
 /// Static busybox binaries per arch (made by `cargo xtask ci` / `cargo xtask images`).
 pub fn busybox_dir() -> PathBuf {
-    let dir = std::env::var_os("MULTIARCH_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/multiarch-env/busybox"));
+    let dir = std::env::var_os("MULTIARCH_BUSYBOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/multiarch-env/busybox"));
     for a in ["amd64", "arm64v8", "arm32v7"] {
         assert!(
             dir.join(a).join("busybox").is_file(),
@@ -67,15 +69,27 @@ impl Registry {
             .process_group(0)
             .spawn()
             .expect("docker-registry is installed (cargo xtask ci installs it)");
-        let r = Registry { addr, child, _dir: dir };
-        wait_until(Duration::from_secs(20), || http_get(&r.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)).expect("the registry answers /v2/");
+        let r = Registry {
+            addr,
+            child,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(20), || {
+            http_get(&r.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)
+        })
+        .expect("the registry answers /v2/");
         r
     }
 
     /// The status of a manifest in the registry (200 present, 404 absent) and its body.
     pub fn manifest(&self, repo: &str, reference: &str) -> (u16, String) {
         let accept = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
-        http_get(&self.addr, &format!("/v2/{repo}/manifests/{reference}"), accept).unwrap_or((0, String::new()))
+        http_get(
+            &self.addr,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            accept,
+        )
+        .unwrap_or((0, String::new()))
     }
 
     /// The platforms of a pushed list, as `os/arch[/variant]`, sorted.
@@ -89,7 +103,11 @@ impl Registry {
             .iter()
             .map(|m| {
                 let p = &m["platform"];
-                let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+                let mut s = format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                );
                 if let Some(v) = p["variant"].as_str() {
                     s.push('/');
                     s.push_str(v);
@@ -110,7 +128,11 @@ impl Drop for Registry {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// GET over HTTP/1.0 to a loopback address: (status, body).
@@ -126,7 +148,10 @@ pub fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, String)> {
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -147,7 +172,11 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
-        let base = std::env::temp_dir().join(format!("multiarch-test-{prefix}-{}-{}", std::process::id(), free_port()));
+        let base = std::env::temp_dir().join(format!(
+            "multiarch-test-{prefix}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&base).unwrap();
         TempDir(base)
     }
@@ -176,18 +205,28 @@ impl Project {
         let dir = TempDir::new("project");
         let bb = dir.path().join("busybox");
         std::fs::create_dir_all(bb.join("rootfs")).unwrap();
-        std::fs::copy(workspace().join("examples/busybox/Dockerfile"), bb.join("Dockerfile")).unwrap();
+        std::fs::copy(
+            workspace().join("examples/busybox/Dockerfile"),
+            bb.join("Dockerfile"),
+        )
+        .unwrap();
         let src = busybox_dir();
         for a in ["amd64", "arm64v8", "arm32v7"] {
             std::fs::create_dir_all(bb.join("rootfs").join(a)).unwrap();
-            std::fs::copy(src.join(a).join("busybox"), bb.join("rootfs").join(a).join("busybox")).unwrap();
+            std::fs::copy(
+                src.join(a).join("busybox"),
+                bb.join("rootfs").join(a).join("busybox"),
+            )
+            .unwrap();
         }
         Project { dir }
     }
 
     /// Without the busybox binaries (for tests that never reach an engine).
     pub fn new_without_busybox() -> Project {
-        Project { dir: TempDir::new("project") }
+        Project {
+            dir: TempDir::new("project"),
+        }
     }
 
     pub fn file(&self, rel: &str, text: &str) -> &Self {
@@ -203,8 +242,22 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_multiarch"));
-        c.args(args).current_dir(self.path()).env_remove("DOCKER_BUILDKIT").env("NO_COLOR", "1");
-        for k in ["GITLAB_CI", "GITHUB_ACTIONS", "CIRCLECI", "BUILDKITE", "TF_BUILD", "TRAVIS", "JENKINS_URL", "BITBUCKET_BUILD_NUMBER", "CI_REGISTRY_USER", "MULTIARCH_REGISTRY_USER"] {
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("DOCKER_BUILDKIT")
+            .env("NO_COLOR", "1");
+        for k in [
+            "GITLAB_CI",
+            "GITHUB_ACTIONS",
+            "CIRCLECI",
+            "BUILDKITE",
+            "TF_BUILD",
+            "TRAVIS",
+            "JENKINS_URL",
+            "BITBUCKET_BUILD_NUMBER",
+            "CI_REGISTRY_USER",
+            "MULTIARCH_REGISTRY_USER",
+        ] {
             c.env_remove(k);
         }
         c
@@ -212,14 +265,23 @@ impl Project {
 
     pub fn run(&self, reg: &Registry, args: &[&str]) -> Output {
         let out = self.command(args).env("REG", &reg.addr).output().unwrap();
-        eprintln!("--- multiarch {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "--- multiarch {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 }
 
 /// Spawn multiarch with stdout piped and read lines until one matches.
 pub fn spawn_until(mut cmd: Command, pattern: &str, timeout: Duration) -> (Child, Vec<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
