@@ -96,6 +96,9 @@ pub struct Select {
     /// The engine, overriding [project] engine.
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
+    /// Build every layer again (`docker build --no-cache`).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -338,6 +341,7 @@ pub fn load_and_plan(
         changed_files,
         host: Host::detect(),
         step_timeout,
+        no_cache: select.no_cache,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
     Ok((spec, plan))

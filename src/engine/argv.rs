@@ -57,6 +57,8 @@ pub struct BuildArgs {
     pub cache_from: Vec<String>,
     pub dockerfile: String,
     pub context: String,
+    /// `--no-cache`: rebuild every layer.
+    pub no_cache: bool,
 }
 
 fn push_pair(v: &mut Vec<String>, flag: &str, k: &str, val: &str) {
@@ -69,6 +71,9 @@ fn push_pair(v: &mut Vec<String>, flag: &str, k: &str, val: &str) {
 pub fn build(t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
     let mut v = t.base();
     v.push("build".into());
+    if a.no_cache {
+        v.push("--no-cache".into());
+    }
     push_pair(&mut v, "--build-arg", &a.arch_arg.0, &a.arch_arg.1);
     v.push("--platform".into());
     v.push(a.platform.to_string());

@@ -67,6 +67,40 @@ impl EngineRunner {
         f
     }
 
+    /// Run a read-only registry query, retrying any failure a few times: a list
+    /// just pushed can be briefly unreadable while other lists of the same
+    /// repository are written.
+    fn captured_retrying(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
+        let mut attempt = 0u32;
+        loop {
+            let f = self.captured(argv.clone(), step, io, false);
+            if f.exit.success()
+                || !matches!(f.exit, Exit::Code(_))
+                || attempt >= self.retries.max(1)
+                || io.cancelled()
+            {
+                return f;
+            }
+            attempt += 1;
+            let why = f
+                .stderr
+                .iter()
+                .chain(f.stdout.iter())
+                .find(|l| !l.trim().is_empty())
+                .cloned()
+                .unwrap_or_else(|| f.exit.describe());
+            let delay = backoff(self.backoff / 2, attempt);
+            io.note(&format!(
+                "{} failed ({why}); retry {attempt} in {:.1}s",
+                argv.get(1..3).map(|a| a.join(" ")).unwrap_or_default(),
+                delay.as_secs_f64()
+            ));
+            if !wait_unless_cancelled(delay, io) {
+                return f;
+            }
+        }
+    }
+
     /// Run a registry command, retrying transient failures with exponential backoff
     /// and jitter; never retrying auth, not-found or bad-request errors.
     fn with_retries(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
@@ -292,7 +326,7 @@ impl EngineRunner {
         let engine = EngineTarget::local(crate::spec::EngineKind::Docker);
         let mut a = argv::manifest_inspect(&engine, reference, insecure);
         a.insert(3, "--verbose".into());
-        let f = self.captured(a, step, io, false);
+        let f = self.captured_retrying(a, step, io);
         let parsed: Option<String> =
             serde_json::from_str::<serde_json::Value>(&f.stdout.join("\n"))
                 .ok()
@@ -377,11 +411,10 @@ impl EngineRunner {
         let by_digest = match list {
             Some(list) => {
                 let local = EngineTarget::local(engine.kind);
-                let f = self.captured(
+                let f = self.captured_retrying(
                     argv::manifest_inspect(&local, list, insecure),
                     step,
                     io,
-                    false,
                 );
                 if !f.exit.success() {
                     return self.fail(&format!("cannot read the pushed list {list}"), &f);

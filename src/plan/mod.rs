@@ -241,6 +241,8 @@ pub struct PlanOptions {
     pub host: Host,
     /// `--step-timeout`, overriding the spec's timeouts.
     pub step_timeout: Option<Duration>,
+    /// `--no-cache`: builds use no cached layer.
+    pub no_cache: bool,
 }
 
 impl Default for PlanOptions {
@@ -253,6 +255,7 @@ impl Default for PlanOptions {
             changed_files: None,
             host: Host::detect(),
             step_timeout: None,
+            no_cache: false,
         }
     }
 }
@@ -608,6 +611,7 @@ impl<'a> Planner<'a> {
                     cache_from,
                     dockerfile: img.dockerfile.display().to_string(),
                     context: img.context.display().to_string(),
+                    no_cache: self.opts.no_cache,
                 };
                 let build_argv = argv::build(&engine, &build);
                 // Needs of the build: qemu, and the base image for the same arch.
@@ -746,6 +750,7 @@ impl<'a> Planner<'a> {
 
             // Lists.
             let mut first_list_push: Option<String> = None;
+            let mut prev_list_push: Option<String> = None;
             let partial_archs = self.selected_archs.is_some() && self.opts.stages.is_empty();
             for m in &spec.tags.manifest {
                 let shown_id = format!("manifest-create:{}:{}", img.name, m.tag.display());
@@ -898,7 +903,11 @@ impl<'a> Planner<'a> {
                         tag: Some(tag.clone()),
                         platform: None,
                         reference: Some(list.clone()),
-                        needs: vec![create_id.clone()],
+                        // Lists of one repository are pushed one after another: two
+                        // `manifest push` of the same entries at once can conflict.
+                        needs: std::iter::once(create_id.clone())
+                            .chain(prev_list_push.clone())
+                            .collect(),
                         external_needs: Vec::new(),
                         commands: vec![argv::manifest_push(&engine, &list, insecure)],
                         main: 0,
@@ -911,8 +920,9 @@ impl<'a> Planner<'a> {
                     });
                 }
                 if first_list_push.is_none() {
-                    first_list_push = Some(push_list_id);
+                    first_list_push = Some(push_list_id.clone());
                 }
+                prev_list_push = Some(push_list_id);
             }
 
             // Verify what the registry serves.

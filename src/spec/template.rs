@@ -247,10 +247,12 @@ pub fn parse(
                 i += 1;
             }
             _ => {
-                // Copy up to the next special character in one go.
-                let next = raw[i + 1..]
+                // Copy up to the next special character in one go (from the next
+                // character, which may be several bytes long).
+                let from = i + raw[i..].chars().next().map_or(1, char::len_utf8);
+                let next = raw[from..]
                     .find(['$', '{', '}'])
-                    .map_or(raw.len(), |p| i + 1 + p);
+                    .map_or(raw.len(), |p| from + p);
                 lit.push_str(&raw[i..next]);
                 i = next;
             }
@@ -382,6 +384,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.as_literal().as_deref(), Some("src/{a,b}/**"));
+    }
+
+    #[test]
+    fn non_ascii_text_after_a_special_character() {
+        let t = parse_ok("Ürün {name}→ü$$é", &Environment::empty());
+        assert_eq!(t.display(), "Ürün {name}→ü$é");
     }
 
     #[test]

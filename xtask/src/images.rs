@@ -78,7 +78,7 @@ fn render(e: &multiarch::Error) -> String {
 }
 
 /// The busybox example builds from `examples/busybox/rootfs/<arch>/busybox`.
-fn stage_busybox(root: &Path, busybox_dir: &Path) -> Result<()> {
+pub fn stage_busybox(root: &Path, busybox_dir: &Path) -> Result<()> {
     for arch in ["amd64", "arm64v8", "arm32v7"] {
         let src = busybox_dir.join(arch).join("busybox");
         let dir = root.join("examples/busybox/rootfs").join(arch);

@@ -1,5 +1,6 @@
 //! Repository tasks: `cargo xtask images | ci | bench | devenv`.
 
+mod bench;
 mod ci;
 mod devenv;
 mod images;
@@ -95,11 +96,21 @@ fn images_task(extra: &[String]) -> Result<i32> {
 }
 
 fn bench_task(args: &[String]) -> Result<i32> {
-    if let Some(bad) = args.iter().find(|a| a.as_str() != "--quick") {
-        eprint!("xtask: bench: unknown argument `{bad}`\n\n{USAGE}");
-        return Ok(2);
+    let mut quick = false;
+    for a in args {
+        match a.as_str() {
+            "--quick" => quick = true,
+            bad => {
+                eprint!("xtask: bench: unknown argument `{bad}`\n\n{USAGE}");
+                return Ok(2);
+            }
+        }
     }
-    println!("bench: not yet");
+    let env = setup_engine()?;
+    let registry = devenv::ensure_registry(&env.state_dir)?;
+    let root = devenv::workspace_root();
+    images::stage_busybox(&root, &env.busybox_dir)?;
+    bench::pipeline(&root, &registry, if quick { 1 } else { 3 })?;
     Ok(0)
 }
 
