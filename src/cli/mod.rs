@@ -158,6 +158,10 @@ pub struct RunArgs {
     /// Retries of transient registry failures (overrides [project] retries).
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Skip build, test and push of an arch whose per-arch reference (with the
+    /// commit sha) is already in the registry: a rerun redoes only what failed.
+    #[arg(long)]
+    pub skip_existing: bool,
     /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
     #[arg(long = "step-timeout", value_name = "DURATION")]
     pub step_timeout: Option<String>,

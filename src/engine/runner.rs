@@ -14,7 +14,7 @@ use crate::spec::reference;
 use crate::spec::Platform;
 
 /// How the runner runs commands.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EngineRunner {
     /// Commands run here (the spec's directory; contexts are relative to it).
     pub dir: PathBuf,
@@ -24,6 +24,13 @@ pub struct EngineRunner {
     pub retries: u32,
     /// First backoff delay (doubled each retry, with jitter).
     pub backoff: Duration,
+    /// Registries to reach over plain HTTP besides loopback.
+    pub insecure: Vec<String>,
+    /// `--skip-existing`: an arch whose immutable per-arch reference is already in
+    /// the registry is not built, tested or pushed again.
+    pub skip_existing: bool,
+    /// Per-arch references found in the registry: reference → digest.
+    existing: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl EngineRunner {
@@ -36,6 +43,9 @@ impl EngineRunner {
             ],
             retries: 3,
             backoff: Duration::from_secs(1),
+            skip_existing: false,
+            insecure: Vec::new(),
+            existing: Default::default(),
         }
     }
 
@@ -447,8 +457,57 @@ impl EngineRunner {
     }
 }
 
+impl EngineRunner {
+    /// With `--skip-existing`: the digest of `reference` when the registry has it.
+    fn existing(&self, step: &Step, io: &StepIo<'_>, reference: &str) -> Option<String> {
+        if !self.skip_existing {
+            return None;
+        }
+        if let Some(d) = self.existing.lock().ok()?.get(reference) {
+            return Some(d.clone());
+        }
+        let insecure = reference::parse(reference)
+            .ok()
+            .and_then(|r| r.domain)
+            .is_some_and(|d| reference::is_loopback_host(&d) || self.insecure.contains(&d));
+        let engine = EngineTarget::local(crate::spec::EngineKind::Docker);
+        let mut a = argv::manifest_inspect(&engine, reference, insecure);
+        a.insert(3, "--verbose".into());
+        let f = self.captured(a, step, io, false);
+        if !f.exit.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&f.stdout.join("\n")).ok()?;
+        let d = v.pointer("/Descriptor/digest")?.as_str()?.to_string();
+        if let Ok(mut m) = self.existing.lock() {
+            m.insert(reference.to_string(), d.clone());
+        }
+        Some(d)
+    }
+
+    fn cached(reference: &str, digest: Option<String>) -> StepResult {
+        StepResult {
+            status: StepStatus::Cached(format!("{reference} is already in the registry")),
+            digest,
+            tail: Vec::new(),
+        }
+    }
+}
+
 impl StepExecutor for EngineRunner {
     fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
+        let per_arch = match &step.action {
+            Action::Build { reference, .. }
+            | Action::Test { reference, .. }
+            | Action::Push { reference, .. } => Some(reference.as_str()),
+            _ => None,
+        };
+        if let Some(r) = per_arch {
+            if let Some(d) = self.existing(step, io, r) {
+                let digest = matches!(step.action, Action::Push { .. }).then_some(d);
+                return Self::cached(r, digest);
+            }
+        }
         match &step.action {
             Action::SetupQemu { handlers, setup } => self.setup_qemu(step, io, handlers, setup),
             Action::Build {

@@ -36,6 +36,7 @@ impl Masker {
                 Failed(x) => Failed(self.mask(&x)),
                 TimedOut(x) => TimedOut(self.mask(&x)),
                 Skipped(x) => Skipped(self.mask(&x)),
+                Cached(x) => Cached(self.mask(&x)),
                 other => other,
             },
             tail: r.tail.iter().map(|l| self.mask(l)).collect(),

@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub login: bool,
     /// Listen for SIGINT/SIGTERM (the CLI does; library users may not want it).
     pub handle_signals: bool,
+    /// Skip build/test/push of an arch whose per-arch reference (one containing
+    /// the commit sha) is already in the registry.
+    pub skip_existing: bool,
 }
 
 impl Default for RunOptions {
@@ -41,6 +44,7 @@ impl Default for RunOptions {
             retries: None,
             login: false,
             handle_signals: true,
+            skip_existing: false,
         }
     }
 }
@@ -327,6 +331,15 @@ pub fn run(
     }
     let mut runner = EngineRunner::new(plan.dir.clone());
     runner.retries = opts.retries.or(plan.retries).unwrap_or(3);
+    if opts.skip_existing {
+        if !plan.immutable_refs {
+            return Err(Error::Usage(
+                "--skip-existing needs per-arch references that contain the commit ([tags] arch with {sha} or {short_sha}): otherwise an existing image may be of another commit".into(),
+            ));
+        }
+        runner.skip_existing = true;
+    }
+    runner.insecure = plan.insecure_registries.clone();
     let mut done = Vec::new();
     if let Some(d) = setup_qemu_first(plan, &runner, &table)? {
         done.push(d);
@@ -365,6 +378,7 @@ pub fn cli_run(
         retries: args.retries,
         login: args.login,
         handle_signals: true,
+        skip_existing: args.skip_existing,
     };
     let stdout = std::io::stdout();
     let mut reporter = PlainReporter::new(stdout.lock(), out.quiet, out.verbose);

@@ -550,6 +550,8 @@ mod tests {
             skipped: Vec::new(),
             registries: Vec::new(),
             external_refs: Default::default(),
+            immutable_refs: true,
+            insecure_registries: Vec::new(),
         }
     }
 

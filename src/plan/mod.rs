@@ -280,6 +280,11 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// Registries the plan pushes to (for login and preflight).
     pub registries: Vec<String>,
+    /// The per-arch references contain the commit (`{sha}`/`{short_sha}`), so an
+    /// existing one is this commit's image (what `--skip-existing` relies on).
+    pub immutable_refs: bool,
+    /// `[project] insecure_registries`.
+    pub insecure_registries: Vec<String>,
     /// The reference behind each external need (`push:base/amd64` → its per-arch
     /// reference), checked before running.
     pub external_refs: BTreeMap<String, String>,
@@ -495,7 +500,21 @@ impl<'a> Planner<'a> {
                 break;
             }
         }
-        Some(affected)
+        // An affected image builds on its dependencies at this commit: they are
+        // needed too (with --skip-existing, only if not already pushed).
+        let mut needed = affected.clone();
+        loop {
+            let before = needed.len();
+            for img in &self.spec.images {
+                if needed.contains(&img.name) {
+                    needed.extend(img.depends_on.iter().cloned());
+                }
+            }
+            if needed.len() == before {
+                break;
+            }
+        }
+        Some(needed)
     }
 
     fn plan(mut self) -> Result<Plan, Error> {
@@ -1152,6 +1171,8 @@ impl<'a> Planner<'a> {
             skipped: self.skipped,
             registries,
             external_refs,
+            immutable_refs: spec.tags.arch.uses("sha") || spec.tags.arch.uses("short_sha"),
+            insecure_registries: spec.project.insecure_registries.clone(),
         })
     }
 }

@@ -11,6 +11,8 @@ use crate::plan::StepKind;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepStatus {
     Ok,
+    /// Not run because its result already exists (`--skip-existing`); counts as ok.
+    Cached(String),
     Failed(String),
     TimedOut(String),
     /// Not run, and why (a dependency failed, fail-fast, atomic).
@@ -21,7 +23,7 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn is_ok(&self) -> bool {
-        matches!(self, StepStatus::Ok)
+        matches!(self, StepStatus::Ok | StepStatus::Cached(_))
     }
 
     pub fn is_failure(&self) -> bool {
@@ -31,6 +33,7 @@ impl StepStatus {
     pub fn label(&self) -> &'static str {
         match self {
             StepStatus::Ok => "ok",
+            StepStatus::Cached(_) => "cached",
             StepStatus::Failed(_) => "FAILED",
             StepStatus::TimedOut(_) => "TIMED OUT",
             StepStatus::Skipped(_) => "skipped",
@@ -40,7 +43,10 @@ impl StepStatus {
 
     pub fn reason(&self) -> Option<&str> {
         match self {
-            StepStatus::Failed(r) | StepStatus::TimedOut(r) | StepStatus::Skipped(r) => Some(r),
+            StepStatus::Failed(r)
+            | StepStatus::TimedOut(r)
+            | StepStatus::Skipped(r)
+            | StepStatus::Cached(r) => Some(r),
             _ => None,
         }
     }
@@ -214,7 +220,7 @@ pub fn render_summary(s: &RunSummary) -> String {
     ordered.extend(s.steps.iter().filter(|r| !r.status.is_failure()));
     for r in ordered {
         let detail = match (&r.status, &r.digest) {
-            (StepStatus::Ok, Some(d)) => d.clone(),
+            (StepStatus::Ok | StepStatus::Cached(_), Some(d)) => d.clone(),
             (st, _) => st.reason().unwrap_or("").to_string(),
         };
         let time = if matches!(r.status, StepStatus::Skipped(_) | StepStatus::Cancelled) {
