@@ -22,6 +22,7 @@ pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod exec;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod spec;

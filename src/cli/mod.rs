@@ -55,11 +55,32 @@ pub enum Command {
         after_help = "Examples:\n  multiarch plan\n  multiarch plan --branch main --sha $(git rev-parse HEAD)\n  multiarch plan --format json > plan.json\n  multiarch plan --format dot | dot -Tsvg > plan.svg\n  multiarch plan --image api --arch arm64v8 --stage build"
     )]
     Plan(PlanArgs),
+    /// Print a CI pipeline that shards the run: a build job per arch, a publish
+    /// job on the publishing branches, a verify job.
+    #[command(
+        after_help = "Examples:\n  multiarch ci gitlab > .gitlab-ci.yml\n  multiarch ci github > .github/workflows/images.yml"
+    )]
+    Ci(CiArgs),
     /// Run the plan: build, test, push, publish the lists and verify them.
     #[command(
         after_help = "Examples:\n  multiarch run\n  multiarch run -j 4 --fail-fast\n  multiarch run --dry-run\n  multiarch run --arch arm64v8 --stage build --stage push   # one CI shard\n  multiarch run --stage publish --stage verify              # the publish job"
     )]
     Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The CI system.
+    #[arg(value_enum)]
+    pub system: CiSystem,
+    #[command(flatten)]
+    pub file: FileArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiSystem {
+    Gitlab,
+    Github,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -272,6 +293,22 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             };
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(text.as_bytes());
+            Ok(exit::SUCCESS)
+        }
+        Command::Ci(a) => {
+            let path = Spec::locate(a.file.file.as_deref(), &cwd)?;
+            let spec = Spec::load(&path, env)?;
+            let root = GitCli::new(&spec.dir)
+                .toplevel()
+                .unwrap_or_else(|| cwd.clone());
+            let root = std::fs::canonicalize(&root).unwrap_or(root);
+            let mut spec = spec;
+            spec.path = std::fs::canonicalize(&spec.path).unwrap_or(spec.path);
+            let text = match a.system {
+                CiSystem::Gitlab => crate::pipeline::gitlab(&spec, &root),
+                CiSystem::Github => crate::pipeline::github(&spec, &root),
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
             Ok(exit::SUCCESS)
         }
         Command::Run(a) => {

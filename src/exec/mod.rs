@@ -221,7 +221,16 @@ fn check_external(
             if need == "setup-qemu" || !checked.insert(need.clone()) {
                 continue;
             }
-            let kind = need.split_once(':').map_or(need.as_str(), |(k, _)| k);
+            let (kind, rest) = need.split_once(':').unwrap_or((need.as_str(), ""));
+            // A pushed per-arch image was tested before its push: when the push is
+            // checked in the registry, the test need is satisfied with it.
+            if matches!(kind, "build" | "test")
+                && s.external_needs
+                    .iter()
+                    .any(|n| *n == format!("push:{rest}"))
+            {
+                continue;
+            }
             let Some(reference) = plan.external_refs.get(need).cloned() else {
                 continue;
             };

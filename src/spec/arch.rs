@@ -162,6 +162,8 @@ pub struct Arch {
     pub uname: Vec<String>,
     /// A native engine endpoint (DOCKER_HOST), or a docker context.
     pub builder: Option<Builder>,
+    /// CI runner tags (GitLab `tags`, GitHub `runs-on`) for `multiarch ci`.
+    pub runner_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +207,7 @@ pub fn builtin(name: &str) -> Option<Arch> {
                 platform: Platform::parse(p).ok()?,
                 uname: u.iter().map(|s| s.to_string()).collect(),
                 builder: None,
+                runner_tags: Vec::new(),
             })
         })
 }

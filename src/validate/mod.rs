@@ -368,6 +368,13 @@ impl Validator<'_> {
                     platform,
                     uname,
                     builder,
+                    runner_tags: if d.runner_tags.is_empty() {
+                        base.as_ref()
+                            .map(|b| b.runner_tags.clone())
+                            .unwrap_or_default()
+                    } else {
+                        d.runner_tags.iter().map(|t| t.value.clone()).collect()
+                    },
                 },
             );
         }
