@@ -3,6 +3,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+mod run;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::{GitCli, GitContext, Overrides};
@@ -321,7 +323,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 None => None,
             };
             let (spec, plan) = load_and_plan(&a.file, &a.select, timeout, env, &cwd)?;
-            crate::exec::cli_run(&spec, &plan, &a, env, out)
+            run::cli_run(&spec, &plan, &a, env, out)
         }
     }
 }

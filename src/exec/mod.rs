@@ -9,15 +9,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Output, RunArgs};
 use crate::engine::argv::{self, EngineTarget};
 use crate::engine::EngineRunner;
 use crate::environment::Environment;
-use crate::error::{exit, Error};
+use crate::error::Error;
 use crate::plan::{Action, Plan, StepKind};
-use crate::report::{PlainReporter, Reporter, RunSummary, StepStatus};
+use crate::report::{Reporter, RunSummary};
 use crate::spec::reference;
-use crate::spec::{Builder, EngineKind, Spec};
+use crate::spec::{Builder, EngineKind};
 use process::{Command, ProcessTable};
 use scheduler::{FailureMode, SchedulerOptions, StepResult};
 
@@ -363,39 +362,4 @@ pub fn run(
         done,
     };
     Ok(scheduler::run(plan, &runner, &sopts, table, reporter))
-}
-
-pub fn cli_run(
-    _spec: &Spec,
-    plan: &Plan,
-    args: &RunArgs,
-    env: &Environment,
-    out: Output,
-) -> Result<i32, Error> {
-    if args.dry_run {
-        print!("{}", crate::plan::render_text(plan));
-        println!("\n(dry run: nothing was run)");
-        return Ok(exit::SUCCESS);
-    }
-    let opts = RunOptions {
-        jobs: args.jobs.map(|j| j as usize),
-        failure: if args.fail_fast {
-            FailureMode::FailFast
-        } else {
-            FailureMode::KeepGoing
-        },
-        retries: args.retries,
-        login: args.login,
-        handle_signals: true,
-        skip_existing: args.skip_existing,
-    };
-    let stdout = std::io::stdout();
-    let mut reporter = PlainReporter::new(stdout.lock(), out.quiet, out.verbose);
-    let summary = run(plan, &opts, env, &mut reporter)?;
-    let _ = summary
-        .steps
-        .iter()
-        .filter(|s| matches!(s.status, StepStatus::Ok))
-        .count();
-    Ok(summary.exit_code())
 }
