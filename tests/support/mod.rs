@@ -41,14 +41,18 @@ pub fn busybox_dir() -> PathBuf {
 /// A reference registry (distribution) on 127.0.0.1:<free port>, ended on drop.
 pub struct Registry {
     pub addr: String,
-    child: Child,
-    _dir: TempDir,
+    child: Option<Child>,
+    cfg: PathBuf,
+    dir: TempDir,
 }
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Registry {
         let dir = TempDir::new("registry");
-        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = dir.path().join("config.yml");
         std::fs::write(
@@ -59,26 +63,41 @@ impl Registry {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("docker-registry is installed (cargo xtask ci installs it)");
+        let child = spawn_registry(&cfg, dir.path());
         let r = Registry {
             addr,
-            child,
-            _dir: dir,
+            child: Some(child),
+            cfg,
+            dir,
         };
+        r.wait_ready();
+        r
+    }
+
+    fn wait_ready(&self) {
         wait_until(Duration::from_secs(20), || {
-            http_get(&r.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)
+            http_get(&self.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)
         })
         .expect("the registry answers /v2/");
-        r
+    }
+
+    /// Stop it (the storage stays, for a restart on the same port).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(&self.addr).is_err()
+        })
+        .expect("the registry stops");
+    }
+
+    /// Start it again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn_registry(&self.cfg, self.dir.path()));
+        self.wait_ready();
     }
 
     /// The status of a manifest in the registry (200 present, 404 absent) and its body.
@@ -120,10 +139,29 @@ impl Registry {
     }
 }
 
+fn spawn_registry(cfg: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .unwrap();
+    Command::new("docker-registry")
+        .arg("serve")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("docker-registry is installed (cargo xtask ci installs it)")
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -329,4 +367,89 @@ pub fn processes_with(marker: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A loopback TCP proxy to `target` that resets the first `resets` connections
+/// (SO_LINGER 0, then close: the client sees "connection reset by peer").
+pub struct FlakyProxy {
+    pub addr: String,
+    pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    pub fn start(target: &str, resets: usize) -> FlakyProxy {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let target = target.to_string();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { break };
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                if n < resets {
+                    let linger = libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    // SAFETY: setting a socket option on a socket we own.
+                    unsafe {
+                        libc::setsockopt(
+                            client.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            &linger as *const libc::linger as *const libc::c_void,
+                            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                        );
+                    }
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                let (mut c1, mut s1) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        FlakyProxy { addr, accepted }
+    }
+}
+
+/// A registry that answers 401 to everything. Returns its address and a count of
+/// the requests it saw.
+pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { break };
+            h.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 8192];
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = c.read(&mut buf);
+            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+            let _ = write!(
+                c,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\nWWW-Authenticate: Basic realm=\"multiarch-test\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, hits)
 }

@@ -1,0 +1,145 @@
+//! Planning at scale: a monorepo of 1,000 images × 8 arches, each image depending on
+//! the previous one in chains of 10. Measures loading + validation, planning and
+//! the JSON rendering separately (median of several iterations), then the whole
+//! `multiarch plan --format json` process.
+//!
+//!     cargo bench --bench plan              # 1,000 images, 7 iterations
+//!     cargo bench --bench plan -- --quick   # 100 images, 1 iteration
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use multiarch::plan::{render_json, Host};
+use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
+
+const ARCHES: &[&str] = &[
+    "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
+];
+const CHAIN: usize = 10;
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn spec_text(images: usize) -> String {
+    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
+    let mut t = format!(
+        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
+         [archs]\ndefault = [{}]\n\n\
+         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\n\
+         manifest = [\"{{sha}}\", \"{{branch}}\", {{ tag = \"latest\", branches = [\"main\"] }}]\n",
+        quoted.join(", ")
+    );
+    for i in 0..images {
+        t.push_str(&format!(
+            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
+        ));
+        if i % CHAIN != 0 {
+            let prev = i - 1;
+            t.push_str(&format!(
+                "depends_on = [\"img-{prev:04}\"]\nargs = {{ BASE = \"{{image.img-{prev:04}}}\" }}\n"
+            ));
+        }
+    }
+    t
+}
+
+/// The spec and a context directory with a Dockerfile for every image.
+fn write_project(dir: &Path, images: usize) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    for i in 0..images {
+        let ctx = dir.join(format!("images/img-{i:04}"));
+        std::fs::create_dir_all(&ctx).expect("create a context");
+        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").expect("write");
+    }
+    let path = dir.join("multiarch.toml");
+    std::fs::write(&path, spec_text(images)).expect("write the spec");
+    path
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    let n = v.len();
+    let mid = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    };
+    mid.as_secs_f64() * 1000.0
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything but `--quick` is ignored.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (images, iterations) = if quick { (100, 1) } else { (1000, 7) };
+    let dir = std::env::temp_dir().join(format!("multiarch-bench-{}", std::process::id()));
+    let path = write_project(&dir, images);
+    let text = std::fs::read_to_string(&path).expect("read the spec");
+    let env = Environment::empty();
+    let ctx = GitContext {
+        branch: Some("main".into()),
+        sha: Some(SHA.into()),
+        ..GitContext::default()
+    };
+    let opts = PlanOptions {
+        host: Host::fixed("linux/amd64"),
+        ..PlanOptions::default()
+    };
+
+    let (mut load, mut plan_t, mut json_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut steps = 0;
+    let mut bytes = 0;
+    for _ in 0..iterations {
+        let (spec, d) = time(|| Spec::from_str_in(&text, "multiarch.toml", &dir, &env));
+        let spec = spec.unwrap_or_else(|e| panic!("the generated spec is valid: {e}"));
+        load.push(d);
+        let (plan, d) = time(|| Plan::new(&spec, &ctx, &opts));
+        let plan = plan.unwrap_or_else(|e| panic!("plans: {e}"));
+        plan_t.push(d);
+        let (json, d) = time(|| render_json(&plan));
+        json_t.push(d);
+        steps = plan.steps.len();
+        bytes = json.len();
+    }
+
+    // The whole process, as CI runs it.
+    let exe = env!("CARGO_BIN_EXE_multiarch");
+    let mut process = Vec::new();
+    for _ in 0..iterations {
+        let (out, d) = time(|| {
+            Command::new(exe)
+                .args(["plan", "--format", "json", "-f"])
+                .arg(&path)
+                .args(["--sha", SHA, "--branch", "main"])
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .output()
+                .expect("run multiarch")
+        });
+        assert!(
+            out.status.success(),
+            "multiarch plan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout.len(), bytes, "the CLI prints the library's JSON");
+        process.push(d);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!(
+        "plan benchmark: {images} images × {} arches, chains of {CHAIN}: {steps} steps, {:.1} MiB of JSON; median of {iterations}",
+        ARCHES.len(),
+        bytes as f64 / 1024.0 / 1024.0
+    );
+    println!("  load + validate   {:>9.1} ms", median(load));
+    println!("  plan              {:>9.1} ms", median(plan_t));
+    println!("  render_json       {:>9.1} ms", median(json_t));
+    println!(
+        "  `multiarch plan --format json` process {:>9.1} ms",
+        median(process)
+    );
+}
