@@ -287,14 +287,18 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             Ok(exit::SUCCESS)
         }
         Command::Plan(a) => {
-            let (_, plan) = load_and_plan(&a.file, &a.select, None, env, &cwd)?;
-            let text = match a.format {
-                Format::Text => plan::render_text(&plan),
-                Format::Json => plan::render_json(&plan),
-                Format::Dot => plan::render_dot(&plan),
+            let (spec, plan) = load_and_plan(&a.file, &a.select, None, env, &cwd)?;
+            let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let written = match a.format {
+                Format::Text => stdout.write_all(plan::render_text(&plan).as_bytes()),
+                Format::Json => plan::write_json(&plan, &mut stdout),
+                Format::Dot => stdout.write_all(plan::render_dot(&plan).as_bytes()),
             };
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(text.as_bytes());
+            let _ = written.and_then(|_| stdout.flush());
+            // The process ends right after: freeing a plan of thousands of steps
+            // would only cost time.
+            std::mem::forget(plan);
+            std::mem::forget(spec);
             Ok(exit::SUCCESS)
         }
         Command::Ci(a) => {

@@ -4,14 +4,14 @@
 pub mod render;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use globset::GlobSetBuilder;
 use serde::Serialize;
 
-pub use render::{render_dot, render_json, render_text, shell_quote};
+pub use render::{render_dot, render_json, render_text, shell_quote, write_json};
 
 use crate::context::GitContext;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
@@ -326,7 +326,7 @@ struct Planner<'a> {
     steps: Vec<Step>,
     skipped: Vec<Skipped>,
     /// Per-arch references by (image, arch).
-    refs: HashMap<(String, String), String>,
+    refs: HashMap<String, HashMap<String, String>>,
 }
 
 impl<'a> Planner<'a> {
@@ -391,6 +391,16 @@ impl<'a> Planner<'a> {
             skipped: Vec::new(),
             refs: HashMap::new(),
         })
+    }
+
+    /// The per-arch reference of an image (every image/arch pair has one once
+    /// `plan` has rendered them).
+    fn ref_of(&self, image: &str, arch: &str) -> String {
+        self.refs
+            .get(image)
+            .and_then(|m| m.get(arch))
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn check_sha(&self) -> Result<(), Error> {
@@ -536,7 +546,10 @@ impl<'a> Planner<'a> {
                 if let Err(e) = reference::parse(&r) {
                     return Err(Error::Usage(format!("the per-arch reference of {}/{a} renders to `{r}`, which is not a valid reference: {e}", img.name)));
                 }
-                self.refs.insert((img.name.clone(), a.clone()), r);
+                self.refs
+                    .entry(img.name.clone())
+                    .or_default()
+                    .insert(a.clone(), r);
             }
         }
 
@@ -586,7 +599,7 @@ impl<'a> Planner<'a> {
                 }
                 let arch = self.host_arch(a)?;
                 let engine = engine_for(arch);
-                let reference = self.refs[&(img.name.clone(), a.clone())].clone();
+                let reference = self.ref_of(&img.name, a);
                 let emu = arch.needs_emulation(&self.opts.host.platform);
                 let build_id = format!("build:{}/{a}", img.name);
                 let test_id = format!("test:{}/{a}", img.name);
@@ -596,7 +609,8 @@ impl<'a> Planner<'a> {
                     .iter()
                     .filter_map(|d| {
                         self.refs
-                            .get(&(d.clone(), a.clone()))
+                            .get(d.as_str())
+                            .and_then(|m| m.get(a.as_str()))
                             .map(|r| (d.clone(), r.clone()))
                     })
                     .collect();
@@ -638,11 +652,11 @@ impl<'a> Planner<'a> {
                 if emu {
                     build_needs.push("setup-qemu".to_string());
                 }
-                for d in img
-                    .depends_on
-                    .iter()
-                    .filter(|d| self.refs.contains_key(&((*d).clone(), a.clone())))
-                {
+                for d in img.depends_on.iter().filter(|d| {
+                    self.refs
+                        .get(d.as_str())
+                        .is_some_and(|m| m.contains_key(a.as_str()))
+                }) {
                     let dep_pushed = pushes;
                     let dep_tested = test_on;
                     let id = if dep_pushed {
@@ -770,6 +784,8 @@ impl<'a> Planner<'a> {
             // Lists.
             let mut first_list_push: Option<String> = None;
             let mut prev_list_push: Option<String> = None;
+            let mut first_list_ref: Option<String> = None;
+            let mut listed_tags: HashSet<String> = HashSet::new();
             let partial_archs = self.selected_archs.is_some() && self.opts.stages.is_empty();
             for m in &spec.tags.manifest {
                 let shown_id = format!("manifest-create:{}:{}", img.name, m.tag.display());
@@ -850,7 +866,7 @@ impl<'a> Planner<'a> {
                 }
                 let create_id = format!("manifest-create:{}:{tag}", img.name);
                 let push_list_id = format!("manifest-push:{}:{tag}", img.name);
-                if self.steps.iter().any(|s| s.id == create_id) {
+                if !listed_tags.insert(tag.clone()) {
                     skip(
                         format!("renders to `{tag}`, a tag already listed"),
                         &mut self,
@@ -871,7 +887,7 @@ impl<'a> Planner<'a> {
                     needs.push(pid.clone());
                     entries.push(ListEntry {
                         push_step: pid,
-                        reference: self.refs[&(img.name.clone(), a.clone())].clone(),
+                        reference: self.ref_of(&img.name, a),
                         platform: arch.platform.clone(),
                     });
                 }
@@ -940,6 +956,7 @@ impl<'a> Planner<'a> {
                 }
                 if first_list_push.is_none() {
                     first_list_push = Some(push_list_id.clone());
+                    first_list_ref = Some(list.clone());
                 }
                 prev_list_push = Some(push_list_id);
             }
@@ -961,7 +978,7 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                     let engine = engine_for(arch);
-                    let reference = self.refs[&(img.name.clone(), a.clone())].clone();
+                    let reference = self.ref_of(&img.name, a);
                     let expect = match &img.verify_expect {
                         Some(e) => Expect::Contains(e.clone()),
                         None => Expect::OneOf(arch.uname.clone()),
@@ -972,15 +989,7 @@ impl<'a> Planner<'a> {
                         .unwrap_or_else(|| spec.verify.command.clone());
                     let (needs, list, commands) = match &first_list_push {
                         Some(lp) => {
-                            let list = self
-                                .steps
-                                .iter()
-                                .find(|s| &s.id == lp)
-                                .and_then(|s| s.reference.clone())
-                                .unwrap_or_else(|| {
-                                    let tag = lp.rsplit(':').next().unwrap_or("");
-                                    format!("{}:{tag}", img.repo)
-                                });
+                            let list = first_list_ref.clone().unwrap_or_default();
                             let insecure = self.insecure(&list);
                             let by_digest =
                                 format!("{}@<digest of {} in {list}>", img.repo, arch.platform);
@@ -1111,7 +1120,7 @@ impl<'a> Planner<'a> {
                 s.needs.retain(|n| n != "setup-qemu");
             }
         }
-        let ids: BTreeSet<String> = self.steps.iter().map(|s| s.id.clone()).collect();
+        let ids: HashSet<String> = self.steps.iter().map(|s| s.id.clone()).collect();
         for s in self.steps.iter_mut() {
             let (inside, outside): (Vec<String>, Vec<String>) =
                 s.needs.drain(..).partition(|n| ids.contains(n));
@@ -1126,7 +1135,7 @@ impl<'a> Planner<'a> {
                 let r = match kind {
                     "build" | "test" | "push" | "verify" => rest
                         .split_once('/')
-                        .and_then(|(i, a)| self.refs.get(&(i.to_string(), a.to_string())).cloned()),
+                        .and_then(|(i, a)| self.refs.get(i).and_then(|m| m.get(a)).cloned()),
                     "manifest-create" | "manifest-push" => rest
                         .split_once(':')
                         .and_then(|(i, t)| spec.image(i).map(|img| format!("{}:{t}", img.repo))),

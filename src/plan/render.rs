@@ -64,8 +64,9 @@ struct JsonPlan<'a> {
     skipped: &'a [Skipped],
 }
 
-/// SPEC.md §4: one JSON object.
-pub fn render_json(plan: &Plan) -> String {
+/// SPEC.md §4: one JSON object, written as it is serialised (a plan of
+/// thousands of steps is tens of MiB of JSON).
+pub fn write_json(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let steps = plan
         .steps
         .iter()
@@ -97,10 +98,16 @@ pub fn render_json(plan: &Plan) -> String {
         steps,
         skipped: &plan.skipped,
     };
-    // Serialising plain structs of strings cannot fail.
-    let mut s = serde_json::to_string_pretty(&j).unwrap_or_default();
-    s.push('\n');
-    s
+    serde_json::to_writer_pretty(&mut *out, &j).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// SPEC.md §4: one JSON object.
+pub fn render_json(plan: &Plan) -> String {
+    let mut buf = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_json(plan, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// A readable listing: the header (what is built and whether it publishes), every
