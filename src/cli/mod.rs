@@ -377,6 +377,7 @@ pub fn load_and_plan(
         }
         None => None,
     };
+    let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
@@ -386,6 +387,7 @@ pub fn load_and_plan(
             EngineArg::Podman => EngineKind::Podman,
         }),
         changed_files,
+        base_sha,
         host: Host::detect(),
         step_timeout,
         no_cache: select.no_cache,

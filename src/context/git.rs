@@ -96,6 +96,11 @@ impl GitCli {
             .collect())
     }
 
+    /// The full sha of a revision (`HEAD~1`, a branch, a sha).
+    pub fn resolve(&self, rev: &str) -> Option<String> {
+        self.run(&["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")])
+    }
+
     /// The repository's top directory.
     pub fn toplevel(&self) -> Option<PathBuf> {
         self.run(&["rev-parse", "--show-toplevel"])

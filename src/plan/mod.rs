@@ -238,6 +238,8 @@ pub struct PlanOptions {
     pub engine: Option<EngineKind>,
     /// Files changed since a revision (`--changed-since`): only affected images.
     pub changed_files: Option<(String, Vec<String>)>,
+    /// The full sha of that revision: unchanged images are taken as built there.
+    pub base_sha: Option<String>,
     pub host: Host,
     /// `--step-timeout`, overriding the spec's timeouts.
     pub step_timeout: Option<Duration>,
@@ -253,6 +255,7 @@ impl Default for PlanOptions {
             stages: Vec::new(),
             engine: None,
             changed_files: None,
+            base_sha: None,
             host: Host::detect(),
             step_timeout: None,
             no_cache: false,
@@ -510,21 +513,24 @@ impl<'a> Planner<'a> {
                 break;
             }
         }
-        // An affected image builds on its dependencies at this commit: they are
-        // needed too (with --skip-existing, only if not already pushed).
-        let mut needed = affected.clone();
-        loop {
-            let before = needed.len();
-            for img in &self.spec.images {
-                if needed.contains(&img.name) {
-                    needed.extend(img.depends_on.iter().cloned());
+        // Without the base revision's sha, an affected image's unchanged
+        // dependencies have no image to build on but one made at this commit:
+        // plan them too (with --skip-existing, only if not already pushed).
+        if self.opts.base_sha.is_none() {
+            loop {
+                let before = affected.len();
+                for img in &self.spec.images {
+                    if affected.contains(&img.name) {
+                        let deps: Vec<String> = img.depends_on.clone();
+                        affected.extend(deps);
+                    }
+                }
+                if affected.len() == before {
+                    break;
                 }
             }
-            if needed.len() == before {
-                break;
-            }
         }
-        Some(needed)
+        Some(affected)
     }
 
     fn plan(mut self) -> Result<Plan, Error> {
@@ -537,11 +543,22 @@ impl<'a> Planner<'a> {
         };
         let affected = self.affected_images();
 
-        // Per-arch references of every image, selected or not (dependencies need them).
+        // Per-arch references of every image, selected or not (dependencies need
+        // them). With --changed-since, an unchanged image is the one built at the
+        // base revision: its references carry that revision's sha.
+        let base_git = self.opts.base_sha.as_ref().map(|b| GitValues {
+            sha: Some(b.clone()),
+            short_sha: Some(b[..7.min(b.len())].to_string()),
+            ..self.git.clone()
+        });
         for img in &spec.images {
+            let unchanged = affected.as_ref().is_some_and(|a| !a.contains(&img.name));
             for a in &img.archs {
                 let arch = self.host_arch(a)?;
-                let vars = self.vars(img, Some(arch), None);
+                let mut vars = self.vars(img, Some(arch), None);
+                if let (true, Some(g)) = (unchanged, base_git.as_ref()) {
+                    vars.git = g;
+                }
                 let r = self.render(&spec.tags.arch, &vars, "the per-arch reference")?;
                 if let Err(e) = reference::parse(&r) {
                     return Err(Error::Usage(format!("the per-arch reference of {}/{a} renders to `{r}`, which is not a valid reference: {e}", img.name)));

@@ -453,3 +453,118 @@ pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::Ato
     });
     (addr, hits)
 }
+
+/// A second dockerd on its own unix socket: a stand-in for a native builder.
+pub struct SecondDaemon {
+    pub host: String,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl SecondDaemon {
+    pub fn start() -> SecondDaemon {
+        let dir = TempDir::new("dockerd");
+        let sock = dir.path().join("docker.sock");
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+            ])
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("dockerd is installed (cargo xtask ci installs it)");
+        let host = format!("unix://{}", sock.display());
+        let d = SecondDaemon {
+            host,
+            child: Some(child),
+            dir,
+        };
+        let h = d.host.clone();
+        wait_until(Duration::from_secs(60), || {
+            Command::new("docker")
+                .args(["--host", &h, "info", "--format", "{{.ServerVersion}}"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "the second dockerd did not answer: {e}; log:\n{}",
+                std::fs::read_to_string(d.dir.path().join("dockerd.log")).unwrap_or_default()
+            )
+        });
+        d
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("--host")
+            .arg(&self.host)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling the daemon this test started.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if c.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Its containers' mounts under the data root go with the daemon.
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("exec"))
+            .output();
+    }
+}
+
+/// Run git in a directory; panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=multiarch-test",
+            "-c",
+            "user.email=test@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
