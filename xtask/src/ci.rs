@@ -46,6 +46,12 @@ pub fn run(args: &[String]) -> Result<i32> {
             .env("MULTIARCH_ENGINE_TESTS", "1");
     }
     let code = step(&mut test)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    // The spec fuzz target, for a bounded time (longer runs: `cargo xtask fuzz 3600`).
+    header("fuzz (60 s)");
+    let code = crate::fuzz::run(&["60".to_string()])?;
     if code == 0 {
         println!("\n==> ci passed in {:.1}s", started.elapsed().as_secs_f64());
     }

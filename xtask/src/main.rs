@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod devenv;
+mod fuzz;
 mod images;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ tasks:
                      engine tests included unless --no-engine
   bench [--quick]    benchmarks (not yet)
   devenv             set up the engine environment and print where everything is
+  fuzz [SECONDS]     run the spec fuzz target (cargo-fuzz) for SECONDS (default 60)
   help               this text
 
 State (logs, pids, registry storage, busybox cache) lives in target/multiarch-env.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "bench" => bench_task(rest),
         "devenv" => devenv_task(rest),
+        "fuzz" => fuzz::run(rest),
         other => {
             eprint!("xtask: unknown task `{other}`\n\n{USAGE}");
             Ok(2)
