@@ -29,7 +29,11 @@ fn code(o: &std::process::Output) -> i32 {
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn run_with_reg(p: &Project, reg: &str, args: &[&str]) -> std::process::Output {
@@ -46,10 +50,17 @@ fn registry_down_before_push_retries_then_fails_without_a_list() {
     reg.stop();
     let p = Project::new();
     p.file("multiarch.toml", ONE);
-    let out = run_with_reg(&p, &reg.addr, &["run", "--branch", "main", "--sha", SHA, "--retries", "2"]);
+    let out = run_with_reg(
+        &p,
+        &reg.addr,
+        &["run", "--branch", "main", "--sha", SHA, "--retries", "2"],
+    );
     let t = text(&out);
     assert_eq!(code(&out), 1, "{t}");
-    assert!(t.contains("retry 1/2") && t.contains("retry 2/2"), "each retry is reported:\n{t}");
+    assert!(
+        t.contains("retry 1/2") && t.contains("retry 2/2"),
+        "each retry is reported:\n{t}"
+    );
     assert!(t.contains("push:busybox/amd64 — push failed"), "{t}");
     assert!(!t.contains("[manifest-push:busybox:latest] ok"), "{t}");
     reg.restart();
@@ -64,7 +75,17 @@ fn registry_back_up_during_the_retries_lets_the_run_succeed() {
     reg.stop();
     let p = Project::new();
     p.file("multiarch.toml", ONE);
-    let mut cmd = p.command(&["run", "--branch", "main", "--sha", SHA, "--retries", "6", "-j", "1"]);
+    let mut cmd = p.command(&[
+        "run",
+        "--branch",
+        "main",
+        "--sha",
+        SHA,
+        "--retries",
+        "6",
+        "-j",
+        "1",
+    ]);
     cmd.env("REG", &reg.addr);
     let (mut child, _) = spawn_until(cmd, "retry 1/6", Duration::from_secs(240));
     reg.restart();
@@ -75,7 +96,10 @@ fn registry_back_up_during_the_retries_lets_the_run_succeed() {
     })
     .expect("the run ends");
     assert_eq!(status.and_then(|s| s.code()), Some(0));
-    assert_eq!(reg.list_platforms("acme/busybox", "latest"), vec!["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(
+        reg.list_platforms("acme/busybox", "latest"),
+        vec!["linux/amd64", "linux/arm64/v8"]
+    );
 }
 
 #[test]
@@ -86,12 +110,25 @@ fn a_flaky_registry_that_resets_connections_is_retried_through() {
     let proxy = FlakyProxy::start(&reg.addr, 4);
     let p = Project::new();
     p.file("multiarch.toml", ONE);
-    let out = run_with_reg(&p, &proxy.addr, &["run", "--branch", "main", "--sha", SHA, "--retries", "5"]);
+    let out = run_with_reg(
+        &p,
+        &proxy.addr,
+        &["run", "--branch", "main", "--sha", SHA, "--retries", "5"],
+    );
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
-    assert!(proxy.accepted.load(Ordering::SeqCst) > 4, "the proxy was used");
-    assert!(t.to_lowercase().contains("retry") || t.contains("Retrying"), "the log shows the retries:\n{t}");
-    assert_eq!(reg.list_platforms("acme/busybox", "latest"), vec!["linux/amd64", "linux/arm64/v8"]);
+    assert!(
+        proxy.accepted.load(Ordering::SeqCst) > 4,
+        "the proxy was used"
+    );
+    assert!(
+        t.to_lowercase().contains("retry") || t.contains("Retrying"),
+        "the log shows the retries:\n{t}"
+    );
+    assert_eq!(
+        reg.list_platforms("acme/busybox", "latest"),
+        vec!["linux/amd64", "linux/arm64/v8"]
+    );
 }
 
 #[test]
@@ -101,14 +138,30 @@ fn a_registry_answering_401_gets_no_retry_storm_and_a_clear_message() {
     let (addr, hits) = unauthorized_registry();
     let p = Project::new();
     p.file("multiarch.toml", ONE);
-    let out = run_with_reg(&p, &addr, &["run", "--branch", "main", "--sha", SHA, "--retries", "5"]);
+    let out = run_with_reg(
+        &p,
+        &addr,
+        &["run", "--branch", "main", "--sha", SHA, "--retries", "5"],
+    );
     let t = text(&out);
     assert_eq!(code(&out), 1, "{t}");
-    assert!(!t.contains("multiarch: transient failure"), "a 401 is not retried:\n{t}");
+    assert!(
+        !t.contains("multiarch: transient failure"),
+        "a 401 is not retried:\n{t}"
+    );
     assert!(t.contains("push failed"), "{t}");
     let lower = t.to_lowercase();
-    assert!(lower.contains("unauthorized") || lower.contains("authentication required") || lower.contains("no basic auth credentials"), "{t}");
-    assert!(hits.load(Ordering::SeqCst) < 30, "requests to the registry: {}", hits.load(Ordering::SeqCst));
+    assert!(
+        lower.contains("unauthorized")
+            || lower.contains("authentication required")
+            || lower.contains("no basic auth credentials"),
+        "{t}"
+    );
+    assert!(
+        hits.load(Ordering::SeqCst) < 30,
+        "requests to the registry: {}",
+        hits.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
@@ -126,10 +179,18 @@ fn with_atomic_one_failing_arch_means_no_list_at_all() {
     let t = text(&out);
     assert_eq!(code(&out), 1, "{t}");
     assert!(t.contains("atomic"), "{t}");
-    assert_eq!(reg.manifest("acme/busybox", "latest").0, 404, "atomic: not even the good image's list");
+    assert_eq!(
+        reg.manifest("acme/busybox", "latest").0,
+        404,
+        "atomic: not even the good image's list"
+    );
     assert_eq!(reg.manifest("acme/busybox", SHA).0, 404);
     assert_eq!(reg.manifest("acme/picky", "latest").0, 404);
-    assert_eq!(reg.manifest("acme/busybox/arm64v8", SHA).0, 200, "per-arch images are still pushed");
+    assert_eq!(
+        reg.manifest("acme/busybox/arm64v8", SHA).0,
+        200,
+        "per-arch images are still pushed"
+    );
 }
 
 /// A listener that accepts and never answers: a push to it hangs.
@@ -154,7 +215,11 @@ fn sigterm_during_a_push_ends_everything_and_a_rerun_finishes() {
     p.file("multiarch.toml", ONE);
     let mut cmd = p.command(&["run", "--branch", "main", "--sha", SHA]);
     cmd.env("REG", &hole);
-    let (mut child, _) = spawn_until(cmd, "[push:busybox/amd64] started", Duration::from_secs(240));
+    let (mut child, _) = spawn_until(
+        cmd,
+        "[push:busybox/amd64] started",
+        Duration::from_secs(240),
+    );
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -167,13 +232,23 @@ fn sigterm_during_a_push_ends_everything_and_a_rerun_finishes() {
     .expect("multiarch ends within a minute of SIGTERM");
     assert_eq!(status.and_then(|s| s.code()), Some(130));
     let left = processes_with(&hole);
-    assert!(left.is_empty(), "processes of the run left behind: {left:#?}");
+    assert!(
+        left.is_empty(),
+        "processes of the run left behind: {left:#?}"
+    );
 
     // The same command against a registry that works finishes the job.
     let reg = Registry::start();
-    let out = run_with_reg(&p, &reg.addr, &["run", "--branch", "main", "--sha", SHA, "--skip-existing"]);
+    let out = run_with_reg(
+        &p,
+        &reg.addr,
+        &["run", "--branch", "main", "--sha", SHA, "--skip-existing"],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(reg.list_platforms("acme/busybox", "latest"), vec!["linux/amd64", "linux/arm64/v8"]);
+    assert_eq!(
+        reg.list_platforms("acme/busybox", "latest"),
+        vec!["linux/amd64", "linux/arm64/v8"]
+    );
 }
 
 #[test]
@@ -187,15 +262,27 @@ fn a_secret_never_appears_in_any_argv_or_output() {
     p.file("multiarch.toml", &format!("{ONE}\n[[image]]\nname = \"leaky\"\ncontext = \"leaky\"\ndepends_on = [\"busybox\"]\nargs = {{ BASE = \"{{image.busybox}}\" }}\n"))
         .file("leaky/Dockerfile", &format!("ARG BASE\nFROM ${{BASE}}\nRUN echo 'token is {secret}'\n"));
     // A wrapper engine that records every argv, then runs the real docker.
-    let real = String::from_utf8(std::process::Command::new("sh").args(["-c", "command -v docker"]).output().unwrap().stdout).unwrap();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v docker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     let bin = p.path().join("bin");
     let log = p.path().join("argv.log");
     p.file("bin/docker", &format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> '{}'; done\nexec '{}' \"$@\"\n", log.display(), real.trim()));
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
     }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = p
         .command(&["run", "--login", "--branch", "main", "--sha", SHA])
         .env("REG", &reg.addr)
@@ -207,13 +294,30 @@ fn a_secret_never_appears_in_any_argv_or_output() {
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
     let argv = std::fs::read_to_string(&log).unwrap();
-    assert!(argv.contains("--password-stdin"), "docker login was called:\n{argv}");
+    assert!(
+        argv.contains("--password-stdin"),
+        "docker login was called:\n{argv}"
+    );
     assert!(argv.contains("build"), "the wrapper saw the run");
     assert_eq!(argv.matches(secret).count(), 0, "the secret is in an argv");
-    assert_eq!(t.matches(secret).count(), 0, "the secret is in the output:\n{t}");
-    assert!(t.contains("token is ••••••"), "the build's line is masked, not dropped:\n{t}");
+    assert_eq!(
+        t.matches(secret).count(),
+        0,
+        "the secret is in the output:\n{t}"
+    );
+    assert!(
+        t.contains("token is ••••••"),
+        "the build's line is masked, not dropped:\n{t}"
+    );
     // Nor in the plan.
-    let plan = p.command(&["plan", "--format", "json", "--branch", "main", "--sha", SHA]).env("REG", &reg.addr).env("MULTIARCH_REGISTRY_PASSWORD", secret).output().unwrap();
+    let plan = p
+        .command(&["plan", "--format", "json", "--branch", "main", "--sha", SHA])
+        .env("REG", &reg.addr)
+        .env("MULTIARCH_REGISTRY_PASSWORD", secret)
+        .output()
+        .unwrap();
     assert_eq!(text(&plan).matches(secret).count(), 0);
-    let _ = std::process::Command::new(real.trim()).args(["logout", &reg.addr]).output();
+    let _ = std::process::Command::new(real.trim())
+        .args(["logout", &reg.addr])
+        .output();
 }
