@@ -1,7 +1,12 @@
 //! The argv of every engine command multiarch runs. Pure functions: the plan shows
-//! exactly these, and the runner executes exactly these. Nothing goes through a shell.
+//! exactly these, and the runner executes exactly these. Nothing goes through a
+//! shell. Each function asks the target's [`Engine`](super::Engine) for its shape.
 
+use super::{engine, Engine, ListItem};
 use crate::spec::{Builder, EngineKind, Platform};
+
+/// Shown in the plan where a command writes a digest to a file made at run time.
+pub const DIGEST_FILE: &str = "<digest file>";
 
 /// Which engine, and which daemon of it, runs a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,29 +24,13 @@ impl EngineTarget {
         }
     }
 
-    /// `docker [--host H | --context C]`.
+    pub fn engine(&self) -> &'static dyn Engine {
+        engine(self.kind)
+    }
+
+    /// `docker [--host H | --context C]`, `podman [--url U | --connection C]`.
     pub fn base(&self) -> Vec<String> {
-        let mut v = vec![self.kind.program().to_string()];
-        match (&self.builder, self.kind) {
-            (Some(Builder::Host(h)), EngineKind::Docker) => {
-                v.push("--host".into());
-                v.push(h.clone());
-            }
-            (Some(Builder::Context(c)), EngineKind::Docker) => {
-                v.push("--context".into());
-                v.push(c.clone());
-            }
-            (Some(Builder::Host(h)), EngineKind::Podman) => {
-                v.push("--url".into());
-                v.push(h.clone());
-            }
-            (Some(Builder::Context(c)), EngineKind::Podman) => {
-                v.push("--connection".into());
-                v.push(c.clone());
-            }
-            (None, _) => {}
-        }
-        v
+        self.engine().base(self.builder.as_ref())
     }
 }
 
@@ -61,29 +50,44 @@ pub struct BuildArgs {
     pub no_cache: bool,
 }
 
-fn push_pair(v: &mut Vec<String>, flag: &str, k: &str, val: &str) {
-    v.push(flag.to_string());
-    v.push(format!("{k}={val}"));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    Never,
+    Always,
 }
 
-/// `docker build --build-arg ARCH=<arch> --platform <p> -t <ref> [--build-arg K=V]…
-/// [--label K=V]… [--target T] [--cache-from R]… -f <dockerfile> --network host <context>`
-pub fn build(t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
-    let mut v = t.base();
+impl Pull {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pull::Never => "never",
+            Pull::Always => "always",
+        }
+    }
+}
+
+/// `build --build-arg ARCH=<arch> --platform <p> -t <ref> [--build-arg K=V]…
+/// [--label K=V]… [--target T] [--cache-from R]… -f <dockerfile> --network host
+/// <context>`: the same flags for docker and podman.
+pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
+    fn pair(v: &mut Vec<String>, flag: &str, k: &str, val: &str) {
+        v.push(flag.to_string());
+        v.push(format!("{k}={val}"));
+    }
+    let mut v = base;
     v.push("build".into());
     if a.no_cache {
         v.push("--no-cache".into());
     }
-    push_pair(&mut v, "--build-arg", &a.arch_arg.0, &a.arch_arg.1);
+    pair(&mut v, "--build-arg", &a.arch_arg.0, &a.arch_arg.1);
     v.push("--platform".into());
     v.push(a.platform.to_string());
     v.push("-t".into());
     v.push(a.reference.clone());
     for (k, val) in &a.build_args {
-        push_pair(&mut v, "--build-arg", k, val);
+        pair(&mut v, "--build-arg", k, val);
     }
     for (k, val) in &a.labels {
-        push_pair(&mut v, "--label", k, val);
+        pair(&mut v, "--label", k, val);
     }
     if let Some(target) = &a.target {
         v.push("--target".into());
@@ -101,29 +105,34 @@ pub fn build(t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
     v
 }
 
-/// `docker image inspect --format …` printing `os/arch/variant` of a local image.
-pub fn inspect_platform(t: &EngineTarget, reference: &str) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(
-        [
-            "image",
-            "inspect",
-            "--format",
-            "{{.Os}}/{{.Architecture}}/{{.Variant}}",
-            reference,
-        ]
-        .map(String::from),
-    );
+/// `run --rm --network none --platform P --pull never|always REF CMD…`: the same
+/// flags for docker and podman.
+pub fn run_flags(
+    base: Vec<String>,
+    reference: &str,
+    platform: &Platform,
+    pull: Pull,
+    command: &[String],
+) -> Vec<String> {
+    let mut v = base;
+    v.extend(["run", "--rm", "--network", "none", "--platform"].map(String::from));
+    v.push(platform.to_string());
+    v.push("--pull".into());
+    v.push(pull.as_str().into());
+    v.push(reference.to_string());
+    v.extend(command.iter().cloned());
     v
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pull {
-    Never,
-    Always,
+pub fn build(t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
+    t.engine().build(t, a)
 }
 
-/// `docker run --rm --network none --platform P --pull never|always REF CMD…`
+/// Prints `os/arch[/variant]` of a local image.
+pub fn inspect_platform(t: &EngineTarget, reference: &str) -> Vec<String> {
+    t.engine().inspect_platform(t, reference)
+}
+
 pub fn run(
     t: &EngineTarget,
     reference: &str,
@@ -131,89 +140,41 @@ pub fn run(
     pull: Pull,
     command: &[String],
 ) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["run", "--rm", "--network", "none", "--platform"].map(String::from));
-    v.push(platform.to_string());
-    v.push("--pull".into());
-    v.push(
-        match pull {
-            Pull::Never => "never",
-            Pull::Always => "always",
-        }
-        .into(),
-    );
-    v.push(reference.to_string());
-    v.extend(command.iter().cloned());
-    v
+    t.engine().run(t, reference, platform, pull, command)
 }
 
+/// The push as the plan shows it (a digest file appears as [`DIGEST_FILE`]).
 pub fn push(t: &EngineTarget, reference: &str) -> Vec<String> {
-    let mut v = t.base();
-    v.push("push".into());
-    v.push(reference.to_string());
-    v
+    t.engine().push(t, reference, DIGEST_FILE)
 }
 
-pub fn manifest_rm(t: &EngineTarget, list: &str) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["manifest", "rm", list].map(String::from));
-    v
-}
-
+/// The commands of a manifest-create step, as the plan shows them; the first one
+/// (removing a stale local list) may fail.
 pub fn manifest_create(
     t: &EngineTarget,
     list: &str,
-    entries: &[String],
+    items: &[ListItem],
     insecure: bool,
-) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["manifest", "create"].map(String::from));
-    if insecure {
-        v.push("--insecure".into());
-    }
-    v.push(list.to_string());
-    v.extend(entries.iter().cloned());
-    v
+) -> Vec<Vec<String>> {
+    t.engine().manifest_create(list, items, insecure)
 }
 
-pub fn manifest_annotate(t: &EngineTarget, list: &str, entry: &str, p: &Platform) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(
-        [
-            "manifest", "annotate", list, entry, "--os", &p.os, "--arch", &p.arch,
-        ]
-        .map(String::from),
-    );
-    if let Some(var) = &p.variant {
-        v.push("--variant".into());
-        v.push(var.clone());
-    }
-    v
-}
-
+/// The list push as the plan shows it.
 pub fn manifest_push(t: &EngineTarget, list: &str, insecure: bool) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["manifest", "push", "--purge"].map(String::from));
-    if insecure {
-        v.push("--insecure".into());
-    }
-    v.push(list.to_string());
-    v
+    t.engine().manifest_push(list, insecure, DIGEST_FILE)
 }
 
+/// Prints a pushed list (fails when the registry does not have it).
 pub fn manifest_inspect(t: &EngineTarget, reference: &str, insecure: bool) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["manifest", "inspect"].map(String::from));
-    if insecure {
-        v.push("--insecure".into());
-    }
-    v.push(reference.to_string());
-    v
+    t.engine().manifest_inspect(reference, insecure)
 }
 
-/// `docker login --username U --password-stdin REGISTRY`: the secret goes to stdin.
+/// `login --username U --password-stdin REGISTRY`: the secret goes to stdin.
 pub fn login(t: &EngineTarget, registry: &str, user: &str) -> Vec<String> {
-    let mut v = t.base();
-    v.extend(["login", "--username", user, "--password-stdin", registry].map(String::from));
-    v
+    t.engine().login(t, registry, user)
+}
+
+/// Registers qemu's binfmt handlers through the engine (hosts without update-binfmts).
+pub fn qemu_register(kind: EngineKind) -> Vec<String> {
+    engine(kind).qemu_register()
 }

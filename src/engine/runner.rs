@@ -1,25 +1,34 @@
-//! Runs the steps of a plan on a real engine (docker, or podman with the same
-//! argv shapes): each step's commands, the platform check after a build, the
-//! verify command's expected output, digests, retries of transient failures.
+//! Runs the steps of a plan on a real engine, whichever it is: each step's
+//! commands (the argv comes from the step's [`Engine`](super::Engine)), the
+//! platform check after a build, the verify command's expected output, digests,
+//! retries of transient failures.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::argv::{self, EngineTarget};
+pub use super::find_digest;
+use super::session::{plain_http_registries, Session};
+use super::{registry_digest, ListItem};
+use crate::environment::Environment;
+use crate::error::Error;
 use crate::exec::process::{self, Command, Exit, Finished};
 use crate::exec::scheduler::{StepExecutor, StepIo, StepResult};
-use crate::plan::{Action, Expect, Step};
+use crate::plan::{Action, Expect, Plan, Step};
 use crate::report::StepStatus;
 use crate::spec::reference;
-use crate::spec::Platform;
+use crate::spec::{EngineKind, Platform};
 
 /// How the runner runs commands.
 #[derive(Debug)]
 pub struct EngineRunner {
     /// Commands run here (the spec's directory; contexts are relative to it).
     pub dir: PathBuf,
-    /// Extra environment for every command (`DOCKER_BUILDKIT=0`).
+    /// Extra environment for every command (`DOCKER_BUILDKIT=0`; podman's
+    /// `CONTAINERS_REGISTRIES_CONF`).
     pub env: Vec<(String, String)>,
+    /// The engine's preparation for this run; its files live as long as the runner.
+    session: Session,
     /// Retries of transient registry failures.
     pub retries: u32,
     /// First backoff delay (doubled each retry, with jitter).
@@ -34,19 +43,37 @@ pub struct EngineRunner {
 }
 
 impl EngineRunner {
+    /// A runner for docker with no run-wide preparation.
     pub fn new(dir: PathBuf) -> Self {
+        Self::with_session(dir, Session::new(super::engine(EngineKind::Docker).env()))
+    }
+
+    /// A runner for `plan`: its engine prepares the run (podman writes a
+    /// registries.conf for the plan's plain-HTTP registries). What the preparation
+    /// changed is in [`EngineRunner::notes`].
+    pub fn for_plan(plan: &Plan, env: &Environment) -> Result<Self, Error> {
+        let session = super::engine(plan.engine).session(env, &plain_http_registries(plan))?;
+        let mut r = Self::with_session(plan.dir.clone(), session);
+        r.insecure = plan.insecure_registries.clone();
+        Ok(r)
+    }
+
+    fn with_session(dir: PathBuf, session: Session) -> Self {
         EngineRunner {
             dir,
-            env: vec![
-                ("DOCKER_BUILDKIT".into(), "0".into()),
-                ("DOCKER_CLI_HINTS".into(), "false".into()),
-            ],
+            env: session.env.clone(),
+            session,
             retries: 3,
             backoff: Duration::from_secs(1),
             skip_existing: false,
             insecure: Vec::new(),
             existing: Default::default(),
         }
+    }
+
+    /// What the engine's preparation changed, for the person running multiarch.
+    pub fn notes(&self) -> &[String] {
+        &self.session.notes
     }
 
     fn command(&self, argv: Vec<String>, step: &Step) -> Command {
@@ -81,15 +108,51 @@ impl EngineRunner {
     /// just pushed can be briefly unreadable while other lists of the same
     /// repository are written.
     fn captured_retrying(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
+        let what = argv.get(1..3).map(|a| a.join(" ")).unwrap_or_default();
+        self.retrying(&what, io, || {
+            let f = self.captured(argv.clone(), step, io, false);
+            if f.exit.success() {
+                Ok(f)
+            } else {
+                Err(f)
+            }
+        })
+        .unwrap_or_else(|f| f)
+    }
+
+    /// The digest of a per-arch reference in the registry, asked the engine's way,
+    /// retried like [`Self::captured_retrying`] (each attempt from the start: a
+    /// podman lookup is several commands).
+    fn lookup_retrying(
+        &self,
+        engine: &EngineTarget,
+        reference: &str,
+        insecure: bool,
+        step: &Step,
+        io: &StepIo<'_>,
+    ) -> Result<String, Finished> {
+        self.retrying(&format!("reading {reference}"), io, || {
+            registry_digest(engine.engine(), reference, insecure, &mut |a| {
+                self.captured(a, step, io, false)
+            })
+        })
+    }
+
+    fn retrying<T>(
+        &self,
+        what: &str,
+        io: &StepIo<'_>,
+        mut attempt_once: impl FnMut() -> Result<T, Finished>,
+    ) -> Result<T, Finished> {
         let mut attempt = 0u32;
         loop {
-            let f = self.captured(argv.clone(), step, io, false);
-            if f.exit.success()
-                || !matches!(f.exit, Exit::Code(_))
-                || attempt >= self.retries.max(1)
-                || io.cancelled()
+            let f = match attempt_once() {
+                Ok(t) => return Ok(t),
+                Err(f) => f,
+            };
+            if !matches!(f.exit, Exit::Code(_)) || attempt >= self.retries.max(1) || io.cancelled()
             {
-                return f;
+                return Err(f);
             }
             attempt += 1;
             let why = f
@@ -101,12 +164,11 @@ impl EngineRunner {
                 .unwrap_or_else(|| f.exit.describe());
             let delay = backoff(self.backoff / 2, attempt);
             io.note(&format!(
-                "{} failed ({why}); retry {attempt} in {:.1}s",
-                argv.get(1..3).map(|a| a.join(" ")).unwrap_or_default(),
+                "{what} failed ({why}); retry {attempt} in {:.1}s",
                 delay.as_secs_f64()
             ));
             if !wait_unless_cancelled(delay, io) {
-                return f;
+                return Err(f);
             }
         }
     }
@@ -260,7 +322,41 @@ impl EngineRunner {
         expect: &Expect,
         what: &str,
     ) -> StepResult {
-        let f = self.captured(run_argv, step, io, true);
+        let mut attempt = 0u32;
+        let f = loop {
+            let f = self.captured(run_argv.clone(), step, io, true);
+            // 125: the engine failed before the command ran; a pull that met a
+            // registry's bad moment (a 500 while another list of the repository is
+            // being pushed) is worth another try, the command's own failure is not.
+            let text = f
+                .stderr
+                .iter()
+                .chain(f.stdout.iter())
+                .cloned()
+                .collect::<Vec<_>>();
+            if f.exit != Exit::Code(125)
+                || attempt >= self.retries
+                || io.cancelled()
+                || !is_transient(&text.join("\n"))
+            {
+                break f;
+            }
+            attempt += 1;
+            let delay = backoff(self.backoff, attempt);
+            io.note(&format!(
+                "transient failure ({}); retry {attempt}/{} in {:.1}s",
+                text.iter()
+                    .rev()
+                    .find(|l| !l.trim().is_empty() && !l.starts_with("Run '"))
+                    .cloned()
+                    .unwrap_or_else(|| f.exit.describe()),
+                self.retries,
+                delay.as_secs_f64()
+            ));
+            if !wait_unless_cancelled(delay, io) {
+                break f;
+            }
+        };
         if !f.exit.success() {
             return self.fail(&format!("{what} command failed"), &f);
         }
@@ -285,23 +381,19 @@ impl EngineRunner {
         engine: &EngineTarget,
         reference: &str,
     ) -> StepResult {
-        let f = self.with_retries(argv::push(engine, reference), step, io);
+        let file = self.session.file_for(&step.id);
+        let push = engine
+            .engine()
+            .push(engine, reference, &file.display().to_string());
+        let f = self.with_retries(push, step, io);
+        let written = std::fs::read_to_string(&file).ok();
+        let _ = std::fs::remove_file(&file);
         if !f.exit.success() {
             return self.fail("push failed", &f);
         }
-        let digest = f.stdout.iter().rev().find_map(|l| find_digest(l));
+        let digest = engine.engine().pushed_digest(&f.stdout, written.as_deref());
         let digest = digest.or_else(|| {
-            let mut a = engine.base();
-            a.extend(
-                [
-                    "image",
-                    "inspect",
-                    "--format",
-                    "{{json .RepoDigests}}",
-                    reference,
-                ]
-                .map(String::from),
-            );
+            let a = engine.engine().repo_digests(engine, reference);
             let out = self.captured(a, step, io, false);
             let repo = reference::parse(reference).ok()?.repository();
             let list: Vec<String> = serde_json::from_str(out.stdout.first()?).ok()?;
@@ -322,10 +414,12 @@ impl EngineRunner {
     }
 
     /// The digest of a per-arch reference: from this run's push, else the registry.
+    #[allow(clippy::too_many_arguments)]
     fn entry_digest(
         &self,
         step: &Step,
         io: &StepIo<'_>,
+        engine: &EngineTarget,
         push_step: &str,
         reference: &str,
         insecure: bool,
@@ -333,19 +427,9 @@ impl EngineRunner {
         if let Some(d) = io.digest_of(push_step) {
             return Ok(d);
         }
-        let engine = EngineTarget::local(crate::spec::EngineKind::Docker);
-        let mut a = argv::manifest_inspect(&engine, reference, insecure);
-        a.insert(3, "--verbose".into());
-        let f = self.captured_retrying(a, step, io);
-        let parsed: Option<String> =
-            serde_json::from_str::<serde_json::Value>(&f.stdout.join("\n"))
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/Descriptor/digest")
-                        .and_then(|d| d.as_str())
-                        .map(str::to_string)
-                });
-        parsed.ok_or_else(|| StepResult::failed(format!("{reference} was not pushed in this run and is not in the registry ({push_step} is needed first)"), f.stderr))
+        let local = EngineTarget::local(engine.kind);
+        self.lookup_retrying(&local, reference, insecure, step, io)
+            .map_err(|f| StepResult::failed(format!("{reference} was not pushed in this run and is not in the registry ({push_step} is needed first)"), f.stderr))
     }
 
     fn manifest_create(
@@ -357,28 +441,34 @@ impl EngineRunner {
         entries: &[crate::plan::ListEntry],
         insecure: bool,
     ) -> StepResult {
-        let mut refs = Vec::new();
+        let mut items = Vec::new();
         for e in entries {
-            match self.entry_digest(step, io, &e.push_step, &e.reference, insecure) {
-                Ok(d) => refs.push((format!("{}@{d}", repo_of(&e.reference)), &e.platform)),
+            match self.entry_digest(step, io, engine, &e.push_step, &e.reference, insecure) {
+                Ok(d) => items.push(ListItem {
+                    reference: format!("{}@{d}", repo_of(&e.reference)),
+                    platform: e.platform.clone(),
+                }),
                 Err(r) => return r,
             }
         }
-        // A list left in the local cache by an earlier run would make create fail.
-        let _ = self.captured(argv::manifest_rm(engine, list), step, io, false);
-        let names: Vec<String> = refs.iter().map(|(r, _)| r.clone()).collect();
-        let f = self.with_retries(
-            argv::manifest_create(engine, list, &names, insecure),
-            step,
-            io,
-        );
-        if !f.exit.success() {
-            return self.fail("manifest create failed", &f);
+        let mut commands = argv::manifest_create(engine, list, &items, insecure).into_iter();
+        // The first removes a list an earlier run left locally; usually there is none.
+        if let Some(rm) = commands.next() {
+            let _ = self.captured(rm, step, io, false);
         }
-        for (r, p) in &refs {
-            let f = self.stream(argv::manifest_annotate(engine, list, r, p), step, io);
+        for a in commands {
+            let what = format!(
+                "{} failed",
+                a.iter()
+                    .skip_while(|x| *x != "manifest")
+                    .take(2)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let f = self.with_retries(a, step, io);
             if !f.exit.success() {
-                return self.fail("manifest annotate failed", &f);
+                return self.fail(&what, &f);
             }
         }
         StepResult::ok()
@@ -392,11 +482,17 @@ impl EngineRunner {
         list: &str,
         insecure: bool,
     ) -> StepResult {
-        let f = self.with_retries(argv::manifest_push(engine, list, insecure), step, io);
+        let file = self.session.file_for(&step.id);
+        let push = engine
+            .engine()
+            .manifest_push(list, insecure, &file.display().to_string());
+        let f = self.with_retries(push, step, io);
+        let written = std::fs::read_to_string(&file).ok();
+        let _ = std::fs::remove_file(&file);
         if !f.exit.success() {
             return self.fail("manifest push failed", &f);
         }
-        let digest = f.stdout.iter().rev().find_map(|l| find_digest(l));
+        let digest = engine.engine().pushed_digest(&f.stdout, written.as_deref());
         StepResult {
             status: StepStatus::Ok,
             digest,
@@ -442,7 +538,7 @@ impl EngineRunner {
                     }
                 }
             }
-            None => match self.entry_digest(step, io, push_step, reference, insecure) {
+            None => match self.entry_digest(step, io, engine, push_step, reference, insecure) {
                 Ok(d) => format!("{}@{d}", repo_of(reference)),
                 Err(r) => return r,
             },
@@ -459,7 +555,13 @@ impl EngineRunner {
 
 impl EngineRunner {
     /// With `--skip-existing`: the digest of `reference` when the registry has it.
-    fn existing(&self, step: &Step, io: &StepIo<'_>, reference: &str) -> Option<String> {
+    fn existing(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        kind: EngineKind,
+        reference: &str,
+    ) -> Option<String> {
         if !self.skip_existing {
             return None;
         }
@@ -470,15 +572,11 @@ impl EngineRunner {
             .ok()
             .and_then(|r| r.domain)
             .is_some_and(|d| reference::is_loopback_host(&d) || self.insecure.contains(&d));
-        let engine = EngineTarget::local(crate::spec::EngineKind::Docker);
-        let mut a = argv::manifest_inspect(&engine, reference, insecure);
-        a.insert(3, "--verbose".into());
-        let f = self.captured(a, step, io, false);
-        if !f.exit.success() {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&f.stdout.join("\n")).ok()?;
-        let d = v.pointer("/Descriptor/digest")?.as_str()?.to_string();
+        let engine = super::engine(kind);
+        let d = registry_digest(engine, reference, insecure, &mut |a| {
+            self.captured(a, step, io, false)
+        })
+        .ok()?;
         if let Ok(mut m) = self.existing.lock() {
             m.insert(reference.to_string(), d.clone());
         }
@@ -497,13 +595,17 @@ impl EngineRunner {
 impl StepExecutor for EngineRunner {
     fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
         let per_arch = match &step.action {
-            Action::Build { reference, .. }
-            | Action::Test { reference, .. }
-            | Action::Push { reference, .. } => Some(reference.as_str()),
+            Action::Build {
+                reference, engine, ..
+            }
+            | Action::Test {
+                reference, engine, ..
+            }
+            | Action::Push { reference, engine } => Some((reference.as_str(), engine.kind)),
             _ => None,
         };
-        if let Some(r) = per_arch {
-            if let Some(d) = self.existing(step, io, r) {
+        if let Some((r, kind)) = per_arch {
+            if let Some(d) = self.existing(step, io, kind, r) {
                 let digest = matches!(step.action, Action::Push { .. }).then_some(d);
                 return Self::cached(r, digest);
             }
@@ -599,16 +701,6 @@ pub fn platform_matches(got: &str, want: &Platform) -> bool {
         (Some(w), v) => w == v,
         (None, _) => true,
     }
-}
-
-/// `sha256:<64 hex>` in a line of push output.
-pub fn find_digest(line: &str) -> Option<String> {
-    let i = line.find("sha256:")?;
-    let hex: String = line[i + 7..]
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
-    (hex.len() == 64).then(|| format!("sha256:{hex}"))
 }
 
 /// The digest of `platform`'s entry in a list (`docker manifest inspect` JSON).

@@ -127,11 +127,12 @@ fn quick(
     dir: &std::path::Path,
     table: &Arc<ProcessTable>,
     timeout: Duration,
+    env: &[(String, String)],
 ) -> process::Finished {
     let cmd = Command {
         argv,
         dir: Some(dir.to_path_buf()),
-        env: vec![("DOCKER_CLI_HINTS".into(), "false".into())],
+        env: env.to_vec(),
         stdin: None,
         timeout: Some(timeout),
     };
@@ -143,7 +144,13 @@ pub fn preflight(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), Error> {
     for t in targets(plan) {
         let mut a = t.base();
         a.extend(["version", "--format", "{{.Server.Version}}"].map(String::from));
-        let f = quick(a, &plan.dir, table, Duration::from_secs(20));
+        let f = quick(
+            a,
+            &plan.dir,
+            table,
+            Duration::from_secs(20),
+            &t.engine().env(),
+        );
         if !f.exit.success() || f.stdout.first().is_none_or(|v| v.trim().is_empty()) {
             let which = match &t.builder {
                 None => format!("the local {} engine", t.kind.program()),
@@ -176,6 +183,7 @@ fn login(
     creds: &Credentials,
     table: &Arc<ProcessTable>,
     masker: &mask::Masker,
+    env: &[(String, String)],
 ) -> Result<(), Error> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
@@ -188,7 +196,7 @@ fn login(
         let cmd = Command {
             argv: argv::login(&EngineTarget::local(plan.engine), &r, &creds.user),
             dir: Some(plan.dir.clone()),
-            env: Vec::new(),
+            env: env.to_vec(),
             stdin: Some(creds.password.clone().into_bytes()),
             timeout: Some(Duration::from_secs(60)),
         };
@@ -212,6 +220,7 @@ fn check_external(
     plan: &Plan,
     spec_dir: &std::path::Path,
     table: &Arc<ProcessTable>,
+    env: &[(String, String)],
 ) -> Result<(), Error> {
     let mut checked: BTreeSet<String> = BTreeSet::new();
     let mut missing = Vec::new();
@@ -237,19 +246,29 @@ fn check_external(
             let insecure = reference::parse(&reference)
                 .ok()
                 .and_then(|r| r.domain)
-                .is_some_and(|d| reference::is_loopback_host(&d));
-            let argv = match kind {
+                .is_some_and(|d| {
+                    reference::is_loopback_host(&d) || plan.insecure_registries.contains(&d)
+                });
+            let mut ask = |a| quick(a, spec_dir, table, Duration::from_secs(60), env);
+            let found = match kind {
                 "build" | "test" => {
                     let mut a = engine.base();
                     a.extend(
                         ["image", "inspect", "--format", "{{.Id}}", &reference].map(String::from),
                     );
-                    a
+                    ask(a).exit.success()
                 }
-                _ => argv::manifest_inspect(&engine, &reference, insecure),
+                "manifest-create" | "manifest-push" => {
+                    ask(argv::manifest_inspect(&engine, &reference, insecure))
+                        .exit
+                        .success()
+                }
+                _ => {
+                    crate::engine::registry_digest(engine.engine(), &reference, insecure, &mut ask)
+                        .is_ok()
+                }
             };
-            let f = quick(argv, spec_dir, table, Duration::from_secs(60));
-            if !f.exit.success() {
+            if !found {
                 let place = if matches!(kind, "build" | "test") {
                     "locally"
                 } else {
@@ -330,14 +349,19 @@ pub fn run(
         secrets.push(c.password.clone());
     }
     let masker = mask::Masker::new(&secrets);
+    // The engine's preparation (podman: a registries.conf for plain-HTTP
+    // registries) applies to login and the registry checks too.
+    let mut runner = EngineRunner::for_plan(plan, env)?;
+    for note in runner.notes() {
+        eprintln!("multiarch: {note}");
+    }
     match (&creds, opts.login) {
-        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker)?,
+        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker, &runner.env)?,
         (None, true) => {
             return Err(Error::Usage("--login needs credentials: set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (or CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY in GitLab)".into()))
         }
         _ => {}
     }
-    let mut runner = EngineRunner::new(plan.dir.clone());
     runner.retries = opts.retries.or(plan.retries).unwrap_or(3);
     if opts.skip_existing {
         if !plan.immutable_refs {
@@ -347,12 +371,11 @@ pub fn run(
         }
         runner.skip_existing = true;
     }
-    runner.insecure = plan.insecure_registries.clone();
     let mut done = Vec::new();
     if let Some(d) = setup_qemu_first(plan, &runner, &table)? {
         done.push(d);
     }
-    check_external(plan, &plan.dir, &table)?;
+    check_external(plan, &plan.dir, &table, &runner.env)?;
     let sopts = SchedulerOptions {
         jobs: opts.jobs.or(plan.jobs).unwrap_or_else(cpus),
         failure: opts.failure,

@@ -15,6 +15,7 @@ pub use render::{render_dot, render_json, render_text, shell_quote, write_json};
 
 use crate::context::GitContext;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
+use crate::engine::ListItem;
 use crate::error::Error;
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
@@ -908,23 +909,18 @@ impl<'a> Planner<'a> {
                         platform: arch.platform.clone(),
                     });
                 }
-                let entry_refs: Vec<String> = entries
+                let items: Vec<ListItem> = entries
                     .iter()
-                    .map(|e| {
-                        format!(
+                    .map(|e| ListItem {
+                        reference: format!(
                             "{}@{}",
                             repo_of(&e.reference),
                             digest_placeholder(&e.push_step)
-                        )
+                        ),
+                        platform: e.platform.clone(),
                     })
                     .collect();
-                let mut commands = vec![
-                    argv::manifest_rm(&engine, &list),
-                    argv::manifest_create(&engine, &list, &entry_refs, insecure),
-                ];
-                for (e, r) in entries.iter().zip(&entry_refs) {
-                    commands.push(argv::manifest_annotate(&engine, &list, r, &e.platform));
-                }
+                let commands = argv::manifest_create(&engine, &list, &items, insecure);
                 let timeout = self.timeout(Some(img));
                 if self.stages.contains(&Stage::Publish) {
                     self.steps.push(Step {
@@ -1250,20 +1246,7 @@ fn default_qemu_setup(host: &Host, engine: EngineKind) -> Vec<String> {
     if host.has_update_binfmts {
         vec!["update-binfmts".into(), "--enable".into()]
     } else {
-        [
-            engine.program(),
-            "run",
-            "--rm",
-            "--privileged",
-            "--network",
-            "none",
-            "multiarch/qemu-user-static",
-            "--reset",
-            "-p",
-            "yes",
-        ]
-        .map(String::from)
-        .to_vec()
+        argv::qemu_register(engine)
     }
 }
 

@@ -41,6 +41,8 @@ pub fn run(args: &[String]) -> Result<i32> {
     if engine {
         header("engine environment");
         let env = crate::setup_engine()?;
+        // The engine tests run through podman too (tests/podman.rs).
+        eprintln!("xtask: {}", crate::devenv::ensure_podman()?);
         test.args(["--", "--include-ignored"])
             .env("MULTIARCH_BUSYBOX", &env.busybox_dir)
             .env("MULTIARCH_ENGINE_TESTS", "1");

@@ -676,6 +676,56 @@ fn check_no_bridge() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
+// podman
+
+/// Podman for the podman engine tests (its storage and build cache are its own,
+/// not dockerd's): installed with apt when missing. Needs root for that; otherwise
+/// says what to install. Returns `podman VERSION (RUNTIME, STORAGE DRIVER)`.
+pub fn ensure_podman() -> Result<String> {
+    if find_command("podman").is_none() {
+        let install = "apt-get install -y --no-install-recommends podman";
+        if !is_root() || find_command("apt-get").is_none() {
+            return Err(format!(
+                "podman is missing (the podman engine tests need it); as root run\n    \
+                 apt-get update && {install}\nthen run this again"
+            ));
+        }
+        eprintln!("xtask: podman is missing; installing it with apt");
+        let started = Instant::now();
+        let _guard = ServiceStartGuard::install()?;
+        let mut cmd = apt_get();
+        cmd.args(["install", "-y", "--no-install-recommends", "podman"]);
+        if run(&mut cmd).is_err() {
+            eprintln!("xtask: install failed; refreshing the package index");
+            apt_update();
+            let mut cmd = apt_get();
+            run(cmd.args(["install", "-y", "--no-install-recommends", "podman"]))?;
+        }
+        eprintln!(
+            "xtask: podman installed in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let out = capture_with_timeout(
+        program("podman").args([
+            "info",
+            "--format",
+            "{{.Version.Version}} ({{.Host.OCIRuntime.Name}}, {{.Store.GraphDriverName}} storage)",
+        ]),
+        Duration::from_secs(60),
+    )?
+    .ok_or("`podman info` gave no answer within 60s")?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || text.is_empty() {
+        return Err(format!(
+            "`podman info` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(format!("podman {text}"))
+}
+
+// ---------------------------------------------------------------------------
 // Registry
 
 /// A `docker-registry` on 127.0.0.1. Dropping it stops the process unless it was

@@ -19,10 +19,11 @@ usage: cargo xtask <task> [args]
 tasks:
   images [ARGS...]   set up the engine (packages, qemu, dockerd, busybox, a registry on
                      127.0.0.1) and build multiarch.toml; ARGS go to `multiarch run`
-  ci [--no-engine]   fmt check, clippy, then the tests; with the engine set up and the
-                     engine tests included unless --no-engine
+  ci [--no-engine]   fmt check, clippy, then the tests; with the engine (docker and
+                     podman) set up and the engine tests included unless --no-engine
   bench [--quick]    benchmarks (not yet)
-  devenv             set up the engine environment and print where everything is
+  devenv             set up the engine environment (dockerd, podman, registry, qemu,
+                     busybox) and print where everything is
   fuzz [SECONDS]     run the spec fuzz target (cargo-fuzz) for SECONDS (default 60)
   help               this text
 
@@ -123,6 +124,7 @@ fn devenv_task(args: &[String]) -> Result<i32> {
         return Ok(2);
     }
     let env = setup_engine()?;
+    let podman = devenv::ensure_podman()?;
     let registry = devenv::ensure_registry(&env.state_dir)?;
     let registry_pid = std::fs::read_to_string(env.state_dir.join("registry.pid"))
         .map(|p| p.trim().to_string())
@@ -139,6 +141,7 @@ fn devenv_task(args: &[String]) -> Result<i32> {
         }
     }
     println!("networks: {}", devenv::docker_networks()?.join(", "));
+    println!("podman:   {podman}");
     println!("registry: {registry} (pid {registry_pid})");
     println!("busybox:  {}", env.busybox_dir.display());
     println!("binfmt:   qemu-aarch64, qemu-arm enabled");

@@ -1,0 +1,727 @@
+//! Podman: the same build/run flags as docker; digests from `--digestfile`; lists
+//! as local images (`podman manifest create` / `add` / `push --all`); plain-HTTP
+//! registries through a registries.conf written for the run (podman, unlike
+//! dockerd, does not treat loopback registries as plain HTTP by itself).
+//!
+//! Rootful podman gives every container `RLIMIT_NOFILE=1048576`. Where the hard
+//! limit is lower and root lacks `CAP_SYS_RESOURCE` (containers, sandboxes, CI
+//! runners), the OCI runtime cannot set it and `podman run` fails with "error
+//! setting rlimit type 7: operation not permitted". There multiarch runs podman with
+//! a containers.conf that keeps the machine's settings and adds
+//! `default_ulimits = []`: podman then sets no rlimit, and containers inherit
+//! podman's own limits, which are always allowed.
+
+use std::path::PathBuf;
+
+use super::argv::{self, BuildArgs, EngineTarget, Pull};
+use super::session::unique_name;
+use super::{find_digest, Engine, ListItem, Lookup, Session};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::spec::reference;
+use crate::spec::{Builder, EngineKind, Platform};
+
+/// `RLIMIT_NOFILE` that rootful podman sets in containers unless told otherwise.
+pub const ROOTFUL_NOFILE: u64 = 1_048_576;
+
+/// `CAP_SYS_RESOURCE`: needed to raise a hard rlimit.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Podman;
+
+impl Podman {
+    fn local(&self) -> Vec<String> {
+        self.base(None)
+    }
+}
+
+impl Engine for Podman {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Podman
+    }
+
+    fn base(&self, builder: Option<&Builder>) -> Vec<String> {
+        let mut v = vec!["podman".to_string()];
+        match builder {
+            Some(Builder::Host(h)) => v.extend(["--url".to_string(), h.clone()]),
+            Some(Builder::Context(c)) => v.extend(["--connection".to_string(), c.clone()]),
+            None => {}
+        }
+        v
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn session(&self, env: &Environment, plain_http: &[String]) -> Result<Session, Error> {
+        let mut s = Session::new(self.env());
+        if !plain_http.is_empty() {
+            let (base_path, base) = read_first(&registries_conf_sources(env));
+            let text = registries_conf(base.as_deref(), plain_http).map_err(|e| {
+                Error::Environment(format!(
+                    "cannot add the plain-HTTP registries to {}: {e}",
+                    base_path.map_or("registries.conf".into(), |p| p.display().to_string())
+                ))
+            })?;
+            let path = s.write("registries.conf", &text)?;
+            s.env.push((
+                "CONTAINERS_REGISTRIES_CONF".into(),
+                path.display().to_string(),
+            ));
+        }
+        if let Some(why) = rlimit_problem() {
+            let layers: Vec<(PathBuf, String)> = containers_conf_sources(env)
+                .into_iter()
+                .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+                .collect();
+            let texts: Vec<&str> = layers.iter().map(|(_, t)| t.as_str()).collect();
+            match containers_conf_without_ulimits(&texts) {
+                Ok(Some(text)) => {
+                    let path = s.write("containers.conf", &text)?;
+                    s.env
+                        .push(("CONTAINERS_CONF".into(), path.display().to_string()));
+                    s.notes.push(format!(
+                        "{why}: podman runs with containers.conf `default_ulimits = []` ({}), so containers inherit podman's own limits",
+                        path.display()
+                    ));
+                }
+                Ok(None) => s.notes.push(format!(
+                    "{why}, and containers.conf sets default_ulimits: `podman run` fails unless they are within the limits"
+                )),
+                Err(e) => s.notes.push(format!(
+                    "{why}; containers.conf could not be read to work around it ({e})"
+                )),
+            }
+        }
+        Ok(s)
+    }
+
+    /// Podman's `--cache-from` takes a repository (its cache is the layers pushed
+    /// there), not a tagged image: the tag is dropped.
+    fn build(&self, t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
+        let mut a = a.clone();
+        let mut repos: Vec<String> = Vec::new();
+        for c in &a.cache_from {
+            let repo = reference::parse(c).map_or_else(|_| c.clone(), |r| r.repository());
+            if !repos.contains(&repo) {
+                repos.push(repo);
+            }
+        }
+        a.cache_from = repos;
+        argv::build_flags(t.base(), &a)
+    }
+
+    /// Podman's image inspect has no variant field: `os/arch` only.
+    fn inspect_platform(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(
+            [
+                "image",
+                "inspect",
+                "--format",
+                "{{.Os}}/{{.Architecture}}",
+                reference,
+            ]
+            .map(String::from),
+        );
+        v
+    }
+
+    fn run(
+        &self,
+        t: &EngineTarget,
+        reference: &str,
+        platform: &Platform,
+        pull: Pull,
+        command: &[String],
+    ) -> Vec<String> {
+        argv::run_flags(t.base(), reference, platform, pull, command)
+    }
+
+    /// `podman push --digestfile F REF`: podman's output has no digest.
+    fn push(&self, t: &EngineTarget, reference: &str, digest_file: &str) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(["push", "--digestfile", digest_file, reference].map(String::from));
+        v
+    }
+
+    fn pushed_digest(&self, output: &[String], digest_file: Option<&str>) -> Option<String> {
+        digest_file
+            .and_then(find_digest)
+            .or_else(|| output.iter().rev().find_map(|l| find_digest(l)))
+    }
+
+    /// `podman rmi --ignore LIST` (a list is a local image: one left by a failed
+    /// run, or an image pulled by that name, would make `create` fail), `create`,
+    /// then `add` of each entry by digest with its platform: the per-arch images
+    /// carry no variant, so it is given here.
+    fn manifest_create(&self, list: &str, items: &[ListItem], _insecure: bool) -> Vec<Vec<String>> {
+        let mut rm = self.local();
+        rm.extend(["rmi", "--ignore", list].map(String::from));
+        let mut create = self.local();
+        create.extend(["manifest", "create", list].map(String::from));
+        let mut commands = vec![rm, create];
+        for i in items {
+            let p = &i.platform;
+            let mut a = self.local();
+            a.extend(["manifest", "add", "--os", &p.os, "--arch", &p.arch].map(String::from));
+            if let Some(var) = &p.variant {
+                a.push("--variant".into());
+                a.push(var.clone());
+            }
+            a.push(list.to_string());
+            a.push(format!("docker://{}", i.reference));
+            commands.push(a);
+        }
+        commands
+    }
+
+    /// `podman manifest push --all --rm --digestfile F LIST docker://LIST`: `--rm`
+    /// drops the local list, so later reads of LIST ask the registry.
+    fn manifest_push(&self, list: &str, _insecure: bool, digest_file: &str) -> Vec<String> {
+        let mut v = self.local();
+        v.extend(
+            [
+                "manifest",
+                "push",
+                "--all",
+                "--rm",
+                "--digestfile",
+                digest_file,
+                list,
+            ]
+            .map(String::from),
+        );
+        v.push(format!("docker://{list}"));
+        v
+    }
+
+    /// `podman manifest inspect LIST` reads the registry when there is no local
+    /// list of that name (manifest-push removes it).
+    fn manifest_inspect(&self, reference: &str, _insecure: bool) -> Vec<String> {
+        let mut v = self.local();
+        v.extend(["manifest", "inspect", reference].map(String::from));
+        v
+    }
+
+    /// Podman has no command that prints a remote single image's digest
+    /// (`manifest inspect` refuses single images): a throwaway local list with the
+    /// image as its only entry records it without pulling any layer.
+    fn lookup(&self, reference: &str, _insecure: bool) -> Lookup {
+        let probe = format!("localhost/multiarch-probe:{}", unique_name("lookup"));
+        let mut create = self.local();
+        create.extend(["manifest", "create", &probe].map(String::from));
+        create.push(format!("docker://{reference}"));
+        let mut inspect = self.local();
+        inspect.extend(["manifest", "inspect", &probe].map(String::from));
+        let mut rm = self.local();
+        rm.extend(["manifest", "rm", &probe].map(String::from));
+        Lookup {
+            commands: vec![create, inspect],
+            answer: 1,
+            cleanup: vec![rm],
+        }
+    }
+
+    fn lookup_digest(&self, stdout: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(stdout).ok()?;
+        match v.get("manifests")?.as_array()?.as_slice() {
+            [only] => only.get("digest")?.as_str().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// Fully qualified: podman would otherwise resolve a short name through
+    /// registries.conf (or ask which registry to use).
+    fn qemu_register(&self) -> Vec<String> {
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--privileged",
+            "--network",
+            "none",
+            "docker.io/multiarch/qemu-user-static",
+            "--reset",
+            "-p",
+            "yes",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+/// The registries.conf podman would read, first match wins (containers/image):
+/// `$CONTAINERS_REGISTRIES_CONF`, `~/.config/containers/registries.conf`,
+/// `/etc/containers/registries.conf`.
+fn registries_conf_sources(env: &Environment) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(p) = env.non_empty("CONTAINERS_REGISTRIES_CONF") {
+        v.push(PathBuf::from(p));
+        return v;
+    }
+    if let Some(home) = env.non_empty("HOME") {
+        v.push(PathBuf::from(home).join(".config/containers/registries.conf"));
+    }
+    v.push(PathBuf::from("/etc/containers/registries.conf"));
+    v
+}
+
+/// The containers.conf files rootful podman reads, in order (containers/common):
+/// `$CONTAINERS_CONF` alone, else the system file, the admin's file and its
+/// drop-ins.
+fn containers_conf_sources(env: &Environment) -> Vec<PathBuf> {
+    if let Some(p) = env.non_empty("CONTAINERS_CONF") {
+        return vec![PathBuf::from(p)];
+    }
+    let mut v = vec![
+        PathBuf::from("/usr/share/containers/containers.conf"),
+        PathBuf::from("/etc/containers/containers.conf"),
+    ];
+    for dir in [
+        "/usr/share/containers/containers.conf.d",
+        "/etc/containers/containers.conf.d",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut d: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            d.sort();
+            v.extend(d);
+        }
+    }
+    v
+}
+
+fn read_first(paths: &[PathBuf]) -> (Option<PathBuf>, Option<String>) {
+    for p in paths {
+        if let Ok(t) = std::fs::read_to_string(p) {
+            return (Some(p.clone()), Some(t));
+        }
+    }
+    (None, None)
+}
+
+/// `base` (the registries.conf podman would have read, if any) with every registry
+/// of `plain_http` marked insecure: an existing `[[registry]]` entry for it gets
+/// `insecure = true`, otherwise one is added; a version 1 file gets them in
+/// `[registries.insecure] registries`.
+pub fn registries_conf(base: Option<&str>, plain_http: &[String]) -> Result<String, String> {
+    use toml::{Table, Value};
+    let mut doc: Table = match base {
+        Some(t) => t
+            .parse()
+            .map_err(|e: toml::de::Error| e.message().to_string())?,
+        None => Table::new(),
+    };
+    let v1 = doc.get("registries").is_some_and(Value::is_table);
+    if v1 {
+        let insecure = doc
+            .entry("registries")
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .ok_or("`registries` is not a table")?
+            .entry("insecure")
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .ok_or("`registries.insecure` is not a table")?
+            .entry("registries")
+            .or_insert_with(|| Value::Array(Vec::new()))
+            .as_array_mut()
+            .ok_or("`registries.insecure.registries` is not an array")?;
+        for r in plain_http {
+            if !insecure.iter().any(|x| x.as_str() == Some(r)) {
+                insecure.push(Value::String(r.clone()));
+            }
+        }
+    } else {
+        let entries = doc
+            .entry("registry")
+            .or_insert_with(|| Value::Array(Vec::new()))
+            .as_array_mut()
+            .ok_or("`registry` is not an array of tables")?;
+        for r in plain_http {
+            let existing = entries
+                .iter_mut()
+                .filter_map(Value::as_table_mut)
+                .find(|t| {
+                    let key = t.get("prefix").or_else(|| t.get("location"));
+                    key.and_then(Value::as_str) == Some(r.as_str())
+                });
+            match existing {
+                Some(t) => {
+                    t.insert("insecure".into(), Value::Boolean(true));
+                }
+                None => {
+                    let mut t = Table::new();
+                    t.insert("location".into(), Value::String(r.clone()));
+                    t.insert("insecure".into(), Value::Boolean(true));
+                    entries.push(Value::Table(t));
+                }
+            }
+        }
+    }
+    let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "# Written by multiarch for one run: the registries.conf podman would read, with\n# the plain-HTTP registries of the run marked insecure.\n{body}"
+    ))
+}
+
+/// The containers.conf files podman reads (`layers`, in order), merged the way
+/// podman merges them (a later file's keys win, tables merge), plus
+/// `[containers] default_ulimits = []`. `None` when a file already sets
+/// `default_ulimits`: the machine's own choice is kept.
+pub fn containers_conf_without_ulimits(layers: &[&str]) -> Result<Option<String>, String> {
+    use toml::{Table, Value};
+    fn merge(into: &mut Table, from: Table) {
+        for (k, v) in from {
+            match (into.get_mut(&k), v) {
+                (Some(Value::Table(a)), Value::Table(b)) => merge(a, b),
+                (_, v) => {
+                    into.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut doc = Table::new();
+    for text in layers {
+        let t: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| e.message().to_string())?;
+        merge(&mut doc, t);
+    }
+    let containers = doc
+        .entry("containers")
+        .or_insert_with(|| Value::Table(Table::new()))
+        .as_table_mut()
+        .ok_or("`containers` is not a table")?;
+    if containers.contains_key("default_ulimits") {
+        return Ok(None);
+    }
+    containers.insert("default_ulimits".into(), Value::Array(Vec::new()));
+    let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
+    Ok(Some(format!(
+        "# Written by multiarch for one run: this machine's containers.conf, with no\n# default rlimits (see the podman section of multiarch's README).\n{body}"
+    )))
+}
+
+/// Why rootful podman's default `RLIMIT_NOFILE` cannot be set here, if it cannot.
+pub fn rlimit_problem() -> Option<String> {
+    // SAFETY: plain queries of this process's ids and limits.
+    let euid = unsafe { libc::geteuid() };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let caps = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())?;
+    // rlim_t is not u64 on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let hard = lim.rlim_max as u64;
+    rlimit_diagnosis(euid == 0, hard, cap_eff & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// Rootless podman caps its limits at the user's; rootful podman asks for
+/// [`ROOTFUL_NOFILE`], which only works when the hard limit is that high or the
+/// process may raise it.
+pub fn rlimit_diagnosis(root: bool, nofile_hard: u64, cap_sys_resource: bool) -> Option<String> {
+    (root && nofile_hard < ROOTFUL_NOFILE && !cap_sys_resource).then(|| {
+        format!(
+            "rootful podman gives containers RLIMIT_NOFILE={ROOTFUL_NOFILE}, above this machine's hard limit of {nofile_hard}, and root here lacks CAP_SYS_RESOURCE to raise it (podman run would fail: \"error setting rlimit type 7\")"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn items() -> Vec<ListItem> {
+        vec![
+            ListItem {
+                reference: "127.0.0.1:5000/acme/app/amd64@sha256:aa".into(),
+                platform: Platform::parse("linux/amd64").unwrap(),
+            },
+            ListItem {
+                reference: "127.0.0.1:5000/acme/app/arm32v7@sha256:bb".into(),
+                platform: Platform::parse("linux/arm/v7").unwrap(),
+            },
+        ]
+    }
+
+    #[test]
+    fn push_writes_the_digest_to_a_file() {
+        let t = EngineTarget::local(EngineKind::Podman);
+        assert_eq!(
+            Podman.push(&t, "reg/app/amd64:1", "/tmp/d"),
+            s(&[
+                "podman",
+                "push",
+                "--digestfile",
+                "/tmp/d",
+                "reg/app/amd64:1"
+            ])
+        );
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            Podman
+                .pushed_digest(&[], Some(&format!("{d}\n")))
+                .as_deref(),
+            Some(d)
+        );
+        assert_eq!(
+            Podman.pushed_digest(&s(&["Storing signatures"]), None),
+            None
+        );
+    }
+
+    #[test]
+    fn lists_are_assembled_by_digest_with_platforms_and_pushed_with_their_images() {
+        let c = Podman.manifest_create("127.0.0.1:5000/acme/app:latest", &items(), true);
+        assert_eq!(
+            c,
+            vec![
+                s(&[
+                    "podman",
+                    "rmi",
+                    "--ignore",
+                    "127.0.0.1:5000/acme/app:latest"
+                ]),
+                s(&[
+                    "podman",
+                    "manifest",
+                    "create",
+                    "127.0.0.1:5000/acme/app:latest"
+                ]),
+                s(&[
+                    "podman",
+                    "manifest",
+                    "add",
+                    "--os",
+                    "linux",
+                    "--arch",
+                    "amd64",
+                    "127.0.0.1:5000/acme/app:latest",
+                    "docker://127.0.0.1:5000/acme/app/amd64@sha256:aa"
+                ]),
+                s(&[
+                    "podman",
+                    "manifest",
+                    "add",
+                    "--os",
+                    "linux",
+                    "--arch",
+                    "arm",
+                    "--variant",
+                    "v7",
+                    "127.0.0.1:5000/acme/app:latest",
+                    "docker://127.0.0.1:5000/acme/app/arm32v7@sha256:bb"
+                ]),
+            ],
+            "no --insecure: plain HTTP comes from registries.conf"
+        );
+        assert_eq!(
+            Podman.manifest_push("r/app:1", true, "<digest file>"),
+            s(&[
+                "podman",
+                "manifest",
+                "push",
+                "--all",
+                "--rm",
+                "--digestfile",
+                "<digest file>",
+                "r/app:1",
+                "docker://r/app:1"
+            ])
+        );
+    }
+
+    #[test]
+    fn run_and_build_use_dockers_flags_without_buildkit() {
+        let t = EngineTarget::local(EngineKind::Podman);
+        let p = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(
+            Podman.run(&t, "r@sha256:cc", &p, Pull::Always, &s(&["uname", "-m"])),
+            s(&[
+                "podman",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--platform",
+                "linux/arm64/v8",
+                "--pull",
+                "always",
+                "r@sha256:cc",
+                "uname",
+                "-m"
+            ])
+        );
+        assert!(Podman.env().is_empty(), "no DOCKER_BUILDKIT");
+        let remote = EngineTarget {
+            kind: EngineKind::Podman,
+            builder: Some(Builder::Host("ssh://ci@arm64-1".into())),
+        };
+        assert_eq!(
+            Podman.inspect_platform(&remote, "r:1"),
+            s(&[
+                "podman",
+                "--url",
+                "ssh://ci@arm64-1",
+                "image",
+                "inspect",
+                "--format",
+                "{{.Os}}/{{.Architecture}}",
+                "r:1"
+            ])
+        );
+    }
+
+    #[test]
+    fn cache_from_names_repositories() {
+        let t = EngineTarget::local(EngineKind::Podman);
+        let a = BuildArgs {
+            arch_arg: ("ARCH".into(), "amd64".into()),
+            platform: Platform::parse("linux/amd64").unwrap(),
+            reference: "reg/app/amd64:1".into(),
+            build_args: Vec::new(),
+            labels: Vec::new(),
+            target: None,
+            cache_from: vec!["reg/app/amd64:latest".into(), "reg/app/amd64:main".into()],
+            dockerfile: "app/Dockerfile".into(),
+            context: "app".into(),
+            no_cache: false,
+        };
+        let v = Podman.build(&t, &a);
+        let i = v.iter().position(|x| x == "--cache-from").unwrap();
+        assert_eq!(v[i + 1], "reg/app/amd64");
+        assert_eq!(v.iter().filter(|x| *x == "--cache-from").count(), 1);
+    }
+
+    #[test]
+    fn a_lookup_uses_a_throwaway_list_and_removes_it() {
+        let l = Podman.lookup("reg/app/amd64:1", true);
+        assert_eq!(l.commands.len(), 2);
+        let probe = &l.commands[0][3];
+        assert!(
+            probe.starts_with("localhost/multiarch-probe:lookup-"),
+            "{probe}"
+        );
+        assert_eq!(l.commands[0][4], "docker://reg/app/amd64:1");
+        assert_eq!(l.commands[1], s(&["podman", "manifest", "inspect", probe]));
+        assert_eq!(l.cleanup, vec![s(&["podman", "manifest", "rm", probe])]);
+        let answer = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:dd","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert_eq!(Podman.lookup_digest(answer).as_deref(), Some("sha256:dd"));
+        assert_ne!(
+            Podman.lookup("x:1", false).commands[0][3],
+            *probe,
+            "probes never share a name"
+        );
+    }
+
+    #[test]
+    fn registries_conf_adds_plain_http_registries_and_keeps_the_rest() {
+        let out = registries_conf(None, &["127.0.0.1:5000".into()]).unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(
+            t["registry"][0]["location"].as_str(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(t["registry"][0]["insecure"].as_bool(), Some(true));
+
+        let base = "unqualified-search-registries = [\"registry.lan\"]\n\n[[registry]]\nlocation = \"registry.lan:5000\"\nblocked = false\n\n[[registry]]\nlocation = \"quay.io\"\n[[registry.mirror]]\nlocation = \"mirror.lan\"\n";
+        let out = registries_conf(
+            Some(base),
+            &["registry.lan:5000".into(), "127.0.0.1:41000".into()],
+        )
+        .unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        let regs = t["registry"].as_array().unwrap();
+        assert_eq!(regs.len(), 3, "{out}");
+        assert_eq!(
+            regs[0]["insecure"].as_bool(),
+            Some(true),
+            "existing entry marked"
+        );
+        assert_eq!(regs[0]["blocked"].as_bool(), Some(false), "its keys kept");
+        assert_eq!(
+            regs[1]["mirror"][0]["location"].as_str(),
+            Some("mirror.lan")
+        );
+        assert_eq!(regs[2]["location"].as_str(), Some("127.0.0.1:41000"));
+        assert_eq!(
+            t["unqualified-search-registries"][0].as_str(),
+            Some("registry.lan")
+        );
+
+        let v1 = "[registries.search]\nregistries = [\"docker.io\"]\n[registries.insecure]\nregistries = [\"a.lan\"]\n";
+        let out = registries_conf(Some(v1), &["127.0.0.1:5000".into()]).unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert!(t.get("registry").is_none(), "v1 and v2 cannot be mixed");
+        let insecure: Vec<&str> = t["registries"]["insecure"]["registries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(insecure, ["a.lan", "127.0.0.1:5000"]);
+
+        assert!(registries_conf(Some("registry = 3"), &["x".into()]).is_err());
+    }
+
+    #[test]
+    fn containers_conf_merges_the_machines_files_and_drops_default_ulimits() {
+        let system =
+            "[containers]\ndefault_capabilities = [\"CHOWN\"]\n[engine]\nruntime = \"runc\"\n";
+        let admin = "[engine]\ncgroup_manager = \"cgroupfs\"\n";
+        let out = containers_conf_without_ulimits(&[system, admin])
+            .unwrap()
+            .unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(t["engine"]["runtime"].as_str(), Some("runc"));
+        assert_eq!(t["engine"]["cgroup_manager"].as_str(), Some("cgroupfs"));
+        assert_eq!(
+            t["containers"]["default_capabilities"][0].as_str(),
+            Some("CHOWN")
+        );
+        assert_eq!(
+            t["containers"]["default_ulimits"].as_array().map(Vec::len),
+            Some(0)
+        );
+        let own = "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n";
+        assert_eq!(
+            containers_conf_without_ulimits(&[system, own]).unwrap(),
+            None
+        );
+        assert!(containers_conf_without_ulimits(&[""]).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_rlimit_problem_is_root_without_cap_sys_resource_below_podmans_limit() {
+        assert!(rlimit_diagnosis(true, 20_000, false)
+            .unwrap()
+            .contains("hard limit of 20000"));
+        assert_eq!(rlimit_diagnosis(true, 20_000, true), None);
+        assert_eq!(rlimit_diagnosis(true, ROOTFUL_NOFILE, false), None);
+        assert_eq!(
+            rlimit_diagnosis(false, 1024, false),
+            None,
+            "rootless caps itself"
+        );
+    }
+}
