@@ -18,10 +18,12 @@
 pub mod cli;
 pub mod context;
 pub mod diagnostic;
+pub mod doctor;
 pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod exec;
+pub mod init;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

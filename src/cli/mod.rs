@@ -22,7 +22,7 @@ use crate::spec::{parse_duration, EngineKind, Spec};
 multiarch plans the whole pipeline as a DAG (setup-qemu → build → test → push → \
 manifest-create → manifest-push → verify), runs it in parallel, publishes lists only \
 on the configured branches, and explains every error against the file.",
-    after_help = "Examples:\n  multiarch check\n  multiarch plan --branch main\n  multiarch plan --format json | jq '.steps[].id'\n  multiarch run -j 4\n  multiarch run --arch arm64v8 --stage build --stage push\n\nExit codes: 0 success, 1 a step failed, 2 the file or arguments are wrong, 3 the environment is not usable, 130 interrupted."
+    after_help = "Examples:\n  multiarch init                  # a starter multiarch.toml from the Dockerfiles here\n  multiarch doctor                # can a run succeed on this machine? how to fix it\n  multiarch check\n  multiarch plan --branch main\n  multiarch plan --format json | jq '.steps[].id'\n  multiarch run -j 4\n  multiarch run --arch arm64v8 --stage build --stage push\n  multiarch run --junit report.xml --events events.jsonl\n  multiarch completions bash > /etc/bash_completion.d/multiarch\n\nExit codes: 0 success, 1 a step failed, 2 the file or arguments are wrong, 3 the environment is not usable, 130 interrupted."
 )]
 pub struct Cli {
     /// When to use colour: auto (a terminal without NO_COLOR), always, never.
@@ -65,9 +65,88 @@ pub enum Command {
     Ci(CiArgs),
     /// Run the plan: build, test, push, publish the lists and verify them.
     #[command(
-        after_help = "Examples:\n  multiarch run\n  multiarch run -j 4 --fail-fast\n  multiarch run --dry-run\n  multiarch run --arch arm64v8 --stage build --stage push   # one CI shard\n  multiarch run --stage publish --stage verify              # the publish job"
+        after_help = "Examples:\n  multiarch run\n  multiarch run -j 4 --fail-fast\n  multiarch run --dry-run\n  multiarch run --arch arm64v8 --stage build --stage push   # one CI shard\n  multiarch run --stage publish --stage verify              # the publish job\n  multiarch run --junit report.xml                          # GitLab/GitHub test report\n  multiarch run --events - | jq -c 'select(.event == \"step-finished\")'\n  multiarch run --progress plain > run.log\n\nOn a terminal a live view shows every running step; elsewhere each line is\nprefixed with its step id; in GitLab CI and GitHub Actions each step's log is a\ncollapsible section. The run ends with a summary of every step and what was\npublished."
     )]
     Run(RunArgs),
+    /// Check that a run could succeed here (engine, emulation, registry, git,
+    /// what would be published), each problem with a fix.
+    #[command(
+        after_help = "Examples:\n  multiarch doctor\n  multiarch doctor -f services/multiarch.toml\n  multiarch doctor --branch main      # what a build of main would publish\n\nEach check is one line: ok, FAIL or warn, then the fix. Exit code 0 when a run\ncould succeed, 2 when the file or arguments are wrong, 3 when the machine is not\nready. Only loopback and [project] insecure_registries registries are contacted."
+    )]
+    Doctor(DoctorArgs),
+    /// Write a commented starter multiarch.toml, one image per Dockerfile found
+    /// under the current directory.
+    #[command(
+        after_help = "Examples:\n  multiarch init\n  multiarch init --arch amd64 --arch arm64v8 --arch arm32v7\n  multiarch init --force          # overwrite an existing multiarch.toml\n\nFinds Dockerfile, *.Dockerfile and Containerfile (not in target/, node_modules/,\nvendor/ or hidden directories). The file it writes passes `multiarch check`."
+    )]
+    Init(InitArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  multiarch completions bash > ~/.local/share/bash-completion/completions/multiarch\n  multiarch completions zsh > \"${fpath[1]}/_multiarch\"\n  multiarch completions fish > ~/.config/fish/completions/multiarch.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Render a recorded `--events` file as a run would (for tests and demos).
+    #[command(hide = true)]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// The branch to check publishing for (default: from CI variables, then git).
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// The git tag being built (default: from CI variables, then git).
+    #[arg(long = "git-tag", value_name = "T")]
+    pub git_tag: Option<String>,
+    /// The full commit sha (default: from CI variables, then git).
+    #[arg(long, value_name = "S")]
+    pub sha: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing multiarch.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// The arches every image is built for (repeatable; default amd64, arm64v8).
+    #[arg(long = "arch", value_name = "NAME")]
+    pub archs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// An events file written by `run --events FILE` (`-`: stdin).
+    #[arg(value_name = "FILE")]
+    pub events: PathBuf,
+    /// Pause between events, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// How a run shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Live on a terminal; sections in GitLab CI and GitHub Actions; else plain.
+    Auto,
+    /// The live view (on a terminal; plain elsewhere).
+    Live,
+    /// Lines prefixed with their step id.
+    Plain,
+    /// GitLab CI collapsible sections.
+    Gitlab,
+    /// GitHub Actions groups.
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +267,17 @@ pub struct RunArgs {
     /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
     #[arg(long = "step-timeout", value_name = "DURATION")]
     pub step_timeout: Option<String>,
+    /// Stream events as JSON lines to FILE (`-`: stdout; the human output then
+    /// goes to stderr): the plan, steps started, output lines, steps finished,
+    /// the end of the run.
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per step) to FILE when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// How progress is shown.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
 }
 
 impl From<StageArg> for Stage {
@@ -204,21 +294,33 @@ impl From<StageArg> for Stage {
 /// Output settings shared by every command.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
+    /// Colour on stderr (diagnostics, the live view).
     pub color: bool,
+    /// Colour on stdout (plain output, summaries, doctor).
+    pub color_stdout: bool,
     pub quiet: bool,
     pub verbose: bool,
     pub width: usize,
 }
 
+/// `--color auto`: a terminal, or a CI log that renders ANSI (GitLab, GitHub
+/// Actions); never with NO_COLOR set or TERM=dumb.
+pub fn use_color(choice: Color, env: &Environment, terminal: bool) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            env.get("NO_COLOR").is_none_or(|v| v.is_empty())
+                && env.get("TERM") != Some("dumb")
+                && (terminal || env.is_true("GITLAB_CI") || env.is_true("GITHUB_ACTIONS"))
+        }
+    }
+}
+
 impl Output {
     fn new(cli: &Cli, env: &Environment) -> Output {
-        let color = match cli.color {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => {
-                std::io::stderr().is_terminal() && env.get("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        };
+        let color = use_color(cli.color, env, std::io::stderr().is_terminal());
+        let color_stdout = use_color(cli.color, env, std::io::stdout().is_terminal());
         let width = env
             .get("COLUMNS")
             .and_then(|c| c.parse().ok())
@@ -226,6 +328,7 @@ impl Output {
             .clamp(60, 200);
         Output {
             color,
+            color_stdout,
             quiet: cli.quiet,
             verbose: cli.verbose,
             width,
@@ -329,6 +432,53 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             let (spec, plan) = load_and_plan(&a.file, &a.select, timeout, env, &cwd)?;
             run::cli_run(&spec, &plan, &a, env, out)
         }
+        Command::Doctor(a) => {
+            let mut d = crate::doctor::Doctor::new(env, &cwd);
+            d.file = a.file.file;
+            d.overrides = Overrides {
+                branch: a.branch,
+                git_tag: a.git_tag,
+                sha: a.sha,
+            };
+            let report = d.run();
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(report.render(out.color_stdout).as_bytes());
+            Ok(report.exit_code())
+        }
+        Command::Init(a) => {
+            let opts = crate::init::InitOptions {
+                force: a.force,
+                archs: a.archs,
+            };
+            let done = crate::init::init(&cwd, &opts, env)?;
+            let mut o = std::io::stdout().lock();
+            let w = done.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "wrote {} with {} image{}:",
+                done.path.display(),
+                done.images.len(),
+                if done.images.len() == 1 { "" } else { "s" }
+            );
+            for i in &done.images {
+                let _ = writeln!(o, "  {:w$}  {}", i.name, i.path().display());
+            }
+            let _ = writeln!(
+                o,
+                "next: `multiarch doctor`, `multiarch plan`, then `multiarch run` (MULTIARCH_REGISTRY=host:port to push elsewhere)"
+            );
+            Ok(exit::SUCCESS)
+        }
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "multiarch", &mut script);
+            let _ = std::io::stdout().lock().write_all(&script);
+            Ok(exit::SUCCESS)
+        }
+        Command::Replay(a) => run::replay(&a, env, out),
     }
 }
 

@@ -1,11 +1,29 @@
 //! What a run reports: events from the scheduler, and the reporters that turn them
-//! into text. The scheduler knows nothing about terminals.
+//! into text, a live terminal view, CI log sections, JSON lines and JUnit XML.
+//! The scheduler knows nothing about terminals: every reporter is fed only
+//! [`RunEvent`]s (already masked), plus what [`PlanInfo`] says about the plan.
 
-use std::io::Write;
+pub mod events;
+pub mod grouped;
+pub mod info;
+pub mod junit;
+pub mod live;
+pub mod plain;
+pub mod style;
+pub mod summary;
+
 use std::time::Duration;
 
-use crate::exec::process::humantime;
 use crate::plan::StepKind;
+
+pub use events::JsonEventsReporter;
+pub use grouped::{CiLog, GroupedReporter};
+pub use info::{PlanInfo, StepInfo};
+pub use junit::JUnitReporter;
+pub use live::LiveReporter;
+pub use plain::PlainReporter;
+pub use style::Style;
+pub use summary::{render_summary, render_summary_with};
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +135,19 @@ pub trait Reporter {
     fn event(&mut self, e: &RunEvent);
 }
 
+/// Lend a reporter (to a [`Tee`]) and keep using it afterwards.
+impl<R: Reporter + ?Sized> Reporter for &mut R {
+    fn event(&mut self, e: &RunEvent) {
+        (**self).event(e);
+    }
+}
+
+impl<R: Reporter + ?Sized> Reporter for Box<R> {
+    fn event(&mut self, e: &RunEvent) {
+        (**self).event(e);
+    }
+}
+
 /// Reporters that ignore everything (tests, library users who read the summary).
 pub struct Silent;
 
@@ -124,160 +155,29 @@ impl Reporter for Silent {
     fn event(&mut self, _e: &RunEvent) {}
 }
 
-/// Plain text: each output line prefixed by its step id; a summary at the end. No
-/// control codes, so logs in CI and pipes stay readable.
-pub struct PlainReporter<W: Write> {
-    out: W,
-    pub quiet: bool,
-    pub verbose: bool,
+/// Several reporters fed the same events, in order (the human view, `--events`,
+/// `--junit`).
+#[derive(Default)]
+pub struct Tee<'a> {
+    reporters: Vec<Box<dyn Reporter + 'a>>,
 }
 
-impl<W: Write> PlainReporter<W> {
-    pub fn new(out: W, quiet: bool, verbose: bool) -> Self {
-        PlainReporter {
-            out,
-            quiet,
-            verbose,
+impl<'a> Tee<'a> {
+    pub fn new() -> Self {
+        Tee {
+            reporters: Vec::new(),
         }
+    }
+
+    pub fn push(&mut self, r: impl Reporter + 'a) {
+        self.reporters.push(Box::new(r));
     }
 }
 
-impl<W: Write> Reporter for PlainReporter<W> {
+impl Reporter for Tee<'_> {
     fn event(&mut self, e: &RunEvent) {
-        let o = &mut self.out;
-        match e {
-            RunEvent::Started { steps, jobs } => {
-                if !self.quiet {
-                    let _ = writeln!(o, "multiarch: running {steps} steps, {jobs} at a time");
-                }
-            }
-            RunEvent::StepStarted { id, command } => {
-                if !self.quiet {
-                    let _ = writeln!(o, "[{id}] started");
-                    if self.verbose {
-                        let _ = writeln!(o, "[{id}] $ {}", crate::plan::render::argv_line(command));
-                    }
-                }
-            }
-            RunEvent::Output { id, line } => {
-                if !self.quiet {
-                    let _ = writeln!(o, "[{id}] {line}");
-                }
-            }
-            RunEvent::Note { id, message } => {
-                let _ = writeln!(o, "[{id}] multiarch: {message}");
-            }
-            RunEvent::StepFinished(r) => {
-                if !self.quiet || r.status.is_failure() {
-                    let reason = r
-                        .status
-                        .reason()
-                        .map(|x| format!(": {x}"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        o,
-                        "[{}] {} ({}){reason}",
-                        r.id,
-                        r.status.label(),
-                        humantime(r.duration)
-                    );
-                }
-            }
-            RunEvent::Finished(s) => {
-                let _ = o.write_all(render_summary(s).as_bytes());
-            }
-        }
-        let _ = o.flush();
-    }
-}
-
-/// The final table: failures first with their last lines, then every step, then
-/// what was published.
-pub fn render_summary(s: &RunSummary) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let _ = writeln!(o);
-    let failed: Vec<&StepReport> = s.failed().collect();
-    if !failed.is_empty() {
-        let _ = writeln!(o, "failures:");
-        for f in &failed {
-            let _ = writeln!(o, "  {} — {}", f.id, f.status.reason().unwrap_or(""));
-            for l in &f.tail {
-                let _ = writeln!(o, "    | {l}");
-            }
-        }
-        let _ = writeln!(o);
-    }
-    let w = s
-        .steps
-        .iter()
-        .map(|r| r.id.len())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 70);
-    let _ = writeln!(o, "{:w$}  {:9}  {:>8}  detail", "step", "status", "time");
-    let mut ordered: Vec<&StepReport> = failed.clone();
-    ordered.extend(s.steps.iter().filter(|r| !r.status.is_failure()));
-    for r in ordered {
-        let detail = match (&r.status, &r.digest) {
-            (StepStatus::Ok | StepStatus::Cached(_), Some(d)) => d.clone(),
-            (st, _) => st.reason().unwrap_or("").to_string(),
-        };
-        let time = if matches!(r.status, StepStatus::Skipped(_) | StepStatus::Cancelled) {
-            "-".to_string()
-        } else {
-            humantime(r.duration)
-        };
-        let _ = writeln!(
-            o,
-            "{:w$}  {:9}  {:>8}  {}",
-            r.id,
-            r.status.label(),
-            time,
-            detail
-        );
-    }
-    let lists: Vec<&StepReport> = s
-        .steps
-        .iter()
-        .filter(|r| r.kind == StepKind::ManifestPush && r.status.is_ok())
-        .collect();
-    let pushes: Vec<&StepReport> = s
-        .steps
-        .iter()
-        .filter(|r| r.kind == StepKind::Push && r.status.is_ok())
-        .collect();
-    if !lists.is_empty() || !pushes.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "published:");
-        for r in lists.iter().chain(pushes.iter()) {
-            let _ = writeln!(
-                o,
-                "  {}@{}",
-                r.reference.as_deref().unwrap_or("?"),
-                r.digest.as_deref().unwrap_or("?")
-            );
+        for r in &mut self.reporters {
+            r.event(e);
         }
     }
-    let ok = s.steps.iter().filter(|r| r.status.is_ok()).count();
-    let skipped = s
-        .steps
-        .iter()
-        .filter(|r| matches!(r.status, StepStatus::Skipped(_) | StepStatus::Cancelled))
-        .count();
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "{}: {ok} ok, {} failed, {skipped} not run, in {}",
-        if s.interrupted {
-            "interrupted"
-        } else if failed.is_empty() {
-            "success"
-        } else {
-            "failed"
-        },
-        failed.len(),
-        humantime(s.duration)
-    );
-    o
 }

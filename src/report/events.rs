@@ -1,0 +1,413 @@
+//! `--events FILE|-`: one JSON object per line, as things happen.
+//!
+//! ```text
+//! {"event":"plan", …the plan of SPEC.md §4…, "platforms":{"push:api/amd64":["linux/amd64"],…}}
+//! {"event":"started","steps":17,"jobs":4}
+//! {"event":"step-started","id":"build:api/amd64","command":["docker","build",…]}
+//! {"event":"output","id":"build:api/amd64","line":"Step 1/3 : FROM …"}
+//! {"event":"note","id":"push:api/amd64","message":"transient failure (…); retry 1/3 in 0.9s"}
+//! {"event":"step-finished","id":"push:api/amd64","kind":"push","status":"ok","duration_ms":812,"digest":"sha256:…",…}
+//! {"event":"run-finished","status":"success","exit_code":0,"duration_ms":6100,"ok":17,…,"published":[…]}
+//! {"event":"error","message":"the local docker engine does not answer: …","exit_code":3}
+//! ```
+//!
+//! Every step of the plan gets exactly one `step-finished` (run, skipped or
+//! cancelled). Lines, notes and reasons arrive masked from the scheduler; the plan
+//! event is masked here with the same secrets. [`EventReader`] reads a stream back
+//! into [`RunEvent`]s (tests, and re-rendering a recorded run).
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::info::{PlanInfo, StepInfo};
+use super::summary::{outcome, published, Counts};
+use super::{Reporter, RunEvent, RunSummary, StepReport, StepStatus};
+use crate::exec::mask::Masker;
+use crate::plan::{Plan, StepKind};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedRecord {
+    pub id: String,
+    pub kind: String,
+    /// ok, cached, failed, timed-out, skipped, cancelled.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    /// The last lines of output of a failed step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRecord {
+    /// `list` (manifest-push) or `image` (a per-arch push).
+    pub kind: String,
+    pub reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// success, failed, interrupted.
+    pub status: String,
+    pub exit_code: i32,
+    pub interrupted: bool,
+    pub duration_ms: u64,
+    pub ok: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub not_run: usize,
+    pub published: Vec<PublishedRecord>,
+}
+
+/// One line of the stream (the plan event is written separately: it is the plan
+/// JSON itself with `"event":"plan"` added).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Record {
+    Started {
+        steps: usize,
+        jobs: usize,
+    },
+    StepStarted {
+        id: String,
+        command: Vec<String>,
+    },
+    Output {
+        id: String,
+        line: String,
+    },
+    Note {
+        id: String,
+        message: String,
+    },
+    StepFinished(FinishedRecord),
+    RunFinished(RunRecord),
+    /// The run could not start (or stopped) with an error: no run-finished follows.
+    Error {
+        message: String,
+        exit_code: i32,
+    },
+}
+
+pub fn status_code(s: &StepStatus) -> &'static str {
+    match s {
+        StepStatus::Ok => "ok",
+        StepStatus::Cached(_) => "cached",
+        StepStatus::Failed(_) => "failed",
+        StepStatus::TimedOut(_) => "timed-out",
+        StepStatus::Skipped(_) => "skipped",
+        StepStatus::Cancelled => "cancelled",
+    }
+}
+
+fn status_from(code: &str, reason: Option<String>) -> Option<StepStatus> {
+    let r = reason.unwrap_or_default();
+    Some(match code {
+        "ok" => StepStatus::Ok,
+        "cached" => StepStatus::Cached(r),
+        "failed" => StepStatus::Failed(r),
+        "timed-out" => StepStatus::TimedOut(r),
+        "skipped" => StepStatus::Skipped(r),
+        "cancelled" => StepStatus::Cancelled,
+        _ => return None,
+    })
+}
+
+pub fn kind_from(s: &str) -> Option<StepKind> {
+    [
+        StepKind::SetupQemu,
+        StepKind::Build,
+        StepKind::Test,
+        StepKind::Push,
+        StepKind::ManifestCreate,
+        StepKind::ManifestPush,
+        StepKind::Verify,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == s)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
+    let step = info.step(&r.id).cloned().unwrap_or_default();
+    FinishedRecord {
+        id: r.id.clone(),
+        kind: r.kind.as_str().to_string(),
+        status: status_code(&r.status).to_string(),
+        reason: r.status.reason().map(str::to_string),
+        duration_ms: millis(r.duration),
+        digest: r.digest.clone(),
+        reference: r.reference.clone(),
+        image: step.image,
+        arch: step.arch,
+        tag: step.tag,
+        platforms: step.platforms,
+        tail: r.tail.clone(),
+    }
+}
+
+pub fn run_record(s: &RunSummary, info: &PlanInfo) -> RunRecord {
+    let c = Counts::of(&s.steps);
+    RunRecord {
+        status: outcome(s).to_string(),
+        exit_code: s.exit_code(),
+        interrupted: s.interrupted,
+        duration_ms: millis(s.duration),
+        ok: c.ok,
+        cached: c.cached,
+        failed: c.failed,
+        not_run: c.not_run,
+        published: published(s, info)
+            .into_iter()
+            .map(|p| PublishedRecord {
+                kind: if p.list { "list" } else { "image" }.to_string(),
+                reference: p.reference,
+                digest: p.digest,
+                platforms: p.platforms,
+            })
+            .collect(),
+    }
+}
+
+pub fn record(e: &RunEvent, info: &PlanInfo) -> Record {
+    match e {
+        RunEvent::Started { steps, jobs } => Record::Started {
+            steps: *steps,
+            jobs: *jobs,
+        },
+        RunEvent::StepStarted { id, command } => Record::StepStarted {
+            id: id.clone(),
+            command: command.clone(),
+        },
+        RunEvent::Output { id, line } => Record::Output {
+            id: id.clone(),
+            line: line.clone(),
+        },
+        RunEvent::Note { id, message } => Record::Note {
+            id: id.clone(),
+            message: message.clone(),
+        },
+        RunEvent::StepFinished(r) => Record::StepFinished(finished_record(r, info)),
+        RunEvent::Finished(s) => Record::RunFinished(run_record(s, info)),
+    }
+}
+
+fn mask_value(v: &mut serde_json::Value, m: &Masker) {
+    match v {
+        serde_json::Value::String(s) => {
+            let masked = m.mask(s);
+            if masked != *s {
+                *s = masked;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask_value(x, m)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| mask_value(x, m)),
+        _ => {}
+    }
+}
+
+/// The plan event: SPEC.md §4's object, `"event":"plan"` first, and the
+/// platforms of each step (a list's: its entries').
+pub fn plan_line(plan: &Plan, info: &PlanInfo, masker: &Masker) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    crate::plan::write_json(plan, &mut buf)?;
+    let mut v: serde_json::Value = serde_json::from_slice(&buf)?;
+    let platforms: serde_json::Map<String, serde_json::Value> = info
+        .steps
+        .iter()
+        .filter(|(_, s)| !s.platforms.is_empty())
+        .map(|(id, s)| (id.clone(), serde_json::json!(s.platforms)))
+        .collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("platforms".into(), serde_json::Value::Object(platforms));
+    }
+    mask_value(&mut v, masker);
+    let body = serde_json::to_string(&v)?;
+    Ok(match body.strip_prefix('{') {
+        Some(rest) if rest != "}" => format!("{{\"event\":\"plan\",{rest}"),
+        _ => "{\"event\":\"plan\"}".to_string(),
+    })
+}
+
+pub struct JsonEventsReporter<W: Write> {
+    out: W,
+    info: PlanInfo,
+}
+
+impl<W: Write> JsonEventsReporter<W> {
+    /// Writes the plan event at once (before any check runs), then one line per
+    /// event.
+    pub fn new(mut out: W, plan: &Plan, masker: &Masker) -> std::io::Result<Self> {
+        let info = PlanInfo::from_plan(plan);
+        writeln!(out, "{}", plan_line(plan, &info, masker)?)?;
+        out.flush()?;
+        Ok(JsonEventsReporter { out, info })
+    }
+
+    /// No plan event: the stream starts with the run (replays, tests).
+    pub fn without_plan(out: W, info: PlanInfo) -> Self {
+        JsonEventsReporter { out, info }
+    }
+
+    fn write(&mut self, r: &Record) {
+        if let Ok(line) = serde_json::to_string(r) {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+
+    /// The run ended in an error before (or instead of) a summary.
+    pub fn error(&mut self, message: &str, exit_code: i32) {
+        self.write(&Record::Error {
+            message: message.to_string(),
+            exit_code,
+        });
+    }
+}
+
+impl<W: Write> Reporter for JsonEventsReporter<W> {
+    fn event(&mut self, e: &RunEvent) {
+        let r = record(e, &self.info);
+        self.write(&r);
+    }
+}
+
+/// What one line of an events stream holds.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Plan(PlanInfo),
+    Event(RunEvent),
+    Error { message: String, exit_code: i32 },
+}
+
+/// Reads an events stream back: the plan event into a [`PlanInfo`], the rest into
+/// [`RunEvent`]s (the summary is rebuilt from the step-finished events).
+#[derive(Debug, Default)]
+pub struct EventReader {
+    reports: Vec<StepReport>,
+    order: Vec<String>,
+}
+
+impl EventReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn read(&mut self, line: &str) -> Result<Option<Parsed>, String> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+        if v.get("event").and_then(|e| e.as_str()) == Some("plan") {
+            let info = plan_info_of(&v);
+            self.order = info.order.clone();
+            return Ok(Some(Parsed::Plan(info)));
+        }
+        let r: Record = serde_json::from_value(v).map_err(|e| format!("not an event: {e}"))?;
+        Ok(Some(match r {
+            Record::Started { steps, jobs } => Parsed::Event(RunEvent::Started { steps, jobs }),
+            Record::StepStarted { id, command } => {
+                Parsed::Event(RunEvent::StepStarted { id, command })
+            }
+            Record::Output { id, line } => Parsed::Event(RunEvent::Output { id, line }),
+            Record::Note { id, message } => Parsed::Event(RunEvent::Note { id, message }),
+            Record::StepFinished(f) => {
+                let kind = kind_from(&f.kind).ok_or(format!("unknown step kind `{}`", f.kind))?;
+                let status = status_from(&f.status, f.reason)
+                    .ok_or(format!("unknown status `{}`", f.status))?;
+                let report = StepReport {
+                    id: f.id,
+                    kind,
+                    status,
+                    duration: Duration::from_millis(f.duration_ms),
+                    digest: f.digest,
+                    reference: f.reference,
+                    tail: f.tail,
+                };
+                self.reports.push(report.clone());
+                Parsed::Event(RunEvent::StepFinished(report))
+            }
+            Record::RunFinished(r) => Parsed::Event(RunEvent::Finished(RunSummary {
+                steps: self.in_plan_order(),
+                duration: Duration::from_millis(r.duration_ms),
+                interrupted: r.interrupted,
+            })),
+            Record::Error { message, exit_code } => Parsed::Error { message, exit_code },
+        }))
+    }
+}
+
+impl EventReader {
+    /// The summary lists steps in plan order, as the scheduler's does.
+    fn in_plan_order(&mut self) -> Vec<StepReport> {
+        let mut reports = std::mem::take(&mut self.reports);
+        let rank: std::collections::HashMap<&str, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        reports.sort_by_key(|r| rank.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        reports
+    }
+}
+
+fn plan_info_of(v: &serde_json::Value) -> PlanInfo {
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let platforms = v.get("platforms");
+    let listed = v
+        .get("steps")
+        .and_then(|x| x.as_array())
+        .map(|a| a.as_slice())
+        .unwrap_or(&[]);
+    let order = listed.iter().filter_map(|st| s(st, "id")).collect();
+    let steps = listed
+        .iter()
+        .filter_map(|st| {
+            let id = s(st, "id")?;
+            let platforms = platforms
+                .and_then(|p| p.get(&id))
+                .and_then(|p| serde_json::from_value(p.clone()).ok())
+                .unwrap_or_default();
+            Some((
+                id,
+                StepInfo {
+                    image: s(st, "image"),
+                    arch: s(st, "arch"),
+                    tag: s(st, "tag"),
+                    platforms,
+                },
+            ))
+        })
+        .collect();
+    PlanInfo {
+        steps,
+        order,
+        publish: v.get("publish").and_then(|p| p.as_bool()).unwrap_or(false),
+        publish_reason: s(v, "publish_reason").unwrap_or_default(),
+    }
+}
