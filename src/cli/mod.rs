@@ -394,7 +394,11 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             let written = match a.format {
                 Format::Text => stdout.write_all(plan::render_text(&plan).as_bytes()),
-                Format::Json => plan::write_json(&plan, &mut stdout),
+                // Indented for a person at a terminal; one line for a pipe.
+                Format::Json if std::io::stdout().is_terminal() => {
+                    plan::write_json(&plan, &mut stdout)
+                }
+                Format::Json => plan::write_json_compact(&plan, &mut stdout),
                 Format::Dot => stdout.write_all(plan::render_dot(&plan).as_bytes()),
             };
             let _ = written.and_then(|_| stdout.flush());

@@ -614,10 +614,9 @@ impl StepExecutor for EngineRunner {
             Action::SetupQemu { handlers, setup } => self.setup_qemu(step, io, handlers, setup),
             Action::Build {
                 engine,
-                argv,
                 reference,
                 platform,
-            } => self.build(step, io, engine, argv, reference, platform),
+            } => self.build(step, io, engine, step.command(), reference, platform),
             Action::Test {
                 engine,
                 reference,

@@ -11,7 +11,9 @@ use std::time::Duration;
 use globset::GlobSetBuilder;
 use serde::Serialize;
 
-pub use render::{render_dot, render_json, render_text, shell_quote, write_json};
+pub use render::{
+    render_dot, render_json, render_text, shell_quote, write_json, write_json_compact,
+};
 
 use crate::context::GitContext;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
@@ -110,9 +112,9 @@ pub enum Action {
         handlers: Vec<String>,
         setup: Vec<String>,
     },
+    /// The build's argv is the step's main command (`Step::command`).
     Build {
         engine: EngineTarget,
-        argv: Vec<String>,
         reference: String,
         platform: Platform,
     },
@@ -543,6 +545,15 @@ impl<'a> Planner<'a> {
             PushMode::Never => false,
         };
         let affected = self.affected_images();
+        // An upper bound of the steps: build, test, push and verify per arch, a
+        // create and a push per list, setup-qemu. A plan of 40,000 steps is tens
+        // of MiB; growing the vector by doubling would hold two copies at once.
+        let bound: usize = spec
+            .images
+            .iter()
+            .map(|i| 4 * i.archs.len() + 2 * spec.tags.manifest.len())
+            .sum();
+        self.steps.reserve_exact(bound + 1);
 
         // Per-arch references of every image, selected or not (dependencies need
         // them). With --changed-since, an unchanged image is the one built at the
@@ -706,15 +717,11 @@ impl<'a> Planner<'a> {
                     reference: Some(reference.clone()),
                     needs: build_needs,
                     external_needs: Vec::new(),
-                    commands: vec![
-                        build_argv.clone(),
-                        argv::inspect_platform(&engine, &reference),
-                    ],
+                    commands: vec![build_argv, argv::inspect_platform(&engine, &reference)],
                     main: 0,
                     timeout,
                     action: Action::Build {
                         engine: engine.clone(),
-                        argv: build_argv,
                         reference: reference.clone(),
                         platform: arch.platform.clone(),
                     },
@@ -799,7 +806,9 @@ impl<'a> Planner<'a> {
                 arch_done.push((a.clone(), test_step, push_step));
             }
 
-            // Lists.
+            // Lists. The repository of each arch's reference, parsed once for
+            // all of the image's tags.
+            let mut arch_repos: HashMap<String, String> = HashMap::new();
             let mut first_list_push: Option<String> = None;
             let mut prev_list_push: Option<String> = None;
             let mut first_list_ref: Option<String> = None;
@@ -911,13 +920,14 @@ impl<'a> Planner<'a> {
                 }
                 let items: Vec<ListItem> = entries
                     .iter()
-                    .map(|e| ListItem {
-                        reference: format!(
-                            "{}@{}",
-                            repo_of(&e.reference),
-                            digest_placeholder(&e.push_step)
-                        ),
-                        platform: e.platform.clone(),
+                    .map(|e| {
+                        let repo = arch_repos
+                            .entry(e.push_step.clone())
+                            .or_insert_with(|| repo_of(&e.reference));
+                        ListItem {
+                            reference: format!("{repo}@{}", digest_placeholder(&e.push_step)),
+                            platform: e.platform.clone(),
+                        }
                     })
                     .collect();
                 let commands = argv::manifest_create(&engine, &list, &items, insecure);
@@ -1133,12 +1143,31 @@ impl<'a> Planner<'a> {
                 s.needs.retain(|n| n != "setup-qemu");
             }
         }
-        let ids: HashSet<String> = self.steps.iter().map(|s| s.id.clone()).collect();
-        for s in self.steps.iter_mut() {
-            let (inside, outside): (Vec<String>, Vec<String>) =
-                s.needs.drain(..).partition(|n| ids.contains(n));
-            s.needs = inside;
-            s.external_needs = outside;
+        // Needs outside the plan (other stages, images, arches) become external.
+        let with_outside: Vec<(usize, Vec<bool>)> = {
+            let ids: HashSet<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
+            self.steps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let inside: Vec<bool> =
+                        s.needs.iter().map(|n| ids.contains(n.as_str())).collect();
+                    inside.contains(&false).then_some((i, inside))
+                })
+                .collect()
+        };
+        for (i, inside) in with_outside {
+            let s = &mut self.steps[i];
+            let (mut ins, mut outs) = (Vec::new(), Vec::new());
+            for (n, keep) in s.needs.drain(..).zip(inside) {
+                if keep {
+                    ins.push(n);
+                } else {
+                    outs.push(n);
+                }
+            }
+            s.needs = ins;
+            s.external_needs = outs;
         }
 
         let mut external_refs = BTreeMap::new();
@@ -1168,12 +1197,13 @@ impl<'a> Planner<'a> {
                     StepKind::Push | StepKind::ManifestPush | StepKind::ManifestCreate
                 )
             })
-            .filter_map(|s| {
-                s.reference
-                    .as_deref()
-                    .and_then(|r| reference::parse(r).ok())
-                    .and_then(|r| r.domain)
-            })
+            .filter_map(|s| s.reference.as_deref())
+            // The registry is decided by the first component: parse one
+            // reference per distinct first component, not every one.
+            .map(|r| (r.split('/').next().unwrap_or(r), r))
+            .collect::<BTreeMap<&str, &str>>()
+            .into_values()
+            .filter_map(|r| reference::parse(r).ok().and_then(|r| r.domain))
             .collect();
         registries.sort();
         registries.dedup();
@@ -1356,41 +1386,55 @@ fn image_order(spec: &Spec) -> Vec<usize> {
 
 /// Kahn's algorithm, taking the earliest-generated ready step first: a valid,
 /// deterministic topological order.
-fn topo_sort(steps: Vec<Step>) -> Result<Vec<Step>, Error> {
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut indeg = vec![0usize; steps.len()];
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-    for (i, s) in steps.iter().enumerate() {
-        for n in &s.needs {
-            if let Some(&j) = index.get(n.as_str()) {
-                indeg[i] += 1;
-                users[j].push(i);
+fn topo_sort(mut steps: Vec<Step>) -> Result<Vec<Step>, Error> {
+    let mut pos = {
+        let index: HashMap<&str, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut indeg = vec![0usize; steps.len()];
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        for (i, s) in steps.iter().enumerate() {
+            for n in &s.needs {
+                if let Some(&j) = index.get(n.as_str()) {
+                    indeg[i] += 1;
+                    users[j].push(i);
+                }
             }
         }
-    }
-    let mut heap: BinaryHeap<Reverse<usize>> = (0..steps.len())
-        .filter(|&i| indeg[i] == 0)
-        .map(Reverse)
-        .collect();
-    let mut order = Vec::with_capacity(steps.len());
-    while let Some(Reverse(i)) = heap.pop() {
-        order.push(i);
-        for &u in &users[i] {
-            indeg[u] -= 1;
-            if indeg[u] == 0 {
-                heap.push(Reverse(u));
+        let mut heap: BinaryHeap<Reverse<usize>> = (0..steps.len())
+            .filter(|&i| indeg[i] == 0)
+            .map(Reverse)
+            .collect();
+        // pos[i]: where step i goes.
+        let mut pos = vec![usize::MAX; steps.len()];
+        let mut next = 0;
+        while let Some(Reverse(i)) = heap.pop() {
+            pos[i] = next;
+            next += 1;
+            for &u in &users[i] {
+                indeg[u] -= 1;
+                if indeg[u] == 0 {
+                    heap.push(Reverse(u));
+                }
             }
         }
+        if next != steps.len() {
+            return Err(Error::Usage("internal: the plan has a cycle".into()));
+        }
+        pos
+    };
+    // Permute in place: a plan of 40,000 steps is tens of MiB, and a second
+    // vector would double the peak.
+    for i in 0..steps.len() {
+        while pos[i] != i {
+            let j = pos[i];
+            steps.swap(i, j);
+            pos.swap(i, j);
+        }
     }
-    if order.len() != steps.len() {
-        return Err(Error::Usage("internal: the plan has a cycle".into()));
-    }
-    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+    Ok(steps)
 }
 
 #[cfg(test)]

@@ -44,9 +44,15 @@ struct JsonStep<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     external_needs: &'a [String],
     command: &'a [String],
+    /// All of a step's commands, when it has more than its main one.
+    #[serde(skip_serializing_if = "single")]
     commands: &'a [Vec<String>],
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_secs: Option<u64>,
+}
+
+fn single(commands: &&[Vec<String>]) -> bool {
+    commands.len() <= 1
 }
 
 #[derive(Serialize)]
@@ -64,9 +70,24 @@ struct JsonPlan<'a> {
     skipped: &'a [Skipped],
 }
 
-/// SPEC.md §4: one JSON object, written as it is serialised (a plan of
-/// thousands of steps is tens of MiB of JSON).
+/// SPEC.md §4: one JSON object, indented for reading, written as it is
+/// serialised.
 pub fn write_json(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_json_styled(plan, out, true)
+}
+
+/// SPEC.md §4 on one line: what `plan --format json` writes to a pipe or a
+/// file, where a plan of thousands of steps would otherwise be mostly
+/// indentation.
+pub fn write_json_compact(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_json_styled(plan, out, false)
+}
+
+fn write_json_styled(
+    plan: &Plan,
+    out: &mut dyn std::io::Write,
+    pretty: bool,
+) -> std::io::Result<()> {
     let steps = plan
         .steps
         .iter()
@@ -98,7 +119,11 @@ pub fn write_json(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<
         steps,
         skipped: &plan.skipped,
     };
-    serde_json::to_writer_pretty(&mut *out, &j).map_err(std::io::Error::other)?;
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &j).map_err(std::io::Error::other)?;
+    } else {
+        serde_json::to_writer(&mut *out, &j).map_err(std::io::Error::other)?;
+    }
     out.write_all(b"\n")
 }
 

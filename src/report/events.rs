@@ -232,7 +232,7 @@ fn mask_value(v: &mut serde_json::Value, m: &Masker) {
 /// platforms of each step (a list's: its entries').
 pub fn plan_line(plan: &Plan, info: &PlanInfo, masker: &Masker) -> std::io::Result<String> {
     let mut buf = Vec::new();
-    crate::plan::write_json(plan, &mut buf)?;
+    crate::plan::write_json_compact(plan, &mut buf)?;
     let mut v: serde_json::Value = serde_json::from_slice(&buf)?;
     let platforms: serde_json::Map<String, serde_json::Value> = info
         .steps

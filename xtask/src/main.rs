@@ -21,7 +21,9 @@ tasks:
                      127.0.0.1) and build multiarch.toml; ARGS go to `multiarch run`
   ci [--no-engine]   fmt check, clippy, then the tests; with the engine (docker and
                      podman) set up and the engine tests included unless --no-engine
-  bench [--quick]    benchmarks (not yet)
+  bench [--quick] [planning|scheduler|startup|pipeline]...
+                     the benchmark harness (all parts by default); figures in
+                     docs/benchmarks.md
   devenv             set up the engine environment (dockerd, podman, registry, qemu,
                      busybox) and print where everything is
   fuzz [SECONDS]     run the spec fuzz target (cargo-fuzz) for SECONDS (default 60)
@@ -100,21 +102,37 @@ fn images_task(extra: &[String]) -> Result<i32> {
 }
 
 fn bench_task(args: &[String]) -> Result<i32> {
+    const PARTS: &[&str] = &["planning", "scheduler", "startup", "pipeline"];
     let mut quick = false;
+    let mut parts: Vec<&str> = Vec::new();
     for a in args {
         match a.as_str() {
             "--quick" => quick = true,
+            p if PARTS.contains(&p) => parts.push(p),
             bad => {
                 eprint!("xtask: bench: unknown argument `{bad}`\n\n{USAGE}");
                 return Ok(2);
             }
         }
     }
-    let env = setup_engine()?;
-    let registry = devenv::ensure_registry(&env.state_dir)?;
+    if parts.is_empty() {
+        parts = PARTS.to_vec();
+    }
     let root = devenv::workspace_root();
-    images::stage_busybox(&root, &env.busybox_dir)?;
-    bench::pipeline(&root, &registry, if quick { 1 } else { 3 })?;
+    for part in parts {
+        println!("== {part}{}", if quick { " (quick)" } else { "" });
+        match part {
+            "planning" => bench::planning::run(&root, quick)?,
+            "scheduler" => bench::scheduler::run(quick)?,
+            "pipeline" => {
+                let env = setup_engine()?;
+                let registry = devenv::ensure_registry(&env.state_dir)?;
+                images::stage_busybox(&root, &env.busybox_dir)?;
+                bench::pipeline::pipeline(&root, &registry, if quick { 1 } else { 3 })?;
+            }
+            _ => {}
+        }
+    }
     Ok(0)
 }
 

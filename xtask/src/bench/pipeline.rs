@@ -48,13 +48,12 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<Duration> {
         let mut refs = Vec::new();
         for s in plan.steps.iter().filter(|s| s.image.as_ref() == Some(img)) {
             if let Action::Build {
-                argv,
                 reference,
                 platform,
                 ..
             } = &s.action
             {
-                run_argv(argv, dir, false)?;
+                run_argv(s.command(), dir, false)?;
                 run_argv(
                     &["docker".into(), "push".into(), reference.clone()],
                     dir,

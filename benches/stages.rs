@@ -1,0 +1,100 @@
+//! Criterion micro-benchmarks of the planning pipeline's stages, on a generated
+//! monorepo of 100 images × 8 arches in depends_on chains of 10:
+//!
+//! - `parse`    — the TOML syntax tree with spans (toml's `DeTable`);
+//! - `load`     — the whole of `Spec::from_str_in`: parse, `${VAR}` expansion, the
+//!   raw model and validation against every rule of SPEC.md (validation is
+//!   `load` − `parse`);
+//! - `plan`     — the `Spec` into the DAG with every argv;
+//! - `json`     — the plan as SPEC.md §4 JSON (compact).
+//!
+//!     cargo bench --bench stages
+//!
+//! The whole-process figures (10 … 5,000 images, peak memory) are in
+//! `cargo xtask bench planning` and docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use multiarch::plan::{write_json_compact, Host};
+use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
+
+const IMAGES: usize = 100;
+const ARCHES: &[&str] = &[
+    "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
+];
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn project() -> (PathBuf, String) {
+    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
+    let mut t = format!(
+        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
+         [archs]\ndefault = [{}]\n\n\
+         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\n\
+         manifest = [\"{{sha}}\", \"{{branch}}\", {{ tag = \"latest\", branches = [\"main\"] }}]\n",
+        quoted.join(", ")
+    );
+    let dir = std::env::temp_dir().join(format!("multiarch-stages-{}", std::process::id()));
+    for i in 0..IMAGES {
+        let ctx = dir.join(format!("images/img-{i:04}"));
+        std::fs::create_dir_all(&ctx).expect("create a context");
+        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").expect("write");
+        t.push_str(&format!(
+            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
+        ));
+        if i % 10 != 0 {
+            let p = i - 1;
+            t.push_str(&format!(
+                "depends_on = [\"img-{p:04}\"]\nargs = {{ BASE = \"{{image.img-{p:04}}}\" }}\n"
+            ));
+        }
+    }
+    (dir, t)
+}
+
+fn parse(text: &str) -> usize {
+    let (root, errors) = toml::de::DeTable::parse_recoverable(text);
+    assert!(errors.is_empty(), "the generated spec parses");
+    root.get_ref().len()
+}
+
+fn stages(c: &mut Criterion) {
+    let (dir, text) = project();
+    let env = Environment::empty();
+    let spec = Spec::from_str_in(&text, "multiarch.toml", &dir, &env).expect("valid spec");
+    let ctx = GitContext {
+        branch: Some("main".into()),
+        sha: Some(SHA.into()),
+        ..GitContext::default()
+    };
+    let opts = PlanOptions {
+        host: Host::fixed("linux/amd64"),
+        ..PlanOptions::default()
+    };
+    let plan = Plan::new(&spec, &ctx, &opts).expect("plans");
+
+    let mut g = c.benchmark_group(format!("{IMAGES} images x {} arches", ARCHES.len()));
+    g.sample_size(20);
+    g.bench_function("parse", |b| b.iter(|| parse(&text)));
+    g.bench_function("load", |b| {
+        b.iter(|| Spec::from_str_in(&text, "multiarch.toml", &dir, &env).expect("valid spec"))
+    });
+    g.bench_function("plan", |b| {
+        b.iter(|| Plan::new(&spec, &ctx, &opts).expect("plans"))
+    });
+    g.bench_function("json", |b| {
+        b.iter(|| {
+            let mut sink = std::io::sink();
+            write_json_compact(&plan, &mut sink).expect("writes")
+        })
+    });
+    g.finish();
+    cleanup(&dir);
+}
+
+fn cleanup(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

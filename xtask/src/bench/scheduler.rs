@@ -1,0 +1,7 @@
+//! Scheduler efficiency (in progress).
+
+use crate::Result;
+
+pub fn run(_quick: bool) -> Result<()> {
+    Ok(())
+}
