@@ -209,6 +209,8 @@ pub struct Doctor<'a> {
     pub binfmts_db: PathBuf,
     /// Per engine command and per registry request.
     pub timeout: Duration,
+    /// `--engine`, overriding `[project] engine`.
+    pub engine: Option<EngineKind>,
 }
 
 impl<'a> Doctor<'a> {
@@ -222,6 +224,7 @@ impl<'a> Doctor<'a> {
             binfmt_dir: PathBuf::from("/proc/sys/fs/binfmt_misc"),
             binfmts_db: PathBuf::from("/var/lib/binfmts"),
             timeout: Duration::from_secs(20),
+            engine: None,
         }
     }
 
@@ -238,9 +241,9 @@ impl<'a> Doctor<'a> {
             (Some(s), Some(c)) => self.plan_check(s, c, &mut outcome),
             _ => None,
         };
-        let engine = plan
-            .as_ref()
-            .map(|p| p.engine)
+        let engine = self
+            .engine
+            .or(plan.as_ref().map(|p| p.engine))
             .or(spec.as_ref().map(|s| s.project.engine))
             .unwrap_or_default();
         let mut targets = vec![EngineTarget::local(engine)];
@@ -262,6 +265,9 @@ impl<'a> Doctor<'a> {
         }
         if installed {
             machine.push(self.manifest_check(engine, plan.as_ref(), &table));
+            if engine == EngineKind::Podman {
+                machine.push(podman_rlimit_check());
+            }
         }
         if let Some(s) = &spec {
             machine.extend(self.emulation_checks(s));
@@ -402,6 +408,7 @@ impl<'a> Doctor<'a> {
     fn plan_check(&self, spec: &Spec, ctx: &GitContext, checks: &mut Vec<Check>) -> Option<Plan> {
         let opts = PlanOptions {
             host: self.host.clone(),
+            engine: self.engine,
             ..PlanOptions::default()
         };
         match Plan::new(spec, ctx, &opts) {
@@ -966,6 +973,20 @@ fn docker_config_auth(env: &Environment, host: &str) -> Option<String> {
     v.get("credsStore")
         .and_then(|s| s.as_str())
         .map(|s| format!("maybe: the credentials store `{s}` is not looked into"))
+}
+
+/// Rootful podman asks for RLIMIT_NOFILE=1048576, which fails where the hard
+/// limit is lower and root lacks CAP_SYS_RESOURCE (containers, sandboxes).
+/// multiarch works around it for its own runs; a user's `podman run` would not.
+fn podman_rlimit_check() -> Check {
+    match crate::engine::podman::rlimit_problem() {
+        None => Check::ok("podman: containers' default rlimits can be set here"),
+        Some(why) => Check::ok(
+            "podman: multiarch runs podman with `[containers] default_ulimits = []` (CONTAINERS_CONF) so containers inherit this machine's limits",
+        )
+        .detail(why)
+        .fix("for your own `podman run`: put `default_ulimits = []` under [containers] in /etc/containers/containers.conf, or pass `--ulimit nofile=20000:20000`"),
+    }
 }
 
 #[cfg(test)]

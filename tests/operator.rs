@@ -1151,6 +1151,42 @@ fn doctor_on_a_good_machine() {
 }
 
 #[test]
+fn doctor_knows_podman() {
+    let reg = fake_registry(None);
+    let p = doctor_project(&reg);
+    let bin = p.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = r#"#!/bin/sh
+case "$*" in
+  "info --format {{.Version.Version}}") echo 4.3.1 ;;
+  "version --format {{.Client.Version}}") echo 4.3.1 ;;
+  "manifest --help") echo "Usage: podman manifest [command]"; echo "  create      Create manifest list or image index" ;;
+  *) echo "fake podman: $*" >&2; exit 64 ;;
+esac
+"#;
+    std::fs::write(bin.join("podman"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("podman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = Environment::from_pairs([
+        ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+        ("HOME", p.path().display().to_string()),
+    ]);
+    let mut d = Doctor::new(&env, p.path());
+    d.host = Host::fixed("linux/amd64");
+    d.binfmt_dir = binfmt(p.path(), &[("qemu-aarch64", "POCF")]);
+    d.overrides.branch = Some("main".into());
+    d.overrides.sha = Some(SHA.into());
+    d.engine = Some(multiarch::spec::EngineKind::Podman);
+    let (text, code) = doctor_text(&d, &reg);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("engine: podman 4.3.1"), "{text}");
+    assert!(text.contains("`podman manifest` is available"), "{text}");
+    // Whether this machine has the rlimit problem or not, doctor says which.
+    assert!(text.contains("\nok    podman: "), "{text}");
+    assert!(!text.contains("docker"), "only podman is asked: {text}");
+}
+
+#[test]
 fn doctor_on_a_broken_machine() {
     // Nothing listens on port 1 of loopback.
     let reg = "127.0.0.1:1";

@@ -103,6 +103,9 @@ pub struct DoctorArgs {
     /// The full commit sha (default: from CI variables, then git).
     #[arg(long, value_name = "S")]
     pub sha: Option<String>,
+    /// The engine to check, overriding [project] engine.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
 }
 
 #[derive(Debug, Args)]
@@ -444,6 +447,10 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 git_tag: a.git_tag,
                 sha: a.sha,
             };
+            d.engine = a.engine.map(|e| match e {
+                EngineArg::Docker => EngineKind::Docker,
+                EngineArg::Podman => EngineKind::Podman,
+            });
             let report = d.run();
             let _ = std::io::stdout()
                 .lock()
