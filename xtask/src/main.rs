@@ -124,6 +124,7 @@ fn bench_task(args: &[String]) -> Result<i32> {
         match part {
             "planning" => bench::planning::run(&root, quick)?,
             "scheduler" => bench::scheduler::run(quick)?,
+            "startup" => bench::startup::run(&root, quick)?,
             "pipeline" => {
                 let env = setup_engine()?;
                 let registry = devenv::ensure_registry(&env.state_dir)?;

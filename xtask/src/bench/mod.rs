@@ -12,3 +12,4 @@
 pub mod pipeline;
 pub mod planning;
 pub mod scheduler;
+pub mod startup;
