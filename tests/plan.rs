@@ -245,8 +245,8 @@ fn build_argv_is_the_articles_command() {
         ])
     );
     // The build step also checks the built image's platform.
-    assert_eq!(b.commands.len(), 2);
-    assert_eq!(b.commands[1][..3], argv(&["docker", "image", "inspect"]));
+    assert_eq!(b.commands().len(), 2);
+    assert_eq!(b.commands()[1][..3], argv(&["docker", "image", "inspect"]));
 
     let t = step(&p, "test:app/arm32v7");
     assert_eq!(
@@ -752,7 +752,7 @@ labels = { "org.example.branch" = "{branch}" }
     );
     assert!(b.command().contains(&format!("BRANCH={tag}")));
     for s in &p.steps {
-        for c in &s.commands {
+        for c in &s.commands() {
             for a in c {
                 // (Spaces only appear in run-time placeholders: `<digest of …>`.)
                 let a = match a.find("@<digest of ") {

@@ -299,7 +299,7 @@ proptest! {
         }
         // Branch text reaches argv only sanitised.
         for st in &plan.steps {
-            for c in &st.commands {
+            for c in &st.commands() {
                 for a in c {
                     prop_assert!(!a.contains("$(") && !a.contains('`') && !a.contains(';'),
                         "{}: {a}", st.id);

@@ -616,7 +616,8 @@ impl StepExecutor for EngineRunner {
                 engine,
                 reference,
                 platform,
-            } => self.build(step, io, engine, step.command(), reference, platform),
+                ..
+            } => self.build(step, io, engine, &step.command(), reference, platform),
             Action::Test {
                 engine,
                 reference,
@@ -651,6 +652,7 @@ impl StepExecutor for EngineRunner {
                 command,
                 expect,
                 insecure,
+                ..
             } => self.verify(
                 step,
                 io,

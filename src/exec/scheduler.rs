@@ -523,8 +523,6 @@ mod tests {
             reference: Some(format!("ref/{id}")),
             needs: needs.iter().map(|s| s.to_string()).collect(),
             external_needs: Vec::new(),
-            commands: vec![vec!["true".into()]],
-            main: 0,
             timeout: None,
             action: Action::Push {
                 engine: EngineTarget::local(EngineKind::Docker),

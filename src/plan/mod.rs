@@ -101,10 +101,13 @@ impl Expect {
 pub struct ListEntry {
     pub push_step: String,
     pub reference: String,
+    /// The repository of `reference` (where `REPO@sha256:…` points).
+    pub repository: String,
     pub platform: Platform,
 }
 
-/// What a step does, typed, for the runner. `Step::commands` shows the same as argv.
+/// What a step does, typed, for the runner. [`Action::commands`] derives the
+/// argv from it: a plan of 40,000 steps holds no argv until one is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     SetupQemu {
@@ -112,11 +115,12 @@ pub enum Action {
         handlers: Vec<String>,
         setup: Vec<String>,
     },
-    /// The build's argv is the step's main command (`Step::command`).
     Build {
         engine: EngineTarget,
         reference: String,
         platform: Platform,
+        /// Everything the build command is made of.
+        args: Box<BuildArgs>,
     },
     Test {
         engine: EngineTarget,
@@ -148,10 +152,86 @@ pub enum Action {
         reference: String,
         push_step: String,
         platform: Platform,
+        /// What `run` starts: `REPO@<digest of …>`, resolved at run time.
+        run_reference: String,
         command: Vec<String>,
         expect: Expect,
         insecure: bool,
     },
+}
+
+impl Action {
+    /// Every command, in order, and the index of the main one. Values known only
+    /// at run time appear as `<digest of push:IMAGE/ARCH>`.
+    pub fn commands(&self) -> (Vec<Vec<String>>, usize) {
+        match self {
+            Action::SetupQemu { setup, .. } => (vec![setup.clone()], 0),
+            Action::Build {
+                engine,
+                reference,
+                args,
+                ..
+            } => (
+                vec![
+                    argv::build(engine, args),
+                    argv::inspect_platform(engine, reference),
+                ],
+                0,
+            ),
+            Action::Test {
+                engine,
+                reference,
+                platform,
+                command,
+                ..
+            } => (
+                vec![argv::run(engine, reference, platform, Pull::Never, command)],
+                0,
+            ),
+            Action::Push { engine, reference } => (vec![argv::push(engine, reference)], 0),
+            Action::ManifestCreate {
+                engine,
+                list,
+                entries,
+                insecure,
+            } => {
+                let items: Vec<ListItem> = entries
+                    .iter()
+                    .map(|e| ListItem {
+                        reference: format!("{}@{}", e.repository, digest_placeholder(&e.push_step)),
+                        platform: e.platform.clone(),
+                    })
+                    .collect();
+                (argv::manifest_create(engine, list, &items, *insecure), 1)
+            }
+            Action::ManifestPush {
+                engine,
+                list,
+                insecure,
+            } => (vec![argv::manifest_push(engine, list, *insecure)], 0),
+            Action::Verify {
+                engine,
+                list,
+                platform,
+                run_reference,
+                command,
+                insecure,
+                ..
+            } => {
+                let run = argv::run(engine, run_reference, platform, Pull::Always, command);
+                match list {
+                    Some(l) => (
+                        vec![
+                            argv::manifest_inspect(&EngineTarget::local(engine.kind), l, *insecure),
+                            run,
+                        ],
+                        1,
+                    ),
+                    None => (vec![run], 0),
+                }
+            }
+        }
+    }
 }
 
 /// A step of the plan.
@@ -169,18 +249,24 @@ pub struct Step {
     /// Needs outside the selection (other stages, images or arches): checked in the
     /// registry before running.
     pub external_needs: Vec<String>,
-    /// Every command, in order; values known only at run time appear as
-    /// `<digest of push:IMAGE/ARCH>`.
-    pub commands: Vec<Vec<String>>,
-    /// Index into `commands` of the main one.
-    pub main: usize,
     pub timeout: Option<Duration>,
     pub action: Action,
 }
 
 impl Step {
-    pub fn command(&self) -> &[String] {
-        self.commands.get(self.main).map_or(&[], |c| c.as_slice())
+    /// Every command of the step, in order (see [`Action::commands`]).
+    pub fn commands(&self) -> Vec<Vec<String>> {
+        self.action.commands().0
+    }
+
+    /// The step's main command: what `plan` shows as `command`.
+    pub fn command(&self) -> Vec<String> {
+        let (mut all, main) = self.action.commands();
+        if main < all.len() {
+            all.swap_remove(main)
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -675,7 +761,6 @@ impl<'a> Planner<'a> {
                     context: img.context.display().to_string(),
                     no_cache: self.opts.no_cache,
                 };
-                let build_argv = argv::build(&engine, &build);
                 // Needs of the build: qemu, and the base image for the same arch.
                 let mut build_needs = Vec::new();
                 if emu {
@@ -717,13 +802,12 @@ impl<'a> Planner<'a> {
                     reference: Some(reference.clone()),
                     needs: build_needs,
                     external_needs: Vec::new(),
-                    commands: vec![build_argv, argv::inspect_platform(&engine, &reference)],
-                    main: 0,
                     timeout,
                     action: Action::Build {
                         engine: engine.clone(),
                         reference: reference.clone(),
                         platform: arch.platform.clone(),
+                        args: Box::new(build),
                     },
                 });
                 if emu {
@@ -744,14 +828,6 @@ impl<'a> Planner<'a> {
                         reference: Some(reference.clone()),
                         needs: vec![last.clone()],
                         external_needs: Vec::new(),
-                        commands: vec![argv::run(
-                            &engine,
-                            &reference,
-                            &arch.platform,
-                            Pull::Never,
-                            &verify_cmd,
-                        )],
-                        main: 0,
                         timeout,
                         action: Action::Test {
                             engine: engine.clone(),
@@ -779,8 +855,6 @@ impl<'a> Planner<'a> {
                         reference: Some(reference.clone()),
                         needs: vec![last.clone()],
                         external_needs: Vec::new(),
-                        commands: vec![argv::push(&engine, &reference)],
-                        main: 0,
                         timeout,
                         action: Action::Push {
                             engine: engine.clone(),
@@ -806,9 +880,8 @@ impl<'a> Planner<'a> {
                 arch_done.push((a.clone(), test_step, push_step));
             }
 
-            // Lists. The repository of each arch's reference, parsed once for
-            // all of the image's tags.
-            let mut arch_repos: HashMap<String, String> = HashMap::new();
+            // Lists.
+            let mut arch_repos: HashMap<&str, String> = HashMap::new();
             let mut first_list_push: Option<String> = None;
             let mut prev_list_push: Option<String> = None;
             let mut first_list_ref: Option<String> = None;
@@ -912,25 +985,23 @@ impl<'a> Planner<'a> {
                     }
                     let pid = format!("push:{}/{a}", img.name);
                     needs.push(pid.clone());
+                    let reference = self.ref_of(&img.name, a);
+                    // Parsed once per arch, not once per tag.
+                    let repository = match arch_repos.get(a.as_str()) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = repo_of(&reference);
+                            arch_repos.insert(a.as_str(), r.clone());
+                            r
+                        }
+                    };
                     entries.push(ListEntry {
                         push_step: pid,
-                        reference: self.ref_of(&img.name, a),
+                        reference,
+                        repository,
                         platform: arch.platform.clone(),
                     });
                 }
-                let items: Vec<ListItem> = entries
-                    .iter()
-                    .map(|e| {
-                        let repo = arch_repos
-                            .entry(e.push_step.clone())
-                            .or_insert_with(|| repo_of(&e.reference));
-                        ListItem {
-                            reference: format!("{repo}@{}", digest_placeholder(&e.push_step)),
-                            platform: e.platform.clone(),
-                        }
-                    })
-                    .collect();
-                let commands = argv::manifest_create(&engine, &list, &items, insecure);
                 let timeout = self.timeout(Some(img));
                 if self.stages.contains(&Stage::Publish) {
                     self.steps.push(Step {
@@ -943,8 +1014,6 @@ impl<'a> Planner<'a> {
                         reference: Some(list.clone()),
                         needs,
                         external_needs: Vec::new(),
-                        commands,
-                        main: 1,
                         timeout,
                         action: Action::ManifestCreate {
                             engine: engine.clone(),
@@ -967,8 +1036,6 @@ impl<'a> Planner<'a> {
                             .chain(prev_list_push.clone())
                             .collect(),
                         external_needs: Vec::new(),
-                        commands: vec![argv::manifest_push(&engine, &list, insecure)],
-                        main: 0,
                         timeout,
                         action: Action::ManifestPush {
                             engine,
@@ -1010,49 +1077,20 @@ impl<'a> Planner<'a> {
                         .verify_command
                         .clone()
                         .unwrap_or_else(|| spec.verify.command.clone());
-                    let (needs, list, commands) = match &first_list_push {
+                    let (needs, list, run_reference) = match &first_list_push {
                         Some(lp) => {
                             let list = first_list_ref.clone().unwrap_or_default();
-                            let insecure = self.insecure(&list);
                             let by_digest =
                                 format!("{}@<digest of {} in {list}>", img.repo, arch.platform);
-                            (
-                                vec![lp.clone()],
-                                Some(list.clone()),
-                                vec![
-                                    argv::manifest_inspect(
-                                        &EngineTarget::local(self.engine),
-                                        &list,
-                                        insecure,
-                                    ),
-                                    argv::run(
-                                        &engine,
-                                        &by_digest,
-                                        &arch.platform,
-                                        Pull::Always,
-                                        &command,
-                                    ),
-                                ],
-                            )
+                            (vec![lp.clone()], Some(list), by_digest)
                         }
-                        None => {
-                            let by_digest =
-                                format!("{}@{}", repo_of(&reference), digest_placeholder(&push_id));
-                            (
-                                vec![push_id.clone()],
-                                None,
-                                vec![argv::run(
-                                    &engine,
-                                    &by_digest,
-                                    &arch.platform,
-                                    Pull::Always,
-                                    &command,
-                                )],
-                            )
-                        }
+                        None => (
+                            vec![push_id.clone()],
+                            None,
+                            format!("{}@{}", repo_of(&reference), digest_placeholder(&push_id)),
+                        ),
                     };
                     let insecure = list.as_deref().map(|l| self.insecure(l)).unwrap_or(false);
-                    let main = commands.len() - 1;
                     let idx = self.steps.len();
                     self.steps.push(Step {
                         id: format!("verify:{}/{a}", img.name),
@@ -1064,8 +1102,6 @@ impl<'a> Planner<'a> {
                         reference: Some(list.clone().unwrap_or_else(|| reference.clone())),
                         needs,
                         external_needs: Vec::new(),
-                        commands,
-                        main,
                         timeout: self.timeout(Some(img)),
                         action: Action::Verify {
                             engine,
@@ -1073,6 +1109,7 @@ impl<'a> Planner<'a> {
                             reference,
                             push_step: push_id,
                             platform: arch.platform.clone(),
+                            run_reference,
                             command,
                             expect,
                             insecure,
@@ -1122,8 +1159,6 @@ impl<'a> Planner<'a> {
                     reference: None,
                     needs: Vec::new(),
                     external_needs: Vec::new(),
-                    commands: vec![setup.clone()],
-                    main: 0,
                     timeout: self.opts.step_timeout.or(spec.project.timeout),
                     action: Action::SetupQemu { handlers, setup },
                 },

@@ -51,6 +51,35 @@ struct JsonStep<'a> {
     timeout_secs: Option<u64>,
 }
 
+/// The steps, each one's commands derived while it is written: the argv of a
+/// plan of 40,000 steps never exists all at once.
+struct JsonSteps<'a>(&'a [Step]);
+
+impl Serialize for JsonSteps<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for s in self.0 {
+            let (commands, main) = s.action.commands();
+            seq.serialize_element(&JsonStep {
+                id: &s.id,
+                kind: s.kind,
+                image: s.image.as_deref(),
+                arch: s.arch.as_deref(),
+                tag: s.tag.as_deref(),
+                platform: s.platform.as_deref(),
+                reference: s.reference.as_deref(),
+                needs: &s.needs,
+                external_needs: &s.external_needs,
+                command: commands.get(main).map_or(&[], |c| c.as_slice()),
+                commands: &commands,
+                timeout_secs: s.timeout.map(|t| t.as_secs()),
+            })?;
+        }
+        seq.end()
+    }
+}
+
 fn single(commands: &&[Vec<String>]) -> bool {
     commands.len() <= 1
 }
@@ -66,7 +95,7 @@ struct JsonPlan<'a> {
     pull_request: Option<&'a str>,
     atomic: bool,
     engine: &'a str,
-    steps: Vec<JsonStep<'a>>,
+    steps: JsonSteps<'a>,
     skipped: &'a [Skipped],
 }
 
@@ -88,24 +117,7 @@ fn write_json_styled(
     out: &mut dyn std::io::Write,
     pretty: bool,
 ) -> std::io::Result<()> {
-    let steps = plan
-        .steps
-        .iter()
-        .map(|s: &Step| JsonStep {
-            id: &s.id,
-            kind: s.kind,
-            image: s.image.as_deref(),
-            arch: s.arch.as_deref(),
-            tag: s.tag.as_deref(),
-            platform: s.platform.as_deref(),
-            reference: s.reference.as_deref(),
-            needs: &s.needs,
-            external_needs: &s.external_needs,
-            command: s.command(),
-            commands: &s.commands,
-            timeout_secs: s.timeout.map(|t| t.as_secs()),
-        })
-        .collect();
+    let steps = JsonSteps(&plan.steps);
     let j = JsonPlan {
         version: 1,
         branch: plan.branch.as_deref(),
@@ -119,12 +131,16 @@ fn write_json_styled(
         steps,
         skipped: &plan.skipped,
     };
+    // serde_json writes token by token: through a concrete buffer, not a
+    // `dyn Write` call per token.
+    let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
     if pretty {
-        serde_json::to_writer_pretty(&mut *out, &j).map_err(std::io::Error::other)?;
+        serde_json::to_writer_pretty(&mut buf, &j).map_err(std::io::Error::other)?;
     } else {
-        serde_json::to_writer(&mut *out, &j).map_err(std::io::Error::other)?;
+        serde_json::to_writer(&mut buf, &j).map_err(std::io::Error::other)?;
     }
-    out.write_all(b"\n")
+    std::io::Write::write_all(&mut buf, b"\n")?;
+    std::io::Write::flush(&mut buf)
 }
 
 /// SPEC.md §4: one JSON object.
@@ -188,7 +204,7 @@ pub fn render_text(plan: &Plan) -> String {
                 s.external_needs.join(", ")
             );
         }
-        for (ci, c) in s.commands.iter().enumerate() {
+        for (ci, c) in s.commands().iter().enumerate() {
             let tolerated = s.kind == StepKind::ManifestCreate && ci == 0;
             let _ = writeln!(
                 o,

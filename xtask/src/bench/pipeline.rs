@@ -53,7 +53,7 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<Duration> {
                 ..
             } = &s.action
             {
-                run_argv(s.command(), dir, false)?;
+                run_argv(&s.command(), dir, false)?;
                 run_argv(
                     &["docker".into(), "push".into(), reference.clone()],
                     dir,
