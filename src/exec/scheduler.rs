@@ -2,7 +2,7 @@
 //! a failure, stops launching on `--fail-fast`, and ends every child on a signal.
 //! It talks to the world only through [`StepExecutor`] and [`RunEvent`]s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -153,6 +153,19 @@ pub fn run(
                 .collect()
         })
         .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ns) in needs.iter().enumerate() {
+        ns.iter().for_each(|&j| dependents[j].push(i));
+    }
+    // Steps an atomic list waits for.
+    let producers: Vec<usize> = (0..n)
+        .filter(|&i| {
+            matches!(
+                plan.steps[i].kind,
+                StepKind::SetupQemu | StepKind::Build | StepKind::Test | StepKind::Push
+            )
+        })
+        .collect();
     let mut state = vec![State::Pending; n];
     let mut reports: Vec<Option<StepReport>> = vec![None; n];
     let mut tails: Vec<Vec<String>> = vec![Vec::new(); n];
@@ -215,10 +228,37 @@ pub fn run(
         }
     }
 
+    // Pending steps whose needs all succeeded, in plan order; kept up to date as
+    // steps finish, so a turn of the loop costs no scan of the whole plan.
+    let needs_ok = |i: usize, state: &[State]| {
+        needs[i]
+            .iter()
+            .all(|&j| matches!(&state[j], State::Done(st) if st.is_ok()))
+    };
+    let mut ready: BTreeSet<usize> = (0..n)
+        .filter(|&i| state[i] == State::Pending && needs_ok(i, &state))
+        .collect();
+    // The skip pass below only finds something after a step ended badly, and the
+    // atomic check only matters once one has; neither runs on other turns.
+    let mut skips_due = true;
+    let mut bad_seen = state
+        .iter()
+        .any(|s| matches!(s, State::Done(st) if !st.is_ok()));
+    let mut producers_ok = producers
+        .iter()
+        .filter(|&&i| matches!(&state[i], State::Done(st) if st.is_ok()))
+        .count();
+
+    // Steps run on up to `jobs` long-lived workers, started as needed. A thread per
+    // step pays for its creation on every step and, on a busy machine, waits behind
+    // the running tasks before it first runs; an idle worker just wakes.
+    let (work_tx, work_rx) = mpsc::channel::<usize>();
+    let work_rx = Mutex::new(work_rx);
+    let mut workers = 0usize;
     std::thread::scope(|scope| {
         loop {
             // Skip what can no longer run: a need failed or was skipped.
-            let mut changed = true;
+            let mut changed = std::mem::take(&mut skips_due);
             while changed {
                 changed = false;
                 for i in 0..n {
@@ -252,15 +292,7 @@ pub fn run(
                 }
             }
             // Atomic publishing: no list until every build/test/push is done and ok.
-            if plan.atomic {
-                let producers: Vec<usize> = (0..n)
-                    .filter(|&i| {
-                        matches!(
-                            plan.steps[i].kind,
-                            StepKind::SetupQemu | StepKind::Build | StepKind::Test | StepKind::Push
-                        )
-                    })
-                    .collect();
+            if plan.atomic && bad_seen {
                 let all_done = producers
                     .iter()
                     .all(|&i| matches!(state[i], State::Done(_)));
@@ -276,10 +308,12 @@ pub fn run(
                             {
                                 let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", plan.steps[b].id)), None, Duration::ZERO, Vec::new(), &mut state, &mut reports);
                                 emit(reporter, RunEvent::StepFinished(r));
+                                ready.remove(&i);
                                 skipped_any = true;
                             }
                         }
                         if skipped_any {
+                            skips_due = true;
                             continue;
                         }
                     }
@@ -287,33 +321,21 @@ pub fn run(
             }
             // Launch ready steps, in plan order.
             if !stop_launching {
-                for i in 0..n {
-                    if running >= jobs {
+                let mut launch = Vec::new();
+                for &i in &ready {
+                    if running + launch.len() >= jobs {
                         break;
                     }
-                    if state[i] != State::Pending
-                        || !needs[i]
-                            .iter()
-                            .all(|&j| matches!(&state[j], State::Done(st) if st.is_ok()))
+                    if plan.atomic
+                        && plan.steps[i].kind == StepKind::ManifestCreate
+                        && producers_ok < producers.len()
                     {
                         continue;
                     }
-                    if plan.atomic && plan.steps[i].kind == StepKind::ManifestCreate {
-                        let producers_done = (0..n)
-                            .filter(|&k| {
-                                matches!(
-                                    plan.steps[k].kind,
-                                    StepKind::SetupQemu
-                                        | StepKind::Build
-                                        | StepKind::Test
-                                        | StepKind::Push
-                                )
-                            })
-                            .all(|k| matches!(&state[k], State::Done(st) if st.is_ok()));
-                        if !producers_done {
-                            continue;
-                        }
-                    }
+                    launch.push(i);
+                }
+                for i in launch {
+                    ready.remove(&i);
                     state[i] = State::Running;
                     running += 1;
                     let step = &plan.steps[i];
@@ -321,33 +343,49 @@ pub fn run(
                         reporter,
                         RunEvent::StepStarted {
                             id: step.id.clone(),
-                            command: step.command().to_vec(),
+                            command: step.command(),
                         },
                     );
-                    let tx = tx.clone();
-                    let table = table.clone();
-                    let digests = &digests;
-                    scope.spawn(move || {
-                        let t0 = Instant::now();
-                        let io = StepIo {
-                            id: &step.id,
-                            tx: tx.clone(),
-                            digests,
-                            table,
-                        };
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            exec.execute(step, &io)
-                        }))
-                        .unwrap_or_else(|_| {
-                            StepResult::failed("internal error: the step panicked", Vec::new())
-                        });
-                        if let Some(d) = &result.digest {
-                            if let Ok(mut m) = digests.lock() {
-                                m.insert(step.id.clone(), d.clone());
+                    if workers < running {
+                        workers += 1;
+                        let tx = tx.clone();
+                        let table = table.clone();
+                        let (digests, work_rx) = (&digests, &work_rx);
+                        scope.spawn(move || loop {
+                            // The lock is held only while this worker waits for work.
+                            let next = match work_rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok(i) = next else { break };
+                            let step = &plan.steps[i];
+                            let t0 = Instant::now();
+                            let io = StepIo {
+                                id: &step.id,
+                                tx: tx.clone(),
+                                digests,
+                                table: table.clone(),
+                            };
+                            let result =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    exec.execute(step, &io)
+                                }))
+                                .unwrap_or_else(|_| {
+                                    StepResult::failed(
+                                        "internal error: the step panicked",
+                                        Vec::new(),
+                                    )
+                                });
+                            if let Some(d) = &result.digest {
+                                if let Ok(mut m) = digests.lock() {
+                                    m.insert(step.id.clone(), d.clone());
+                                }
                             }
-                        }
-                        let _ = tx.send(Msg::Finished(i, result, t0.elapsed()));
-                    });
+                            let _ = tx.send(Msg::Finished(i, result, t0.elapsed()));
+                        });
+                    }
+                    // The receiver lives until the scope ends, so this cannot fail.
+                    let _ = work_tx.send(i);
                 }
             }
             if running == 0 {
@@ -411,6 +449,12 @@ pub fn run(
                         Vec::new()
                     };
                     let failed = status.is_failure();
+                    if status.is_ok() {
+                        producers_ok += usize::from(producers.binary_search(&i).is_ok());
+                    } else {
+                        bad_seen = true;
+                        skips_due = true;
+                    }
                     let r = finish(
                         i,
                         status,
@@ -421,6 +465,11 @@ pub fn run(
                         &mut reports,
                     );
                     emit(reporter, RunEvent::StepFinished(r));
+                    for &d in &dependents[i] {
+                        if state[d] == State::Pending && needs_ok(d, &state) {
+                            ready.insert(d);
+                        }
+                    }
                     if failed && opts.failure == FailureMode::FailFast && !stop_launching {
                         stop_launching = true;
                         stop_reason =
@@ -449,6 +498,8 @@ pub fn run(
                 }
             }
         }
+        // Idle workers see the channel close and end; the scope waits for them.
+        drop(work_tx);
     });
     if let Some(h) = signals {
         h.close();
@@ -797,6 +848,56 @@ mod tests {
         };
         let s = run_with(&p2, &fake, 1, FailureMode::KeepGoing);
         assert_eq!(*status(&s, "manifest-push:a"), StepStatus::Ok);
+    }
+
+    #[test]
+    fn atomic_lists_wait_for_every_image() {
+        // In plan order image a's list would go first; atomic holds it until b is pushed.
+        let steps = vec![
+            step("push:a", StepKind::Push, &[]),
+            step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
+            step(
+                "manifest-push:a",
+                StepKind::ManifestPush,
+                &["manifest-create:a"],
+            ),
+            step("build:b", StepKind::Build, &[]),
+            step("push:b", StepKind::Push, &["build:b"]),
+        ];
+        let fake = Fake::default();
+        let s = run_with(&plan(steps, true), &fake, 1, FailureMode::KeepGoing);
+        assert_eq!(s.exit_code(), 0);
+        let log = fake.log.lock().unwrap().clone();
+        let at = |l: &str| log.iter().position(|x| x == l).unwrap();
+        assert!(at("end push:b") < at("start manifest-create:a"), "{log:?}");
+    }
+
+    #[test]
+    fn steps_done_before_the_run_release_their_dependents() {
+        let p = plan(
+            vec![
+                step("build:a", StepKind::Build, &[]),
+                step("push:a", StepKind::Push, &["build:a"]),
+            ],
+            false,
+        );
+        let opts = SchedulerOptions {
+            done: vec![("build:a".into(), StepResult::ok(), Duration::ZERO)],
+            ..SchedulerOptions::default()
+        };
+        let fake = Fake::default();
+        let s = run(
+            &p,
+            &fake,
+            &opts,
+            ProcessTable::new(),
+            &mut crate::report::Silent,
+        );
+        assert_eq!(s.exit_code(), 0);
+        assert_eq!(
+            *fake.log.lock().unwrap(),
+            vec!["start push:a", "end push:a"]
+        );
     }
 
     #[test]
