@@ -129,7 +129,7 @@ impl Command {
 
     fn expression(&self) -> Option<duct::Expression> {
         let (prog, args) = self.argv.split_first()?;
-        let mut e = duct::cmd(prog, args).unchecked();
+        let mut e = duct::cmd(resolve_program(prog, &self.env), args).unchecked();
         if let Some(d) = &self.dir {
             e = e.dir(d);
         }
@@ -145,6 +145,33 @@ impl Command {
             Ok(())
         }))
     }
+}
+
+/// `docker` → `/usr/bin/docker`, searched in the PATH the child will have (the
+/// command's own `PATH`, else this process's). duct sets the child's whole
+/// environment, and std cannot `posix_spawn` a bare name under a PATH it set:
+/// it falls back to `fork`, which copies this process's page tables on every
+/// step (about 1 ms per step more than `make -j`: docs/benchmarks.md). A name
+/// found nowhere is left as it is, so the error is the usual "not found".
+fn resolve_program(prog: &str, env: &[(String, String)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if prog.contains('/') {
+        return PathBuf::from(prog);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(prog))
+        .find(|c| {
+            std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(prog))
 }
 
 /// The result of a command: how it ended and what it printed.

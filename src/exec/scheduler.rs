@@ -228,15 +228,25 @@ pub fn run(
         }
     }
 
-    // Pending steps whose needs all succeeded, in plan order; kept up to date as
-    // steps finish, so a turn of the loop costs no scan of the whole plan.
+    // The longest chain of steps that waits on each step (itself included). Plan
+    // order is topological, so one pass from the end computes it.
+    let mut depth = vec![1usize; n];
+    for i in (0..n).rev() {
+        depth[i] = 1 + dependents[i].iter().map(|&d| depth[d]).max().unwrap_or(0);
+    }
+    // Pending steps whose needs all succeeded, longest chain first, then in plan
+    // order (a base image and what builds on it start before a lone image: the
+    // critical path is not left for last). Kept up to date as steps finish, so a
+    // turn of the loop costs no scan of the whole plan.
     let needs_ok = |i: usize, state: &[State]| {
         needs[i]
             .iter()
             .all(|&j| matches!(&state[j], State::Done(st) if st.is_ok()))
     };
-    let mut ready: BTreeSet<usize> = (0..n)
+    let key = |i: usize| (std::cmp::Reverse(depth[i]), i);
+    let mut ready: BTreeSet<(std::cmp::Reverse<usize>, usize)> = (0..n)
         .filter(|&i| state[i] == State::Pending && needs_ok(i, &state))
+        .map(key)
         .collect();
     // The skip pass below only finds something after a step ended badly, and the
     // atomic check only matters once one has; neither runs on other turns.
@@ -308,7 +318,7 @@ pub fn run(
                             {
                                 let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", plan.steps[b].id)), None, Duration::ZERO, Vec::new(), &mut state, &mut reports);
                                 emit(reporter, RunEvent::StepFinished(r));
-                                ready.remove(&i);
+                                ready.remove(&key(i));
                                 skipped_any = true;
                             }
                         }
@@ -319,10 +329,10 @@ pub fn run(
                     }
                 }
             }
-            // Launch ready steps, in plan order.
+            // Launch ready steps, longest chain first.
             if !stop_launching {
                 let mut launch = Vec::new();
-                for &i in &ready {
+                for &(_, i) in &ready {
                     if running + launch.len() >= jobs {
                         break;
                     }
@@ -335,7 +345,7 @@ pub fn run(
                     launch.push(i);
                 }
                 for i in launch {
-                    ready.remove(&i);
+                    ready.remove(&key(i));
                     state[i] = State::Running;
                     running += 1;
                     let step = &plan.steps[i];
@@ -467,7 +477,7 @@ pub fn run(
                     emit(reporter, RunEvent::StepFinished(r));
                     for &d in &dependents[i] {
                         if state[d] == State::Pending && needs_ok(d, &state) {
-                            ready.insert(d);
+                            ready.insert(key(d));
                         }
                     }
                     if failed && opts.failure == FailureMode::FailFast && !stop_launching {
