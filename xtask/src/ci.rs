@@ -54,6 +54,16 @@ pub fn run(args: &[String]) -> Result<i32> {
     // The spec fuzz target, for a bounded time (longer runs: `cargo xtask fuzz 3600`).
     header("fuzz (60 s)");
     let code = crate::fuzz::run(&["60".to_string()])?;
+    if code != 0 {
+        return Ok(code);
+    }
+    // The benchmark harness runs (its figures are not checked: docs/benchmarks.md).
+    let mut bench = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    bench.args(["bench", "--quick"]);
+    if !engine {
+        bench.args(["planning", "scheduler", "startup"]);
+    }
+    let code = step(&mut bench)?;
     if code == 0 {
         println!("\n==> ci passed in {:.1}s", started.elapsed().as_secs_f64());
     }
