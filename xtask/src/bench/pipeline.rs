@@ -1,10 +1,14 @@
-//! `cargo xtask bench`: the real pipeline, measured side by side.
+//! `cargo xtask bench pipeline`: the real pipeline, measured side by side.
 //!
-//! `pipeline` runs the repository's example images (3 images × 3 arches, one
-//! doing real work under qemu) twice each, alternating: the seed article's
-//! sequential script (build, push per arch, then manifest create/annotate/push,
-//! then `docker run` per arch, one command after another), and `multiarch run`.
-//! Both build with `--no-cache` so every round does the same work.
+//! The project is bench/pipeline/: 3 independent images × 3 arches (amd64,
+//! arm32v7, arm64v8), each build checksumming busybox 100 times in a RUN step
+//! (under qemu for the two arm arches). Each round runs, alternating, the seed
+//! article's sequential script (build, push per arch, then manifest
+//! create/annotate/push, then `docker run` per arch, one command after
+//! another) and `multiarch run` (which also runs a test container per arch
+//! before pushing and reads each list back to verify it by digest). Both build
+//! with `--no-cache` so every round does the same work; a fresh sha per round.
+//! Then a no-op rerun: `multiarch run --skip-existing` on the last round's sha.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -148,11 +152,10 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<Duration> {
     Ok(t0.elapsed())
 }
 
-fn with_multiarch(plan: &Plan, env: &Environment) -> Result<Duration> {
+fn with_multiarch(plan: &Plan, env: &Environment, opts: &RunOptions) -> Result<Duration> {
     let t0 = Instant::now();
     let mut quiet = PlainReporter::new(std::io::sink(), true, false);
-    let summary =
-        multiarch::run(plan, &RunOptions::default(), env, &mut quiet).map_err(|e| e.to_string())?;
+    let summary = multiarch::run(plan, opts, env, &mut quiet).map_err(|e| e.to_string())?;
     if summary.exit_code() != 0 {
         let failed: Vec<String> = summary
             .failed()
@@ -163,49 +166,101 @@ fn with_multiarch(plan: &Plan, env: &Environment) -> Result<Duration> {
     Ok(t0.elapsed())
 }
 
+/// Copy the staged busybox binaries (examples/busybox/rootfs) into the
+/// benchmark's build context.
+fn stage(root: &Path) -> Result<()> {
+    for arch in ["amd64", "arm32v7", "arm64v8"] {
+        let src = root.join("examples/busybox/rootfs").join(arch).join("busybox");
+        let dir = root.join("bench/pipeline/rootfs").join(arch);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::copy(&src, dir.join("busybox"))
+            .map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
+    }
+    Ok(())
+}
+
 pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
+    stage(root)?;
     let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
-    let spec = Spec::load(&root.join("multiarch.toml"), &env).map_err(|e| e.to_string())?;
-    let mut seq = Vec::new();
-    let mut par = Vec::new();
+    let path = root.join("bench/pipeline/multiarch.toml");
+    let spec = Spec::load(&path, &env).map_err(|e| e.to_string())?;
+    // The same pipeline as the script (no test container before the push), to
+    // compare like with like; the default run also tests each arch before
+    // pushing it.
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let same_work = Spec::from_str_in(
+        &format!("{text}\n[verify]\nbefore_push = false\n"),
+        &path.display().to_string(),
+        &spec.dir,
+        &env,
+    )
+    .map_err(|e| e.to_string())?;
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (mut seq, mut like, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
     for round in 0..rounds {
-        // A fresh sha per round: nothing of an earlier round is reused by tag.
-        let sha = format!("{:040x}", 0xbe9c_0000_u64 + round as u64);
-        let ctx = GitContext {
-            branch: Some("main".into()),
-            sha: Some(sha),
-            ..GitContext::default()
+        // A fresh sha per run: nothing of an earlier one is reused by tag.
+        let plan_for = |spec: &Spec, n: u64| {
+            let ctx = GitContext {
+                branch: Some("main".into()),
+                sha: Some(format!("{:040x}", 0xbe9c_0000_u64 + 3 * round as u64 + n)),
+                ..GitContext::default()
+            };
+            let opts = PlanOptions {
+                no_cache: true,
+                ..PlanOptions::default()
+            };
+            Plan::new(spec, &ctx, &opts).map_err(|e| e.to_string())
         };
-        let opts = PlanOptions {
-            no_cache: true,
-            ..PlanOptions::default()
-        };
-        let plan = Plan::new(&spec, &ctx, &opts).map_err(|e| e.to_string())?;
+        let plan = plan_for(&spec, 0)?;
         let s = sequential(&plan, &spec.dir)?;
-        let m = with_multiarch(&plan, &env)?;
+        let l = with_multiarch(&plan_for(&same_work, 1)?, &env, &RunOptions::default())?;
+        let full_plan = plan_for(&spec, 2)?;
+        let m = with_multiarch(&full_plan, &env, &RunOptions::default())?;
         println!(
-            "round {}: sequential script {:.1}s, multiarch run {:.1}s ({} steps, -j {})",
+            "round {}: sequential script {:.1}s, multiarch run {:.1}s (same steps), {:.1}s (with a test run per arch before its push; {} steps), -j {jobs}",
             round + 1,
             s.as_secs_f64(),
+            l.as_secs_f64(),
             m.as_secs_f64(),
-            plan.steps.len(),
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            full_plan.steps.len(),
         );
         seq.push(s);
-        par.push(m);
+        like.push(l);
+        full.push(m);
+        last = Some(full_plan);
+    }
+    // The no-op rerun: everything of this sha is in the registry.
+    let mut reruns = Vec::new();
+    if let Some(plan) = &last {
+        let opts = RunOptions {
+            skip_existing: true,
+            ..RunOptions::default()
+        };
+        for _ in 0..rounds {
+            reruns.push(with_multiarch(plan, &env, &opts)?);
+        }
     }
     let med = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
-    let (s, m) = (med(&mut seq), med(&mut par));
+    let (s, l, m, r) = (
+        med(&mut seq),
+        med(&mut like),
+        med(&mut full),
+        med(&mut reruns),
+    );
     println!(
-        "pipeline (3 images x 3 arches, --no-cache): sequential {:.1}s, multiarch {:.1}s, speed-up {:.2}x (median of {rounds})",
+        "pipeline (3 images x 3 arches, --no-cache, medians of {rounds}): sequential script {:.1}s; multiarch {:.1}s ({:.2}x) on the same steps, {:.1}s ({:.2}x) with the test runs; no-op rerun with --skip-existing {:.2}s",
         s.as_secs_f64(),
+        l.as_secs_f64(),
+        s.as_secs_f64() / l.as_secs_f64(),
         m.as_secs_f64(),
-        s.as_secs_f64() / m.as_secs_f64()
+        s.as_secs_f64() / m.as_secs_f64(),
+        r.as_secs_f64()
     );
     Ok(())
 }
