@@ -13,46 +13,16 @@ use std::time::{Duration, Instant};
 use multiarch::plan::{write_json_compact, Host};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
 
-const ARCHES: &[&str] = &[
-    "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
-];
+#[path = "support/monorepo.rs"]
+mod monorepo;
+
+use monorepo::ARCHES;
+
 const CHAIN: usize = 10;
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn spec_text(images: usize) -> String {
-    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut t = format!(
-        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
-         [archs]\ndefault = [{}]\n\n\
-         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\n\
-         manifest = [\"{{sha}}\", \"{{branch}}\", {{ tag = \"latest\", branches = [\"main\"] }}]\n",
-        quoted.join(", ")
-    );
-    for i in 0..images {
-        t.push_str(&format!(
-            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
-        ));
-        if i % CHAIN != 0 {
-            let prev = i - 1;
-            t.push_str(&format!(
-                "depends_on = [\"img-{prev:04}\"]\nargs = {{ BASE = \"{{image.img-{prev:04}}}\" }}\n"
-            ));
-        }
-    }
-    t
-}
-
-/// The spec and a context directory with a Dockerfile for every image.
 fn write_project(dir: &Path, images: usize) -> PathBuf {
-    let _ = std::fs::remove_dir_all(dir);
-    for i in 0..images {
-        let ctx = dir.join(format!("images/img-{i:04}"));
-        std::fs::create_dir_all(&ctx).expect("create a context");
-        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").expect("write");
-    }
-    let path = dir.join("multiarch.toml");
-    std::fs::write(&path, spec_text(images)).expect("write the spec");
-    path
+    monorepo::write(dir, images, ARCHES, CHAIN, monorepo::THREE_TAGS).expect("write the project")
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {

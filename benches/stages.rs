@@ -20,36 +20,17 @@ use multiarch::plan::{write_json_compact, Host};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
 
 const IMAGES: usize = 100;
-const ARCHES: &[&str] = &[
-    "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
-];
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+#[path = "support/monorepo.rs"]
+mod monorepo;
+
 fn project() -> (PathBuf, String) {
-    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut t = format!(
-        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
-         [archs]\ndefault = [{}]\n\n\
-         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\n\
-         manifest = [\"{{sha}}\", \"{{branch}}\", {{ tag = \"latest\", branches = [\"main\"] }}]\n",
-        quoted.join(", ")
-    );
     let dir = std::env::temp_dir().join(format!("multiarch-stages-{}", std::process::id()));
-    for i in 0..IMAGES {
-        let ctx = dir.join(format!("images/img-{i:04}"));
-        std::fs::create_dir_all(&ctx).expect("create a context");
-        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").expect("write");
-        t.push_str(&format!(
-            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
-        ));
-        if i % 10 != 0 {
-            let p = i - 1;
-            t.push_str(&format!(
-                "depends_on = [\"img-{p:04}\"]\nargs = {{ BASE = \"{{image.img-{p:04}}}\" }}\n"
-            ));
-        }
-    }
-    (dir, t)
+    let path = monorepo::write(&dir, IMAGES, monorepo::ARCHES, 10, monorepo::THREE_TAGS)
+        .expect("write the project");
+    let text = std::fs::read_to_string(path).expect("read the spec");
+    (dir, text)
 }
 
 fn parse(text: &str) -> usize {
@@ -73,7 +54,10 @@ fn stages(c: &mut Criterion) {
     };
     let plan = Plan::new(&spec, &ctx, &opts).expect("plans");
 
-    let mut g = c.benchmark_group(format!("{IMAGES} images x {} arches", ARCHES.len()));
+    let mut g = c.benchmark_group(format!(
+        "{IMAGES} images x {} arches",
+        monorepo::ARCHES.len()
+    ));
     g.sample_size(20);
     g.bench_function("parse", |b| b.iter(|| parse(&text)));
     g.bench_function("load", |b| {

@@ -9,6 +9,9 @@
 //! - `pipeline`  — the real pipeline on the engine: the article's sequential
 //!   script, `multiarch run`, and a no-op rerun with `--skip-existing`.
 
+/// The generated monorepo, shared with the crate's own benches.
+#[path = "../../../benches/support/monorepo.rs"]
+pub mod monorepo;
 pub mod pipeline;
 pub mod planning;
 pub mod scheduler;

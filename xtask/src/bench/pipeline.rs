@@ -170,7 +170,10 @@ fn with_multiarch(plan: &Plan, env: &Environment, opts: &RunOptions) -> Result<D
 /// benchmark's build context.
 fn stage(root: &Path) -> Result<()> {
     for arch in ["amd64", "arm32v7", "arm64v8"] {
-        let src = root.join("examples/busybox/rootfs").join(arch).join("busybox");
+        let src = root
+            .join("examples/busybox/rootfs")
+            .join(arch)
+            .join("busybox");
         let dir = root.join("bench/pipeline/rootfs").join(arch);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::copy(&src, dir.join("busybox"))

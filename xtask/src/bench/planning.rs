@@ -15,48 +15,14 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 
-pub const ARCHES: &[&str] = &[
-    "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
-];
-pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-const CHAIN: usize = 10;
+use super::monorepo;
 
-/// The spec of a monorepo of `images` images × 8 arches.
-pub fn spec_text(images: usize) -> String {
-    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut t = format!(
-        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
-         [archs]\ndefault = [{}]\n\n\
-         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\n\
-         manifest = [\"{{sha}}\", \"{{branch}}\", {{ tag = \"latest\", branches = [\"main\"] }}]\n",
-        quoted.join(", ")
-    );
-    for i in 0..images {
-        t.push_str(&format!(
-            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
-        ));
-        if i % CHAIN != 0 {
-            let prev = i - 1;
-            t.push_str(&format!(
-                "depends_on = [\"img-{prev:04}\"]\nargs = {{ BASE = \"{{image.img-{prev:04}}}\" }}\n"
-            ));
-        }
-    }
-    t
-}
+pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// Write the project (spec + a context with a Dockerfile per image) under `dir`.
-pub fn write_project(dir: &Path, images: usize) -> Result<PathBuf> {
-    let _ = std::fs::remove_dir_all(dir);
-    for i in 0..images {
-        let ctx = dir.join(format!("images/img-{i:04}"));
-        std::fs::create_dir_all(&ctx).map_err(|e| format!("{}: {e}", ctx.display()))?;
-        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n")
-            .map_err(|e| format!("{}: {e}", ctx.display()))?;
-    }
-    let path = dir.join("multiarch.toml");
-    std::fs::write(&path, spec_text(images)).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+fn write_project(dir: &Path, images: usize) -> Result<PathBuf> {
+    monorepo::write(dir, images, monorepo::ARCHES, 10, monorepo::THREE_TAGS)
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Build the release binary once and return its path.

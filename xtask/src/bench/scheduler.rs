@@ -52,30 +52,13 @@ fn cost_us(step: &Step) -> u64 {
     base * (750 + h % 501) / 1000
 }
 
+use super::monorepo;
+
 /// The project: the spec, and a Dockerfile per image context.
 fn make_plan(dir: &Path, images: usize) -> Result<Plan> {
-    let io = |e: std::io::Error| format!("cannot write the project in {}: {e}", dir.display());
-    let quoted: Vec<String> = ARCHES.iter().map(|a| format!("\"{a}\"")).collect();
-    let mut text = format!(
-        "version = 1\n\n[project]\nregistry = \"127.0.0.1:5000/acme\"\n\n\
-         [archs]\ndefault = [{}]\n\n\
-         [tags]\narch = \"{{repo}}/{{arch}}:{{sha}}\"\nmanifest = [\"{{sha}}\"]\n",
-        quoted.join(", ")
-    );
-    for i in 0..images {
-        let ctx = dir.join(format!("images/img-{i:04}"));
-        std::fs::create_dir_all(&ctx).map_err(io)?;
-        std::fs::write(ctx.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").map_err(io)?;
-        text.push_str(&format!(
-            "\n[[image]]\nname = \"img-{i:04}\"\ncontext = \"images/img-{i:04}\"\n"
-        ));
-        if i % CHAIN != 0 {
-            let p = i - 1;
-            text.push_str(&format!(
-                "depends_on = [\"img-{p:04}\"]\nargs = {{ BASE = \"{{image.img-{p:04}}}\" }}\n"
-            ));
-        }
-    }
+    monorepo::write(dir, images, ARCHES, CHAIN, r#"["{sha}"]"#)
+        .map_err(|e| format!("cannot write the project in {}: {e}", dir.display()))?;
+    let text = monorepo::spec_text(images, ARCHES, CHAIN, r#"["{sha}"]"#);
     let spec = Spec::from_str_in(&text, "multiarch.toml", dir, &Environment::empty())
         .map_err(|e| format!("the generated spec is invalid: {e}"))?;
     let ctx = GitContext {
