@@ -25,7 +25,7 @@ use crate::environment::Environment;
 use crate::error::{exit, Error};
 use crate::exec::process::{self, Command, Exit, ProcessTable};
 use crate::exec::Credentials;
-use crate::plan::{Action, Host, Plan, PlanOptions, StepKind};
+use crate::plan::{Host, Plan, PlanOptions, StepKind};
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::{Builder, EngineKind, Spec};
 
@@ -248,7 +248,7 @@ impl<'a> Doctor<'a> {
             .unwrap_or_default();
         let mut targets = vec![EngineTarget::local(engine)];
         if let Some(p) = &plan {
-            for t in plan_targets(p) {
+            for t in p.engine_targets() {
                 if !targets.contains(&t) {
                     targets.push(t);
                 }
@@ -805,24 +805,6 @@ impl<'a> Doctor<'a> {
             },
         }
     }
-}
-
-/// Engines a plan uses: the local one and every native builder.
-fn plan_targets(plan: &Plan) -> Vec<EngineTarget> {
-    let mut v = Vec::new();
-    for s in &plan.steps {
-        let t = match &s.action {
-            Action::Build { engine, .. }
-            | Action::Test { engine, .. }
-            | Action::Push { engine, .. }
-            | Action::Verify { engine, .. } => engine.clone(),
-            _ => continue,
-        };
-        if !v.contains(&t) {
-            v.push(t);
-        }
-    }
-    v
 }
 
 fn publish_check(plan: &Plan) -> Check {

@@ -104,24 +104,6 @@ fn cpus() -> usize {
         .unwrap_or(2)
 }
 
-/// The engine targets a plan uses: the local engine and every native builder.
-fn targets(plan: &Plan) -> Vec<EngineTarget> {
-    let mut seen: Vec<EngineTarget> = vec![EngineTarget::local(plan.engine)];
-    for s in &plan.steps {
-        let t = match &s.action {
-            Action::Build { engine, .. }
-            | Action::Test { engine, .. }
-            | Action::Push { engine, .. }
-            | Action::Verify { engine, .. } => engine.clone(),
-            _ => continue,
-        };
-        if !seen.contains(&t) {
-            seen.push(t);
-        }
-    }
-    seen
-}
-
 fn quick(
     argv: Vec<String>,
     dir: &std::path::Path,
@@ -141,7 +123,7 @@ fn quick(
 
 /// Check that every engine the plan uses answers. Exit 3 otherwise, before any step.
 pub fn preflight(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), Error> {
-    for t in targets(plan) {
+    for t in plan.engine_targets() {
         let mut a = t.base();
         a.extend(["version", "--format", "{{.Server.Version}}"].map(String::from));
         let f = quick(

@@ -387,6 +387,24 @@ impl Plan {
         self.steps.iter().find(|s| s.id == id)
     }
 
+    /// The engines the plan uses: the local one first, then every native builder.
+    pub fn engine_targets(&self) -> Vec<EngineTarget> {
+        let mut seen = vec![EngineTarget::local(self.engine)];
+        for s in &self.steps {
+            let t = match &s.action {
+                Action::Build { engine, .. }
+                | Action::Test { engine, .. }
+                | Action::Push { engine, .. }
+                | Action::Verify { engine, .. } => engine,
+                _ => continue,
+            };
+            if !seen.contains(t) {
+                seen.push(t.clone());
+            }
+        }
+        seen
+    }
+
     /// Build a plan. Errors are about the file (a template without a value) or the
     /// options (an unknown `--arch`): exit code 2.
     pub fn new(spec: &Spec, ctx: &GitContext, opts: &PlanOptions) -> Result<Plan, Error> {
