@@ -166,6 +166,7 @@ fn login(
     table: &Arc<ProcessTable>,
     masker: &mask::Masker,
     env: &[(String, String)],
+    reporter: &mut dyn Reporter,
 ) -> Result<(), Error> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
@@ -191,7 +192,12 @@ fn login(
                 detail.trim()
             )));
         }
-        eprintln!("multiarch: logged in to {r} as {}", creds.user);
+        note(
+            reporter,
+            masker,
+            "login",
+            format!("logged in to {r} as {}", creds.user),
+        );
     }
     Ok(())
 }
@@ -272,10 +278,21 @@ fn check_external(
 
 /// Set up emulation before anything is scheduled: a missing handler after setup
 /// is an environment problem (exit 3), said before any build runs.
+/// A message of multiarch's own before the steps run (login, emulation setup,
+/// the engine's preparation), through the reporters and the masking layer.
+fn note(reporter: &mut dyn Reporter, masker: &mask::Masker, id: &str, message: String) {
+    reporter.event(&masker.event(crate::report::RunEvent::Note {
+        id: id.to_string(),
+        message,
+    }));
+}
+
 fn setup_qemu_first(
     plan: &Plan,
     runner: &EngineRunner,
     table: &Arc<ProcessTable>,
+    masker: &mask::Masker,
+    reporter: &mut dyn Reporter,
 ) -> Result<Option<(String, StepResult, Duration)>, Error> {
     let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
         return Ok(None);
@@ -287,10 +304,15 @@ fn setup_qemu_first(
     if engine_runner_missing(handlers).is_empty() {
         return Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())));
     }
-    eprintln!(
-        "multiarch: binfmt handlers missing ({}); running {}",
-        engine_runner_missing(handlers).join(", "),
-        crate::plan::render::argv_line(setup)
+    note(
+        reporter,
+        masker,
+        &step.id,
+        format!(
+            "binfmt handlers missing ({}); running {}",
+            engine_runner_missing(handlers).join(", "),
+            crate::plan::render::argv_line(setup)
+        ),
     );
     let cmd = Command {
         argv: setup.clone(),
@@ -299,7 +321,9 @@ fn setup_qemu_first(
         stdin: None,
         timeout: step.timeout.or(Some(Duration::from_secs(300))),
     };
-    let f = process::run_streaming(&cmd, table, &mut |l| eprintln!("[setup-qemu] {l}"));
+    let f = process::run_streaming(&cmd, table, &mut |l| {
+        note(reporter, masker, &step.id, l.to_string())
+    });
     let still = engine_runner_missing(handlers);
     if !still.is_empty() {
         return Err(Error::Environment(format!(
@@ -334,11 +358,11 @@ pub fn run(
     // The engine's preparation (podman: a registries.conf for plain-HTTP
     // registries) applies to login and the registry checks too.
     let mut runner = EngineRunner::for_plan(plan, env)?;
-    for note in runner.notes() {
-        eprintln!("multiarch: {note}");
+    for n in runner.notes() {
+        note(reporter, &masker, "engine", n.clone());
     }
     match (&creds, opts.login) {
-        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker, &runner.env)?,
+        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker, &runner.env, reporter)?,
         (None, true) => {
             return Err(Error::Usage("--login needs credentials: set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (or CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY in GitLab)".into()))
         }
@@ -354,7 +378,7 @@ pub fn run(
         runner.skip_existing = true;
     }
     let mut done = Vec::new();
-    if let Some(d) = setup_qemu_first(plan, &runner, &table)? {
+    if let Some(d) = setup_qemu_first(plan, &runner, &table, &masker, reporter)? {
         done.push(d);
     }
     check_external(plan, &plan.dir, &table, &runner.env)?;
