@@ -58,12 +58,18 @@ pub fn run(args: &[String]) -> Result<i32> {
         return Ok(code);
     }
     // The benchmark harness runs (its figures are not checked: docs/benchmarks.md).
-    let mut bench = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-    bench.args(["bench", "--quick"]);
+    let mut args = vec!["--quick".to_string()];
     if !engine {
-        bench.args(["planning", "scheduler", "startup"]);
+        args.extend(["planning", "scheduler", "startup"].map(String::from));
     }
-    let code = step(&mut bench)?;
+    header(&format!("cargo xtask bench {}", args.join(" ")));
+    let t0 = Instant::now();
+    let code = crate::bench_task(&args)?;
+    println!(
+        "==> {} ({:.1}s)",
+        if code == 0 { "ok" } else { "FAILED" },
+        t0.elapsed().as_secs_f64()
+    );
     if code == 0 {
         println!("\n==> ci passed in {:.1}s", started.elapsed().as_secs_f64());
     }
