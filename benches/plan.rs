@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use multiarch::plan::{write_json_compact, Host};
-use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
+use multiarch::plan::write_json_compact;
+use multiarch::{Environment, Plan, Spec};
 
 #[path = "support/monorepo.rs"]
 mod monorepo;
@@ -50,15 +50,7 @@ fn main() {
     let path = write_project(&dir, images);
     let text = std::fs::read_to_string(&path).expect("read the spec");
     let env = Environment::empty();
-    let ctx = GitContext {
-        branch: Some("main".into()),
-        sha: Some(SHA.into()),
-        ..GitContext::default()
-    };
-    let opts = PlanOptions {
-        host: Host::fixed("linux/amd64"),
-        ..PlanOptions::default()
-    };
+    let (ctx, opts) = monorepo::main_at(SHA);
 
     let (mut load, mut plan_t, mut json_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut steps = 0;

@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use multiarch::plan::{write_json_compact, Host};
-use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec};
+use multiarch::plan::write_json_compact;
+use multiarch::{Environment, Plan, Spec};
 
 const IMAGES: usize = 100;
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -43,15 +43,7 @@ fn stages(c: &mut Criterion) {
     let (dir, text) = project();
     let env = Environment::empty();
     let spec = Spec::from_str_in(&text, "multiarch.toml", &dir, &env).expect("valid spec");
-    let ctx = GitContext {
-        branch: Some("main".into()),
-        sha: Some(SHA.into()),
-        ..GitContext::default()
-    };
-    let opts = PlanOptions {
-        host: Host::fixed("linux/amd64"),
-        ..PlanOptions::default()
-    };
+    let (ctx, opts) = monorepo::main_at(SHA);
     let plan = Plan::new(&spec, &ctx, &opts).expect("plans");
 
     let mut g = c.benchmark_group(format!(

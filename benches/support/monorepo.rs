@@ -8,6 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use multiarch::plan::Host;
+use multiarch::{GitContext, PlanOptions};
+
 /// The 8 arches of the planning benchmarks.
 pub const ARCHES: &[&str] = &[
     "amd64", "arm32v5", "arm32v6", "arm32v7", "arm64v8", "i386", "ppc64le", "s390x",
@@ -57,4 +60,19 @@ pub fn write(
     let path = dir.join("multiarch.toml");
     std::fs::write(&path, spec_text(images, arches, chain, manifest))?;
     Ok(path)
+}
+
+/// A build of `main` at `sha` on an amd64 host: the context and options every
+/// benchmark plans with.
+pub fn main_at(sha: &str) -> (GitContext, PlanOptions) {
+    let ctx = GitContext {
+        branch: Some("main".into()),
+        sha: Some(sha.into()),
+        ..GitContext::default()
+    };
+    let opts = PlanOptions {
+        host: Host::fixed("linux/amd64"),
+        ..PlanOptions::default()
+    };
+    (ctx, opts)
 }

@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 
 use multiarch::exec::process::{self, ProcessTable};
 use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
-use multiarch::plan::Host;
 use multiarch::report::Silent;
-use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step, StepKind};
+use multiarch::{Environment, Plan, Spec, Step, StepKind};
 
 use crate::Result;
 
@@ -61,15 +60,7 @@ fn make_plan(dir: &Path, images: usize) -> Result<Plan> {
     let text = monorepo::spec_text(images, ARCHES, CHAIN, r#"["{sha}"]"#);
     let spec = Spec::from_str_in(&text, "multiarch.toml", dir, &Environment::empty())
         .map_err(|e| format!("the generated spec is invalid: {e}"))?;
-    let ctx = GitContext {
-        branch: Some("main".into()),
-        sha: Some(SHA.into()),
-        ..GitContext::default()
-    };
-    let opts = PlanOptions {
-        host: Host::fixed("linux/amd64"),
-        ..PlanOptions::default()
-    };
+    let (ctx, opts) = monorepo::main_at(SHA);
     Plan::new(&spec, &ctx, &opts).map_err(|e| format!("cannot plan: {e}"))
 }
 
