@@ -40,6 +40,13 @@ pub struct EngineRunner {
     pub skip_existing: bool,
     /// Per-arch references found in the registry: reference → digest.
     existing: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Lists read from the registry in this run: list → the engine's JSON of it.
+    /// Filled by a manifest-create that found its list already published
+    /// (`--skip-existing`) and by the first verify of a list; read by verify.
+    lists: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Lists the registry already serves with exactly the entries this run would
+    /// publish (`--skip-existing`): their manifest-push has nothing to do.
+    unchanged: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl EngineRunner {
@@ -68,6 +75,8 @@ impl EngineRunner {
             skip_existing: false,
             insecure: Vec::new(),
             existing: Default::default(),
+            lists: Default::default(),
+            unchanged: Default::default(),
         }
     }
 
@@ -456,6 +465,11 @@ impl EngineRunner {
         if let Some(rm) = commands.next() {
             let _ = self.captured(rm, step, io, false);
         }
+        if self.skip_existing {
+            if let Some(cached) = self.published_already(step, io, engine, list, &items, insecure) {
+                return cached;
+            }
+        }
         for a in commands {
             let what = format!(
                 "{} failed",
@@ -474,6 +488,70 @@ impl EngineRunner {
         StepResult::ok()
     }
 
+    /// With `--skip-existing`, after the local list is removed: when the registry
+    /// already serves `list` with exactly `items` (the same per-arch digests, the
+    /// same platforms, nothing else), the step is cached and so is its
+    /// manifest-push. Anything else (no list, an unreadable one, a missing or an
+    /// extra entry, another digest or platform) is created and pushed again.
+    fn published_already(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        list: &str,
+        items: &[ListItem],
+        insecure: bool,
+    ) -> Option<StepResult> {
+        let local = EngineTarget::local(engine.kind);
+        let f = self.captured(
+            argv::manifest_inspect(&local, list, insecure),
+            step,
+            io,
+            false,
+        );
+        if !f.exit.success() {
+            return None;
+        }
+        let json = f.stdout.join("\n");
+        let entries = list_entries(&json)?;
+        let want: Vec<(String, String)> = {
+            let mut v: Vec<_> = items
+                .iter()
+                .filter_map(|i| {
+                    let (_, digest) = i.reference.rsplit_once('@')?;
+                    Some((i.platform.to_string(), digest.to_string()))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        if want.len() != items.len() || entries != want {
+            io.note(&format!(
+                "{list} in the registry is not this run's list ({}); creating it again",
+                describe_entries(&entries)
+            ));
+            return None;
+        }
+        if let Ok(mut m) = self.unchanged.lock() {
+            m.insert(list.to_string());
+        }
+        if let Ok(mut m) = self.lists.lock() {
+            m.insert(list.to_string(), json);
+        }
+        io.line(&format!(
+            "{list} in the registry already lists {}",
+            describe_entries(&entries)
+        ));
+        Some(StepResult {
+            status: StepStatus::Cached(format!(
+                "{list} already lists these {} entries",
+                entries.len()
+            )),
+            digest: None,
+            tail: Vec::new(),
+        })
+    }
+
     fn manifest_push(
         &self,
         step: &Step,
@@ -482,6 +560,15 @@ impl EngineRunner {
         list: &str,
         insecure: bool,
     ) -> StepResult {
+        if self.skip_existing && self.unchanged.lock().is_ok_and(|m| m.contains(list)) {
+            return StepResult {
+                status: StepStatus::Cached(format!(
+                    "{list} is already in the registry with these entries"
+                )),
+                digest: None,
+                tail: Vec::new(),
+            };
+        }
         let file = self.session.file_for(&step.id);
         let push = engine
             .engine()
@@ -516,16 +603,30 @@ impl EngineRunner {
     ) -> StepResult {
         let by_digest = match list {
             Some(list) => {
-                let local = EngineTarget::local(engine.kind);
-                let f = self.captured_retrying(
-                    argv::manifest_inspect(&local, list, insecure),
-                    step,
-                    io,
-                );
-                if !f.exit.success() {
-                    return self.fail(&format!("cannot read the pushed list {list}"), &f);
-                }
-                match digest_for_platform(&f.stdout.join("\n"), platform) {
+                // The list as the registry serves it, read once per run: by the
+                // first verify of it, or by a manifest-create that found it
+                // already published.
+                let known = self.lists.lock().ok().and_then(|m| m.get(list).cloned());
+                let json = match known {
+                    Some(json) => json,
+                    None => {
+                        let local = EngineTarget::local(engine.kind);
+                        let f = self.captured_retrying(
+                            argv::manifest_inspect(&local, list, insecure),
+                            step,
+                            io,
+                        );
+                        if !f.exit.success() {
+                            return self.fail(&format!("cannot read the pushed list {list}"), &f);
+                        }
+                        let json = f.stdout.join("\n");
+                        if let Ok(mut m) = self.lists.lock() {
+                            m.insert(list.to_string(), json.clone());
+                        }
+                        json
+                    }
+                };
+                match digest_for_platform(&json, platform) {
                     Some(d) => {
                         io.line(&format!("{list} serves {platform} as {d}"));
                         format!("{}@{d}", repo_of(list))
@@ -533,7 +634,7 @@ impl EngineRunner {
                     None => {
                         return StepResult::failed(
                             format!("the pushed list {list} has no entry for {platform}"),
-                            f.stdout,
+                            json.lines().map(str::to_string).collect(),
                         )
                     }
                 }
@@ -716,6 +817,40 @@ pub fn digest_for_platform(json: &str, platform: &Platform) -> Option<String> {
         let got = format!("{os}/{arch}/{variant}");
         platform_matches(&got, platform).then(|| m.get("digest")?.as_str().map(str::to_string))?
     })
+}
+
+/// The entries of a list (`manifest inspect` JSON) as sorted (platform, digest)
+/// pairs; `None` when it is not a list or an entry lacks a digest or platform.
+pub fn list_entries(json: &str) -> Option<Vec<(String, String)>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for m in v.get("manifests")?.as_array()? {
+        let digest = m.get("digest")?.as_str()?;
+        let p = m.get("platform")?;
+        let platform = Platform {
+            os: p.get("os")?.as_str()?.to_string(),
+            arch: p.get("architecture")?.as_str()?.to_string(),
+            variant: p
+                .get("variant")
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty())
+                .map(str::to_string),
+        };
+        out.push((platform.to_string(), digest.to_string()));
+    }
+    out.sort();
+    Some(out)
+}
+
+fn describe_entries(entries: &[(String, String)]) -> String {
+    if entries.is_empty() {
+        return "no entries".into();
+    }
+    entries
+        .iter()
+        .map(|(p, d)| format!("{p} {}", crate::report::summary::short_digest(d)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Errors worth retrying: the network or the registry having a bad moment.
