@@ -1,31 +1,54 @@
 //! `cargo xtask bench pipeline`: the real pipeline, measured side by side.
 //!
 //! The project is bench/pipeline/: 3 independent images × 3 arches (amd64,
-//! arm32v7, arm64v8), each build checksumming busybox 100 times in a RUN step
-//! (under qemu for the two arm arches). Each round runs, alternating, the seed
-//! article's sequential script (build, push per arch, then manifest
-//! create/annotate/push, then `docker run` per arch, one command after
-//! another) and `multiarch run` (which also runs a test container per arch
-//! before pushing and reads each list back to verify it by digest). Both build
-//! with `--no-cache` so every round does the same work; a fresh sha per round.
-//! Then a no-op rerun: `multiarch run --skip-existing` on the last round's sha.
+//! arm32v7, arm64v8), each build running the same CPU-bound shell loop in a RUN
+//! step (under qemu for the two arm arches), on Debian's static busybox staged
+//! into bench/pipeline/rootfs/ (nothing from Docker Hub).
+//!
+//! Each round runs, one after another and each on a fresh sha:
+//! - the seed article's sequential script, generated from the same plan: per
+//!   image and arch `docker build` + `docker push`, then `docker manifest
+//!   create`/`annotate`/`push`, then `docker run --pull always --platform P` of
+//!   the list per arch;
+//! - `multiarch run` on the same steps (`[verify] before_push = false`);
+//! - the default `multiarch run` (also a test container per arch before its push).
+//!
+//! All build with `--no-cache`, so every round does the same work. Then the
+//! no-op rerun: `multiarch run --skip-existing` on the last default run's sha,
+//! with the verify stage and without it (`--stage build --stage push --stage
+//! publish`). Every multiarch run prints where its time went (per kind of step:
+//! count, summed step time, and when the last build ended).
+//!
+//! One round (`--quick`, CI's smoke run) builds image `alpha` only.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use multiarch::plan::Action;
-use multiarch::report::PlainReporter;
-use multiarch::{Environment, GitContext, Plan, PlanOptions, RunOptions, Spec, StepKind};
+use multiarch::report::{Reporter, RunEvent, StepStatus};
+use multiarch::{Environment, GitContext, Plan, PlanOptions, RunOptions, Spec, Stage, StepKind};
 
 use crate::Result;
 
-fn run_argv(argv: &[String], dir: &Path, tolerate: bool) -> Result<()> {
+/// Wall time per phase of the sequential script.
+#[derive(Default)]
+struct ScriptTimes {
+    build: Duration,
+    push: Duration,
+    list: Duration,
+    run: Duration,
+}
+
+fn run_argv(argv: &[String], dir: &Path, tolerate: bool, into: &mut Duration) -> Result<()> {
+    let t0 = Instant::now();
     let out = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .current_dir(dir)
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    *into += t0.elapsed();
     if !out.status.success() && !tolerate {
         return Err(format!(
             "`{}` failed: {}",
@@ -36,10 +59,15 @@ fn run_argv(argv: &[String], dir: &Path, tolerate: bool) -> Result<()> {
     Ok(())
 }
 
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
 /// The article's script, generated from the same plan: per image, per arch
 /// `docker build` + `docker push`; then the list by tag; then `docker run`.
-fn sequential(plan: &Plan, dir: &Path) -> Result<Duration> {
+fn sequential(plan: &Plan, dir: &Path) -> Result<(Duration, ScriptTimes)> {
     let t0 = Instant::now();
+    let mut t = ScriptTimes::default();
     let mut images: Vec<String> = Vec::new();
     for s in &plan.steps {
         if let Some(i) = &s.image {
@@ -57,105 +85,164 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<Duration> {
                 ..
             } = &s.action
             {
-                run_argv(&s.command(), dir, false)?;
+                run_argv(&s.command(), dir, false, &mut t.build)?;
                 run_argv(
-                    &["docker".into(), "push".into(), reference.clone()],
+                    &strings(&["docker", "push", reference]),
                     dir,
                     false,
+                    &mut t.push,
                 )?;
                 refs.push((reference.clone(), platform.clone()));
             }
         }
-        for s in plan
+        let lists: Vec<String> = plan
             .steps
             .iter()
             .filter(|s| s.image.as_ref() == Some(img) && s.kind == StepKind::ManifestPush)
-        {
-            let list = s.reference.clone().unwrap_or_default();
+            .filter_map(|s| s.reference.clone())
+            .collect();
+        for list in &lists {
             run_argv(
-                &[
-                    "docker".into(),
-                    "manifest".into(),
-                    "rm".into(),
-                    list.clone(),
-                ],
+                &strings(&["docker", "manifest", "rm", list]),
                 dir,
                 true,
+                &mut t.list,
             )?;
-            let mut create = vec![
-                "docker".to_string(),
-                "manifest".into(),
-                "create".into(),
-                "--insecure".into(),
-                list.clone(),
-            ];
+            let mut create = strings(&["docker", "manifest", "create", "--insecure", list]);
             create.extend(refs.iter().map(|(r, _)| r.clone()));
-            run_argv(&create, dir, false)?;
+            run_argv(&create, dir, false, &mut t.list)?;
             for (r, p) in &refs {
-                let mut a = vec![
-                    "docker".to_string(),
-                    "manifest".into(),
-                    "annotate".into(),
-                    list.clone(),
-                    r.clone(),
-                    "--os".into(),
-                    p.os.clone(),
-                    "--arch".into(),
-                    p.arch.clone(),
-                ];
+                let mut a = strings(&[
+                    "docker", "manifest", "annotate", list, r, "--os", &p.os, "--arch", &p.arch,
+                ]);
                 if let Some(v) = &p.variant {
-                    a.push("--variant".into());
-                    a.push(v.clone());
+                    a.extend(strings(&["--variant", v]));
                 }
-                run_argv(&a, dir, false)?;
+                run_argv(&a, dir, false, &mut t.list)?;
             }
             run_argv(
-                &[
-                    "docker".into(),
-                    "manifest".into(),
-                    "push".into(),
-                    "--purge".into(),
-                    "--insecure".into(),
-                    list.clone(),
-                ],
+                &strings(&["docker", "manifest", "push", "--purge", "--insecure", list]),
                 dir,
                 false,
+                &mut t.list,
             )?;
         }
-        let list = plan
-            .steps
-            .iter()
-            .find(|s| s.image.as_ref() == Some(img) && s.kind == StepKind::ManifestPush)
-            .and_then(|s| s.reference.clone());
         for (r, p) in &refs {
-            let target = list.clone().unwrap_or_else(|| r.clone());
+            let target = lists.first().unwrap_or(r);
             run_argv(
-                &[
-                    "docker".into(),
-                    "run".into(),
-                    "--rm".into(),
-                    "--network".into(),
-                    "none".into(),
-                    "--pull".into(),
-                    "always".into(),
-                    "--platform".into(),
-                    p.to_string(),
+                &strings(&[
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--pull",
+                    "always",
+                    "--platform",
+                    &p.to_string(),
                     target,
-                    "uname".into(),
-                    "-m".into(),
-                ],
+                    "uname",
+                    "-m",
+                ]),
                 dir,
                 false,
+                &mut t.run,
             )?;
         }
     }
-    Ok(t0.elapsed())
+    Ok((t0.elapsed(), t))
 }
 
-fn with_multiarch(plan: &Plan, env: &Environment, opts: &RunOptions) -> Result<Duration> {
-    let t0 = Instant::now();
-    let mut quiet = PlainReporter::new(std::io::sink(), true, false);
-    let summary = multiarch::run(plan, opts, env, &mut quiet).map_err(|e| e.to_string())?;
+/// When each step started and ended, relative to the run's start.
+struct Timeline {
+    t0: Instant,
+    started: HashMap<String, Duration>,
+    steps: Vec<(StepKind, Duration, Duration, StepStatus)>,
+}
+
+impl Timeline {
+    fn new() -> Self {
+        Timeline {
+            t0: Instant::now(),
+            started: HashMap::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// `build 9×3.6s (done at 19.0s) · test 9×0.5s · …`: per kind of step its
+    /// count and mean time (cached steps counted apart).
+    fn breakdown(&self) -> String {
+        let kinds = [
+            StepKind::SetupQemu,
+            StepKind::Build,
+            StepKind::Test,
+            StepKind::Push,
+            StepKind::ManifestCreate,
+            StepKind::ManifestPush,
+            StepKind::Verify,
+        ];
+        let first = self.steps.iter().map(|s| s.1).min().unwrap_or_default();
+        let mut parts = vec![format!("before the first step {:.2}s", first.as_secs_f64())];
+        for k in kinds {
+            let of: Vec<_> = self.steps.iter().filter(|s| s.0 == k).collect();
+            if of.is_empty() {
+                continue;
+            }
+            let ran: Vec<_> = of
+                .iter()
+                .filter(|s| !matches!(s.3, StepStatus::Cached(_)))
+                .collect();
+            let cached = of.len() - ran.len();
+            let mut p = format!("{} ", k.as_str());
+            if !ran.is_empty() {
+                let sum: Duration = ran.iter().map(|s| s.2 - s.1).sum();
+                p += &format!("{}×{:.2}s", ran.len(), sum.as_secs_f64() / ran.len() as f64);
+            }
+            if cached > 0 {
+                if !ran.is_empty() {
+                    p += " + ";
+                }
+                let sum: Duration = of
+                    .iter()
+                    .filter(|s| matches!(s.3, StepStatus::Cached(_)))
+                    .map(|s| s.2 - s.1)
+                    .sum();
+                p += &format!("{cached} cached×{:.2}s", sum.as_secs_f64() / cached as f64);
+            }
+            if k == StepKind::Build && !ran.is_empty() {
+                let last = of.iter().map(|s| s.2).max().unwrap_or_default();
+                p += &format!(" (the last ends at {:.1}s)", last.as_secs_f64());
+            }
+            parts.push(p);
+        }
+        parts.join(" · ")
+    }
+}
+
+impl Reporter for Timeline {
+    fn event(&mut self, e: &RunEvent) {
+        match e {
+            RunEvent::StepStarted { id, .. } => {
+                self.started.insert(id.clone(), self.t0.elapsed());
+            }
+            RunEvent::StepFinished(r) => {
+                let end = self.t0.elapsed();
+                let start = self.started.get(&r.id).copied().unwrap_or(end);
+                self.steps.push((r.kind, start, end, r.status.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn with_multiarch(
+    plan: &Plan,
+    env: &Environment,
+    opts: &RunOptions,
+) -> Result<(Duration, Timeline)> {
+    let mut timeline = Timeline::new();
+    let summary = multiarch::run(plan, opts, env, &mut timeline).map_err(|e| e.to_string())?;
+    let wall = timeline.t0.elapsed();
     if summary.exit_code() != 0 {
         let failed: Vec<String> = summary
             .failed()
@@ -163,7 +250,7 @@ fn with_multiarch(plan: &Plan, env: &Environment, opts: &RunOptions) -> Result<D
             .collect();
         return Err(format!("multiarch run failed: {}", failed.join("; ")));
     }
-    Ok(t0.elapsed())
+    Ok((wall, timeline))
 }
 
 /// Copy the staged busybox binaries (examples/busybox/rootfs) into the
@@ -182,8 +269,19 @@ fn stage(root: &Path) -> Result<()> {
     Ok(())
 }
 
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
 pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
     stage(root)?;
+    let quick = rounds <= 1;
+    let rounds = rounds.max(1);
     let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
     let path = root.join("bench/pipeline/multiarch.toml");
     let spec = Spec::load(&path, &env).map_err(|e| e.to_string())?;
@@ -198,72 +296,124 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
         &env,
     )
     .map_err(|e| e.to_string())?;
-    let jobs = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // `MULTIARCH_BENCH_JOBS=N`: multiarch's -j (default: the number of CPUs, as
+    // `multiarch run` does).
+    let jobs_override: Option<usize> = std::env::var("MULTIARCH_BENCH_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok());
+    let jobs = jobs_override.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let run_opts = RunOptions {
+        jobs: jobs_override,
+        ..RunOptions::default()
+    };
+    let images = if quick {
+        vec!["alpha".to_string()]
+    } else {
+        Vec::new()
+    };
+    // A fresh sha per run (nothing of an earlier run is reused by tag); stages
+    // select part of the plan.
+    let plan_for = |spec: &Spec, n: u64, stages: Vec<Stage>| {
+        let ctx = GitContext {
+            branch: Some("main".into()),
+            sha: Some(format!("{:040x}", n)),
+            ..GitContext::default()
+        };
+        let opts = PlanOptions {
+            no_cache: true,
+            images: images.clone(),
+            stages,
+            ..PlanOptions::default()
+        };
+        Plan::new(spec, &ctx, &opts).map_err(|e| e.to_string())
+    };
+    // Distinct from every earlier invocation's shas too (the registry persists).
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        << 8;
     let (mut seq, mut like, mut full) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for round in 0..rounds {
-        // A fresh sha per run: nothing of an earlier one is reused by tag.
-        let plan_for = |spec: &Spec, n: u64| {
-            let ctx = GitContext {
-                branch: Some("main".into()),
-                sha: Some(format!("{:040x}", 0xbe9c_0000_u64 + 3 * round as u64 + n)),
-                ..GitContext::default()
-            };
-            let opts = PlanOptions {
-                no_cache: true,
-                ..PlanOptions::default()
-            };
-            Plan::new(spec, &ctx, &opts).map_err(|e| e.to_string())
-        };
-        let plan = plan_for(&spec, 0)?;
-        let s = sequential(&plan, &spec.dir)?;
-        let l = with_multiarch(&plan_for(&same_work, 1)?, &env, &RunOptions::default())?;
-        let full_plan = plan_for(&spec, 2)?;
-        let m = with_multiarch(&full_plan, &env, &RunOptions::default())?;
+        let n = base + 3 * round as u64;
+        let plan = plan_for(&spec, n, Vec::new())?;
+        let (s, st) = sequential(&plan, &spec.dir)?;
         println!(
-            "round {}: sequential script {:.1}s, multiarch run {:.1}s (same steps), {:.1}s (with a test run per arch before its push; {} steps), -j {jobs}",
+            "round {}: sequential script {:.1}s (build {:.1}s, push {:.1}s, lists {:.1}s, run {:.1}s)",
             round + 1,
-            s.as_secs_f64(),
-            l.as_secs_f64(),
-            m.as_secs_f64(),
+            secs(s),
+            secs(st.build),
+            secs(st.push),
+            secs(st.list),
+            secs(st.run),
+        );
+        let (l, lt) = with_multiarch(&plan_for(&same_work, n + 1, Vec::new())?, &env, &run_opts)?;
+        println!(
+            "round {}: multiarch run, same steps {:.1}s ({:.2}x): {}",
+            round + 1,
+            secs(l),
+            secs(s) / secs(l),
+            lt.breakdown()
+        );
+        let full_plan = plan_for(&spec, n + 2, Vec::new())?;
+        let (m, mt) = with_multiarch(&full_plan, &env, &run_opts)?;
+        println!(
+            "round {}: multiarch run {:.1}s ({:.2}x; {} steps, -j {jobs}): {}",
+            round + 1,
+            secs(m),
+            secs(s) / secs(m),
             full_plan.steps.len(),
+            mt.breakdown()
         );
         seq.push(s);
         like.push(l);
         full.push(m);
-        last = Some(full_plan);
+        last = Some(n + 2);
     }
-    // The no-op rerun: everything of this sha is in the registry.
-    let mut reruns = Vec::new();
-    if let Some(plan) = &last {
+    // The no-op rerun: everything of this sha is in the registry. With the verify
+    // stage (the default), and without it.
+    let (mut reruns, mut no_verify) = (Vec::new(), Vec::new());
+    if let Some(n) = last {
         let opts = RunOptions {
             skip_existing: true,
-            ..RunOptions::default()
+            ..run_opts.clone()
         };
+        let all = plan_for(&spec, n, Vec::new())?;
+        let some = plan_for(&spec, n, vec![Stage::Build, Stage::Push, Stage::Publish])?;
         for _ in 0..rounds {
-            reruns.push(with_multiarch(plan, &env, &opts)?);
+            let (r, rt) = with_multiarch(&all, &env, &opts)?;
+            println!(
+                "no-op rerun --skip-existing {:.2}s: {}",
+                secs(r),
+                rt.breakdown()
+            );
+            reruns.push(r);
+            let (r, rt) = with_multiarch(&some, &env, &opts)?;
+            println!(
+                "no-op rerun --skip-existing --stage build --stage push --stage publish {:.2}s: {}",
+                secs(r),
+                rt.breakdown()
+            );
+            no_verify.push(r);
         }
     }
-    let med = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (s, l, m, r) = (
-        med(&mut seq),
-        med(&mut like),
-        med(&mut full),
-        med(&mut reruns),
-    );
+    let (s, l, m) = (median(&mut seq), median(&mut like), median(&mut full));
+    let (r, rn) = (median(&mut reruns), median(&mut no_verify));
     println!(
-        "pipeline (3 images x 3 arches, --no-cache, medians of {rounds}): sequential script {:.1}s; multiarch {:.1}s ({:.2}x) on the same steps, {:.1}s ({:.2}x) with the test runs; no-op rerun with --skip-existing {:.2}s",
-        s.as_secs_f64(),
-        l.as_secs_f64(),
-        s.as_secs_f64() / l.as_secs_f64(),
-        m.as_secs_f64(),
-        s.as_secs_f64() / m.as_secs_f64(),
-        r.as_secs_f64()
+        "pipeline ({} x 3 arches, --no-cache, -j {jobs}, medians of {rounds}): sequential script {:.1}s; multiarch run {:.1}s ({:.2}x), on the same steps {:.1}s ({:.2}x); no-op rerun with --skip-existing {:.2}s, without the verify stage {:.2}s",
+        if quick { "1 image" } else { "3 images" },
+        secs(s),
+        secs(m),
+        secs(s) / secs(m),
+        secs(l),
+        secs(s) / secs(l),
+        secs(r),
+        secs(rn),
     );
     Ok(())
 }
