@@ -321,3 +321,129 @@ fn a_secret_never_appears_in_any_argv_or_output() {
         .args(["logout", &reg.addr])
         .output();
 }
+
+/// A stand-in `docker` on PATH (no engine needed): it records every argv, answers
+/// `version`, serves one digest for a per-arch reference read over plain HTTP
+/// (`--insecure`), answers "no such manifest" without it (what the real CLI
+/// prints for a plain-HTTP registry read over HTTPS), and prints the uname of
+/// the platform it is asked to run. The first read of each reference (the
+/// check of needs outside `--stage verify`) always succeeds; later reads fail
+/// with `$FAKE_READ_ERROR` when it is set.
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$FAKE_LOG"
+case "$*" in
+  "version "*) echo 20.10.24 ;;
+  *"manifest inspect --insecure --verbose "*)
+    for last; do :; done
+    mark="$FAKE_STATE/$(printf '%s' "$last" | tr '/:' '__')"
+    if [ -e "$mark" ] && [ -n "$FAKE_READ_ERROR" ]; then echo "$FAKE_READ_ERROR"; exit 1; fi
+    : > "$mark"
+    echo '{"Descriptor":{"digest":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}' ;;
+  *"manifest inspect"*) echo "no such manifest: $*"; exit 1 ;;
+  *"--platform linux/amd64"*) echo x86_64 ;;
+esac
+exit 0
+"#;
+
+/// `multiarch run --stage verify` on a feature branch (no list) with the fake
+/// docker: (exit code, output, the fake's argv log).
+fn verify_with_fake_docker(read_error: &str, extra: &[&str]) -> (i32, String, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new_without_busybox();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"127.0.0.1:5999/acme\"\n[archs]\ndefault = [\"amd64\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file("bin/docker", FAKE_DOCKER)
+    .file("state/.keep", "");
+    std::fs::set_permissions(
+        p.path().join("bin/docker"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let log = p.path().join("argv.log");
+    let path = format!(
+        "{}:{}",
+        p.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut args = vec![
+        "run",
+        "--stage",
+        "verify",
+        "--branch",
+        "feature/x",
+        "--sha",
+        SHA,
+    ];
+    args.extend_from_slice(extra);
+    let out = p
+        .command(&args)
+        .env("PATH", &path)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_STATE", p.path().join("state"))
+        .env("FAKE_READ_ERROR", read_error)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    eprintln!("--- multiarch {}\n{t}", args.join(" "));
+    (
+        code(&out),
+        t,
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
+}
+
+fn reads(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.starts_with("manifest inspect"))
+        .count()
+}
+
+#[test]
+fn verify_on_a_branch_that_does_not_publish_reads_a_loopback_registry_over_plain_http() {
+    let (code, t, log) = verify_with_fake_docker("", &[]);
+    assert_eq!(code, 0, "{t}\n{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.starts_with("manifest inspect"))
+            .all(|l| l.contains("--insecure")),
+        "every read of 127.0.0.1:5999 is plain HTTP:\n{log}"
+    );
+    assert!(log.contains("run --rm --network none --platform linux/amd64 --pull always 127.0.0.1:5999/acme/app/amd64@sha256:0123"), "{log}");
+}
+
+#[test]
+fn retries_zero_reads_the_registry_once() {
+    let (code, t, log) = verify_with_fake_docker(
+        "received unexpected HTTP status: 503 Service Unavailable",
+        &["--retries", "0"],
+    );
+    assert_eq!(code, 1, "{t}");
+    // The check of the needs, then the verify's one read: no retry.
+    assert_eq!(reads(&log), 2, "{log}");
+    assert!(!t.contains("retry 1"), "{t}");
+}
+
+#[test]
+fn a_transient_read_failure_is_retried_as_often_as_asked() {
+    let (code, t, log) = verify_with_fake_docker(
+        "received unexpected HTTP status: 503 Service Unavailable",
+        &["--retries", "2"],
+    );
+    assert_eq!(code, 1, "{t}");
+    assert_eq!(reads(&log), 1 + 3, "{log}");
+    assert!(t.contains("retry 2 in"), "each retry is reported:\n{t}");
+}
+
+#[test]
+fn a_not_found_is_never_retried() {
+    let (code, t, log) = verify_with_fake_docker("manifest unknown: manifest unknown", &[]);
+    assert_eq!(code, 1, "{t}");
+    assert_eq!(
+        reads(&log),
+        2,
+        "the default 3 retries do not apply to a 404:\n{log}"
+    );
+}

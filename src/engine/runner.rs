@@ -113,9 +113,10 @@ impl EngineRunner {
         f
     }
 
-    /// Run a read-only registry query, retrying any failure a few times: a list
+    /// Run a read-only registry query, retrying a failure a few times: a list
     /// just pushed can be briefly unreadable while other lists of the same
-    /// repository are written.
+    /// repository are written. An answer that is final (not found, denied) is
+    /// not retried.
     fn captured_retrying(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
         let what = argv.get(1..3).map(|a| a.join(" ")).unwrap_or_default();
         self.retrying(&what, io, || {
@@ -159,7 +160,17 @@ impl EngineRunner {
                 Ok(t) => return Ok(t),
                 Err(f) => f,
             };
-            if !matches!(f.exit, Exit::Code(_)) || attempt >= self.retries.max(1) || io.cancelled()
+            let text = f
+                .stderr
+                .iter()
+                .chain(f.stdout.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !matches!(f.exit, Exit::Code(_))
+                || attempt >= self.retries
+                || is_permanent(&text)
+                || io.cancelled()
             {
                 return Err(f);
             }
@@ -639,7 +650,17 @@ impl EngineRunner {
                     }
                 }
             }
-            None => match self.entry_digest(step, io, engine, push_step, reference, insecure) {
+            // The plan marks a verify plain-HTTP by its list; a build that
+            // publishes no list reads the per-arch reference, whose registry
+            // decides.
+            None => match self.entry_digest(
+                step,
+                io,
+                engine,
+                push_step,
+                reference,
+                insecure || self.plain_http(reference),
+            ) {
                 Ok(d) => format!("{}@{d}", repo_of(reference)),
                 Err(r) => return r,
             },
@@ -655,6 +676,15 @@ impl EngineRunner {
 }
 
 impl EngineRunner {
+    /// Whether `reference`'s registry is reached over plain HTTP: loopback, or
+    /// one of `[project] insecure_registries`.
+    fn plain_http(&self, reference: &str) -> bool {
+        reference::parse(reference)
+            .ok()
+            .and_then(|r| r.domain)
+            .is_some_and(|d| reference::is_loopback_host(&d) || self.insecure.contains(&d))
+    }
+
     /// With `--skip-existing`: the digest of `reference` when the registry has it.
     fn existing(
         &self,
@@ -669,10 +699,7 @@ impl EngineRunner {
         if let Some(d) = self.existing.lock().ok()?.get(reference) {
             return Some(d.clone());
         }
-        let insecure = reference::parse(reference)
-            .ok()
-            .and_then(|r| r.domain)
-            .is_some_and(|d| reference::is_loopback_host(&d) || self.insecure.contains(&d));
+        let insecure = self.plain_http(reference);
         let engine = super::engine(kind);
         let d = registry_digest(engine, reference, insecure, &mut |a| {
             self.captured(a, step, io, false)
@@ -853,8 +880,9 @@ fn describe_entries(entries: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// Errors worth retrying: the network or the registry having a bad moment.
-pub fn is_transient(output: &str) -> bool {
+/// Answers that another try cannot change: authentication, not found, a bad
+/// request (README: a 401/403/404/400 is never retried). A 429 is not one.
+pub fn is_permanent(output: &str) -> bool {
     let o = output.to_ascii_lowercase();
     let permanent = [
         "unauthorized",
@@ -868,10 +896,17 @@ pub fn is_transient(output: &str) -> bool {
         "name unknown",
         "400 bad request",
         "invalid reference",
+        "no such manifest",
     ];
-    if permanent.iter().any(|p| o.contains(p)) && !o.contains("429") {
+    permanent.iter().any(|p| o.contains(p)) && !o.contains("429")
+}
+
+/// Errors worth retrying: the network or the registry having a bad moment.
+pub fn is_transient(output: &str) -> bool {
+    if is_permanent(output) {
         return false;
     }
+    let o = output.to_ascii_lowercase();
     let transient = [
         "connection refused",
         "connection reset",
@@ -986,6 +1021,12 @@ mod tests {
         assert!(is_transient("toomanyrequests: 429"));
         assert!(!is_transient("unauthorized: authentication required"));
         assert!(!is_transient("manifest unknown"));
+        assert!(is_permanent("no such manifest: 127.0.0.1:5000/a/amd64:1"));
+        assert!(is_permanent("unauthorized: authentication required"));
+        assert!(!is_permanent(
+            "received unexpected HTTP status: 500 Internal Server Error"
+        ));
+        assert!(!is_permanent("toomanyrequests: 429 not found"));
         assert!(!is_transient("some other error"));
     }
 
