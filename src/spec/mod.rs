@@ -45,6 +45,7 @@ pub struct Spec {
     pub publish: Publish,
     pub qemu: Qemu,
     pub verify: Verify,
+    pub ci: Ci,
     pub images: Vec<Image>,
 }
 
@@ -152,6 +153,15 @@ pub enum PushMode {
 pub struct Qemu {
     /// The command to register binfmt handlers; `None`: the default for the host.
     pub setup: Option<Vec<String>>,
+}
+
+/// `[ci]`: what `multiarch ci gitlab|github` writes around each job.
+#[derive(Debug, Clone, Default)]
+pub struct Ci {
+    /// A shell line that puts multiarch on PATH (default: per CI system).
+    pub install: Option<String>,
+    /// The GitLab job image (default `docker:29`).
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -35,6 +35,7 @@ pub struct RawFile {
     pub publish: RawPublish,
     pub qemu_setup: Option<Sp<Vec<Sp<String>>>>,
     pub verify: RawVerify,
+    pub ci: RawCi,
     pub images: Vec<RawImage>,
     pub images_span: Option<Range<usize>>,
 }
@@ -82,6 +83,13 @@ pub struct RawVerify {
     pub enabled: Option<Sp<bool>>,
     pub command: Option<Sp<Vec<Sp<String>>>>,
     pub before_push: Option<Sp<bool>>,
+}
+
+/// `[ci]`: what `multiarch ci gitlab|github` writes around each job.
+#[derive(Debug, Default)]
+pub struct RawCi {
+    pub install: Option<Sp<String>>,
+    pub image: Option<Sp<String>>,
 }
 
 #[derive(Debug)]
@@ -336,7 +344,8 @@ impl<'a> Reader<'a> {
         self.known_keys(
             root,
             &[
-                "version", "project", "archs", "arch", "tags", "publish", "qemu", "verify", "image",
+                "version", "project", "archs", "arch", "tags", "publish", "qemu", "verify", "ci",
+                "image",
             ],
             "multiarch.toml",
         );
@@ -399,6 +408,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "verify" => self.verify(v, &mut f.verify),
+                "ci" => self.ci(v, &mut f.ci),
                 "image" => {
                     f.images_span = Some(v.span());
                     match v.get_ref() {
@@ -632,6 +642,27 @@ impl<'a> Reader<'a> {
                 "before_push" => {
                     p.before_push = self.bool("verify.before_push", v, "before_push = true")
                 }
+                _ => {}
+            }
+        }
+    }
+
+    fn ci(&mut self, node: &Node<'_>, c: &mut RawCi) {
+        let example = "[ci] install = \"cargo install --locked multiarch\"";
+        let Some(t) = self.table("ci", node, example) else {
+            return;
+        };
+        self.known_keys(t, &["install", "image"], "[ci]");
+        for (k, v) in t.iter() {
+            match k.get_ref().as_ref() {
+                "install" => {
+                    c.install = self.string(
+                        "ci.install",
+                        v,
+                        "install = \"cargo install --locked multiarch\"",
+                    )
+                }
+                "image" => c.image = self.string("ci.image", v, "image = \"docker:29\""),
                 _ => {}
             }
         }

@@ -11,7 +11,7 @@ use crate::spec::reference::{self, is_valid_tag};
 use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
-    glob, parse_duration, EngineKind, Image, ManifestTag, Patterns, Project, Publish, PushMode,
+    glob, parse_duration, Ci, EngineKind, Image, ManifestTag, Patterns, Project, Publish, PushMode,
     Qemu, Spec, Tags, Verify,
 };
 
@@ -86,6 +86,7 @@ impl Validator<'_> {
                 .and_then(|s| self.command(s, "qemu.setup")),
         };
         let verify = self.verify(&raw);
+        let ci = self.ci(&raw);
 
         // `[image]` written as a table is reported as a wrong type; "no images" on
         // top of it would only repeat it.
@@ -122,6 +123,7 @@ impl Validator<'_> {
             publish: publish?,
             qemu,
             verify,
+            ci,
             images,
         })
     }
@@ -754,6 +756,33 @@ impl Validator<'_> {
             enabled: v.enabled.as_ref().is_none_or(|e| e.value),
             command,
             before_push: v.before_push.as_ref().is_none_or(|e| e.value),
+        }
+    }
+
+    fn ci(&mut self, raw: &RawFile) -> Ci {
+        let c = &raw.ci;
+        if let Some(i) = c.install.as_ref().filter(|i| i.value.trim().is_empty()) {
+            self.push(
+                Problem::new("empty-value", i.span.clone(), "empty `ci.install`", "empty")
+                    .help("a shell line that puts multiarch on PATH, e.g. `install = \"cargo install --locked multiarch\"`; leave the key out for the default"),
+            );
+        }
+        if let Some(i) = &c.image {
+            if let Err(e) = reference::parse(&i.value) {
+                self.push(
+                    Problem::new(
+                        "bad-reference",
+                        i.span.clone(),
+                        format!("`ci.image` `{}` is not a valid image reference: {e}", i.value),
+                        "invalid reference",
+                    )
+                    .help("the GitLab job image, with the docker CLI in it, e.g. `image = \"docker:29\"`"),
+                );
+            }
+        }
+        Ci {
+            install: c.install.as_ref().map(|i| i.value.clone()),
+            image: c.image.as_ref().map(|i| i.value.clone()),
         }
     }
 
