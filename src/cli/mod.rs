@@ -57,10 +57,10 @@ pub enum Command {
         after_help = "Examples:\n  multiarch plan\n  multiarch plan --branch main --sha $(git rev-parse HEAD)\n  multiarch plan --format json > plan.json\n  multiarch plan --format dot | dot -Tsvg > plan.svg\n  multiarch plan --image api --arch arm64v8 --stage build"
     )]
     Plan(PlanArgs),
-    /// Print a CI pipeline that shards the run: a build job per arch, a publish
-    /// job on the publishing branches, a verify job.
+    /// Print a CI pipeline that runs as-is: a build job per arch on its runner, a
+    /// publish job on exactly the publishing refs, a verify job per arch.
     #[command(
-        after_help = "Examples:\n  multiarch ci gitlab > .gitlab-ci.yml\n  multiarch ci github > .github/workflows/images.yml"
+        after_help = "Examples:\n  multiarch ci gitlab -o .gitlab-ci.yml\n  multiarch ci github -o .github/workflows/images.yml\n  multiarch ci gitlab --executor shell -o .gitlab-ci.yml   # a shell runner with docker\n  multiarch ci gitlab --check -o .gitlab-ci.yml            # in CI: is the file up to date?\n\nExit codes: 0 written (or up to date), 1 --check found the file out of date, 2 the spec\nor a path is wrong."
     )]
     Ci(CiArgs),
     /// Run the plan: build, test, push, publish the lists and verify them.
@@ -159,6 +159,25 @@ pub struct CiArgs {
     pub system: CiSystem,
     #[command(flatten)]
     pub file: FileArg,
+    /// Write the pipeline to FILE (parent directories are created) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write nothing: exit 1 when the -o FILE differs from what would be
+    /// generated (with a short diff), 0 when it is up to date.
+    #[arg(long, requires = "output")]
+    pub check: bool,
+    /// GitLab: how the runner runs jobs. docker: a docker:dind service over TLS
+    /// (default); kubernetes: dind on the pod's loopback, without TLS; shell:
+    /// the runner's own engine, no image or service.
+    #[arg(long, value_enum, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Docker,
+    Kubernetes,
+    Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -411,22 +430,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             std::mem::forget(spec);
             Ok(exit::SUCCESS)
         }
-        Command::Ci(a) => {
-            let path = Spec::locate(a.file.file.as_deref(), &cwd)?;
-            let spec = Spec::load(&path, env)?;
-            let root = GitCli::new(&spec.dir)
-                .toplevel()
-                .unwrap_or_else(|| cwd.clone());
-            let root = std::fs::canonicalize(&root).unwrap_or(root);
-            let mut spec = spec;
-            spec.path = std::fs::canonicalize(&spec.path).unwrap_or(spec.path);
-            let text = match a.system {
-                CiSystem::Gitlab => crate::pipeline::gitlab(&spec, &root),
-                CiSystem::Github => crate::pipeline::github(&spec, &root),
-            };
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            Ok(exit::SUCCESS)
-        }
+        Command::Ci(a) => ci(&a, env, &cwd, out),
         Command::Run(a) => {
             let timeout = match &a.step_timeout {
                 Some(t) => Some(parse_duration(t).filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -491,6 +495,59 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         }
         Command::Replay(a) => run::replay(&a, env, out),
     }
+}
+
+/// `multiarch ci`: generate, then print, write or check.
+fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Result<i32, Error> {
+    let path = Spec::locate(a.file.file.as_deref(), cwd)?;
+    let mut spec = Spec::load(&path, env)?;
+    let root = GitCli::new(&spec.dir)
+        .toplevel()
+        .unwrap_or_else(|| cwd.to_path_buf());
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    spec.path = std::fs::canonicalize(&spec.path).unwrap_or(spec.path);
+    let executor = match a.executor {
+        None | Some(ExecutorArg::Docker) => crate::pipeline::Executor::Docker,
+        Some(ExecutorArg::Kubernetes) => crate::pipeline::Executor::Kubernetes,
+        Some(ExecutorArg::Shell) => crate::pipeline::Executor::Shell,
+    };
+    let (text, command) = match a.system {
+        CiSystem::Gitlab => (crate::pipeline::gitlab(&spec, &root, executor)?, "gitlab"),
+        CiSystem::Github => {
+            if a.executor.is_some() {
+                return Err(Error::Usage(
+                    "--executor is for GitLab runners; GitHub jobs run on runs-on runners".into(),
+                ));
+            }
+            (crate::pipeline::github(&spec, &root)?, "github")
+        }
+    };
+    let Some(out_path) = &a.output else {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return Ok(exit::SUCCESS);
+    };
+    if a.check {
+        let current = std::fs::read_to_string(out_path).map_err(|e| Error::io(out_path, e))?;
+        if current == text {
+            return Ok(exit::SUCCESS);
+        }
+        eprintln!(
+            "{} is out of date: regenerate it with `multiarch ci {command} … -o {}` (the same flags without --check)\n{}",
+            out_path.display(),
+            out_path.display(),
+            crate::pipeline::diff_hint(&current, &text, 20)
+        );
+        // 1, as a failed step: a lint step in CI fails.
+        return Ok(exit::STEP_FAILED);
+    }
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::write(out_path, text.as_bytes()).map_err(|e| Error::io(out_path, e))?;
+    if out.verbose {
+        eprintln!("wrote {}", out_path.display());
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// Load the spec, detect the commit, plan.

@@ -1,221 +1,222 @@
-//! `multiarch ci gitlab|github`: a CI pipeline that shards the plan the way SPEC.md
-//! §2's stages allow — one build job per arch (on a runner of that arch when the
-//! arch table names one), one publish job gated to the publishing branches and
-//! tags, one verify job — each a single `multiarch run …` line.
+//! `multiarch ci gitlab|github`: a CI pipeline a user commits unchanged, that
+//! shards the plan the way SPEC.md §2's stages allow — a build job per arch (on a
+//! runner of that arch), a publish job on exactly the refs that publish (never a
+//! merge or pull request), a verify job per arch on its runner — each job one
+//! `multiarch run …` line after `[ci] install`.
+//!
+//! Both files are typed models serialised with serde_yaml: nothing from the
+//! spec reaches the YAML unescaped, and every word that reaches a shell is
+//! quoted for a POSIX shell ([`shell_words`]).
 
-use std::fmt::Write;
+pub mod gate;
+mod github;
+mod gitlab;
+
 use std::path::Path;
 
-use crate::spec::Spec;
+pub use github::github;
+pub use gitlab::{gitlab, Executor};
 
-/// A glob of `publish.branches` as a regular expression (for GitLab `rules`).
-pub fn glob_to_regex(glob: &str) -> String {
-    let mut out = String::from("^");
-    let chars: Vec<char> = glob.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                out.push_str(".*");
-                i += 1;
-            }
-            '*' => out.push_str("[^/]*"),
-            '?' => out.push_str("[^/]"),
-            '{' => out.push('('),
-            '}' => out.push(')'),
-            ',' => out.push('|'),
-            '[' | ']' => out.push(c),
-            '.' | '+' | '(' | ')' | '|' | '^' | '$' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '/' => out.push_str("\\/"),
-            _ => out.push(c),
+use crate::error::Error;
+use crate::spec::{Arch, Platform, PushMode, Spec};
+
+/// The seed article's emulation setup: registers qemu's binfmt handlers (with
+/// the F flag, so they work inside containers and builds).
+const QEMU_REGISTER: &str =
+    "docker run --rm --privileged multiarch/qemu-user-static --reset -p yes";
+
+/// Words joined into one shell line, each quoted for a POSIX shell where it
+/// needs it: a path with spaces, `#`, `'` or `$(…)` stays one argument and
+/// executes nothing.
+pub fn shell_words(words: &[&str]) -> Result<String, Error> {
+    shlex::try_join(words.iter().copied())
+        .map_err(|e| Error::Usage(format!("cannot quote {words:?} for a shell: {e}")))
+}
+
+/// What both pipelines are made of.
+struct Layout<'a> {
+    spec: &'a Spec,
+    /// The spec relative to the repository root, when it is not ./multiarch.toml.
+    file: Option<String>,
+    /// The spec's path as shown in the header.
+    shown: String,
+    /// Every arch an image is built for, in the order the file names them.
+    arches: Vec<&'a Arch>,
+}
+
+impl<'a> Layout<'a> {
+    fn new(spec: &'a Spec, root: &Path) -> Result<Layout<'a>, Error> {
+        let rel = spec.path.strip_prefix(root).map_err(|_| {
+            Error::Usage(format!(
+                "{} is not inside the repository at {}: CI jobs start at the repository's root",
+                spec.path.display(),
+                root.display()
+            ))
+        })?;
+        let shown = rel.to_str().ok_or_else(|| {
+            Error::Usage(format!(
+                "the path {} is not UTF-8: a CI file cannot name it",
+                rel.display()
+            ))
+        })?;
+        if shown.chars().any(char::is_control) {
+            return Err(Error::Usage(format!(
+                "the path {shown:?} holds a control character: a CI file cannot name it safely"
+            )));
         }
-        i += 1;
-    }
-    out.push('$');
-    out
-}
-
-fn yaml_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// `-f FILE` when the spec is not ./multiarch.toml of the repository root.
-fn file_arg(spec: &Spec, root: &Path) -> String {
-    let rel = spec.path.strip_prefix(root).unwrap_or(&spec.path);
-    if rel == Path::new(crate::spec::FILE_NAME) {
-        String::new()
-    } else {
-        format!(" -f {}", rel.display())
-    }
-}
-
-fn arches(spec: &Spec) -> Vec<&crate::spec::Arch> {
-    let mut names: Vec<&str> = Vec::new();
-    for img in &spec.images {
-        for a in &img.archs {
-            if !names.contains(&a.as_str()) {
-                names.push(a);
+        let file = (rel != Path::new(crate::spec::FILE_NAME)).then(|| shown.to_string());
+        let mut names: Vec<&str> = Vec::new();
+        for img in &spec.images {
+            for a in &img.archs {
+                if !names.contains(&a.as_str()) {
+                    names.push(a);
+                }
             }
         }
+        Ok(Layout {
+            spec,
+            file,
+            shown: shown.to_string(),
+            arches: names.iter().filter_map(|n| spec.arch(n)).collect(),
+        })
     }
-    names.iter().filter_map(|n| spec.arch(n)).collect()
-}
 
-/// `.gitlab-ci.yml`.
-pub fn gitlab(spec: &Spec, root: &Path) -> String {
-    let f = file_arg(spec, root);
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# Generated by `multiarch ci gitlab` from {}; regenerate it after changing the file.",
-        spec.path.strip_prefix(root).unwrap_or(&spec.path).display()
-    );
-    let _ = writeln!(o, "# Jobs need docker and multiarch on the runner. Registry credentials: CI_REGISTRY_USER/CI_REGISTRY_PASSWORD.");
-    let _ = writeln!(o, "stages: [build, publish, verify]");
-    let _ = writeln!(o);
-    let _ = writeln!(o, "variables:\n  DOCKER_BUILDKIT: \"0\"");
-    let mut rules = Vec::new();
-    for b in &spec.publish.branches.patterns {
-        rules.push(format!("$CI_COMMIT_BRANCH =~ /{}/", glob_to_regex(b)));
+    /// Per-arch images reach the registry (else there is nothing to list or verify).
+    fn pushes(&self) -> bool {
+        self.spec.publish.push != PushMode::Never
     }
-    for t in &spec.publish.tags.patterns {
-        rules.push(format!("$CI_COMMIT_TAG =~ /{}/", glob_to_regex(t)));
+
+    /// A publish job exists: something is pushed and some ref publishes.
+    fn publishes(&self) -> bool {
+        self.pushes() && !gate::publishing_globs(self.spec).is_empty()
     }
-    for a in arches(spec) {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "build-{}:", a.name);
-        let _ = writeln!(o, "  stage: build");
-        if !a.runner_tags.is_empty() {
-            let _ = writeln!(
-                o,
-                "  tags: [{}]",
-                a.runner_tags
-                    .iter()
-                    .map(|t| yaml_str(t))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+
+    fn verifies(&self) -> bool {
+        self.pushes() && self.spec.verify.enabled
+    }
+
+    /// `multiarch run [-f FILE] [--arch A] --stage S…`, quoted.
+    fn run_line(&self, arch: Option<&str>, stages: &[&str]) -> Result<String, Error> {
+        let mut words = vec!["multiarch", "run"];
+        if let Some(f) = &self.file {
+            words.extend(["-f", f.as_str()]);
+        }
+        if let Some(a) = arch {
+            words.extend(["--arch", a]);
+        }
+        for s in stages {
+            words.extend(["--stage", s]);
+        }
+        shell_words(&words)
+    }
+
+    fn build_stages(&self) -> &'static [&'static str] {
+        if self.pushes() {
+            &["build", "push"]
+        } else {
+            &["build"]
+        }
+    }
+
+    /// The header every generated file starts with.
+    fn header(&self, command: &str, inexact: bool) -> String {
+        let mut h = format!(
+            "# Generated by `{command}` from {}.\n\
+             # Regenerate it after changing that file; `{command} --check -o FILE`\n\
+             # exits 1 when FILE is out of date.\n",
+            self.shown
+        );
+        if inexact {
+            h.push_str(
+                "# Some publishing globs have no exact form here: the publish job runs on\n\
+                 # more refs, and `multiarch run --stage publish` decides (\"this build does\n\
+                 # not publish\").\n",
             );
         }
-        let _ = writeln!(o, "  script:");
-        let _ = writeln!(
-            o,
-            "    - multiarch run{f} --arch {} --stage build --stage push",
-            a.name
-        );
+        h
     }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "publish:");
-    let _ = writeln!(o, "  stage: publish");
-    let _ = writeln!(o, "  rules:");
-    let _ = writeln!(
-        o,
-        "    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n      when: never"
-    );
-    for r in &rules {
-        let _ = writeln!(o, "    - if: {}", yaml_str(r));
-    }
-    let _ = writeln!(o, "  script:");
-    let _ = writeln!(o, "    - multiarch run{f} --stage publish");
-    let _ = writeln!(o);
-    let _ = writeln!(o, "verify:");
-    let _ = writeln!(o, "  stage: verify");
-    let _ = writeln!(o, "  script:");
-    let _ = writeln!(o, "    - multiarch run{f} --stage verify");
-    o
 }
 
-/// A GitHub Actions `if:` for the publishing refs; `None` when a glob has no
-/// simple form (multiarch itself still refuses to publish elsewhere).
-fn github_condition(spec: &Spec) -> Option<String> {
-    let mut parts = Vec::new();
-    let one = |prefix: &str, g: &str| -> Option<String> {
-        if !g.contains(['*', '?', '[', '{']) {
-            return Some(format!("github.ref == '{prefix}{g}'"));
+/// The binfmt handlers a job for `arch` on a runner of `runner` needs, when
+/// that runner is known; none for an arch with a native builder.
+fn handlers_needed(arch: &Arch, runner: Option<&Platform>) -> Vec<&'static str> {
+    match runner {
+        Some(host) if arch.builder.is_none() && !arch.platform.runs_natively_on(host) => {
+            arch.platform.qemu_handler().into_iter().collect()
         }
-        let stem = g
-            .strip_suffix("/**")
-            .map(|s| format!("{s}/"))
-            .or_else(|| g.strip_suffix('*').map(str::to_string))?;
-        if stem.contains(['*', '?', '[', '{']) {
-            return None;
-        }
-        Some(format!("startsWith(github.ref, '{prefix}{stem}')"))
-    };
-    for b in &spec.publish.branches.patterns {
-        parts.push(one("refs/heads/", b)?);
+        _ => Vec::new(),
     }
-    for t in &spec.publish.tags.patterns {
-        parts.push(one("refs/tags/", t)?);
-    }
-    if parts.is_empty() {
-        return Some("false".into());
-    }
-    Some(format!(
-        "github.event_name != 'pull_request' && ({})",
-        parts.join(" || ")
-    ))
 }
 
-/// `.github/workflows/images.yml`.
-pub fn github(spec: &Spec, root: &Path) -> String {
-    let f = file_arg(spec, root);
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# Generated by `multiarch ci github` from {}; regenerate it after changing the file.",
-        spec.path.strip_prefix(root).unwrap_or(&spec.path).display()
-    );
-    let _ = writeln!(o, "# Jobs need docker and multiarch on the runner; log in with MULTIARCH_REGISTRY_USER/_PASSWORD secrets.");
-    let _ = writeln!(o, "name: images");
-    let _ = writeln!(o, "on:\n  push:\n  pull_request:");
-    let _ = writeln!(o, "env:\n  DOCKER_BUILDKIT: \"0\"\n  MULTIARCH_REGISTRY_USER: ${{{{ secrets.MULTIARCH_REGISTRY_USER }}}}\n  MULTIARCH_REGISTRY_PASSWORD: ${{{{ secrets.MULTIARCH_REGISTRY_PASSWORD }}}}");
-    let _ = writeln!(o, "jobs:");
-    let mut builds = Vec::new();
-    for a in arches(spec) {
-        let job = format!("build-{}", a.name.replace('.', "-"));
-        let runs_on = match a.runner_tags.as_slice() {
-            [] => "ubuntu-latest".to_string(),
-            [one] => yaml_str(one),
-            many => format!(
-                "[{}]",
-                many.iter()
-                    .map(|t| yaml_str(t))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let _ = writeln!(o, "  {job}:");
-        let _ = writeln!(o, "    runs-on: {runs_on}");
-        let _ = writeln!(o, "    steps:\n      - uses: actions/checkout@v4");
-        let _ = writeln!(
-            o,
-            "      - run: multiarch run{f} --arch {} --stage build --stage push",
-            a.name
-        );
-        builds.push(job);
+/// Shell lines that make sure qemu's handlers exist before multiarch checks
+/// them: binfmt_misc mounted in the job's container (multiarch reads
+/// /proc/sys/fs/binfmt_misc), then the article's registration when one is missing.
+fn emulation_lines(handlers: &[&str]) -> Vec<String> {
+    if handlers.is_empty() {
+        return Vec::new();
     }
-    let _ = writeln!(o, "  publish:");
-    let _ = writeln!(o, "    needs: [{}]", builds.join(", "));
-    if let Some(cond) = github_condition(spec) {
-        let _ = writeln!(o, "    if: {}", yaml_str(&format!("${{{{ {cond} }}}}")));
+    let dir = "/proc/sys/fs/binfmt_misc";
+    let present = handlers
+        .iter()
+        .map(|h| format!("[ -e {dir}/{h} ]"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    vec![
+        format!("[ -e {dir}/status ] || mount -t binfmt_misc binfmt_misc {dir} || true"),
+        format!("{present} || {QEMU_REGISTER}"),
+    ]
+}
+
+/// Job ids: the arch name where the CI allows it, made unique.
+fn job_ids(arches: &[&Arch], prefix: &str, clean: impl Fn(&str) -> String) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for a in arches {
+        let base = format!("{prefix}-{}", clean(&a.name));
+        let mut id = base.clone();
+        let mut n = 2;
+        while ids.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        ids.push(id);
     }
-    let _ = writeln!(o, "    runs-on: ubuntu-latest");
-    let _ = writeln!(o, "    steps:\n      - uses: actions/checkout@v4");
-    let _ = writeln!(o, "      - run: multiarch run{f} --stage publish");
-    let _ = writeln!(o, "  verify:");
-    let _ = writeln!(o, "    needs: [publish]");
-    let _ = writeln!(
-        o,
-        "    if: ${{{{ always() && !failure() && !cancelled() }}}}"
-    );
-    let _ = writeln!(o, "    runs-on: ubuntu-latest");
-    let _ = writeln!(o, "    steps:\n      - uses: actions/checkout@v4");
-    let _ = writeln!(o, "      - run: multiarch run{f} --stage verify");
-    o
+    ids
+}
+
+/// A map serialised in the order it was built (jobs in the spec's order).
+struct Ordered<V>(Vec<(String, V)>);
+
+impl<V: serde::Serialize> serde::Serialize for Ordered<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The first differences of `current` against `wanted`, as a unified diff of at
+/// most `max` lines, for `multiarch ci --check`.
+pub fn diff_hint(current: &str, wanted: &str, max: usize) -> String {
+    let diff = similar::TextDiff::from_lines(current, wanted);
+    let text = diff
+        .unified_diff()
+        .context_radius(1)
+        .header("in the file", "generated")
+        .to_string();
+    let mut lines: Vec<&str> = text.lines().collect();
+    if lines.len() > max {
+        let more = lines.len() - max;
+        lines.truncate(max);
+        return format!("{}\n… {more} more lines", lines.join("\n"));
+    }
+    lines.join("\n")
+}
+
+fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_yaml::to_string(value).map_err(|e| Error::Usage(format!("cannot write YAML: {e}")))
 }
 
 #[cfg(test)]
@@ -223,10 +224,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn globs_become_regexes() {
-        assert_eq!(glob_to_regex("main"), "^main$");
-        assert_eq!(glob_to_regex("release/*"), "^release\\/[^/]*$");
-        assert_eq!(glob_to_regex("release/**"), "^release\\/.*$");
-        assert_eq!(glob_to_regex("v*.{0,1}"), "^v[^/]*\\.(0|1)$");
+    fn odd_paths_stay_one_word() {
+        let line =
+            shell_words(&["multiarch", "run", "-f", "my app #1/svc$(touch x)'/m.toml"]).unwrap();
+        assert_eq!(
+            shlex::split(&line).unwrap()[3],
+            "my app #1/svc$(touch x)'/m.toml"
+        );
+        assert_eq!(
+            line,
+            "multiarch run -f 'my app #1/svc$(touch x)'\"'/m.toml\""
+        );
+    }
+
+    #[test]
+    fn emulation_registers_only_when_a_handler_is_missing() {
+        let l = emulation_lines(&["qemu-aarch64", "qemu-arm"]);
+        assert_eq!(
+            l[1],
+            "[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ -e /proc/sys/fs/binfmt_misc/qemu-arm ] || docker run --rm --privileged multiarch/qemu-user-static --reset -p yes"
+        );
+        assert!(emulation_lines(&[]).is_empty());
     }
 }

@@ -1,0 +1,522 @@
+//! Which refs a generated publish job runs on, derived from the globs multiarch
+//! itself matches refs with (globset, `literal_separator(true)`; SPEC.md §1).
+//!
+//! GitLab: each glob becomes an RE2 pattern for `=~ /…/`, translated from the
+//! regular expression globset compiles the glob to, so both match the same
+//! names. GitHub has no regular expressions: a glob becomes `==` or
+//! `startsWith`, exact for a literal and for `PREFIX/**`, a superset otherwise.
+//! Where a rule is a superset, the job still runs `multiarch run --stage
+//! publish`, which decides and says "this build does not publish".
+
+use crate::spec::Spec;
+
+/// A publishing ref kind: branches (`publish.branches`) or git tags (`publish.tags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+impl RefKind {
+    /// GitHub's `github.ref` prefix.
+    fn github_prefix(self) -> &'static str {
+        match self {
+            RefKind::Branch => "refs/heads/",
+            RefKind::Tag => "refs/tags/",
+        }
+    }
+
+    /// GitLab's predefined variable holding the name.
+    fn gitlab_variable(self) -> &'static str {
+        match self {
+            RefKind::Branch => "$CI_COMMIT_BRANCH",
+            RefKind::Tag => "$CI_COMMIT_TAG",
+        }
+    }
+}
+
+/// Every publishing glob of the spec, branches first.
+pub fn publishing_globs(spec: &Spec) -> Vec<(RefKind, &str)> {
+    let branches = spec.publish.branches.patterns.iter();
+    let tags = spec.publish.tags.patterns.iter();
+    branches
+        .map(|g| (RefKind::Branch, g.as_str()))
+        .chain(tags.map(|g| (RefKind::Tag, g.as_str())))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// GitLab
+
+/// A GitLab `rules: if:` expression for one glob, and whether it matches
+/// exactly the names the glob matches (else: every name of that kind).
+pub fn gitlab_rule(kind: RefKind, glob: &str) -> (String, bool) {
+    match gitlab_pattern(glob) {
+        Some(p) => (format!("{} =~ /{p}/", kind.gitlab_variable()), true),
+        None => (kind.gitlab_variable().to_string(), false),
+    }
+}
+
+/// The RE2 pattern (the part between GitLab's `/…/`) that matches exactly the
+/// names `glob` matches; `None` when RE2 cannot say it exactly.
+///
+/// globset matches bytes: its `?` and negated classes match one byte, RE2's one
+/// character, so those differ on non-ASCII names and are not translated. A glob
+/// with `\` escapes only matches names git refuses (`*`, `?`, `[`, `\`).
+pub fn gitlab_pattern(glob: &str) -> Option<String> {
+    let mut out = String::new();
+    for piece in pieces(glob)? {
+        match piece {
+            Piece::Lit(c) => push_literal(c, &mut out),
+            Piece::Segment => out.push_str("[^\\/]*"),
+            Piece::Anything => out.push_str(".*"),
+            Piece::Class(members) => {
+                out.push('[');
+                for m in members {
+                    match m {
+                        ClassMember::Char(c) => push_class_literal(c, &mut out),
+                        ClassMember::Range => out.push('-'),
+                    }
+                }
+                out.push(']');
+            }
+            Piece::Op(op) => out.push_str(op),
+            Piece::OneByte => return None,
+        }
+    }
+    Some(out)
+}
+
+/// One element of the regular expression globset compiles a glob to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// A literal character.
+    Lit(char),
+    /// `[^/]*`: a `*`.
+    Segment,
+    /// `.*`: a `**` at an end.
+    Anything,
+    /// `[…]`, not negated, with ASCII members.
+    Class(Vec<ClassMember>),
+    /// `?`, a negated class or one with non-ASCII members: one byte for
+    /// globset, one character for RE2.
+    OneByte,
+    /// `^`, `$`, `(?:`, `|`, `)`, and the `.`, `*`, `?` in `**`'s groups.
+    Op(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ClassMember {
+    Char(char),
+    Range,
+}
+
+/// globset's regex for `glob` (with `literal_separator`, as multiarch matches),
+/// read back. Its syntax is a closed set: escaped literals, `\xNN` bytes,
+/// `[^/]`, `[^/]*`, classes, `.*`, `(?:…|…)` and anchors; anything else, or a
+/// glob with `\` escapes, is `None`.
+fn pieces(glob: &str) -> Option<Vec<Piece>> {
+    if glob.contains('\\') {
+        return None;
+    }
+    let compiled = crate::spec::glob(glob).ok()?;
+    let re: Vec<char> = compiled.regex().strip_prefix("(?-u)")?.chars().collect();
+    let mut out = Vec::new();
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < re.len() {
+        let c = re[i];
+        if c == '\\' && re.get(i + 1) == Some(&'x') {
+            let hex: String = re.get(i + 2..i + 4)?.iter().collect();
+            bytes.push(u8::from_str_radix(&hex, 16).ok()?);
+            i += 4;
+            continue;
+        }
+        flush_bytes(&mut bytes, &mut out)?;
+        let rest = &re[i..];
+        let (piece, len) = match c {
+            '\\' => (Piece::Lit(*rest.get(1)?), 2),
+            '[' => {
+                let end = (1..rest.len()).find(|&j| rest[j] == ']' && rest[j - 1] != '\\')?;
+                (class(&rest[1..end], rest.get(end + 1))?, end + 1)
+            }
+            '.' if rest.get(1) == Some(&'*') => (Piece::Anything, 2),
+            '(' if rest.get(1..3) == Some(&['?', ':']) => (Piece::Op("(?:"), 3),
+            '^' => (Piece::Op("^"), 1),
+            '$' => (Piece::Op("$"), 1),
+            '|' => (Piece::Op("|"), 1),
+            ')' => (Piece::Op(")"), 1),
+            '?' => (Piece::Op("?"), 1),
+            '*' => (Piece::Op("*"), 1),
+            '.' => (Piece::Op("."), 1),
+            other => (Piece::Lit(other), 1),
+        };
+        // `[^/]*` is one piece: the class and its star.
+        let len = if piece == Piece::Segment {
+            len + 1
+        } else {
+            len
+        };
+        out.push(piece);
+        i += len;
+    }
+    flush_bytes(&mut bytes, &mut out)?;
+    Some(out)
+}
+
+/// The body of a `[…]` (and what follows it).
+fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
+    if body == ['^', '/'] && next == Some(&'*') {
+        return Some(Piece::Segment);
+    }
+    if body.first() == Some(&'^') || body.windows(2).any(|w| w == ['\\', 'x']) {
+        return Some(Piece::OneByte);
+    }
+    let mut members = Vec::new();
+    let mut k = 0;
+    while k < body.len() {
+        match body[k] {
+            '\\' => {
+                members.push(ClassMember::Char(*body.get(k + 1)?));
+                k += 2;
+            }
+            '-' => {
+                members.push(ClassMember::Range);
+                k += 1;
+            }
+            m => {
+                members.push(ClassMember::Char(m));
+                k += 1;
+            }
+        }
+    }
+    Some(Piece::Class(members))
+}
+
+/// Bytes of `\xNN` escapes, as the characters they encode.
+fn flush_bytes(bytes: &mut Vec<u8>, out: &mut Vec<Piece>) -> Option<()> {
+    if !bytes.is_empty() {
+        out.extend(std::str::from_utf8(bytes).ok()?.chars().map(Piece::Lit));
+        bytes.clear();
+    }
+    Some(())
+}
+
+/// A literal character for RE2 inside `/…/` in a YAML string: letters and
+/// digits as they are, `/` as `\/` (GitLab's lexer ends the pattern at a bare
+/// one), quotes, spaces and other characters as `\xNN` / `\x{…}` (nothing a
+/// lexer could take for a quote or a separator), other punctuation escaped.
+fn push_literal(c: char, out: &mut String) {
+    match c {
+        c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => out.push(c),
+        '/' => out.push_str("\\/"),
+        c if c.is_ascii_punctuation() && !matches!(c, '\'' | '"' | '`') => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if c.is_ascii() => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c => out.push_str(&format!("\\x{{{:x}}}", c as u32)),
+    }
+}
+
+fn push_class_literal(c: char, out: &mut String) {
+    match c {
+        '-' | ']' | '[' | '^' | '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        c => push_literal(c, out),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GitHub
+
+/// A condition in GitHub's expression language, over `github.ref` and
+/// `github.event_name`. Kept as a tree so tests can evaluate what is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    /// `github.event_name == '…'`
+    Event(String),
+    /// `github.ref == '…'`
+    RefIs(String),
+    /// `startsWith(github.ref, '…')`
+    RefStartsWith(String),
+    /// `endsWith(github.ref, '…')`
+    RefEndsWith(String),
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+}
+
+impl Cond {
+    /// The expression text (without `${{ }}`); string literals quote `'` as `''`.
+    pub fn render(&self) -> String {
+        fn lit(s: &str) -> String {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        fn group(sep: &str, items: &[Cond]) -> String {
+            items
+                .iter()
+                .map(|i| match i {
+                    Cond::All(_) | Cond::Any(_) if items.len() > 1 => format!("({})", i.render()),
+                    _ => i.render(),
+                })
+                .collect::<Vec<_>>()
+                .join(sep)
+        }
+        match self {
+            Cond::Event(e) => format!("github.event_name == {}", lit(e)),
+            Cond::RefIs(r) => format!("github.ref == {}", lit(r)),
+            Cond::RefStartsWith(p) => format!("startsWith(github.ref, {})", lit(p)),
+            Cond::RefEndsWith(s) => format!("endsWith(github.ref, {})", lit(s)),
+            Cond::All(items) => group(" && ", items),
+            Cond::Any(items) => group(" || ", items),
+        }
+    }
+
+    /// What GitHub computes for a run of `event` on `git_ref`: its string
+    /// comparisons ignore case.
+    pub fn eval(&self, git_ref: &str, event: &str) -> bool {
+        let r = git_ref.to_lowercase();
+        match self {
+            Cond::Event(e) => event.to_lowercase() == e.to_lowercase(),
+            Cond::RefIs(x) => r == x.to_lowercase(),
+            Cond::RefStartsWith(p) => r.starts_with(&p.to_lowercase()),
+            Cond::RefEndsWith(s) => r.ends_with(&s.to_lowercase()),
+            Cond::All(items) => items.iter().all(|c| c.eval(git_ref, event)),
+            Cond::Any(items) => items.iter().any(|c| c.eval(git_ref, event)),
+        }
+    }
+}
+
+/// The `if:` of a GitHub publish job for the publishing globs
+/// ([`publishing_globs`]): pushes only (never a pull request), to a ref some
+/// glob may match. `exact` when it holds on exactly the refs where multiarch
+/// publishes (up to letter case, which GitHub ignores); `None` when nothing
+/// publishes.
+pub fn github_condition(globs: &[(RefKind, &str)]) -> Option<(Cond, bool)> {
+    if globs.is_empty() {
+        return None;
+    }
+    let mut exact = true;
+    let mut any = Vec::new();
+    for &(kind, glob) in globs {
+        for (c, e) in github_glob(kind, glob) {
+            exact &= e;
+            if !any.contains(&c) {
+                any.push(c);
+            }
+        }
+    }
+    let refs = if any.len() == 1 {
+        any.remove(0)
+    } else {
+        Cond::Any(any)
+    };
+    Some((Cond::All(vec![Cond::Event("push".into()), refs]), exact))
+}
+
+/// Conditions that together hold on (at least) the refs `glob` matches, read
+/// from globset's regex: literal text is `==`, literal text then `.*` is
+/// `startsWith` (both exact), anything else `startsWith` its literal head and
+/// `endsWith` its literal tail.
+fn github_glob(kind: RefKind, glob: &str) -> Vec<(Cond, bool)> {
+    let prefix = kind.github_prefix();
+    let everything = || vec![(Cond::RefStartsWith(prefix.into()), false)];
+    let Some(alternatives) = expand_braces(glob) else {
+        return everything();
+    };
+    let mut out = Vec::new();
+    for g in &alternatives {
+        let Some(pieces) = pieces(g) else {
+            return everything();
+        };
+        let [Piece::Op("^"), body @ .., Piece::Op("$")] = pieces.as_slice() else {
+            return everything();
+        };
+        let lit = |p: &Piece| match p {
+            Piece::Lit(c) => Some(*c),
+            _ => None,
+        };
+        let head: String = body.iter().map_while(lit).collect();
+        let n = head.chars().count();
+        let start = Cond::RefStartsWith(format!("{prefix}{head}"));
+        if n == body.len() {
+            out.push((Cond::RefIs(format!("{prefix}{head}")), true));
+        } else if n + 1 == body.len() && body[n] == Piece::Anything {
+            out.push((start, true));
+        } else {
+            let tail: String = body
+                .iter()
+                .rev()
+                .map_while(lit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if tail.is_empty() {
+                out.push((start, false));
+            } else {
+                out.push((Cond::All(vec![start, Cond::RefEndsWith(tail)]), false));
+            }
+        }
+    }
+    out
+}
+
+/// `{a,b}x{c,d}` → `[axc, axd, bxc, bxd]`, as globset reads alternates (no
+/// nesting; empty alternatives dropped). `None` past 64 alternatives, for an
+/// escape, or a brace globset would refuse.
+fn expand_braces(glob: &str) -> Option<Vec<String>> {
+    const MAX: usize = 64;
+    if glob.contains('\\') {
+        return None;
+    }
+    let chars: Vec<char> = glob.chars().collect();
+    let mut in_class = false;
+    let mut open = None;
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '{' if !in_class => {
+                open = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let Some(open) = open else {
+        return Some(vec![glob.to_string()]);
+    };
+    let mut parts = vec![String::new()];
+    let mut close = None;
+    let mut in_class = false;
+    for (j, &c) in chars.iter().enumerate().skip(open + 1) {
+        match c {
+            '[' if !in_class => {
+                in_class = true;
+                parts.last_mut()?.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                parts.last_mut()?.push(c);
+            }
+            ',' if !in_class => parts.push(String::new()),
+            '{' if !in_class => return None,
+            '}' if !in_class => {
+                close = Some(j);
+                break;
+            }
+            _ => parts.last_mut()?.push(c),
+        }
+    }
+    let close = close?;
+    let head: String = chars[..open].iter().collect();
+    let rest: String = chars[close + 1..].iter().collect();
+    let mut parts: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        parts.push(String::new());
+    }
+    let tails = expand_braces(&rest)?;
+    let mut out = Vec::new();
+    for p in &parts {
+        for t in &tails {
+            out.push(format!("{head}{p}{t}"));
+            if out.len() > MAX {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_re2_patterns_with_escaped_slashes() {
+        let p = |g: &str| gitlab_pattern(g);
+        assert_eq!(p("main").as_deref(), Some("^main$"));
+        assert_eq!(p("release/*").as_deref(), Some("^release\\/[^\\/]*$"));
+        assert_eq!(p("release/**").as_deref(), Some("^release\\/.*$"));
+        assert_eq!(p("v*").as_deref(), Some("^v[^\\/]*$"));
+        assert_eq!(p("rel-[0-9]*").as_deref(), Some("^rel-[0-9][^\\/]*$"));
+        assert_eq!(p("{a,b}/**").as_deref(), Some("^(?:a|b)\\/.*$"));
+        assert_eq!(p("it's").as_deref(), Some("^it\\x27s$"));
+        assert_eq!(p("v1.*").as_deref(), Some("^v1\\.[^\\/]*$"));
+        assert_eq!(p("**/hotfix").as_deref(), Some("^(?:\\/?|.*\\/)hotfix$"));
+        assert_eq!(p("é*").as_deref(), Some("^\\x{e9}[^\\/]*$"));
+        // One byte against one character: not the same on non-ASCII names.
+        assert_eq!(p("v?"), None);
+        assert_eq!(p("[!a]*"), None);
+        assert_eq!(p("\\*"), None);
+    }
+
+    #[test]
+    fn a_pattern_never_holds_a_bare_slash_or_quote() {
+        for g in ["a/b/**", "x'y\"z/*", "{a/b,c}", "[a-c]/x"] {
+            let p = gitlab_pattern(g).unwrap();
+            let bare_slash = p
+                .char_indices()
+                .any(|(i, c)| c == '/' && !p[..i].ends_with('\\'));
+            assert!(!bare_slash, "{g} → {p}");
+            assert!(!p.contains(['\'', '"']), "{g} → {p}");
+        }
+    }
+
+    #[test]
+    fn github_conditions_are_exact_for_literals_and_recursive_suffixes() {
+        let one = |g: &str| github_glob(RefKind::Branch, g);
+        assert_eq!(
+            one("main"),
+            vec![(Cond::RefIs("refs/heads/main".into()), true)]
+        );
+        assert_eq!(
+            one("release/**"),
+            vec![(Cond::RefStartsWith("refs/heads/release/".into()), true)]
+        );
+        assert_eq!(
+            one("{a,b}/**"),
+            vec![
+                (Cond::RefStartsWith("refs/heads/a/".into()), true),
+                (Cond::RefStartsWith("refs/heads/b/".into()), true)
+            ]
+        );
+        let (c, exact) = one("release/*").remove(0);
+        assert!(!exact);
+        assert!(c.eval("refs/heads/release/a", "push"));
+        // A superset: multiarch decides on release/a/b.
+        assert!(c.eval("refs/heads/release/a/b", "push"));
+        let (c, exact) = one("rel-[0-9]*").remove(0);
+        assert!(!exact && c.eval("refs/heads/rel-1", "push"));
+        assert!(!c.eval("refs/heads/main", "push"));
+    }
+
+    #[test]
+    fn quotes_in_github_literals_are_doubled() {
+        let c = Cond::RefIs("refs/heads/it's".into());
+        assert_eq!(c.render(), "github.ref == 'refs/heads/it''s'");
+        let all = Cond::All(vec![
+            Cond::Event("push".into()),
+            Cond::Any(vec![
+                Cond::RefIs("refs/heads/main".into()),
+                Cond::RefStartsWith("refs/tags/v".into()),
+            ]),
+        ]);
+        assert_eq!(
+            all.render(),
+            "github.event_name == 'push' && (github.ref == 'refs/heads/main' || startsWith(github.ref, 'refs/tags/v'))"
+        );
+    }
+
+    #[test]
+    fn braces_expand_like_globset_alternates() {
+        assert_eq!(expand_braces("{a,b}-{c,}").unwrap(), vec!["a-c", "b-c"]);
+        assert_eq!(expand_braces("x[{]y"), Some(vec!["x[{]y".to_string()]));
+        assert_eq!(expand_braces("{a,{b}}"), None);
+        let many = "{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}";
+        assert_eq!(expand_braces(many), None);
+    }
+}
