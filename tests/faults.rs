@@ -415,26 +415,21 @@ fn verify_on_a_branch_that_does_not_publish_reads_a_loopback_registry_over_plain
 }
 
 #[test]
-fn retries_zero_reads_the_registry_once() {
-    let (code, t, log) = verify_with_fake_docker(
-        "received unexpected HTTP status: 503 Service Unavailable",
-        &["--retries", "0"],
-    );
-    assert_eq!(code, 1, "{t}");
-    // The check of the needs, then the verify's one read: no retry.
-    assert_eq!(reads(&log), 2, "{log}");
-    assert!(!t.contains("retry 1"), "{t}");
-}
-
-#[test]
-fn a_transient_read_failure_is_retried_as_often_as_asked() {
-    let (code, t, log) = verify_with_fake_docker(
-        "received unexpected HTTP status: 503 Service Unavailable",
-        &["--retries", "2"],
-    );
-    assert_eq!(code, 1, "{t}");
-    assert_eq!(reads(&log), 1 + 3, "{log}");
-    assert!(t.contains("retry 2 in"), "each retry is reported:\n{t}");
+fn a_transient_read_failure_is_retried_as_often_as_asked_and_no_more() {
+    // The check of the needs outside `--stage verify` reads once, then the verify.
+    for (retries, reads_wanted) in [("0", 1 + 1), ("2", 1 + 3)] {
+        let (code, t, log) = verify_with_fake_docker(
+            "received unexpected HTTP status: 503 Service Unavailable",
+            &["--retries", retries],
+        );
+        assert_eq!(code, 1, "{t}");
+        assert_eq!(reads(&log), reads_wanted, "--retries {retries}:\n{log}");
+        assert_eq!(
+            t.contains("retry 2 in"),
+            retries == "2",
+            "each retry is reported:\n{t}"
+        );
+    }
 }
 
 #[test]

@@ -259,16 +259,10 @@ pub fn github(spec: &Spec, root: &Path) -> Result<String, Error> {
         permissions: read,
         jobs: Ordered(jobs),
     };
-    let mut command = String::from("multiarch ci github");
-    if let Some(f) = &layout.file {
-        command.push_str(" -f ");
-        command.push_str(&super::shell_words(&[f])?);
-    }
-    let yaml = to_yaml(&workflow)?;
+    let header = layout.header("github", None, inexact)?;
     Ok(format!(
-        "{}{}",
-        layout.header(&command, inexact),
-        with_version_comments(&yaml)
+        "{header}{}",
+        with_version_comments(&to_yaml(&workflow)?)
     ))
 }
 

@@ -268,20 +268,8 @@ pub fn gitlab(spec: &Spec, root: &Path, executor: Executor) -> Result<String, Er
         },
         jobs: Ordered(jobs),
     };
-    let mut command = String::from("multiarch ci gitlab");
-    if let Some(f) = &layout.file {
-        command.push_str(" -f ");
-        command.push_str(&super::shell_words(&[f])?);
-    }
-    if let Some(flag) = executor.flag() {
-        command.push(' ');
-        command.push_str(flag);
-    }
-    Ok(format!(
-        "{}{}",
-        layout.header(&command, inexact),
-        to_yaml(&file)?
-    ))
+    let header = layout.header("gitlab", executor.flag(), inexact)?;
+    Ok(format!("{header}{}", to_yaml(&file)?))
 }
 
 #[cfg(test)]

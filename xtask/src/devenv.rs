@@ -692,15 +692,7 @@ pub fn ensure_podman() -> Result<String> {
         }
         eprintln!("xtask: podman is missing; installing it with apt");
         let started = Instant::now();
-        let _guard = ServiceStartGuard::install()?;
-        let mut cmd = apt_get();
-        cmd.args(["install", "-y", "--no-install-recommends", "podman"]);
-        if run(&mut cmd).is_err() {
-            eprintln!("xtask: install failed; refreshing the package index");
-            apt_update();
-            let mut cmd = apt_get();
-            run(cmd.args(["install", "-y", "--no-install-recommends", "podman"]))?;
-        }
+        apt_install(&["podman"])?;
         eprintln!(
             "xtask: podman installed in {:.1}s",
             started.elapsed().as_secs_f64()
@@ -824,7 +816,8 @@ fn apt_install_missing(commands: &[(&str, &str)]) -> Result<()> {
     apt_install(&missing)
 }
 
-/// `apt-get install` as root (the index refreshed once if the install fails).
+/// `apt-get install` as root (the index refreshed once if the install fails),
+/// with no service started by the packages' scripts.
 fn apt_install(packages: &[&str]) -> Result<()> {
     let install = || {
         let mut cmd = apt_get();
@@ -839,6 +832,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
             packages.join(" ")
         ));
     }
+    let _guard = ServiceStartGuard::install()?;
     if run(&mut install()).is_err() {
         eprintln!("xtask: install failed; refreshing the package index");
         apt_update();
