@@ -343,7 +343,7 @@ fn github_workflow_is_least_privilege_pinned_and_gated() {
     }
     for (_, job) in doc["jobs"].as_mapping().unwrap() {
         for step in job["steps"].as_sequence().unwrap() {
-            if step.get("env").is_some() {
+            if step["env"].get("MULTIARCH_REGISTRY_PASSWORD").is_some() {
                 assert!(step["run"].as_str().unwrap().starts_with("multiarch run"));
             }
         }
@@ -454,6 +454,103 @@ fn github_workflow_is_least_privilege_pinned_and_gated() {
     ] {
         assert_eq!(cond.eval(r, "push"), publishes, "{r}");
         assert!(!cond.eval(r, "pull_request"), "{r} in a pull request");
+    }
+    // The `if:` is wider than `release/*`: a gate step decides, and every
+    // other step waits for it.
+    let steps = jobs["publish"]["steps"].as_sequence().unwrap();
+    assert_eq!(steps[0]["id"].as_str(), Some("gate"));
+    assert!(steps[0].get("if").is_none());
+    for s in &steps[1..] {
+        assert_eq!(
+            s["if"].as_str(),
+            Some("steps.gate.outputs.publish == 'true'")
+        );
+    }
+}
+
+/// The publish job's gate step, run by bash for each ref as GitHub would:
+/// whether it says `publish=true`.
+fn run_gate(job: &Value, refs: &[String]) -> Vec<bool> {
+    let gate = &job["steps"][0];
+    assert_eq!(gate["id"].as_str(), Some("gate"), "{job:?}");
+    let script = format!(
+        "for GITHUB_REF in \"$@\"; do\nGITHUB_OUTPUT=/dev/stdout\n{}done\n",
+        gate["run"].as_str().unwrap()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["-e", "-c", &script, "gate"])
+        .args(refs)
+        .env("LC_ALL", "C.UTF-8");
+    for (k, v) in gate["env"].as_mapping().unwrap() {
+        cmd.env(k.as_str().unwrap(), v.as_str().unwrap());
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("publish="))
+        .map(|v| v == "true")
+        .collect();
+    assert_eq!(said.len(), refs.len(), "{}", text(&out));
+    said
+}
+
+#[test]
+fn github_gate_step_publishes_exactly_where_the_globs_match() {
+    const EXACT: &str = r#"
+[publish]
+branches = ["main", "release/*", "rel-[0-9]*", "{a,b}/**", "it's/*", "x[]y-]z", "**/hotfix"]
+tags = ["v[0-9]*", "v*.*"]
+[[image]]
+name = "app"
+"#;
+    let p = project(EXACT);
+    let out = generate(&p, &["github"]);
+    assert!(
+        !out.contains("decides"),
+        "every glob has an exact gate:\n{out}"
+    );
+    let doc = yaml(&out);
+    let spec = multiarch::Spec::load(
+        &p.path().join("multiarch.toml"),
+        &multiarch::Environment::empty(),
+    )
+    .unwrap();
+    let mut refs = Vec::new();
+    for n in [
+        "main",
+        "mainx",
+        "release/1.2",
+        "release/1.2/x",
+        "rel-1",
+        "rel-x",
+        "a/x",
+        "b/x/y",
+        "c/x",
+        "it's/x",
+        "it's/x/y",
+        "x]z",
+        "x-z",
+        "xyz",
+        "hotfix",
+        "a/b/hotfix",
+        "v1",
+        "v1.2",
+        "vx.y",
+        "",
+    ] {
+        refs.push(format!("refs/heads/{n}"));
+        refs.push(format!("refs/tags/{n}"));
+    }
+    refs.push("refs/pull/7/merge".into());
+    let said = run_gate(&doc["jobs"]["publish"], &refs);
+    for (r, said) in refs.iter().zip(said) {
+        let want = match (r.strip_prefix("refs/heads/"), r.strip_prefix("refs/tags/")) {
+            (Some(b), _) => spec.publish.branches.is_match(b),
+            (_, Some(t)) => spec.publish.tags.is_match(t),
+            _ => false,
+        };
+        assert_eq!(said, want, "{r}");
     }
 }
 
@@ -620,9 +717,22 @@ fn glob_strategy() -> impl Strategy<Value = String> {
     prop::collection::vec(token, 1..6).prop_map(|t| t.concat())
 }
 
+/// Names git accepts for a branch or tag (`git check-ref-format`): the only
+/// names a CI ref has. (On others, e.g. ending in `..`, globset's GlobSet
+/// shortcuts differ from its own regex.)
 fn name_strategy() -> impl Strategy<Value = String> {
     let c = prop::sample::select(vec!['a', 'b', 'A', 'é', '/', '-', '.', '\'', 'x']);
-    prop::collection::vec(c, 0..9).prop_map(|c| c.into_iter().collect())
+    prop::collection::vec(c, 1..9)
+        .prop_map(|c| c.into_iter().collect::<String>())
+        .prop_filter("a valid ref name", |n| is_ref_name(n))
+}
+
+fn is_ref_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.contains("..")
+        && !n.ends_with('.')
+        && n.split('/')
+            .all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
 }
 
 proptest! {
@@ -661,6 +771,30 @@ proptest! {
             if exact && *n == n.to_lowercase() && !set.is_match(n) {
                 prop_assert!(!cond.eval(&r, "push"), "exact {} holds on {}: {}", glob, r, cond.render());
             }
+        }
+    }
+}
+
+proptest! {
+    // One bash per case.
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The GitHub gate step's EREs, under bash, match exactly what globset matches.
+    #[test]
+    fn posix_gates_match_exactly_what_globset_matches(glob in glob_strategy(), names in prop::collection::vec(name_strategy(), 1..12)) {
+        let Ok(set) = Patterns::new(std::slice::from_ref(&glob)) else { return Ok(()) };
+        let (Some(re), _, true) = gate::posix_gates(&[(RefKind::Branch, glob.as_str())]) else { return Ok(()) };
+        let out = Command::new("bash")
+            .args(["-c", "for n in \"$@\"; do if [[ \"$n\" =~ $RE ]]; then echo 1; else echo 0; fi; done", "m"])
+            .args(&names)
+            .env("RE", &re)
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        let said: Vec<bool> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l == "1").collect();
+        prop_assert_eq!(said.len(), names.len());
+        for (n, s) in names.iter().zip(said) {
+            prop_assert_eq!(s, set.is_match(n), "glob {} ERE {} name {}", glob, re, n);
         }
     }
 }

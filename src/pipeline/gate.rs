@@ -3,10 +3,15 @@
 //!
 //! GitLab: each glob becomes an RE2 pattern for `=~ /…/`, translated from the
 //! regular expression globset compiles the glob to, so both match the same
-//! names. GitHub has no regular expressions: a glob becomes `==` or
-//! `startsWith`, exact for a literal and for `PREFIX/**`, a superset otherwise.
-//! Where a rule is a superset, the job still runs `multiarch run --stage
-//! publish`, which decides and says "this build does not publish".
+//! names (every name git accepts as a branch or tag: on others, such as one
+//! ending in `..`, globset's GlobSet shortcuts differ from its own regex).
+//! GitHub has no regular expressions: a glob becomes `==` or `startsWith`,
+//! exact for a literal and for `PREFIX/**`, a superset otherwise; then a first
+//! step of the publish job matches the ref against POSIX EREs translated the
+//! same way, and the other steps run only when it matches. Where even that is
+//! wider (`?`, negated classes: one byte for globset, one character for a
+//! regex engine), the job still runs `multiarch run --stage publish`, which
+//! decides and says "this build does not publish".
 
 use crate::spec::Spec;
 
@@ -227,6 +232,108 @@ fn push_class_literal(c: char, out: &mut String) {
         }
         c => push_literal(c, out),
     }
+}
+
+// ---------------------------------------------------------------------------
+// POSIX extended regular expressions (bash's `[[ NAME =~ RE ]]`)
+
+/// The POSIX ERE that matches exactly the names `glob` matches, for a shell
+/// gate where an expression language has no regular expressions; `None` where
+/// [`gitlab_pattern`] is `None` too, or for a class POSIX brackets cannot hold.
+pub fn posix_ere(glob: &str) -> Option<String> {
+    let mut out = String::new();
+    for piece in pieces(glob)? {
+        match piece {
+            Piece::Lit(c) => {
+                if ".[]()*+?{}|^$\\".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            Piece::Segment => out.push_str("[^/]*"),
+            Piece::Anything => out.push_str(".*"),
+            Piece::Class(members) => out.push_str(&posix_bracket(&members)?),
+            Piece::Op("(?:") => out.push('('),
+            Piece::Op(op) => out.push_str(op),
+            Piece::OneByte => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A bracket expression: no escapes inside POSIX brackets, so `]` goes first,
+/// `-` last and `^` anywhere but first.
+fn posix_bracket(members: &[ClassMember]) -> Option<String> {
+    let mut singles: Vec<char> = Vec::new();
+    let mut ranges: Vec<(char, char)> = Vec::new();
+    let mut k = 0;
+    while k < members.len() {
+        match (&members[k], members.get(k + 1), members.get(k + 2)) {
+            (ClassMember::Char(a), Some(ClassMember::Range), Some(ClassMember::Char(b))) => {
+                if [*a, *b].iter().any(|c| matches!(c, ']' | '-' | '^' | '[')) {
+                    return None;
+                }
+                ranges.push((*a, *b));
+                k += 3;
+            }
+            (ClassMember::Char(c), _, _) => {
+                singles.push(*c);
+                k += 1;
+            }
+            (ClassMember::Range, _, _) => return None,
+        }
+    }
+    let mut out = String::from("[");
+    if singles.contains(&']') {
+        out.push(']');
+    }
+    for c in singles
+        .iter()
+        .filter(|c| !matches!(c, ']' | '^' | '[' | '-'))
+    {
+        out.push(*c);
+    }
+    for (a, b) in &ranges {
+        out.push(*a);
+        out.push('-');
+        out.push(*b);
+    }
+    for special in ['^', '[', '-'] {
+        if singles.contains(&special) {
+            out.push(special);
+        }
+    }
+    out.push(']');
+    // `[^` would negate; `[:`, `[.`, `[=` open classes of their own.
+    let body = &out[1..];
+    if body.starts_with('^') || ["[:", "[.", "[="].iter().any(|s| body.contains(s)) {
+        return None;
+    }
+    Some(out)
+}
+
+/// The EREs of the branch globs and of the tag globs, each one alternation
+/// (`None` when there is no glob of that kind), and whether every glob has an
+/// exact one (else it stands as `.*`: the gate is wider, multiarch decides).
+pub fn posix_gates(globs: &[(RefKind, &str)]) -> (Option<String>, Option<String>, bool) {
+    let mut exact = true;
+    let mut one = |kind: RefKind| {
+        let parts: Vec<String> = globs
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, g)| {
+                posix_ere(g).unwrap_or_else(|| {
+                    exact = false;
+                    "^.*$".into()
+                })
+            })
+            .map(|re| format!("({re})"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("|"))
+    };
+    let branches = one(RefKind::Branch);
+    let tags = one(RefKind::Tag);
+    (branches, tags, exact)
 }
 
 // ---------------------------------------------------------------------------
@@ -464,6 +571,18 @@ mod tests {
             assert!(!bare_slash, "{g} → {p}");
             assert!(!p.contains(['\'', '"']), "{g} → {p}");
         }
+    }
+
+    #[test]
+    fn globs_become_posix_eres() {
+        let e = |g: &str| posix_ere(g);
+        assert_eq!(e("release/*").as_deref(), Some("^release/[^/]*$"));
+        assert_eq!(e("v1.*").as_deref(), Some("^v1\\.[^/]*$"));
+        assert_eq!(e("{a,b}/**").as_deref(), Some("^(a|b)/.*$"));
+        assert_eq!(e("[a\\-]x"), None, "an escape");
+        assert_eq!(e("[]a-]x").as_deref(), Some("^[]a-]x$"));
+        assert_eq!(e("[-a^]").as_deref(), Some("^[a^-]$"));
+        assert_eq!(e("a?"), None);
     }
 
     #[test]

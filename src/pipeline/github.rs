@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::gate::{github_condition, publishing_globs};
+use super::gate::{github_condition, posix_gates, publishing_globs};
 use super::{job_ids, to_yaml, Layout, Ordered};
 use crate::error::Error;
 use crate::spec::{Arch, Platform, Spec};
@@ -29,6 +29,19 @@ const AMD64_RUNNER: &str = "ubuntu-24.04";
 const ARM64_RUNNER: &str = "ubuntu-24.04-arm";
 
 const DEFAULT_INSTALL: &str = "cargo install --locked multiarch";
+
+/// The publish job's first step where GitHub's `if:` is wider than the globs:
+/// the ref's name against the globs' POSIX EREs (`gate::posix_ere`, from the
+/// same globset regex as multiarch's matching).
+const GATE: &str = r#"case "$GITHUB_REF" in
+  refs/heads/*) name="${GITHUB_REF#refs/heads/}" re="${PUBLISH_BRANCHES:-}" ;;
+  refs/tags/*) name="${GITHUB_REF#refs/tags/}" re="${PUBLISH_TAGS:-}" ;;
+  *) name="" re="" ;;
+esac
+if [ -n "$re" ] && [[ "$name" =~ $re ]]; then publish=true; else publish=false; fi
+echo "publish=$publish" >> "$GITHUB_OUTPUT"
+echo "$GITHUB_REF publishes: $publish"
+"#;
 
 #[derive(Serialize)]
 struct Workflow {
@@ -79,7 +92,11 @@ struct Concurrency {
 #[derive(Serialize, Default)]
 struct Step {
     #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
+    condition: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uses: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,10 +223,32 @@ pub fn github(spec: &Spec, root: &Path) -> Result<String, Error> {
         ));
     }
     let mut inexact = false;
-    if let Some((cond, exact)) =
-        github_condition(&publishing_globs(spec)).filter(|_| layout.publishes())
-    {
-        inexact = !exact;
+    let globs = publishing_globs(spec);
+    if let Some((cond, exact)) = github_condition(&globs).filter(|_| layout.publishes()) {
+        let mut steps = steps(false, layout.run_line(None, &["publish"])?);
+        if !exact {
+            // The `if:` is wider than the globs: a first step decides exactly,
+            // and the others (the secrets among them) run only when it says so.
+            let (branches, tags, gate_exact) = posix_gates(&globs);
+            inexact = !gate_exact;
+            for s in &mut steps {
+                s.condition = Some("steps.gate.outputs.publish == 'true'");
+            }
+            let env = [("PUBLISH_BRANCHES", branches), ("PUBLISH_TAGS", tags)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                .collect();
+            steps.insert(
+                0,
+                Step {
+                    id: Some("gate"),
+                    name: Some("Does this ref publish?".into()),
+                    env: Some(Ordered(env)),
+                    run: Some(GATE.into()),
+                    ..Step::default()
+                },
+            );
+        }
         jobs.push((
             "publish".into(),
             Job {
@@ -223,7 +262,7 @@ pub fn github(spec: &Spec, root: &Path) -> Result<String, Error> {
                     group: "${{ github.workflow }}-publish".into(),
                     cancel_in_progress: false,
                 }),
-                steps: steps(false, layout.run_line(None, &["publish"])?),
+                steps,
             },
         ));
     }
