@@ -82,6 +82,7 @@ const ODD_DIRS: &[&str] = &[
     "svc$(touch pwned)",
     "it's \"quoted\" `x`",
     "semi;colon & amp|pipe",
+    "all at once #2 it's $(touch pwned) `touch pwned`",
 ];
 
 fn project(spec: &str) -> Project {
