@@ -27,6 +27,11 @@ pub struct FoundImage {
 }
 
 impl FoundImage {
+    /// The image's Dockerfile(s), for the person running `init`.
+    pub fn shown(&self) -> String {
+        self.path().display().to_string()
+    }
+
     pub fn path(&self) -> PathBuf {
         if self.context == Path::new(".") {
             PathBuf::from(&self.dockerfile)

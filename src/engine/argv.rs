@@ -105,22 +105,41 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     v
 }
 
-/// `run --rm --network none --platform P --pull never|always REF CMD…`: the same
-/// flags for docker and podman.
+/// What a container of a test or verify step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCommand<'a> {
+    pub command: &'a [String],
+    /// Pass `command` to the image's ENTRYPOINT as arguments; otherwise the
+    /// ENTRYPOINT is replaced by the command's first word.
+    pub keep_entrypoint: bool,
+}
+
+/// `run --rm --network none --platform P --pull never|always [--entrypoint CMD0]
+/// REF ARGS…`: the same flags for docker and podman. Replacing the ENTRYPOINT
+/// makes a check such as `uname -m` work on images whose ENTRYPOINT is a server
+/// that refuses unknown arguments.
 pub fn run_flags(
     base: Vec<String>,
     reference: &str,
     platform: &Platform,
     pull: Pull,
-    command: &[String],
+    run: RunCommand<'_>,
 ) -> Vec<String> {
     let mut v = base;
     v.extend(["run", "--rm", "--network", "none", "--platform"].map(String::from));
     v.push(platform.to_string());
     v.push("--pull".into());
     v.push(pull.as_str().into());
+    let args = match (run.keep_entrypoint, run.command.split_first()) {
+        (false, Some((first, rest))) => {
+            v.push("--entrypoint".into());
+            v.push(first.clone());
+            rest
+        }
+        _ => run.command,
+    };
     v.push(reference.to_string());
-    v.extend(command.iter().cloned());
+    v.extend(args.iter().cloned());
     v
 }
 
@@ -138,7 +157,7 @@ pub fn run(
     reference: &str,
     platform: &Platform,
     pull: Pull,
-    command: &[String],
+    command: RunCommand<'_>,
 ) -> Vec<String> {
     t.engine().run(t, reference, platform, pull, command)
 }

@@ -99,6 +99,18 @@ impl Platform {
         Ok(Platform { os, arch, variant })
     }
 
+    /// The platform as a tag component, the way Makefiles write
+    /// `$(subst /,_,$(PLATFORM))`: `linux_amd64`, `linux_arm64` (arm64's default
+    /// `v8` left out), `linux_arm_v7`.
+    pub fn tag(&self) -> String {
+        match self.variant.as_deref() {
+            Some(v) if !(self.arch == "arm64" && v == "v8") => {
+                format!("{}_{}_{v}", self.os, self.arch)
+            }
+            _ => format!("{}_{}", self.os, self.arch),
+        }
+    }
+
     /// The qemu binfmt handler that runs this platform's binaries
     /// (`/proc/sys/fs/binfmt_misc/<name>`).
     pub fn qemu_handler(&self) -> Option<&'static str> {
@@ -261,6 +273,19 @@ mod tests {
         assert_eq!(p("linux/i386"), "linux/386");
         assert_eq!(p("Linux/AMD64"), "linux/amd64");
         assert_eq!(p("linux/ppc64le"), "linux/ppc64le");
+    }
+
+    #[test]
+    fn platform_tags() {
+        let t = |s: &str| Platform::parse(s).unwrap().tag();
+        assert_eq!(t("linux/amd64"), "linux_amd64");
+        assert_eq!(t("linux/arm64"), "linux_arm64");
+        assert_eq!(t("linux/arm64/v8"), "linux_arm64");
+        assert_eq!(t("linux/arm64/v9"), "linux_arm64_v9");
+        assert_eq!(t("linux/arm/v7"), "linux_arm_v7");
+        assert_eq!(t("linux/arm/v6"), "linux_arm_v6");
+        assert_eq!(t("linux/386"), "linux_386");
+        assert_eq!(t("linux/amd64/v3"), "linux_amd64_v3");
     }
 
     #[test]
