@@ -252,6 +252,16 @@ pub fn alias(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The built-in arch a name stands for: the name itself (`arm64v8`) or a common
+/// alias (`aarch64`, `armhf`, `x86_64`, `arm64`), as files and directories of
+/// per-arch projects are named.
+pub fn builtin_or_alias(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    builtin_names()
+        .find(|b| *b == lower)
+        .or_else(|| alias(&lower))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -549,10 +549,14 @@ impl Validator<'_> {
                     .copied()
                     .collect();
                 self.check_vars(t, &allowed, "the per-arch reference", false);
-                if !t.uses("arch") && !t.uses("platform") {
+                // An unknown variable (a typo of `{arch}`?) is reported on its own.
+                let all_known = t
+                    .vars()
+                    .all(|(n, _)| n.starts_with("image.") || vars::all_names().any(|k| k == n));
+                if all_known && !names_the_arch(t) {
                     self.push(
                         Problem::new("arch-missing-from-reference", t.span.clone(), "the per-arch reference does not contain `{arch}`", "every arch would get the same reference")
-                            .help("include the arch, e.g. \"{repo}/{arch}:{sha}\" or \"{repo}:{sha}-{arch}\""),
+                            .help("include the arch, e.g. \"{repo}/{arch}:{sha}\", \"{repo}:{sha}-{arch}\" or \"{repo}:{version}_{platform_tag}\""),
                     );
                 }
                 t.clone()
@@ -1096,7 +1100,8 @@ impl Validator<'_> {
                 if per_arch_problem || !missing_once {
                     missing_once |= !per_arch_problem;
                     let span = written.map_or(name.span.clone(), |t| t.span.clone());
-                    let for_arch = per_arch_problem.then_some(a.as_str());
+                    let templated = o.is_none_or(|o| o.dockerfile.is_none());
+                    let for_arch = per_arch_problem.then_some((a.as_str(), templated));
                     self.missing_dockerfile(span, &context_abs, &context_rel, &file, for_arch);
                 }
             }
@@ -1114,7 +1119,12 @@ impl Validator<'_> {
                         None => args.push((k.value.clone(), v.clone())),
                     }
                 }
-                check = self.verify_check(&o.verify, &image_check);
+                // An arch's verify table replaces the image's (its command and
+                // expect go together), over the file's [verify].
+                let v = &o.verify;
+                if v.command.is_some() || v.expect.is_some() || v.entrypoint.is_some() {
+                    check = self.verify_check(v, &base_check);
+                }
                 if let Some(t) = &o.target {
                     target = Some(t.value.clone());
                 }
@@ -1145,15 +1155,13 @@ impl Validator<'_> {
                 } else {
                     format!("{ctx}/**")
                 }];
-                // Every arch's Dockerfile: one outside the context is an input too.
+                // Every arch's Dockerfile outside the context is an input too.
+                let inside = |f: &Path| ctx.is_empty() || ctx == "." || f.starts_with(&ctx);
                 for b in per_arch.values() {
-                    let f = b
-                        .dockerfile
-                        .to_string_lossy()
-                        .trim_start_matches("./")
-                        .to_string();
-                    if !v.contains(&f) {
-                        v.push(f);
+                    let f = lexical(&b.dockerfile);
+                    let shown = f.to_string_lossy().into_owned();
+                    if !inside(&f) && !v.contains(&shown) {
+                        v.push(shown);
                     }
                 }
                 v
@@ -1231,33 +1239,37 @@ impl Validator<'_> {
         }
     }
 
-    /// No Dockerfile at `context/file` (for `arch`, when the file is chosen per
-    /// arch), with the closest file of the context as a suggestion.
+    /// No Dockerfile at `context/file`, with the context's file that is most
+    /// likely meant. `arch`: the file is chosen per arch, by the image's templated
+    /// `dockerfile` (`templated`) or by a per_arch table.
     fn missing_dockerfile(
         &mut self,
         span: Range<usize>,
         context_abs: &Path,
         context_rel: &Path,
         file: &str,
-        arch: Option<&str>,
+        arch: Option<(&str, bool)>,
     ) {
         let found: Vec<String> = std::fs::read_dir(context_abs)
             .map(|rd| {
-                rd.filter_map(|e| e.ok())
+                let mut v: Vec<String> = rd
+                    .filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().into_string().ok())
                     .filter(|n| {
                         n.contains("Dockerfile")
                             || n.contains("dockerfile")
                             || n.ends_with("Containerfile")
                     })
-                    .collect()
+                    .collect();
+                v.sort();
+                v
             })
             .unwrap_or_default();
-        let near = closest(file, found.iter().map(String::as_str));
+        let near = suggest_dockerfile(&found, file, arch.map(|(a, _)| a));
         let help = match (near, arch) {
-            (Some(f), Some(a)) => format!("did you mean `{f}`? a file named another way is set for this arch: [image.per_arch.{a}] dockerfile = \"{f}\""),
-            (Some(f), None) => format!("did you mean `{f}`?"),
-            (None, Some(a)) => format!(
+            (Some(f), Some((a, true))) => format!("did you mean `{f}`? for a file named another way than the template, give {a} its own: [image.per_arch.{a}] dockerfile = \"{f}\""),
+            (Some(f), _) => format!("did you mean `{f}`?"),
+            (None, Some((a, _))) => format!(
                 "`dockerfile` is relative to the context ({}); give {a} its own with [image.per_arch.{a}] dockerfile = \"…\", or leave {a} out of `archs`",
                 context_rel.display()
             ),
@@ -1268,7 +1280,7 @@ impl Validator<'_> {
         };
         let rel = context_rel.join(file);
         let (message, label) = match arch {
-            Some(a) => (
+            Some((a, _)) => (
                 format!("no Dockerfile at `{}` for arch {a}", rel.display()),
                 format!("not found for {a}"),
             ),
@@ -1503,8 +1515,7 @@ impl Validator<'_> {
                 {
                     // Two arches of one image: already reported as the reference
                     // missing `{arch}`.
-                    let explained =
-                        i2 == img.name && !tags.arch.uses("arch") && !tags.arch.uses("platform");
+                    let explained = i2 == img.name && !names_the_arch(&tags.arch);
                     if !explained && reported.insert((tags.arch.span.start, tags.arch.span.end)) {
                         self.push(
                             Problem::new("reference-collision", tags.arch.span.clone(), format!("`{i2}`/{a2} and `{}`/{a} get the same reference `{r}`", img.name), "not unique")
@@ -1535,6 +1546,56 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// The file of `found` that `file` most likely means: for an arch, the one named
+/// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
+/// named for another arch.
+fn suggest_dockerfile<'f>(found: &'f [String], file: &str, arch: Option<&str>) -> Option<&'f str> {
+    let arch_of = |f: &str| {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        name.strip_prefix("Dockerfile.")
+            .or_else(|| name.strip_suffix(".Dockerfile"))
+            .and_then(arch::builtin_or_alias)
+    };
+    if let Some(a) = arch {
+        if let Some(f) = found.iter().find(|f| arch_of(f) == Some(a)) {
+            return Some(f);
+        }
+    }
+    closest(
+        file,
+        found
+            .iter()
+            .map(String::as_str)
+            .filter(|f| arch.is_none() || arch_of(f).is_none()),
+    )
+}
+
+/// `app/../docker/Dockerfile` as `docker/Dockerfile`, `./x` as `x`: how git
+/// names a changed file, for matching `paths`. Without the file system (a
+/// symlinked directory is taken as written).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.iter().collect()
+}
+
+/// Whether a per-arch reference differs per arch by construction.
+fn names_the_arch(t: &Template) -> bool {
+    ["arch", "platform", "platform_tag"]
+        .iter()
+        .any(|v| t.uses(v))
+        || (t.uses("architecture") && t.uses("variant"))
 }
 
 fn glob_error(e: &globset::Error) -> String {
@@ -1621,6 +1682,22 @@ mod tests {
         assert!(!looks_secret("NODE_VERSION"));
         assert!(!looks_secret("KEYBOARD_LAYOUT"));
         assert!(!looks_secret("MONKEY"));
+    }
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(
+            lexical(Path::new("app/../docker/Dockerfile.amd64")),
+            PathBuf::from("docker/Dockerfile.amd64")
+        );
+        assert_eq!(
+            lexical(Path::new("./app/./Dockerfile")),
+            PathBuf::from("app/Dockerfile")
+        );
+        assert_eq!(
+            lexical(Path::new("../x/Dockerfile")),
+            PathBuf::from("../x/Dockerfile")
+        );
     }
 
     #[test]
