@@ -451,3 +451,48 @@ fn the_engine_flag_overrides_the_file() {
         ["podman", "push"]
     );
 }
+
+#[test]
+#[ignore = "needs podman, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+fn images_with_an_entrypoint_or_without_uname_pass_the_default_check_with_podman() {
+    let _g = engine_lock();
+    let reg = Registry::start();
+    let _podman = PodmanFor::new(&reg);
+    let p = support::entrypoint_project("engine = \"podman\"");
+    let events = p.path().join("events.jsonl");
+    let out = p.run(
+        &reg,
+        &[
+            "run",
+            "--branch",
+            "main",
+            "--sha",
+            SHA,
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{NEEDS_PODMAN}");
+    let want = vec!["linux/amd64", "linux/arm64/v8"];
+    for image in ["server", "selftest", "scratch"] {
+        assert_eq!(reg.list_platforms(&format!("acme/{image}"), "latest"), want);
+    }
+    let steps = support::finished_steps(&events);
+    for id in ["test:server/arm64v8", "verify:selftest/arm64v8"] {
+        assert_eq!(steps[id]["status"], "ok", "{id}");
+        assert!(steps[id].get("detail").is_none(), "{id} ran its check");
+    }
+    // Podman's image inspect has no variant: the config's os/arch is checked.
+    for (id, platform) in [
+        ("test:scratch/arm64v8", "linux/arm64"),
+        ("verify:scratch/arm64v8", "linux/arm64"),
+        ("verify:scratch/amd64", "linux/amd64"),
+    ] {
+        assert_eq!(steps[id]["status"], "ok", "{id}");
+        assert_eq!(
+            steps[id]["detail"],
+            format!("platform checked from config: {platform}"),
+            "{id}"
+        );
+    }
+}
