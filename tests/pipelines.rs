@@ -752,3 +752,30 @@ fn init_reads_per_arch_directories_and_mixed_names() {
     );
     insta::assert_snapshot!("init_directories", images);
 }
+
+#[test]
+fn pull_refreshes_base_images_in_every_build() {
+    let p = plan_project();
+    let out = p
+        .command(&["plan", "--format", "json", "--sha", SHA, "--branch", "main", "--pull"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let builds: Vec<&serde_json::Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "build")
+        .collect();
+    assert_eq!(builds.len(), 2);
+    for b in builds {
+        let argv: Vec<&str> = b["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert_eq!(argv[..3], ["docker", "build", "--pull"], "{argv:?}");
+    }
+}

@@ -205,6 +205,10 @@ pub struct Select {
     /// Build every layer again (`docker build --no-cache`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Pull newer versions of the base images for each build (`docker build
+    /// --pull`), as release pipelines that rebuild on base-image updates do.
+    #[arg(long)]
+    pub pull: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -569,6 +573,7 @@ pub fn load_and_plan(
         host: Host::detect(),
         step_timeout,
         no_cache: select.no_cache,
+        pull: select.pull,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
     Ok((spec, plan))

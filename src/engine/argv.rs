@@ -48,6 +48,8 @@ pub struct BuildArgs {
     pub context: String,
     /// `--no-cache`: rebuild every layer.
     pub no_cache: bool,
+    /// `--pull`: fetch newer base images before building.
+    pub pull: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,9 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     v.push("build".into());
     if a.no_cache {
         v.push("--no-cache".into());
+    }
+    if a.pull {
+        v.push("--pull".into());
     }
     pair(&mut v, "--build-arg", &a.arch_arg.0, &a.arch_arg.1);
     v.push("--platform".into());

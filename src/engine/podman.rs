@@ -619,6 +619,7 @@ mod tests {
             dockerfile: "app/Dockerfile".into(),
             context: "app".into(),
             no_cache: false,
+            pull: false,
         };
         let v = Podman.build(&t, &a);
         let i = v.iter().position(|x| x == "--cache-from").unwrap();

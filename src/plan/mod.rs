@@ -377,6 +377,8 @@ pub struct PlanOptions {
     pub step_timeout: Option<Duration>,
     /// `--no-cache`: builds use no cached layer.
     pub no_cache: bool,
+    /// `--pull`: builds fetch newer base images first.
+    pub pull: bool,
 }
 
 impl Default for PlanOptions {
@@ -391,6 +393,7 @@ impl Default for PlanOptions {
             host: Host::detect(),
             step_timeout: None,
             no_cache: false,
+            pull: false,
         }
     }
 }
@@ -831,6 +834,7 @@ impl<'a> Planner<'a> {
                     dockerfile: settings.dockerfile.display().to_string(),
                     context: img.context.display().to_string(),
                     no_cache: self.opts.no_cache,
+                    pull: self.opts.pull,
                 };
                 // Needs of the build: qemu, and the base image for the same arch.
                 let mut build_needs = Vec::new();
