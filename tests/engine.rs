@@ -57,26 +57,7 @@ fn the_article_pipeline_publishes_a_list_of_exactly_its_platforms() {
     assert_eq!(reg.list_platforms("acme/busybox", "latest"), want);
     // What a user pulling the list on a Pi gets.
     let list = format!("{}/acme/hello:latest", reg.addr);
-    let run = std::process::Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--pull",
-            "always",
-            "--platform",
-            "linux/arm/v7",
-            &list,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&run.stdout).trim(),
-        "armv7l",
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_eq!(pull_and_run(&list, "linux/arm/v7"), "armv7l");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("published:"), "{summary}");
     assert!(summary.contains(&format!("{list}@sha256:")), "{summary}");
@@ -294,27 +275,34 @@ fn a_registry_without_a_path_publishes_per_arch_dockerfiles_under_makefile_tags(
         ("linux/arm64", "Dockerfile.arm64v8"),
         ("linux/amd64", "Dockerfile.amd64"),
     ] {
-        let run = std::process::Command::new("docker")
-            .args([
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--pull",
-                "always",
-                "--platform",
-                platform,
-                &format!("{}/pi:1.4", reg.addr),
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&run.stdout).trim(),
-            file,
-            "{platform}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let list = format!("{}/pi:1.4", reg.addr);
+        assert_eq!(pull_and_run(&list, platform), file, "{platform}");
     }
+}
+
+/// What a user pulling `list` for `platform` gets: the trimmed stdout of its
+/// default command.
+fn pull_and_run(list: &str, platform: &str) -> String {
+    let run = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pull",
+            "always",
+            "--platform",
+            platform,
+            list,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{list} on {platform}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).trim().to_string()
 }
 
 /// SHA-256 of a manifest body, as the registry names it (`sha256sum`: the tests
@@ -355,32 +343,21 @@ fn images_with_an_entrypoint_or_without_uname_pass_the_default_check() {
         ],
     );
     assert_eq!(code(&out), 0, "{}", NEEDS_ENGINE);
-    let want = vec!["linux/amd64", "linux/arm64/v8"];
-    for image in ["server", "selftest", "scratch"] {
-        assert_eq!(reg.list_platforms(&format!("acme/{image}"), "latest"), want);
-    }
-    let steps = support::finished_steps(&events);
-    for id in [
-        "test:server/arm64v8",
-        "verify:server/arm64v8",
-        "test:selftest/arm64v8",
-        "verify:selftest/amd64",
-    ] {
-        assert_eq!(steps[id]["status"], "ok", "{id}");
-        assert!(steps[id].get("detail").is_none(), "{id} ran its check");
-    }
-    for (id, platform) in [
-        ("test:scratch/amd64", "linux/amd64"),
-        ("test:scratch/arm64v8", "linux/arm64/v8"),
-        ("verify:scratch/arm64v8", "linux/arm64/v8"),
-    ] {
-        assert_eq!(steps[id]["status"], "ok", "{id}");
-        assert_eq!(
-            steps[id]["detail"],
-            format!("platform checked from config: {platform}"),
-            "{id}"
-        );
-    }
+    support::assert_entrypoint_run(
+        &reg,
+        &events,
+        &[
+            "test:server/arm64v8",
+            "verify:server/arm64v8",
+            "test:selftest/arm64v8",
+            "verify:selftest/amd64",
+        ],
+        &[
+            ("test:scratch/amd64", "linux/amd64"),
+            ("test:scratch/arm64v8", "linux/arm64/v8"),
+            ("verify:scratch/arm64v8", "linux/arm64/v8"),
+        ],
+    );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.contains("platform checked from config: linux/arm64/v8"),

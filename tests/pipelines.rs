@@ -757,7 +757,9 @@ fn init_reads_per_arch_directories_and_mixed_names() {
 fn pull_refreshes_base_images_in_every_build() {
     let p = plan_project();
     let out = p
-        .command(&["plan", "--format", "json", "--sha", SHA, "--branch", "main", "--pull"])
+        .command(&[
+            "plan", "--format", "json", "--sha", SHA, "--branch", "main", "--pull",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));

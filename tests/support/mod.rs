@@ -380,15 +380,39 @@ context = "scratch"
     p
 }
 
-/// The `step-finished` events of an events file, by step id.
-pub fn finished_steps(events: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
-    std::fs::read_to_string(events)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["event"] == "step-finished")
-        .filter_map(|e| Some((e["id"].as_str()?.to_string(), e)))
-        .collect()
+/// After a run of [`entrypoint_project`] on `reg` with `--events events`: every
+/// image's list serves both platforms, the steps of `ran` passed by running
+/// their check, and those of `from_config` by their config's platform, saying so.
+pub fn assert_entrypoint_run(
+    reg: &Registry,
+    events: &Path,
+    ran: &[&str],
+    from_config: &[(&str, &str)],
+) {
+    let want = vec!["linux/amd64", "linux/arm64/v8"];
+    for image in ["server", "selftest", "scratch"] {
+        assert_eq!(reg.list_platforms(&format!("acme/{image}"), "latest"), want);
+    }
+    let steps: std::collections::BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "step-finished")
+            .filter_map(|e| Some((e["id"].as_str()?.to_string(), e)))
+            .collect();
+    for id in ran {
+        assert_eq!(steps[*id]["status"], "ok", "{id}");
+        assert!(steps[*id].get("detail").is_none(), "{id} ran its check");
+    }
+    for (id, platform) in from_config {
+        assert_eq!(steps[*id]["status"], "ok", "{id}");
+        assert_eq!(
+            steps[*id]["detail"],
+            format!("platform checked from config: {platform}"),
+            "{id}"
+        );
+    }
 }
 
 /// Spawn multiarch with stdout piped and read lines until one matches.
