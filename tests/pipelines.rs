@@ -115,6 +115,30 @@ fn insecure_registries_take_ipv6_hosts_and_ports() {
 }
 
 #[test]
+fn plain_http_reaches_path_less_and_ipv6_loopback_registries() {
+    use multiarch::engine::podman::registries_conf;
+    use multiarch::engine::session::plain_http_registries;
+    for (registry, want) in [
+        ("localhost:5000", vec!["localhost:5000"]),
+        ("[::1]:5000/x", vec!["[::1]:5000"]),
+        ("127.0.0.1:5000", vec!["127.0.0.1:5000"]),
+        ("registry.lan:5000", vec![]),
+        ("127.example.com:5000", vec![]),
+    ] {
+        let text = format!(
+            "[project]\nregistry = \"{registry}\"\n[[image]]\nname = \"app\"\ncontext = \"app\"\n"
+        );
+        let p = plan_of(&text, &on_main());
+        assert_eq!(plain_http_registries(&p), want, "{registry}");
+    }
+    // Podman reads them from the registries.conf of the run, brackets and all.
+    let conf = registries_conf(None, &["[::1]:5000".into()]).unwrap();
+    let t: toml::Table = conf.parse().unwrap();
+    assert_eq!(t["registry"][0]["location"].as_str(), Some("[::1]:5000"));
+    assert_eq!(t["registry"][0]["insecure"].as_bool(), Some(true));
+}
+
+#[test]
 fn registry_ports_are_1_to_65535() {
     for (value, ok) in [
         ("localhost:1", true),
