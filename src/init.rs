@@ -497,7 +497,10 @@ push = "always"
 [verify]
 # Run in each image after its build (before any push) and, after publishing, in
 # each platform's entry of the list by digest: trimmed stdout must be the arch's
-# `uname -m`. Images without `uname` set `verify = {{ command = [...], expect = "..." }}`.
+# `uname -m`. The command replaces the image's ENTRYPOINT (`entrypoint = true`
+# passes it to the ENTRYPOINT instead); an image without `uname` (scratch,
+# distroless) is checked by its config's platform. To run your own binary:
+# `verify = {{ command = ["/app", "--version"], expect = "..." }}` in an image.
 command = ["uname", "-m"]
 "#,
         archs = archs.join(", ")
