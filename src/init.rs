@@ -234,9 +234,9 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let joins = name == "Dockerfile" || name == "Containerfile";
-        let free = !entries.iter().any(|e| e.dir == dir && !e.per.is_empty());
         let per = match groups.iter().position(|g| g.dir == dir) {
-            Some(g) if joins && free => groups.remove(g).per,
+            // The first plain Dockerfile of the directory takes its per-arch files.
+            Some(g) if joins => groups.remove(g).per,
             _ => Vec::new(),
         };
         entries.push(Entry {
