@@ -38,6 +38,14 @@ pub enum Error {
     /// One or more steps failed.
     #[error("{0}")]
     Failed(String),
+    /// Output could not be written: standard output, or a report file after it
+    /// was opened (a full disk, a closed pipe).
+    #[error("cannot write {what}: {source}")]
+    Output {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -50,11 +58,24 @@ impl Error {
         }
     }
 
+    /// Standard output could not be written.
+    pub fn stdout(source: std::io::Error) -> Self {
+        Error::Output {
+            what: "to standard output".into(),
+            source,
+        }
+    }
+
+    /// Only the reader of a pipe went away (`multiarch plan | head -1`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
             Error::Environment(_) => exit::ENVIRONMENT,
-            Error::Failed(_) => exit::STEP_FAILED,
+            Error::Failed(_) | Error::Output { .. } => exit::STEP_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
         }
     }

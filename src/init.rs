@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::environment::Environment;
 use crate::error::Error;
-use crate::spec::{Spec, FILE_NAME};
+use crate::spec::arch;
+use crate::spec::{Platform, Spec, FILE_NAME};
 
 /// Directories never searched: build output, dependencies, VCS and hidden ones
 /// (`.devcontainer/Dockerfile` is not an image to publish).
@@ -22,18 +23,91 @@ pub struct FoundImage {
     pub name: String,
     /// Relative to the directory, `.` for itself.
     pub context: PathBuf,
-    /// The file name, relative to the context.
+    /// The `dockerfile` value, relative to the context: a file name, or a template
+    /// such as `Dockerfile.{arch}` for one file per arch.
     pub dockerfile: String,
+    /// Arches whose Dockerfile the `dockerfile` value does not name:
+    /// `[image.per_arch.ARCH] dockerfile = "…"`, relative to the context.
+    pub per_arch: Vec<(String, String)>,
+    /// The image's arches when its files say which (one Dockerfile per arch);
+    /// `None`: `[archs] default`.
+    pub archs: Option<Vec<String>>,
+    /// The files it is built from, relative to the directory.
+    pub files: Vec<PathBuf>,
 }
 
 impl FoundImage {
+    /// The image's Dockerfile(s), for the person running `init`.
+    pub fn shown(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The Dockerfile of a single-file image (the first file of a per-arch one).
     pub fn path(&self) -> PathBuf {
-        if self.context == Path::new(".") {
-            PathBuf::from(&self.dockerfile)
-        } else {
-            self.context.join(&self.dockerfile)
+        self.files.first().cloned().unwrap_or_else(|| {
+            if self.context == Path::new(".") {
+                PathBuf::from(&self.dockerfile)
+            } else {
+                self.context.join(&self.dockerfile)
+            }
+        })
+    }
+}
+
+pub use crate::spec::arch::builtin_or_alias as arch_of_name;
+
+/// What a Dockerfile found on disk is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    /// `Dockerfile`, `Containerfile`, `name.Dockerfile`: an image of its own.
+    Plain(PathBuf),
+    /// One arch's file of the image in `dir`: `Dockerfile.aarch64`,
+    /// `aarch64.Dockerfile`, `arm64/Dockerfile`. `file` is relative to `dir`,
+    /// `token` is the arch as the name writes it, inside `file`.
+    PerArch {
+        dir: PathBuf,
+        arch: &'static str,
+        file: String,
+        token: String,
+    },
+}
+
+fn classify(path: &Path) -> Found {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let own = name
+        .strip_prefix("Dockerfile.")
+        .or_else(|| name.strip_suffix(".Dockerfile"));
+    if let Some(token) = own {
+        if let Some(arch) = arch_of_name(token) {
+            return Found::PerArch {
+                dir,
+                arch,
+                file: name.clone(),
+                token: token.to_string(),
+            };
         }
     }
+    if name == "Dockerfile" || name == "Containerfile" {
+        let parent = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(arch) = parent.as_deref().and_then(arch_of_name) {
+            let token = parent.unwrap_or_default();
+            return Found::PerArch {
+                dir: dir.parent().unwrap_or(Path::new("")).to_path_buf(),
+                arch,
+                file: format!("{token}/{name}"),
+                token,
+            };
+        }
+    }
+    Found::Plain(path.to_path_buf())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,7 +125,12 @@ pub struct Initialized {
 }
 
 fn is_dockerfile(name: &str) -> bool {
-    name == "Dockerfile" || name == "Containerfile" || name.ends_with(".Dockerfile")
+    name == "Dockerfile"
+        || name == "Containerfile"
+        || name.ends_with(".Dockerfile")
+        || name
+            .strip_prefix("Dockerfile.")
+            .is_some_and(|a| arch_of_name(a).is_some())
 }
 
 /// Dockerfiles under `root`, as paths relative to it, sorted.
@@ -115,20 +194,75 @@ pub fn image_name(raw: &str) -> String {
 
 /// Names from the files' directories (`services/api/Dockerfile` → `api`) or their
 /// own names (`worker.Dockerfile` → `worker`); clashes take their parent's name
-/// (`legacy-api`), then a number.
-pub fn images_of(root_name: &str, files: &[PathBuf]) -> Vec<FoundImage> {
-    let mut out: Vec<FoundImage> = Vec::new();
+/// (`legacy-api`), then a number. One Dockerfile per arch in a directory
+/// (`Dockerfile.aarch64`, `arm64/Dockerfile`) is one image of that directory,
+/// built for those arches (and `default_archs` from a plain `Dockerfile` beside
+/// them).
+pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -> Vec<FoundImage> {
+    let mut plain: Vec<PathBuf> = Vec::new();
+    let mut groups: Vec<Entry> = Vec::new();
     for f in files {
-        let file = f
+        match classify(f) {
+            Found::Plain(p) => plain.push(p),
+            Found::PerArch {
+                dir,
+                arch,
+                file,
+                token,
+            } => {
+                let one = ArchFile { arch, file, token };
+                match groups.iter_mut().find(|g| g.dir == dir) {
+                    // Two files for one arch (`Dockerfile.arm64`, `arm64v8/Dockerfile`):
+                    // the first, in sorted order, is the arch's.
+                    Some(g) if g.per.iter().any(|x| x.arch == arch) => {}
+                    Some(g) => g.per.push(one),
+                    None => groups.push(Entry {
+                        dir,
+                        plain: None,
+                        per: vec![one],
+                    }),
+                }
+            }
+        }
+    }
+    // Each image: its directory, the plain file (if any) and its per-arch files.
+    let mut entries: Vec<Entry> = Vec::new();
+    for p in plain {
+        let dir = p.parent().unwrap_or(Path::new("")).to_path_buf();
+        let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let dir = f.parent().unwrap_or(Path::new(""));
+        let joins = name == "Dockerfile" || name == "Containerfile";
+        let per = match groups.iter().position(|g| g.dir == dir) {
+            // The first plain Dockerfile of the directory takes its per-arch files.
+            Some(g) if joins => groups.remove(g).per,
+            _ => Vec::new(),
+        };
+        entries.push(Entry {
+            dir,
+            plain: Some(name),
+            per,
+        });
+    }
+    entries.extend(groups);
+    entries.sort_by_key(Entry::first_file);
+
+    let mut out: Vec<FoundImage> = Vec::new();
+    for Entry {
+        dir,
+        plain,
+        mut per,
+    } in entries
+    {
         let dirs: Vec<String> = dir
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
-        let own = file.strip_suffix(".Dockerfile").map(str::to_string);
+        let own = plain
+            .as_deref()
+            .and_then(|f| f.strip_suffix(".Dockerfile"))
+            .map(str::to_string);
         let mut candidates: Vec<String> = Vec::new();
         match &own {
             Some(stem) => {
@@ -142,7 +276,7 @@ pub fn images_of(root_name: &str, files: &[PathBuf]) -> Vec<FoundImage> {
                 if dirs.len() >= 2 {
                     candidates.push(image_name(&dirs[dirs.len() - 2..].join("-")));
                 }
-                if file == "Containerfile" {
+                if plain.as_deref() == Some("Containerfile") {
                     candidates.push(image_name(&format!(
                         "{}-containerfile",
                         dirs.last().map_or(root_name, |d| d.as_str())
@@ -162,17 +296,150 @@ pub fn images_of(root_name: &str, files: &[PathBuf]) -> Vec<FoundImage> {
                     .find(|c| !taken(c))
                     .unwrap_or(base)
             });
+        let context = if dirs.is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir.clone()
+        };
+        per.sort_by_key(|x| builtin_rank(x.arch));
+        let mut files: Vec<PathBuf> = plain.iter().map(|f| dir.join(f)).collect();
+        files.extend(per.iter().map(|x| dir.join(&x.file)));
+        let (dockerfile, per_arch, archs) = per_arch_layout(plain.as_deref(), &per, default_archs);
         out.push(FoundImage {
             name,
-            context: if dirs.is_empty() {
-                PathBuf::from(".")
-            } else {
-                dir.to_path_buf()
-            },
-            dockerfile: file,
+            context,
+            dockerfile,
+            per_arch,
+            archs,
+            files,
         });
     }
     out
+}
+
+/// One arch's Dockerfile of a per-arch image: `file` relative to the image's
+/// directory, `token` the arch as the name writes it (`aarch64`).
+#[derive(Debug, Clone)]
+struct ArchFile {
+    arch: &'static str,
+    file: String,
+    token: String,
+}
+
+/// An image found on disk: its directory, a plain Dockerfile, per-arch files.
+#[derive(Debug, Clone)]
+struct Entry {
+    dir: PathBuf,
+    plain: Option<String>,
+    per: Vec<ArchFile>,
+}
+
+impl Entry {
+    /// Images are listed in the order of their first file's path.
+    fn first_file(&self) -> PathBuf {
+        self.plain
+            .as_ref()
+            .or(self.per.first().map(|x| &x.file))
+            .map(|f| self.dir.join(f))
+            .unwrap_or_default()
+    }
+}
+
+/// Where an arch sits in the built-in table (its order in written lists).
+fn builtin_rank(a: &str) -> usize {
+    arch::builtin_names()
+        .position(|b| b == a)
+        .unwrap_or(usize::MAX)
+}
+
+/// The `dockerfile` value, the per_arch entries and the arches of an image with
+/// one Dockerfile per arch (`per`: arch, file, the arch as the file names it).
+/// One template covers the files when it can (`Dockerfile.{arch}`,
+/// `{architecture}/Dockerfile`); the others get per_arch entries.
+fn per_arch_layout(
+    plain: Option<&str>,
+    per: &[ArchFile],
+    default_archs: &[String],
+) -> (String, Vec<(String, String)>, Option<Vec<String>>) {
+    let Some(first) = per.first() else {
+        return (plain.unwrap_or("Dockerfile").to_string(), Vec::new(), None);
+    };
+    let mut archs: Vec<String> = per.iter().map(|x| x.arch.to_string()).collect();
+    if plain.is_some() {
+        // The plain Dockerfile builds the default arches that have no file.
+        for d in default_archs {
+            if !archs.contains(d) {
+                archs.push(d.clone());
+            }
+        }
+        archs.sort_by_key(|a| builtin_rank(a));
+    }
+    let mut default_sorted = default_archs.to_vec();
+    default_sorted.sort_by_key(|a| builtin_rank(a));
+    let archs_key = (archs != default_sorted).then(|| archs.clone());
+    let every_arch_has_a_file = archs.iter().all(|a| per.iter().any(|x| x.arch == a));
+    // A template from each file's shape and each variable that gives its token.
+    let mut best: Option<(String, usize)> = None;
+    if every_arch_has_a_file {
+        for ArchFile {
+            arch: arch_name,
+            file,
+            token,
+        } in per
+        {
+            let Some(at) = file.find(token.as_str()) else {
+                continue;
+            };
+            let Some(this) = arch::builtin(arch_name) else {
+                continue;
+            };
+            for var in ["arch", "architecture"] {
+                let value = match var {
+                    "arch" => this.name.clone(),
+                    _ => this.platform.arch.clone(),
+                };
+                if value != *token {
+                    continue;
+                }
+                let template = format!("{}{{{var}}}{}", &file[..at], &file[at + token.len()..]);
+                let covered = per
+                    .iter()
+                    .filter(|x| render_for(&template, x.arch).as_deref() == Some(x.file.as_str()))
+                    .count();
+                if best.as_ref().is_none_or(|(_, n)| covered > *n) {
+                    best = Some((template, covered));
+                }
+            }
+        }
+    }
+    let (dockerfile, uses_template) = match (&best, plain) {
+        (Some((t, n)), _) if *n >= 2 => (t.clone(), true),
+        (_, Some(p)) => (p.to_string(), false),
+        _ => (first.file.clone(), false),
+    };
+    let per_arch = per
+        .iter()
+        .filter(|x| {
+            let named = if uses_template {
+                render_for(&dockerfile, x.arch)
+            } else {
+                Some(dockerfile.clone())
+            };
+            named.as_deref() != Some(x.file.as_str())
+        })
+        .map(|x| (x.arch.to_string(), x.file.clone()))
+        .collect();
+    (dockerfile, per_arch, archs_key)
+}
+
+/// `Dockerfile.{arch}` for a built-in arch, as multiarch renders it.
+fn render_for(template: &str, arch_name: &str) -> Option<String> {
+    let a = arch::builtin(arch_name)?;
+    Some(
+        template
+            .replace("{arch}", &a.name)
+            .replace("{architecture}", &a.platform.arch),
+    )
 }
 
 fn quoted(s: &str) -> String {
@@ -230,7 +497,10 @@ push = "always"
 [verify]
 # Run in each image after its build (before any push) and, after publishing, in
 # each platform's entry of the list by digest: trimmed stdout must be the arch's
-# `uname -m`. Images without `uname` set `verify = {{ command = [...], expect = "..." }}`.
+# `uname -m`. The command replaces the image's ENTRYPOINT (`entrypoint = true`
+# passes it to the ENTRYPOINT instead); an image without `uname` (scratch,
+# distroless) is checked by its config's platform. To run your own binary:
+# `verify = {{ command = ["/app", "--version"], expect = "..." }}` in an image.
 command = ["uname", "-m"]
 "#,
         archs = archs.join(", ")
@@ -248,7 +518,7 @@ command = ["uname", "-m"]
     );
     for i in images {
         o.push_str("\n[[image]]\n");
-        o.push_str(&format!("# from {}\n", i.path().display()));
+        o.push_str(&format!("# from {}\n", i.shown()));
         o.push_str(&format!("name = {}\n", quoted(&i.name)));
         o.push_str(&format!(
             "context = {}\n",
@@ -257,8 +527,45 @@ command = ["uname", "-m"]
         if i.dockerfile != "Dockerfile" {
             o.push_str(&format!("dockerfile = {}\n", quoted(&i.dockerfile)));
         }
+        if i.files.iter().any(|f| {
+            f.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| arch_of_name(&d.to_string_lossy()).is_some())
+        }) {
+            o.push_str(
+                "# the per-arch directories' parent is the context: COPY paths start there\n",
+            );
+        }
+        if let Some(archs) = &i.archs {
+            let list: Vec<String> = archs.iter().map(|a| quoted(a)).collect();
+            o.push_str(&format!(
+                "archs = [{}]  # one Dockerfile per arch\n",
+                list.join(", ")
+            ));
+        }
+        for (a, f) in &i.per_arch {
+            o.push_str(&format!(
+                "[image.per_arch.{a}]\ndockerfile = {}\n",
+                quoted(f)
+            ));
+        }
     }
     o
+}
+
+/// A `--arch` value as the built-in name it stands for, when it is a platform
+/// string; anything else as given (the written file is validated).
+fn normalise_arch(a: &str) -> String {
+    if a.contains('/') {
+        if let Some(b) = Platform::parse(a)
+            .ok()
+            .as_ref()
+            .and_then(arch::builtin_for_platform)
+        {
+            return b.to_string();
+        }
+    }
+    a.to_string()
 }
 
 /// Write `dir/multiarch.toml` for the Dockerfiles under `dir`.
@@ -273,7 +580,7 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
     let files = find_dockerfiles(dir)?;
     if files.is_empty() {
         return Err(Error::Usage(format!(
-            "no Dockerfile, *.Dockerfile or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)",
+            "no Dockerfile, *.Dockerfile, Dockerfile.<arch> or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)",
             dir.display()
         )));
     }
@@ -281,7 +588,12 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "app".into());
-    let images = images_of(&root_name, &files);
+    let default_archs: Vec<String> = if opts.archs.is_empty() {
+        DEFAULT_ARCHS.iter().map(|s| s.to_string()).collect()
+    } else {
+        opts.archs.iter().map(|a| normalise_arch(a)).collect()
+    };
+    let images = images_of(&root_name, &files, &default_archs);
     let text = starter(&root_name, &images, &opts.archs);
     // What `multiarch check` would say, before anything is written.
     Spec::from_str_in(&text, FILE_NAME, dir, env)?;
@@ -312,7 +624,7 @@ mod tests {
         .iter()
         .map(PathBuf::from)
         .collect();
-        let names: Vec<String> = images_of("Shop", &files)
+        let names: Vec<String> = images_of("Shop", &files, &[])
             .into_iter()
             .map(|i| i.name)
             .collect();

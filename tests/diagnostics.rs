@@ -140,6 +140,9 @@ corpus! {
     invalid_repository,
     invalid_registry,
     insecure_registry_url,
+    registry_port_zero,
+    insecure_registry_port_out_of_range,
+    bad_ipv6_registry,
     invalid_tag_template,
     invalid_arch_reference_template,
     arch_reference_without_arch,
@@ -155,6 +158,9 @@ corpus! {
     image_var_in_tags,
     // Templates and the environment.
     unknown_template_variable,
+    platform_tag_typo,
+    platform_tag_in_manifest_tag,
+    dockerfile_git_variable,
     unclosed_brace,
     stray_closing_brace,
     unset_env_var,
@@ -166,6 +172,14 @@ corpus! {
     // Files on disk.
     missing_dockerfile,
     missing_context,
+    templated_dockerfile_missing,
+    // Per-arch overrides.
+    per_arch_unknown_arch,
+    per_arch_arch_not_in_image,
+    per_arch_unknown_key,
+    per_arch_missing_dockerfile,
+    per_arch_duplicate,
+    verify_entrypoint_wrong_type,
     // Build args.
     invalid_build_arg_name,
     invalid_arch_arg,

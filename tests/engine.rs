@@ -57,26 +57,7 @@ fn the_article_pipeline_publishes_a_list_of_exactly_its_platforms() {
     assert_eq!(reg.list_platforms("acme/busybox", "latest"), want);
     // What a user pulling the list on a Pi gets.
     let list = format!("{}/acme/hello:latest", reg.addr);
-    let run = std::process::Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--pull",
-            "always",
-            "--platform",
-            "linux/arm/v7",
-            &list,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&run.stdout).trim(),
-        "armv7l",
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_eq!(pull_and_run(&list, "linux/arm/v7"), "armv7l");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("published:"), "{summary}");
     assert!(summary.contains(&format!("{list}@sha256:")), "{summary}");
@@ -218,4 +199,175 @@ fn dry_run_needs_no_engine() {
         "{text}"
     );
     assert!(text.contains("dry run"), "{text}");
+}
+
+/// A registry named by host and port alone, one Dockerfile per arch, and the
+/// Makefile convention for per-arch tags: `{repo}:{version}_{platform_tag}` with
+/// lists `{version}` and `{major}.{minor}`, on the git tag v1.4.2.
+const PER_ARCH_SPEC: &str = r#"
+[project]
+registry = "${REG}"
+
+[archs]
+default = ["amd64", "arm32v7", "arm64v8"]
+
+[tags]
+arch = "{repo}:{version}_{platform_tag}"
+manifest = ["{version}", "{major}.{minor}"]
+
+[publish]
+tags = ["v*"]
+
+[[image]]
+name = "busybox"
+context = "busybox"
+
+[[image]]
+name = "pi"
+context = "pi"
+dockerfile = "Dockerfile.{arch}"
+depends_on = ["busybox"]
+args = { BASE = "{image.busybox}" }
+
+[image.per_arch.arm32v7]
+dockerfile = "Dockerfile.armhf"
+"#;
+
+fn per_arch_dockerfile(name: &str) -> String {
+    format!(
+        "ARG BASE\nFROM ${{BASE}}\nLABEL built-from={name}\nRUN echo {name} > /built-from\nCMD [\"cat\", \"/built-from\"]\n"
+    )
+}
+
+#[test]
+#[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+fn a_registry_without_a_path_publishes_per_arch_dockerfiles_under_makefile_tags() {
+    let _g = engine_lock();
+    let reg = Registry::start();
+    let p = Project::new();
+    p.file("multiarch.toml", PER_ARCH_SPEC);
+    for f in ["Dockerfile.amd64", "Dockerfile.arm64v8", "Dockerfile.armhf"] {
+        p.file(&format!("pi/{f}"), &per_arch_dockerfile(f));
+    }
+    let out = p.run(&reg, &["run", "--git-tag", "v1.4.2", "--sha", SHA]);
+    assert_eq!(code(&out), 0, "{}", NEEDS_ENGINE);
+    // What the registry serves, over HTTP: the repositories sit at its root.
+    let want = vec!["linux/amd64", "linux/arm/v7", "linux/arm64/v8"];
+    assert_eq!(reg.list_platforms("pi", "1.4.2"), want);
+    assert_eq!(reg.list_platforms("pi", "1.4"), want);
+    assert_eq!(reg.list_platforms("busybox", "1.4"), want);
+    for tag in [
+        "1.4.2_linux_amd64",
+        "1.4.2_linux_arm_v7",
+        "1.4.2_linux_arm64",
+    ] {
+        assert_eq!(reg.manifest("pi", tag).0, 200, "per-arch tag {tag}");
+    }
+    assert_eq!(reg.manifest("pi", "latest").0, 404, "only the listed tags");
+    // The list's entries are those per-arch images.
+    let (_, index) = reg.manifest("pi", "1.4.2");
+    let (_, arm) = reg.manifest("pi", "1.4.2_linux_arm_v7");
+    let arm_digest = format!("sha256:{}", sha256_hex(arm.as_bytes()));
+    assert!(index.contains(&arm_digest), "{index}");
+    // Each arch was built from its own file: what only that file writes.
+    for (platform, file) in [
+        ("linux/arm/v7", "Dockerfile.armhf"),
+        ("linux/arm64", "Dockerfile.arm64v8"),
+        ("linux/amd64", "Dockerfile.amd64"),
+    ] {
+        let list = format!("{}/pi:1.4", reg.addr);
+        assert_eq!(pull_and_run(&list, platform), file, "{platform}");
+    }
+}
+
+/// What a user pulling `list` for `platform` gets: the trimmed stdout of its
+/// default command.
+fn pull_and_run(list: &str, platform: &str) -> String {
+    let run = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pull",
+            "always",
+            "--platform",
+            platform,
+            list,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{list} on {platform}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).trim().to_string()
+}
+
+/// SHA-256 of a manifest body, as the registry names it (`sha256sum`: the tests
+/// have no hashing crate).
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+fn images_with_an_entrypoint_or_without_uname_pass_the_default_check() {
+    let _g = engine_lock();
+    let reg = Registry::start();
+    let p = support::entrypoint_project("");
+    let events = p.path().join("events.jsonl");
+    let out = p.run(
+        &reg,
+        &[
+            "run",
+            "--branch",
+            "main",
+            "--sha",
+            SHA,
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", NEEDS_ENGINE);
+    support::assert_entrypoint_run(
+        &reg,
+        &events,
+        &[
+            "test:server/arm64v8",
+            "verify:server/arm64v8",
+            "test:selftest/arm64v8",
+            "verify:selftest/amd64",
+        ],
+        &[
+            ("test:scratch/amd64", "linux/amd64"),
+            ("test:scratch/arm64v8", "linux/arm64/v8"),
+            ("verify:scratch/arm64v8", "linux/arm64/v8"),
+        ],
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("platform checked from config: linux/arm64/v8"),
+        "{summary}"
+    );
+    // The image's own entrypoint still refuses what the check would have passed it.
+    let server = format!("{}/acme/server:latest", reg.addr);
+    let direct = std::process::Command::new("docker")
+        .args(["run", "--rm", "--network", "none", &server, "uname", "-m"])
+        .output()
+        .unwrap();
+    assert_eq!(direct.status.code(), Some(64));
 }

@@ -86,6 +86,7 @@ impl StepExecutor for Fake {
             status: StepStatus::Ok,
             digest,
             tail: Vec::new(),
+            detail: None,
         }
     }
 }
@@ -219,6 +220,7 @@ fn summary_statuses_cached_timed_out_cancelled() {
         digest: digest.map(str::to_string),
         reference: Some(format!("reg/acme/{}", id.replace([':', '/'], "-"))),
         tail: Vec::new(),
+        detail: None,
     };
     let s = RunSummary {
         steps: vec![
@@ -298,6 +300,7 @@ fn interleaved() -> Vec<RunEvent> {
         digest: None,
         reference: None,
         tail: vec!["exec format error".into()],
+        detail: None,
     };
     let a = done("build:api/amd64", StepStatus::Ok, 1200);
     let b = done(
@@ -557,6 +560,7 @@ fn junit_text_survives_markup_and_control_characters() {
         digest: None,
         reference: None,
         tail: vec!["\x1b[31mred\x1b[0m \x07bell ]]> end".into()],
+        detail: None,
     };
     let s = RunSummary {
         steps: vec![r.clone()],
@@ -1003,7 +1007,7 @@ fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
     // Sorted paths: legacy/api comes first and is `api`; the next one takes its parent.
     assert_eq!(names, ["shop", "api", "services-api", "worker", "my-app"]);
     assert_eq!(
-        spec.images[3].dockerfile,
+        spec.images[3].build_for("amd64").unwrap().dockerfile,
         PathBuf::from("services/api/worker.Dockerfile")
     );
     let check = multiarch(&dir, &["check"]);

@@ -261,8 +261,9 @@ fn build_argv_is_the_articles_command() {
             "linux/arm/v7",
             "--pull",
             "never",
-            &arch_ref("app", "arm32v7"),
+            "--entrypoint",
             "uname",
+            &arch_ref("app", "arm32v7"),
             "-m",
         ])
     );
@@ -306,7 +307,7 @@ fn lists_are_made_of_the_pushed_digests() {
     // Verify runs the platform's entry of the list by digest, never a shared tag.
     let v = step(&p, "verify:app/arm64v8");
     let run = v.command();
-    let image = &run[run.len() - 3];
+    let image = &run[run.len() - 2];
     assert!(
         image.starts_with("127.0.0.1:5000/acme/app@<digest of linux/arm64/v8 in "),
         "{run:?}"

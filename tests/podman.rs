@@ -346,8 +346,9 @@ fn the_plan_shows_podmans_argv_for_every_step() {
             "linux/arm64/v8",
             "--pull",
             "never",
-            &format!("{r}/arm64v8:{SHA}"),
+            "--entrypoint",
             "uname",
+            &format!("{r}/arm64v8:{SHA}"),
             "-m"
         ]
     );
@@ -449,5 +450,39 @@ fn the_engine_flag_overrides_the_file() {
     assert_eq!(
         argv(&step(&plan, "push:hello/amd64")["command"])[..2],
         ["podman", "push"]
+    );
+}
+
+#[test]
+#[ignore = "needs podman, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+fn images_with_an_entrypoint_or_without_uname_pass_the_default_check_with_podman() {
+    let _g = engine_lock();
+    let reg = Registry::start();
+    let _podman = PodmanFor::new(&reg);
+    let p = support::entrypoint_project("engine = \"podman\"");
+    let events = p.path().join("events.jsonl");
+    let out = p.run(
+        &reg,
+        &[
+            "run",
+            "--branch",
+            "main",
+            "--sha",
+            SHA,
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{NEEDS_PODMAN}");
+    // Podman's image inspect has no variant: the config's os/arch is checked.
+    support::assert_entrypoint_run(
+        &reg,
+        &events,
+        &["test:server/arm64v8", "verify:selftest/arm64v8"],
+        &[
+            ("test:scratch/arm64v8", "linux/arm64"),
+            ("verify:scratch/arm64v8", "linux/arm64"),
+            ("verify:scratch/amd64", "linux/amd64"),
+        ],
     );
 }

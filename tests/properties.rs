@@ -60,6 +60,8 @@ const ARCH_TAGS: &[&str] = &[
     "{repo}/{arch}:{sha}",
     "{repo}:{sha}-{arch}",
     "{repo}/{arch}:{short_sha}",
+    "{repo}:{sha}_{platform_tag}",
+    "{repo}-{os}-{architecture}{variant}:{short_sha}",
 ];
 const MANIFEST_TAGS: &[&str] = &[
     "\"{sha}\"",
@@ -71,7 +73,13 @@ const MANIFEST_TAGS: &[&str] = &[
     "\"v{major}.{minor}\"",
     "\"{git_tag}\"",
 ];
-const REGISTRIES: &[Option<&str>] = &[None, Some("${REGISTRY}/acme"), Some("registry.example.com")];
+const REGISTRIES: &[Option<&str>] = &[
+    None,
+    Some("${REGISTRY}/acme"),
+    Some("registry.example.com"),
+    Some("localhost:5000"),
+    Some("[::1]:5000/team"),
+];
 const PUBLISH_BRANCHES: &[&str] = &["[\"main\"]", "[\"**\"]", "[\"main\", \"release/**\"]"];
 const PUSH: &[&str] = &["always", "publish-branches", "never"];
 

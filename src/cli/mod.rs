@@ -1,5 +1,6 @@
 //! The command line: clap structs and dispatch only. Everything else is the library.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -223,6 +224,10 @@ pub struct Select {
     /// Build every layer again (`docker build --no-cache`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Pull newer versions of the base images for each build (`docker build
+    /// --pull`), as release pipelines that rebuild on base-image updates do.
+    #[arg(long)]
+    pub pull: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -375,11 +380,22 @@ pub fn main_with(args: Vec<std::ffi::OsString>, env: Environment) -> i32 {
     let out = Output::new(&cli, &env);
     match dispatch(cli, &env, out) {
         Ok(code) => code,
+        // The reader went away (`multiarch plan | head -1`): nothing to say, and
+        // nothing went wrong here — as ripgrep does, exit 0.
+        Err(e) if e.is_broken_pipe() => exit::SUCCESS,
         Err(e) => {
             report_error(&e, out);
             e.exit_code()
         }
     }
+}
+
+/// Write `text` to standard output, all of it, or say why not.
+pub fn print_stdout(text: &[u8]) -> Result<(), Error> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text)
+        .and_then(|_| o.flush())
+        .map_err(Error::stdout)
 }
 
 pub fn report_error(e: &Error, out: Output) {
@@ -407,7 +423,12 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             let path = Spec::locate(f.file.as_deref(), &cwd)?;
             let spec = Spec::load(&path, env)?;
             if out.verbose {
-                eprintln!("{}: ok ({} images)", path.display(), spec.images.len());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: ok ({} images)",
+                    path.display(),
+                    spec.images.len()
+                );
             }
             Ok(exit::SUCCESS)
         }
@@ -423,11 +444,12 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 Format::Json => plan::write_json_compact(&plan, &mut stdout),
                 Format::Dot => stdout.write_all(plan::render_dot(&plan).as_bytes()),
             };
-            let _ = written.and_then(|_| stdout.flush());
+            let written = written.and_then(|_| stdout.flush());
             // The process ends right after: freeing a plan of thousands of steps
             // would only cost time.
             std::mem::forget(plan);
             std::mem::forget(spec);
+            written.map_err(Error::stdout)?;
             Ok(exit::SUCCESS)
         }
         Command::Ci(a) => ci(&a, env, &cwd, out),
@@ -456,9 +478,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 EngineArg::Podman => EngineKind::Podman,
             });
             let report = d.run();
-            let _ = std::io::stdout()
-                .lock()
-                .write_all(report.render(out.color_stdout).as_bytes());
+            print_stdout(report.render(out.color_stdout).as_bytes())?;
             Ok(report.exit_code())
         }
         Command::Init(a) => {
@@ -467,7 +487,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 archs: a.archs,
             };
             let done = crate::init::init(&cwd, &opts, env)?;
-            let mut o = std::io::stdout().lock();
+            let mut o = String::new();
             let w = done.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
             let _ = writeln!(
                 o,
@@ -477,12 +497,13 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
                 if done.images.len() == 1 { "" } else { "s" }
             );
             for i in &done.images {
-                let _ = writeln!(o, "  {:w$}  {}", i.name, i.path().display());
+                let _ = writeln!(o, "  {:w$}  {}", i.name, i.shown());
             }
             let _ = writeln!(
                 o,
                 "next: `multiarch doctor`, `multiarch plan`, then `multiarch run` (MULTIARCH_REGISTRY=host:port to push elsewhere)"
             );
+            print_stdout(o.as_bytes())?;
             Ok(exit::SUCCESS)
         }
         Command::Completions(a) => {
@@ -490,7 +511,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             // Into memory first: the generator panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(a.shell, &mut cmd, "multiarch", &mut script);
-            let _ = std::io::stdout().lock().write_all(&script);
+            print_stdout(&script)?;
             Ok(exit::SUCCESS)
         }
         Command::Replay(a) => run::replay(&a, env, out),
@@ -523,7 +544,7 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
         }
     };
     let Some(out_path) = &a.output else {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        print_stdout(text.as_bytes())?;
         return Ok(exit::SUCCESS);
     };
     if a.check {
@@ -609,6 +630,7 @@ pub fn load_and_plan(
         host: Host::detect(),
         step_timeout,
         no_cache: select.no_cache,
+        pull: select.pull,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
     Ok((spec, plan))

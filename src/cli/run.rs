@@ -16,6 +16,7 @@ use crate::exec::{run, Credentials, RunOptions};
 use crate::plan::Plan;
 use crate::report::events::{EventReader, Parsed};
 use crate::report::live::LiveOptions;
+use crate::report::sink::{is_broken_pipe, Checked, WriteStatus};
 use crate::report::{
     CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter, PlainReporter,
     PlanInfo, Reporter, Style, Tee,
@@ -48,18 +49,26 @@ pub fn choose_view(progress: Progress, env: &Environment, quiet: bool, terminal:
 }
 
 /// The human reporter: on stdout, or on stderr when stdout carries `--events -`.
-fn human<'a>(view: View, out: Output, to_stderr: bool, info: PlanInfo) -> Box<dyn Reporter + 'a> {
-    let sink: Box<dyn Write + 'a> = if to_stderr {
-        Box::new(std::io::stderr())
+/// What went wrong writing stdout is in the returned status.
+fn human<'a>(
+    view: View,
+    out: Output,
+    to_stderr: bool,
+    info: PlanInfo,
+) -> (Box<dyn Reporter + 'a>, WriteStatus) {
+    let (sink, status): (Box<dyn Write + 'a>, WriteStatus) = if to_stderr {
+        // A failing stderr has nowhere to be reported.
+        (Box::new(std::io::stderr()), WriteStatus::default())
     } else {
-        Box::new(std::io::stdout())
+        let (w, s) = Checked::new(std::io::stdout());
+        (Box::new(w), s)
     };
     let text_style = Style::new(if to_stderr {
         out.color
     } else {
         out.color_stdout
     });
-    match view {
+    let reporter: Box<dyn Reporter + 'a> = match view {
         View::Live => Box::new(
             LiveReporter::stderr(
                 sink,
@@ -83,13 +92,66 @@ fn human<'a>(view: View, out: Output, to_stderr: bool, info: PlanInfo) -> Box<dy
                 .with_plan(info)
                 .with_style(text_style),
         ),
+    };
+    (reporter, status)
+}
+
+/// A report file given on the command line, opened before anything runs: a path
+/// that cannot be written is exit 2 then, not a lost report after an hour of
+/// builds. A regular file gets `placeholder` at once (a file that takes no bytes,
+/// such as /proc/version, shows now); the report replaces it when it is written.
+struct ReportFile {
+    file: File,
+    /// The placeholder is still in the file: the next write replaces it.
+    placeholder: bool,
+}
+
+impl ReportFile {
+    fn create(path: &Path, flag: &str, placeholder: &[u8]) -> Result<ReportFile, Error> {
+        let bad = |e: std::io::Error| {
+            Error::Usage(format!("{flag}: cannot write {}: {e}", path.display()))
+        };
+        let mut file = File::create(path).map_err(bad)?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        if regular && !placeholder.is_empty() {
+            file.write_all(placeholder)
+                .and_then(|_| file.flush())
+                .map_err(bad)?;
+        }
+        Ok(ReportFile {
+            file,
+            placeholder: regular && !placeholder.is_empty(),
+        })
     }
 }
 
-fn create(path: &Path, what: &str) -> Result<BufWriter<File>, Error> {
-    File::create(path)
-        .map(BufWriter::new)
-        .map_err(|e| Error::Usage(format!("{what} {}: {e}", path.display())))
+impl Write for ReportFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::mem::take(&mut self.placeholder) {
+            use std::io::Seek;
+            self.file.set_len(0)?;
+            self.file.rewind()?;
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Every output of a run, to be checked when it ends: what it is, and its status.
+type Outputs = Vec<(String, WriteStatus)>;
+
+/// The first output that failed, as the run's error (a closed pipe excepted).
+fn output_failure(outputs: &Outputs) -> Option<Error> {
+    outputs.iter().find_map(|(what, status)| {
+        let e = status.error()?;
+        (!is_broken_pipe(&e)).then(|| Error::Output {
+            what: what.clone(),
+            source: e,
+        })
+    })
 }
 
 fn is_stdout(p: &Path) -> bool {
@@ -104,8 +166,11 @@ pub fn cli_run(
     out: Output,
 ) -> Result<i32, Error> {
     if args.dry_run {
-        print!("{}", crate::plan::render_text(plan));
-        println!("\n(dry run: nothing was run)");
+        let text = format!(
+            "{}\n(dry run: nothing was run)\n",
+            crate::plan::render_text(plan)
+        );
+        super::print_stdout(text.as_bytes())?;
         return Ok(exit::SUCCESS);
     }
     let opts = RunOptions {
@@ -130,25 +195,49 @@ pub fn cli_run(
     // Files are opened before anything runs: a wrong path is exit 2, not a lost
     // report after an hour of builds.
     let events_to_stdout = args.events.as_deref().is_some_and(is_stdout);
+    let mut outputs: Outputs = Vec::new();
     let mut events = match &args.events {
         Some(p) => {
-            let w: Box<dyn Write> = if is_stdout(p) {
-                Box::new(std::io::stdout())
+            let (w, status): (Box<dyn Write>, WriteStatus) = if is_stdout(p) {
+                let (w, s) = Checked::new(std::io::stdout());
+                outputs.push(("the events to standard output".into(), s.clone()));
+                (Box::new(w), s)
             } else {
-                Box::new(create(p, "--events: cannot write")?)
+                let file = BufWriter::new(ReportFile::create(p, "--events", b"")?);
+                let (w, s) = Checked::new(file);
+                outputs.push((format!("the events to {}", p.display()), s.clone()));
+                (Box::new(w), s)
             };
-            Some(
-                JsonEventsReporter::new(w, plan, &masker)
-                    .map_err(|e| Error::Usage(format!("--events: cannot write: {e}")))?,
-            )
+            let reporter = JsonEventsReporter::new(w, plan, &masker);
+            match reporter {
+                Ok(r) => Some(r),
+                // The plan line could not be written to the file: a bad path.
+                Err(e) if !is_stdout(p) => {
+                    return Err(Error::Usage(format!(
+                        "--events: cannot write {}: {}",
+                        p.display(),
+                        status.error().unwrap_or(e)
+                    )))
+                }
+                // Standard output failed: the run goes on, and says so at the end.
+                Err(_) => Some(JsonEventsReporter::without_plan(
+                    Box::new(std::io::sink()) as Box<dyn Write>,
+                    info.clone(),
+                )),
+            }
         }
         None => None,
     };
     let mut junit = match &args.junit {
-        Some(p) => Some(JUnitReporter::new(
-            create(p, "--junit: cannot write")?,
-            info.clone(),
-        )),
+        Some(p) => {
+            let placeholder = crate::report::junit::render_error(
+                "multiarch run is still running, or ended before writing its report",
+            );
+            let file = ReportFile::create(p, "--junit", placeholder.as_bytes())?;
+            let (w, s) = Checked::new(file);
+            outputs.push((format!("the JUnit report to {}", p.display()), s));
+            Some(JUnitReporter::new(w, info.clone()))
+        }
         None => None,
     };
     let view = choose_view(
@@ -157,7 +246,8 @@ pub fn cli_run(
         out.quiet,
         std::io::stderr().is_terminal(),
     );
-    let mut human = human(view, out, events_to_stdout, info);
+    let (mut human, human_status) = human(view, out, events_to_stdout, info);
+    outputs.push(("to standard output".into(), human_status));
     let result = {
         let mut tee = Tee::new();
         tee.push(&mut human);
@@ -172,7 +262,20 @@ pub fn cli_run(
     // The live view is cleared before any error is printed.
     drop(human);
     match result {
-        Ok(summary) => Ok(summary.exit_code()),
+        Ok(summary) => {
+            // The events stream and the report are complete once they are dropped.
+            drop(events);
+            drop(junit);
+            let code = summary.exit_code();
+            match output_failure(&outputs) {
+                Some(e) if code == exit::SUCCESS => Err(e),
+                Some(e) => {
+                    super::report_error(&e, out);
+                    Ok(code)
+                }
+                None => Ok(code),
+            }
+        }
         Err(e) => {
             let message = masker.mask(&e.to_string());
             if let Some(ev) = events.as_mut() {
@@ -180,6 +283,11 @@ pub fn cli_run(
             }
             if let Some(j) = junit.as_mut() {
                 j.error(&message);
+            }
+            drop(events);
+            drop(junit);
+            if let Some(o) = output_failure(&outputs) {
+                super::report_error(&o, out);
             }
             Err(e)
         }
@@ -228,7 +336,7 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
         out.quiet,
         std::io::stderr().is_terminal(),
     );
-    let mut human = human(view, out, false, info);
+    let (mut human, status) = human(view, out, false, info);
     let mut code = exit::SUCCESS;
     for p in parsed {
         match p {
@@ -253,5 +361,9 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             std::thread::sleep(Duration::from_millis(args.delay_ms));
         }
     }
-    Ok(code)
+    drop(human);
+    match status.error() {
+        Some(e) => Err(Error::stdout(e)),
+        None => Ok(code),
+    }
 }

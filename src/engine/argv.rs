@@ -48,6 +48,8 @@ pub struct BuildArgs {
     pub context: String,
     /// `--no-cache`: rebuild every layer.
     pub no_cache: bool,
+    /// `--pull`: fetch newer base images before building.
+    pub pull: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,9 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     if a.no_cache {
         v.push("--no-cache".into());
     }
+    if a.pull {
+        v.push("--pull".into());
+    }
     pair(&mut v, "--build-arg", &a.arch_arg.0, &a.arch_arg.1);
     v.push("--platform".into());
     v.push(a.platform.to_string());
@@ -105,22 +110,41 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     v
 }
 
-/// `run --rm --network none --platform P --pull never|always REF CMD…`: the same
-/// flags for docker and podman.
+/// What a container of a test or verify step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCommand<'a> {
+    pub command: &'a [String],
+    /// Pass `command` to the image's ENTRYPOINT as arguments; otherwise the
+    /// ENTRYPOINT is replaced by the command's first word.
+    pub keep_entrypoint: bool,
+}
+
+/// `run --rm --network none --platform P --pull never|always [--entrypoint CMD0]
+/// REF ARGS…`: the same flags for docker and podman. Replacing the ENTRYPOINT
+/// makes a check such as `uname -m` work on images whose ENTRYPOINT is a server
+/// that refuses unknown arguments.
 pub fn run_flags(
     base: Vec<String>,
     reference: &str,
     platform: &Platform,
     pull: Pull,
-    command: &[String],
+    run: RunCommand<'_>,
 ) -> Vec<String> {
     let mut v = base;
     v.extend(["run", "--rm", "--network", "none", "--platform"].map(String::from));
     v.push(platform.to_string());
     v.push("--pull".into());
     v.push(pull.as_str().into());
+    let args = match (run.keep_entrypoint, run.command.split_first()) {
+        (false, Some((first, rest))) => {
+            v.push("--entrypoint".into());
+            v.push(first.clone());
+            rest
+        }
+        _ => run.command,
+    };
     v.push(reference.to_string());
-    v.extend(command.iter().cloned());
+    v.extend(args.iter().cloned());
     v
 }
 
@@ -138,7 +162,7 @@ pub fn run(
     reference: &str,
     platform: &Platform,
     pull: Pull,
-    command: &[String],
+    command: RunCommand<'_>,
 ) -> Vec<String> {
     t.engine().run(t, reference, platform, pull, command)
 }

@@ -1,7 +1,7 @@
 //! Docker: the classic builder (`DOCKER_BUILDKIT=0`) and `docker manifest`, whose
 //! local manifest cache and `--insecure` flag only exist here.
 
-use super::argv::{self, BuildArgs, EngineTarget, Pull};
+use super::argv::{self, BuildArgs, EngineTarget, Pull, RunCommand};
 use super::{find_digest, Engine, ListItem, Lookup, Session};
 use crate::environment::Environment;
 use crate::error::Error;
@@ -72,7 +72,7 @@ impl Engine for Docker {
         reference: &str,
         platform: &Platform,
         pull: Pull,
-        command: &[String],
+        command: RunCommand<'_>,
     ) -> Vec<String> {
         argv::run_flags(t.base(), reference, platform, pull, command)
     }

@@ -14,7 +14,7 @@ pub mod podman;
 pub mod runner;
 pub mod session;
 
-pub use argv::{BuildArgs, EngineTarget, Pull};
+pub use argv::{BuildArgs, EngineTarget, Pull, RunCommand};
 pub use docker::Docker;
 pub use podman::Podman;
 pub use runner::EngineRunner;
@@ -77,7 +77,7 @@ pub trait Engine: std::fmt::Debug + Sync {
         reference: &str,
         platform: &Platform,
         pull: Pull,
-        command: &[String],
+        command: RunCommand<'_>,
     ) -> Vec<String>;
 
     /// Pushes a per-arch image. An engine that writes the pushed digest to a file

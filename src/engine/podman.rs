@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 
-use super::argv::{self, BuildArgs, EngineTarget, Pull};
+use super::argv::{self, BuildArgs, EngineTarget, Pull, RunCommand};
 use super::session::unique_name;
 use super::{find_digest, Engine, ListItem, Lookup, Session};
 use crate::environment::Environment;
@@ -135,7 +135,7 @@ impl Engine for Podman {
         reference: &str,
         platform: &Platform,
         pull: Pull,
-        command: &[String],
+        command: RunCommand<'_>,
     ) -> Vec<String> {
         argv::run_flags(t.base(), reference, platform, pull, command)
     }
@@ -555,8 +555,13 @@ mod tests {
     fn run_and_build_use_dockers_flags_without_buildkit() {
         let t = EngineTarget::local(EngineKind::Podman);
         let p = Platform::parse("linux/arm64").unwrap();
+        let uname = s(&["uname", "-m"]);
+        let replaced = RunCommand {
+            command: &uname,
+            keep_entrypoint: false,
+        };
         assert_eq!(
-            Podman.run(&t, "r@sha256:cc", &p, Pull::Always, &s(&["uname", "-m"])),
+            Podman.run(&t, "r@sha256:cc", &p, Pull::Always, replaced),
             s(&[
                 "podman",
                 "run",
@@ -567,11 +572,19 @@ mod tests {
                 "linux/arm64/v8",
                 "--pull",
                 "always",
-                "r@sha256:cc",
+                "--entrypoint",
                 "uname",
+                "r@sha256:cc",
                 "-m"
             ])
         );
+        let appended = RunCommand {
+            command: &uname,
+            keep_entrypoint: true,
+        };
+        let v = Podman.run(&t, "r@sha256:cc", &p, Pull::Never, appended);
+        assert!(!v.contains(&"--entrypoint".to_string()), "{v:?}");
+        assert_eq!(v[v.len() - 3..], s(&["r@sha256:cc", "uname", "-m"]));
         assert!(Podman.env().is_empty(), "no DOCKER_BUILDKIT");
         let remote = EngineTarget {
             kind: EngineKind::Podman,
@@ -606,6 +619,7 @@ mod tests {
             dockerfile: "app/Dockerfile".into(),
             context: "app".into(),
             no_cache: false,
+            pull: false,
         };
         let v = Podman.build(&t, &a);
         let i = v.iter().position(|x| x == "--cache-from").unwrap();

@@ -14,7 +14,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::exec::process::{self, Command, Exit, Finished};
 use crate::exec::scheduler::{StepExecutor, StepIo, StepResult};
-use crate::plan::{Action, Expect, Plan, Step};
+use crate::plan::{Action, Check, Plan, Step};
 use crate::report::StepStatus;
 use crate::spec::reference;
 use crate::spec::{EngineKind, Platform};
@@ -234,6 +234,7 @@ impl EngineRunner {
             status,
             digest: None,
             tail,
+            detail: None,
         }
     }
 
@@ -334,14 +335,23 @@ impl EngineRunner {
         }
     }
 
+    /// Run the check in `image` (its argv from the engine) and compare its
+    /// output. The uname check on an image without `uname` checks the image
+    /// config's platform instead, and says so.
+    #[allow(clippy::too_many_arguments)]
     fn run_and_check(
         &self,
         step: &Step,
         io: &StepIo<'_>,
-        run_argv: Vec<String>,
-        expect: &Expect,
+        engine: &EngineTarget,
+        image: &str,
+        platform: &Platform,
+        pull: argv::Pull,
+        check: &Check,
         what: &str,
     ) -> StepResult {
+        let run_argv = argv::run(engine, image, platform, pull, check.run_command());
+        let expect = &check.expect;
         let mut attempt = 0u32;
         let f = loop {
             let f = self.captured(run_argv.clone(), step, io, true);
@@ -378,6 +388,10 @@ impl EngineRunner {
             }
         };
         if !f.exit.success() {
+            let first = check.command.first().map_or("", String::as_str);
+            if check.platform_fallback && is_missing_executable(&f, first) {
+                return self.platform_from_config(step, io, engine, image, platform, first, what);
+            }
             return self.fail(&format!("{what} command failed"), &f);
         }
         let out = f.stdout.join("\n");
@@ -392,6 +406,39 @@ impl EngineRunner {
             );
         }
         StepResult::ok()
+    }
+
+    /// The image has no `command` (scratch, distroless): its config's platform
+    /// must be the arch's.
+    #[allow(clippy::too_many_arguments)]
+    fn platform_from_config(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        image: &str,
+        platform: &Platform,
+        command: &str,
+        what: &str,
+    ) -> StepResult {
+        let inspect = self.captured(argv::inspect_platform(engine, image), step, io, false);
+        if !inspect.exit.success() {
+            return self.fail(
+                &format!("{what}: the image has no `{command}`, and its config cannot be read"),
+                &inspect,
+            );
+        }
+        let got = inspect.stdout.first().map_or("", |l| l.trim());
+        let got = got.trim_end_matches('/');
+        if !platform_matches(got, platform) {
+            return StepResult::failed(
+                format!("{what}: the image has no `{command}`, and its config says {got}, not {platform}"),
+                inspect.stdout,
+            );
+        }
+        let detail = format!("platform checked from config: {got}");
+        io.note(&format!("the image has no `{command}` to run: {detail}"));
+        StepResult::ok_with(detail)
     }
 
     fn push(
@@ -425,6 +472,7 @@ impl EngineRunner {
                 status: StepStatus::Ok,
                 digest: Some(d),
                 tail: Vec::new(),
+                detail: None,
             },
             None => StepResult::failed(
                 "pushed, but the digest could not be read from the output",
@@ -560,6 +608,7 @@ impl EngineRunner {
             )),
             digest: None,
             tail: Vec::new(),
+            detail: None,
         })
     }
 
@@ -578,6 +627,7 @@ impl EngineRunner {
                 )),
                 digest: None,
                 tail: Vec::new(),
+                detail: None,
             };
         }
         let file = self.session.file_for(&step.id);
@@ -595,6 +645,7 @@ impl EngineRunner {
             status: StepStatus::Ok,
             digest,
             tail: Vec::new(),
+            detail: None,
         }
     }
 
@@ -608,8 +659,7 @@ impl EngineRunner {
         reference: &str,
         push_step: &str,
         platform: &Platform,
-        command: &[String],
-        expect: &Expect,
+        check: &Check,
         insecure: bool,
     ) -> StepResult {
         let by_digest = match list {
@@ -668,8 +718,11 @@ impl EngineRunner {
         self.run_and_check(
             step,
             io,
-            argv::run(engine, &by_digest, platform, argv::Pull::Always, command),
-            expect,
+            engine,
+            &by_digest,
+            platform,
+            argv::Pull::Always,
+            check,
             "verify",
         )
     }
@@ -716,6 +769,7 @@ impl EngineRunner {
             status: StepStatus::Cached(format!("{reference} is already in the registry")),
             digest,
             tail: Vec::new(),
+            detail: None,
         }
     }
 }
@@ -750,13 +804,15 @@ impl StepExecutor for EngineRunner {
                 engine,
                 reference,
                 platform,
-                command,
-                expect,
+                check,
             } => self.run_and_check(
                 step,
                 io,
-                argv::run(engine, reference, platform, argv::Pull::Never, command),
-                expect,
+                engine,
+                reference,
+                platform,
+                argv::Pull::Never,
+                check,
                 "test",
             ),
             Action::Push { engine, reference } => self.push(step, io, engine, reference),
@@ -777,8 +833,7 @@ impl StepExecutor for EngineRunner {
                 reference,
                 push_step,
                 platform,
-                command,
-                expect,
+                check,
                 insecure,
                 ..
             } => self.verify(
@@ -789,8 +844,7 @@ impl StepExecutor for EngineRunner {
                 reference,
                 push_step,
                 platform,
-                command,
-                expect,
+                check,
                 *insecure,
             ),
         }
@@ -814,6 +868,21 @@ pub fn missing_handlers(handlers: &[String]) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// Whether a run failed because the runtime found no `command` in the image
+/// (runc: `exec: "uname": executable file not found in $PATH`; crun:
+/// "executable file `uname` not found in $PATH"), as docker and podman report it
+/// with exit code 127 — not a command inside the container that exited 127.
+pub fn is_missing_executable(f: &Finished, command: &str) -> bool {
+    if f.exit != Exit::Code(127) || command.is_empty() {
+        return false;
+    }
+    f.stderr.iter().chain(f.stdout.iter()).any(|l| {
+        l.contains("executable file")
+            && l.contains("not found")
+            && (l.contains(&format!("\"{command}\"")) || l.contains(&format!("`{command}`")))
+    })
 }
 
 /// `os/arch/variant` from `docker image inspect` against the arch's platform.

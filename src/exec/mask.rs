@@ -40,6 +40,7 @@ impl Masker {
                 other => other,
             },
             tail: r.tail.iter().map(|l| self.mask(l)).collect(),
+            detail: r.detail.as_deref().map(|d| self.mask(d)),
             ..r
         }
     }

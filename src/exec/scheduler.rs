@@ -18,6 +18,8 @@ pub struct StepResult {
     pub status: StepStatus,
     pub digest: Option<String>,
     pub tail: Vec<String>,
+    /// What a step that succeeded wants said about how (the summary's detail).
+    pub detail: Option<String>,
 }
 
 impl StepResult {
@@ -26,6 +28,15 @@ impl StepResult {
             status: StepStatus::Ok,
             digest: None,
             tail: Vec::new(),
+            detail: None,
+        }
+    }
+
+    /// Succeeded, and says how.
+    pub fn ok_with(detail: impl Into<String>) -> Self {
+        StepResult {
+            detail: Some(detail.into()),
+            ..StepResult::ok()
         }
     }
 
@@ -34,6 +45,7 @@ impl StepResult {
             status: StepStatus::Failed(reason.into()),
             digest: None,
             tail,
+            detail: None,
         }
     }
 }
@@ -191,6 +203,7 @@ pub fn run(
                   result_digest: Option<String>,
                   duration: Duration,
                   tail: Vec<String>,
+                  detail: Option<String>,
                   state: &mut Vec<State>,
                   reports: &mut Vec<Option<StepReport>>| {
         let s = &plan.steps[i];
@@ -203,6 +216,7 @@ pub fn run(
             digest: result_digest,
             reference: s.reference.clone(),
             tail,
+            detail,
         };
         reports[i] = Some(r.clone());
         r
@@ -221,6 +235,7 @@ pub fn run(
                 res.digest.clone(),
                 *d,
                 res.tail.clone(),
+                res.detail.clone(),
                 &mut state,
                 &mut reports,
             );
@@ -293,6 +308,7 @@ pub fn run(
                             None,
                             Duration::ZERO,
                             Vec::new(),
+                            None,
                             &mut state,
                             &mut reports,
                         );
@@ -316,7 +332,7 @@ pub fn run(
                             if state[i] == State::Pending
                                 && plan.steps[i].kind == StepKind::ManifestCreate
                             {
-                                let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", plan.steps[b].id)), None, Duration::ZERO, Vec::new(), &mut state, &mut reports);
+                                let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", plan.steps[b].id)), None, Duration::ZERO, Vec::new(), None, &mut state, &mut reports);
                                 emit(reporter, RunEvent::StepFinished(r));
                                 ready.remove(&key(i));
                                 skipped_any = true;
@@ -471,6 +487,7 @@ pub fn run(
                         result.digest.clone(),
                         d,
                         tail,
+                        result.detail.clone(),
                         &mut state,
                         &mut reports,
                     );
@@ -531,6 +548,7 @@ pub fn run(
                 None,
                 Duration::ZERO,
                 Vec::new(),
+                None,
                 &mut state,
                 &mut reports,
             );
@@ -661,6 +679,7 @@ mod tests {
                     status: StepStatus::Ok,
                     digest: Some(format!("sha256:{}", step.id.len())),
                     tail: Vec::new(),
+                    detail: None,
                 }
             };
             self.running.fetch_sub(1, Ordering::SeqCst);

@@ -96,6 +96,40 @@ impl Expect {
     }
 }
 
+/// What a test or verify step runs in a container, and what it must print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub command: Vec<String>,
+    pub expect: Expect,
+    /// Pass `command` to the image's ENTRYPOINT (`verify.entrypoint = true`);
+    /// otherwise its first word replaces the ENTRYPOINT.
+    pub entrypoint: bool,
+    /// The uname check: on an image without `uname` (scratch, distroless) the
+    /// image config's platform is checked instead, and the step says so.
+    pub platform_fallback: bool,
+}
+
+impl Check {
+    pub fn run_command(&self) -> argv::RunCommand<'_> {
+        argv::RunCommand {
+            command: &self.command,
+            keep_entrypoint: self.entrypoint,
+        }
+    }
+
+    fn of(arch: &Arch, v: &crate::spec::VerifyCheck) -> Check {
+        Check {
+            command: v.command.clone(),
+            expect: match &v.expect {
+                Some(e) => Expect::Contains(e.clone()),
+                None => Expect::OneOf(arch.uname.clone()),
+            },
+            entrypoint: v.entrypoint,
+            platform_fallback: v.is_uname_check(),
+        }
+    }
+}
+
 /// One entry of a list: the per-arch image pushed by `push_step`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
@@ -126,8 +160,7 @@ pub enum Action {
         engine: EngineTarget,
         reference: String,
         platform: Platform,
-        command: Vec<String>,
-        expect: Expect,
+        check: Check,
     },
     Push {
         engine: EngineTarget,
@@ -154,8 +187,7 @@ pub enum Action {
         platform: Platform,
         /// What `run` starts: `REPO@<digest of …>`, resolved at run time.
         run_reference: String,
-        command: Vec<String>,
-        expect: Expect,
+        check: Check,
         insecure: bool,
     },
 }
@@ -182,10 +214,15 @@ impl Action {
                 engine,
                 reference,
                 platform,
-                command,
-                ..
+                check,
             } => (
-                vec![argv::run(engine, reference, platform, Pull::Never, command)],
+                vec![argv::run(
+                    engine,
+                    reference,
+                    platform,
+                    Pull::Never,
+                    check.run_command(),
+                )],
                 0,
             ),
             Action::Push { engine, reference } => (vec![argv::push(engine, reference)], 0),
@@ -214,11 +251,17 @@ impl Action {
                 list,
                 platform,
                 run_reference,
-                command,
+                check,
                 insecure,
                 ..
             } => {
-                let run = argv::run(engine, run_reference, platform, Pull::Always, command);
+                let run = argv::run(
+                    engine,
+                    run_reference,
+                    platform,
+                    Pull::Always,
+                    check.run_command(),
+                );
                 match list {
                     Some(l) => (
                         vec![
@@ -334,6 +377,8 @@ pub struct PlanOptions {
     pub step_timeout: Option<Duration>,
     /// `--no-cache`: builds use no cached layer.
     pub no_cache: bool,
+    /// `--pull`: builds fetch newer base images first.
+    pub pull: bool,
 }
 
 impl Default for PlanOptions {
@@ -348,6 +393,7 @@ impl Default for PlanOptions {
             host: Host::detect(),
             step_timeout: None,
             no_cache: false,
+            pull: false,
         }
     }
 }
@@ -522,7 +568,11 @@ impl<'a> Planner<'a> {
         let mut users: Vec<&Template> = vec![&spec.tags.arch];
         users.extend(spec.tags.manifest.iter().map(|m| &m.tag));
         for i in &spec.images {
-            users.extend(i.args.iter().map(|(_, t)| t));
+            users.extend(
+                i.per_arch
+                    .values()
+                    .flat_map(|b| b.args.iter().map(|(_, t)| t)),
+            );
             users.extend(i.labels.iter().map(|(_, t)| t));
             users.extend(i.cache_from.iter());
         }
@@ -557,7 +607,7 @@ impl<'a> Planner<'a> {
             repo: &img.repo,
             name: &img.name,
             arch: arch.map(|a| a.name.as_str()),
-            platform: arch.map(|a| a.platform.to_string()),
+            platform: arch.map(|a| &a.platform),
             git: &self.git,
             images: deps,
         }
@@ -748,8 +798,14 @@ impl<'a> Planner<'a> {
                     })
                     .collect();
                 let vars = self.vars(img, Some(arch), Some(&deps));
+                let Some(settings) = img.build_for(a) else {
+                    return Err(Error::Usage(format!(
+                        "internal: image `{}` has no settings for arch `{a}`",
+                        img.name
+                    )));
+                };
                 let mut build_args = Vec::new();
-                for (k, t) in &img.args {
+                for (k, t) in &settings.args {
                     build_args.push((k.clone(), self.render(t, &vars, &format!("build arg {k}"))?));
                 }
                 let mut labels = oci_labels(self.ctx, &self.git);
@@ -773,11 +829,12 @@ impl<'a> Planner<'a> {
                     reference: reference.clone(),
                     build_args,
                     labels,
-                    target: img.target.clone(),
+                    target: settings.target.clone(),
                     cache_from,
-                    dockerfile: img.dockerfile.display().to_string(),
+                    dockerfile: settings.dockerfile.display().to_string(),
                     context: img.context.display().to_string(),
                     no_cache: self.opts.no_cache,
+                    pull: self.opts.pull,
                 };
                 // Needs of the build: qemu, and the base image for the same arch.
                 let mut build_needs = Vec::new();
@@ -801,14 +858,7 @@ impl<'a> Planner<'a> {
                     build_needs.push(id);
                 }
                 let timeout = self.timeout(Some(img));
-                let expect = match &img.verify_expect {
-                    Some(e) => Expect::Contains(e.clone()),
-                    None => Expect::OneOf(arch.uname.clone()),
-                };
-                let verify_cmd = img
-                    .verify_command
-                    .clone()
-                    .unwrap_or_else(|| spec.verify.command.clone());
+                let check = Check::of(arch, &settings.verify);
                 let idx = self.steps.len();
                 self.steps.push(Step {
                     id: build_id.clone(),
@@ -851,8 +901,7 @@ impl<'a> Planner<'a> {
                             engine: engine.clone(),
                             reference: reference.clone(),
                             platform: arch.platform.clone(),
-                            command: verify_cmd.clone(),
-                            expect: expect.clone(),
+                            check,
                         },
                     });
                     if emu {
@@ -894,7 +943,6 @@ impl<'a> Planner<'a> {
                         reason,
                     });
                 }
-                let _ = (verify_cmd, expect);
                 arch_done.push((a.clone(), test_step, push_step));
             }
 
@@ -1087,14 +1135,10 @@ impl<'a> Planner<'a> {
                     }
                     let engine = engine_for(arch);
                     let reference = self.ref_of(&img.name, a);
-                    let expect = match &img.verify_expect {
-                        Some(e) => Expect::Contains(e.clone()),
-                        None => Expect::OneOf(arch.uname.clone()),
+                    let Some(settings) = img.build_for(a) else {
+                        continue;
                     };
-                    let command = img
-                        .verify_command
-                        .clone()
-                        .unwrap_or_else(|| spec.verify.command.clone());
+                    let check = Check::of(arch, &settings.verify);
                     let (needs, list, run_reference) = match &first_list_push {
                         Some(lp) => {
                             let list = first_list_ref.clone().unwrap_or_default();
@@ -1128,8 +1172,7 @@ impl<'a> Planner<'a> {
                             push_step: push_id,
                             platform: arch.platform.clone(),
                             run_reference,
-                            command,
-                            expect,
+                            check,
                             insecure,
                         },
                     });

@@ -7,6 +7,7 @@
 //! {"event":"output","id":"build:api/amd64","line":"Step 1/3 : FROM …"}
 //! {"event":"note","id":"push:api/amd64","message":"transient failure (…); retry 1/3 in 0.9s"}
 //! {"event":"step-finished","id":"push:api/amd64","kind":"push","status":"ok","duration_ms":812,"digest":"sha256:…",…}
+//! {"event":"step-finished","id":"test:hello/arm64v8","kind":"test","status":"ok","detail":"platform checked from config: linux/arm64/v8",…}
 //! {"event":"run-finished","status":"success","exit_code":0,"duration_ms":6100,"ok":17,…,"published":[…]}
 //! {"event":"error","message":"the local docker engine does not answer: …","exit_code":3}
 //! ```
@@ -35,6 +36,9 @@ pub struct FinishedRecord {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How a step that succeeded did it ("platform checked from config: …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
@@ -157,6 +161,7 @@ pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
         kind: r.kind.as_str().to_string(),
         status: status_code(&r.status).to_string(),
         reason: r.status.reason().map(str::to_string),
+        detail: r.detail.clone(),
         duration_ms: millis(r.duration),
         digest: r.digest.clone(),
         reference: r.reference.clone(),
@@ -347,6 +352,7 @@ impl EventReader {
                     digest: f.digest,
                     reference: f.reference,
                     tail: f.tail,
+                    detail: f.detail,
                 };
                 self.reports.push(report.clone());
                 Parsed::Event(RunEvent::StepFinished(report))

@@ -161,9 +161,16 @@ pub fn render(
                 secs(r.duration)
             );
             match &r.status {
-                StepStatus::Ok => {
-                    let _ = writeln!(o, "/>");
-                }
+                StepStatus::Ok => match &r.detail {
+                    Some(d) => {
+                        let _ = writeln!(o, ">");
+                        let _ = writeln!(o, "      <system-out>{}</system-out>", escape(d));
+                        let _ = writeln!(o, "    </testcase>");
+                    }
+                    None => {
+                        let _ = writeln!(o, "/>");
+                    }
+                },
                 StepStatus::Cached(why) => {
                     let _ = writeln!(o, ">");
                     let _ = writeln!(o, "      <system-out>cached: {}</system-out>", escape(why));

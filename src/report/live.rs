@@ -160,6 +160,7 @@ impl<W: Write> LiveReporter<W> {
         };
         let detail = match (&r.status, &r.digest) {
             (StepStatus::Ok | StepStatus::Cached(_), Some(d)) => s.dim(&short_digest(d)),
+            (StepStatus::Ok, None) => s.dim(r.detail.as_deref().unwrap_or("")),
             (st, _) => st.reason().unwrap_or("").to_string(),
         };
         // The label right-aligned, as cargo does.

@@ -9,6 +9,7 @@ pub mod info;
 pub mod junit;
 pub mod live;
 pub mod plain;
+pub mod sink;
 pub mod style;
 pub mod summary;
 
@@ -82,6 +83,9 @@ pub struct StepReport {
     pub reference: Option<String>,
     /// The last lines of output (for failures).
     pub tail: Vec<String>,
+    /// How a step that succeeded did it, when that is worth saying
+    /// ("platform checked from config: linux/arm64/v8").
+    pub detail: Option<String>,
 }
 
 /// Everything that happened, in order.

@@ -47,6 +47,7 @@ pub(crate) fn finished_line(r: &super::StepReport, style: Style) -> String {
     let reason = r
         .status
         .reason()
+        .or(r.detail.as_deref())
         .map(|x| format!(": {x}"))
         .unwrap_or_default();
     match r.status {

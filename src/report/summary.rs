@@ -190,6 +190,7 @@ pub fn render_summary_with(s: &RunSummary, info: &PlanInfo, style: Style) -> Str
     for r in ordered {
         let detail = match (&r.status, &r.digest) {
             (StepStatus::Ok, Some(d)) => short_digest(d),
+            (StepStatus::Ok, None) => r.detail.clone().unwrap_or_default(),
             (StepStatus::Cached(why), Some(d)) => format!("{why}; {}", short_digest(d)),
             (st, _) => st.reason().unwrap_or("").to_string(),
         };

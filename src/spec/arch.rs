@@ -99,6 +99,18 @@ impl Platform {
         Ok(Platform { os, arch, variant })
     }
 
+    /// The platform as a tag component, the way Makefiles write
+    /// `$(subst /,_,$(PLATFORM))`: `linux_amd64`, `linux_arm64` (arm64's default
+    /// `v8` left out), `linux_arm_v7`.
+    pub fn tag(&self) -> String {
+        match self.variant.as_deref() {
+            Some(v) if !(self.arch == "arm64" && v == "v8") => {
+                format!("{}_{}_{v}", self.os, self.arch)
+            }
+            _ => format!("{}_{}", self.os, self.arch),
+        }
+    }
+
     /// The qemu binfmt handler that runs this platform's binaries
     /// (`/proc/sys/fs/binfmt_misc/<name>`).
     pub fn qemu_handler(&self) -> Option<&'static str> {
@@ -240,6 +252,16 @@ pub fn alias(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The built-in arch a name stands for: the name itself (`arm64v8`) or a common
+/// alias (`aarch64`, `armhf`, `x86_64`, `arm64`), as files and directories of
+/// per-arch projects are named.
+pub fn builtin_or_alias(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    builtin_names()
+        .find(|b| *b == lower)
+        .or_else(|| alias(&lower))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +283,19 @@ mod tests {
         assert_eq!(p("linux/i386"), "linux/386");
         assert_eq!(p("Linux/AMD64"), "linux/amd64");
         assert_eq!(p("linux/ppc64le"), "linux/ppc64le");
+    }
+
+    #[test]
+    fn platform_tags() {
+        let t = |s: &str| Platform::parse(s).unwrap().tag();
+        assert_eq!(t("linux/amd64"), "linux_amd64");
+        assert_eq!(t("linux/arm64"), "linux_arm64");
+        assert_eq!(t("linux/arm64/v8"), "linux_arm64");
+        assert_eq!(t("linux/arm64/v9"), "linux_arm64_v9");
+        assert_eq!(t("linux/arm/v7"), "linux_arm_v7");
+        assert_eq!(t("linux/arm/v6"), "linux_arm_v6");
+        assert_eq!(t("linux/386"), "linux_386");
+        assert_eq!(t("linux/amd64/v3"), "linux_amd64_v3");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod reference;
 pub mod template;
 pub mod vars;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -169,6 +170,42 @@ pub struct Verify {
     pub enabled: bool,
     pub command: Vec<String>,
     pub before_push: bool,
+    /// Pass the command to the image's ENTRYPOINT as arguments, instead of
+    /// replacing the ENTRYPOINT with its first word.
+    pub entrypoint: bool,
+}
+
+/// The default verify command: trimmed stdout must be one of the arch's answers.
+pub const UNAME_CHECK: &[&str] = &["uname", "-m"];
+
+/// How one arch of an image is tested and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyCheck {
+    pub command: Vec<String>,
+    /// Stdout must contain this, instead of being one of the arch's `uname` answers.
+    pub expect: Option<String>,
+    /// Keep the image's ENTRYPOINT and pass `command` to it.
+    pub entrypoint: bool,
+}
+
+impl VerifyCheck {
+    /// The uname check (`uname -m`, no `expect`, the ENTRYPOINT replaced): on an
+    /// image without `uname` it is checked by the image config's platform.
+    pub fn is_uname_check(&self) -> bool {
+        self.command == UNAME_CHECK && self.expect.is_none() && !self.entrypoint
+    }
+}
+
+/// What one arch of an image is built and checked with: the image's settings
+/// with its `[image.per_arch.ARCH]` overrides applied.
+#[derive(Debug, Clone)]
+pub struct ArchBuild {
+    /// Relative to the spec's directory (context joined with the dockerfile).
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    /// The image's build args with the arch's merged over them.
+    pub args: Vec<(String, Template)>,
+    pub verify: VerifyCheck,
 }
 
 #[derive(Debug, Clone)]
@@ -180,11 +217,9 @@ pub struct Image {
     pub repository: String,
     /// Relative to the spec's directory.
     pub context: PathBuf,
-    /// Relative to the spec's directory (context joined with the dockerfile).
-    pub dockerfile: PathBuf,
-    pub target: Option<String>,
     pub archs: Vec<String>,
-    pub args: Vec<(String, Template)>,
+    /// Every arch of `archs`: its Dockerfile, target, build args and check.
+    pub per_arch: BTreeMap<String, ArchBuild>,
     pub arch_arg: String,
     pub labels: Vec<(String, Template)>,
     pub cache_from: Vec<Template>,
@@ -192,12 +227,15 @@ pub struct Image {
     pub paths: Vec<String>,
     pub depends_on: Vec<String>,
     pub timeout: Option<Duration>,
-    /// Overrides `[verify].command` for this image.
-    pub verify_command: Option<Vec<String>>,
-    /// Stdout must contain this, instead of being one of the arch's `uname` answers.
-    pub verify_expect: Option<String>,
     pub span: Range<usize>,
     pub name_span: Range<usize>,
+}
+
+impl Image {
+    /// What `arch` of this image builds with. Every arch of the image has one.
+    pub fn build_for(&self, arch: &str) -> Option<&ArchBuild> {
+        self.per_arch.get(arch)
+    }
 }
 
 impl Spec {

@@ -83,6 +83,27 @@ pub struct RawVerify {
     pub enabled: Option<Sp<bool>>,
     pub command: Option<Sp<Vec<Sp<String>>>>,
     pub before_push: Option<Sp<bool>>,
+    pub entrypoint: Option<Sp<bool>>,
+}
+
+/// An image's (or one arch's) `verify` table.
+#[derive(Debug, Default, Clone)]
+pub struct RawImageVerify {
+    pub command: Option<Sp<Vec<Sp<String>>>>,
+    pub expect: Option<Sp<String>>,
+    pub entrypoint: Option<Sp<bool>>,
+}
+
+/// `[image.per_arch.ARCH]`: what one arch of an image builds differently.
+#[derive(Debug)]
+pub struct RawPerArch {
+    /// The arch as written (a name or a platform string).
+    pub arch: Sp<String>,
+    pub span: Range<usize>,
+    pub dockerfile: Option<Template>,
+    pub target: Option<Sp<String>>,
+    pub args: Vec<(Sp<String>, Template)>,
+    pub verify: RawImageVerify,
 }
 
 /// `[ci]`: what `multiarch ci gitlab|github` writes around each job.
@@ -98,7 +119,8 @@ pub struct RawImage {
     pub name: Option<Sp<String>>,
     pub repository: Option<Sp<String>>,
     pub context: Option<Sp<String>>,
-    pub dockerfile: Option<Sp<String>>,
+    /// Templated with the arch's variables: `Dockerfile.{arch}`.
+    pub dockerfile: Option<Template>,
     pub target: Option<Sp<String>>,
     pub archs: Option<Sp<Vec<Sp<String>>>>,
     pub args: Vec<(Sp<String>, Template)>,
@@ -108,8 +130,8 @@ pub struct RawImage {
     pub paths: Option<Vec<Sp<String>>>,
     pub depends_on: Vec<Sp<String>>,
     pub timeout: Option<Sp<String>>,
-    pub verify_command: Option<Sp<Vec<Sp<String>>>>,
-    pub verify_expect: Option<Sp<String>>,
+    pub verify: RawImageVerify,
+    pub per_arch: Vec<RawPerArch>,
 }
 
 type Node<'i> = Spanned<DeValue<'i>>;
@@ -632,7 +654,11 @@ impl<'a> Reader<'a> {
         let Some(t) = self.table("verify", node, "[verify] command = [\"uname\", \"-m\"]") else {
             return;
         };
-        self.known_keys(t, &["enabled", "command", "before_push"], "[verify]");
+        self.known_keys(
+            t,
+            &["enabled", "command", "before_push", "entrypoint"],
+            "[verify]",
+        );
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "enabled" => p.enabled = self.bool("verify.enabled", v, "enabled = true"),
@@ -641,6 +667,9 @@ impl<'a> Reader<'a> {
                 }
                 "before_push" => {
                     p.before_push = self.bool("verify.before_push", v, "before_push = true")
+                }
+                "entrypoint" => {
+                    p.entrypoint = self.bool("verify.entrypoint", v, "entrypoint = true")
                 }
                 _ => {}
             }
@@ -687,6 +716,7 @@ impl<'a> Reader<'a> {
                 "depends_on",
                 "timeout",
                 "verify",
+                "per_arch",
             ],
             "[[image]]",
         );
@@ -705,8 +735,8 @@ impl<'a> Reader<'a> {
             paths: None,
             depends_on: Vec::new(),
             timeout: None,
-            verify_command: None,
-            verify_expect: None,
+            verify: RawImageVerify::default(),
+            per_arch: Vec::new(),
         };
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
@@ -716,7 +746,8 @@ impl<'a> Reader<'a> {
                 }
                 "context" => img.context = self.string("context", v, "context = \"services/api\""),
                 "dockerfile" => {
-                    img.dockerfile = self.string("dockerfile", v, "dockerfile = \"Dockerfile\"")
+                    img.dockerfile =
+                        self.template("dockerfile", v, "dockerfile = \"Dockerfile.{arch}\"")
                 }
                 "target" => img.target = self.string("target", v, "target = \"runtime\""),
                 "archs" => img.archs = self.strings("archs", v, "archs = [\"amd64\", \"arm64v8\"]"),
@@ -744,20 +775,13 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "timeout" => img.timeout = self.string("timeout", v, "timeout = \"1h\""),
-                "verify" => {
-                    const EX: &str =
-                        "verify = { command = [\"/app\", \"--version\"], expect = \"api 1.\" }";
-                    if let Some(vt) = self.table("verify", v, EX) {
-                        self.known_keys(vt, &["command", "expect"], "an image's verify");
-                        for (vk, vv) in vt.iter() {
-                            match vk.get_ref().as_ref() {
-                                "command" => {
-                                    img.verify_command = self.strings("verify.command", vv, EX)
-                                }
-                                "expect" => {
-                                    img.verify_expect = self.string("verify.expect", vv, EX)
-                                }
-                                _ => {}
+                "verify" => img.verify = self.image_verify(v, "an image's verify"),
+                "per_arch" => {
+                    const EX: &str = "[image.per_arch.arm32v7] dockerfile = \"Dockerfile.armhf\"";
+                    if let Some(pt) = self.table("per_arch", v, EX) {
+                        for (arch, node) in pt.iter() {
+                            if let Some(o) = self.per_arch(arch, node) {
+                                img.per_arch.push(o);
                             }
                         }
                     }
@@ -766,5 +790,62 @@ impl<'a> Reader<'a> {
             }
         }
         Some(img)
+    }
+
+    /// `verify = { command = [...], expect = "...", entrypoint = true }` of an
+    /// image or of one of its arches.
+    fn image_verify(&mut self, node: &Node<'_>, section: &str) -> RawImageVerify {
+        const EX: &str = "verify = { command = [\"/app\", \"--version\"], expect = \"api 1.\" }";
+        let mut out = RawImageVerify::default();
+        let Some(vt) = self.table("verify", node, EX) else {
+            return out;
+        };
+        self.known_keys(vt, &["command", "expect", "entrypoint"], section);
+        for (vk, vv) in vt.iter() {
+            match vk.get_ref().as_ref() {
+                "command" => out.command = self.strings("verify.command", vv, EX),
+                "expect" => out.expect = self.string("verify.expect", vv, EX),
+                "entrypoint" => {
+                    out.entrypoint = self.bool("verify.entrypoint", vv, "entrypoint = true")
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn per_arch(
+        &mut self,
+        arch: &Spanned<std::borrow::Cow<'_, str>>,
+        node: &Node<'_>,
+    ) -> Option<RawPerArch> {
+        let section = format!("[image.per_arch.{}]", arch.get_ref());
+        let t = self.table(
+            &format!("per_arch.{}", arch.get_ref()),
+            node,
+            "[image.per_arch.arm32v7] dockerfile = \"Dockerfile.armhf\"",
+        )?;
+        self.known_keys(t, &["dockerfile", "target", "args", "verify"], &section);
+        let mut o = RawPerArch {
+            arch: Sp::new(arch.get_ref().to_string(), arch.span()),
+            span: node.span(),
+            dockerfile: None,
+            target: None,
+            args: Vec::new(),
+            verify: RawImageVerify::default(),
+        };
+        for (k, v) in t.iter() {
+            match k.get_ref().as_ref() {
+                "dockerfile" => {
+                    o.dockerfile =
+                        self.template("dockerfile", v, "dockerfile = \"Dockerfile.armhf\"")
+                }
+                "target" => o.target = self.string("target", v, "target = \"runtime\""),
+                "args" => o.args = self.string_map("args", v, "args = { GOARM = \"7\" }"),
+                "verify" => o.verify = self.image_verify(v, &format!("the verify of {section}")),
+                _ => {}
+            }
+        }
+        Some(o)
     }
 }

@@ -10,6 +10,8 @@ pub enum ReferenceError {
     Uppercase(String),
     Component(String),
     Domain(String),
+    /// A registry port outside 1–65535.
+    Port(String),
     Tag(String),
     Digest(String),
 }
@@ -29,6 +31,7 @@ impl fmt::Display for ReferenceError {
                 "`{c}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
             ),
             ReferenceError::Domain(d) => write!(f, "`{d}` is not a valid registry host[:port]"),
+            ReferenceError::Port(p) => write!(f, "port `{p}` is out of range (1–65535)"),
             ReferenceError::Tag(t) => write!(
                 f,
                 "`{t}` is not a valid tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`)"
@@ -107,32 +110,109 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
-fn is_valid_domain(d: &str) -> bool {
-    let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
-        _ => (d, None),
+/// `host[:port]` split at the port's colon: `[::1]:5000` → (`[::1]`, `5000`).
+/// The host keeps an IPv6 address's brackets; the port is what follows the
+/// colon, unchecked.
+pub fn split_host_port(domain: &str) -> (&str, Option<&str>) {
+    if domain.starts_with('[') {
+        return match domain.find(']') {
+            Some(close) => match &domain[close + 1..] {
+                "" => (domain, None),
+                rest => match rest.strip_prefix(':') {
+                    Some(p) => (&domain[..close + 1], Some(p)),
+                    // `[::1]x`: no valid split; the caller refuses the whole.
+                    None => (domain, None),
+                },
+            },
+            None => (domain, None),
+        };
+    }
+    match domain.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (domain, None),
+    }
+}
+
+/// Why `d` is not a registry `host[:port]`: the host a DNS name, `localhost`, an
+/// IPv4 address or a bracketed IPv6 one; the port 1–65535.
+fn check_domain(d: &str) -> Result<(), ReferenceError> {
+    let (host, port) = split_host_port(d);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.split('.').all(|label| {
+                    let b = label.as_bytes();
+                    !b.is_empty()
+                        && b[0].is_ascii_alphanumeric()
+                        && b[b.len() - 1].is_ascii_alphanumeric()
+                        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                })
+        }
     };
+    if !host_ok {
+        return Err(ReferenceError::Domain(d.to_string()));
+    }
     if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ReferenceError::Domain(d.to_string()));
+        }
+        if !p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n)) {
+            return Err(ReferenceError::Port(p.to_string()));
         }
     }
-    if host.starts_with('[') && host.ends_with(']') {
-        let inner = &host[1..host.len() - 1];
-        return !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
-    }
-    !host.is_empty()
-        && host.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        })
+    Ok(())
 }
 
 fn looks_like_domain(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
+}
+
+/// A `[project] registry` prefix: `host[:port][/path]`, or a path alone (a Docker
+/// Hub namespace, `acme`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryPrefix {
+    /// `host[:port]`, when the prefix names a registry host.
+    pub domain: Option<String>,
+    /// The namespace under the host (may be empty: `localhost:5000`).
+    pub path: String,
+}
+
+/// Parse a registry prefix (SPEC.md §1 "Registries"): `localhost:5000`,
+/// `127.0.0.1:5000/acme`, `[::1]:5000/x`, `[2001:db8::1]/repo`,
+/// `registry.lan:5000`, or a namespace such as `acme`.
+pub fn parse_registry(s: &str) -> Result<RegistryPrefix, ReferenceError> {
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    // A bare host: the first component is the whole prefix.
+    let (first, rest) = match s.split_once('/') {
+        Some((f, r)) => (f, Some(r)),
+        None => (s, None),
+    };
+    if rest.is_none() && looks_like_domain(first) {
+        check_domain(first)?;
+        return Ok(RegistryPrefix {
+            domain: Some(first.to_string()),
+            path: String::new(),
+        });
+    }
+    let r = parse_repository(s)?;
+    Ok(RegistryPrefix {
+        domain: r.domain,
+        path: r.path,
+    })
+}
+
+/// Parse a registry host as `insecure_registries` lists them: `host[:port]`.
+pub fn parse_registry_host(s: &str) -> Result<(), ReferenceError> {
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if s.contains('/') {
+        return Err(ReferenceError::Domain(s.to_string()));
+    }
+    check_domain(s)
 }
 
 /// Parse `[domain/]path[:tag][@sha256:…]`.
@@ -178,9 +258,7 @@ pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
     let mut parts: Vec<&str> = name.split('/').collect();
     let domain = if parts.len() > 1 && looks_like_domain(parts[0]) {
         let d = parts.remove(0);
-        if !is_valid_domain(d) {
-            return Err(ReferenceError::Domain(d.to_string()));
-        }
+        check_domain(d)?;
         Some(d.to_string())
     } else {
         None
@@ -213,14 +291,19 @@ pub fn parse_repository(s: &str) -> Result<Reference, ReferenceError> {
     Ok(r)
 }
 
-/// Whether a registry host is loopback (always plain HTTP for docker).
+/// Whether a registry host is loopback (always plain HTTP for docker):
+/// `localhost`, 127.0.0.0/8, `[::1]`.
 pub fn is_loopback_host(domain: &str) -> bool {
-    let host = if let Some(rest) = domain.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        domain.split(':').next().unwrap_or("")
-    };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    let (host, _) = split_host_port(domain);
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 /// `{branch}` as a tag, the way docker/metadata-action does it: `/` and every
@@ -256,6 +339,9 @@ mod tests {
             "registry.example.com/a/b_c/d__e/f-g--h:V1.2.3_x-y",
             "reg/acme/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "[::1]:5000/x:y",
+            "[2001:db8::1]/repo",
+            "[2001:db8::1]:443/repo/x:1",
+            "localhost:65535/x",
         ] {
             assert!(parse(s).is_ok(), "{s}: {:?}", parse(s));
         }
@@ -283,6 +369,12 @@ mod tests {
                 "bad_host.:5000/x",
                 ReferenceError::Domain("bad_host.:5000".into()),
             ),
+            ("localhost:0/x", ReferenceError::Port("0".into())),
+            ("reg.lan:70000/x", ReferenceError::Port("70000".into())),
+            ("[::1]:99999/x", ReferenceError::Port("99999".into())),
+            ("[::1]x/y", ReferenceError::Domain("[::1]x".into())),
+            ("[zz::1]/y", ReferenceError::Domain("[zz::1]".into())),
+            ("reg.lan:/x", ReferenceError::Domain("reg.lan:".into())),
         ];
         for (s, want) in cases {
             assert_eq!(parse(s), Err(want), "{s}");
@@ -319,8 +411,72 @@ mod tests {
     #[test]
     fn loopback() {
         assert!(is_loopback_host("127.0.0.1:5000"));
+        assert!(is_loopback_host("127.1.2.3"));
         assert!(is_loopback_host("localhost:5000"));
+        assert!(is_loopback_host("localhost"));
         assert!(is_loopback_host("[::1]:5000"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(is_loopback_host("[0:0:0:0:0:0:0:1]:5000"));
         assert!(!is_loopback_host("registry.lan:5000"));
+        assert!(!is_loopback_host("127.example.com:5000"));
+        assert!(!is_loopback_host("[2001:db8::1]:5000"));
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host_port("[::1]:5000"), ("[::1]", Some("5000")));
+        assert_eq!(split_host_port("[2001:db8::1]"), ("[2001:db8::1]", None));
+        assert_eq!(split_host_port("reg.lan:5000"), ("reg.lan", Some("5000")));
+        assert_eq!(split_host_port("localhost"), ("localhost", None));
+    }
+
+    #[test]
+    fn registry_prefixes() {
+        let host = |s: &str| parse_registry(s).map(|r| (r.domain, r.path));
+        for (s, domain, path) in [
+            ("localhost:5000", Some("localhost:5000"), ""),
+            ("127.0.0.1:5000", Some("127.0.0.1:5000"), ""),
+            ("registry.lan:5000", Some("registry.lan:5000"), ""),
+            ("registry.lan", Some("registry.lan"), ""),
+            ("[::1]:5000", Some("[::1]:5000"), ""),
+            ("[::1]:5000/x", Some("[::1]:5000"), "x"),
+            ("[2001:db8::1]/repo", Some("[2001:db8::1]"), "repo"),
+            (
+                "127.0.0.1:5000/acme/team",
+                Some("127.0.0.1:5000"),
+                "acme/team",
+            ),
+            ("acme", None, "acme"),
+        ] {
+            assert_eq!(
+                host(s),
+                Ok((domain.map(str::to_string), path.to_string())),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_registry("localhost:0"),
+            Err(ReferenceError::Port("0".into()))
+        );
+        assert_eq!(
+            parse_registry("127.0.0.1:70000/acme"),
+            Err(ReferenceError::Port("70000".into()))
+        );
+        assert_eq!(
+            parse_registry("https://reg.lan/acme"),
+            Err(ReferenceError::Domain("https:".into()))
+        );
+        assert_eq!(
+            parse_registry("reg.lan:5000/Acme"),
+            Err(ReferenceError::Uppercase("Acme".into()))
+        );
+        assert!(parse_registry("[::1:5000").is_err());
+        assert!(parse_registry_host("[::1]:5000").is_ok());
+        assert!(parse_registry_host("registry.lan:5000").is_ok());
+        assert_eq!(
+            parse_registry_host("registry.lan:0"),
+            Err(ReferenceError::Port("0".into()))
+        );
+        assert!(parse_registry_host("registry.lan/x").is_err());
     }
 }

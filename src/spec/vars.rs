@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::arch::Platform;
+
 /// Variables about the commit; a value is `None` when it is unknown (no git tag).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitValues {
@@ -69,7 +71,14 @@ pub const GIT_VARS: &[&str] = &[
     "patch",
 ];
 pub const IMAGE_VARS: &[&str] = &["registry", "repo", "name"];
-pub const ARCH_VARS: &[&str] = &["arch", "platform"];
+pub const ARCH_VARS: &[&str] = &[
+    "arch",
+    "platform",
+    "os",
+    "architecture",
+    "variant",
+    "platform_tag",
+];
 
 /// Every variable name, for "did you mean".
 pub fn all_names() -> impl Iterator<Item = &'static str> {
@@ -83,7 +92,7 @@ pub struct Vars<'a> {
     pub repo: &'a str,
     pub name: &'a str,
     pub arch: Option<&'a str>,
-    pub platform: Option<String>,
+    pub platform: Option<&'a Platform>,
     pub git: &'a GitValues,
     /// `{image.OTHER}`: per-arch references of dependencies, for this arch.
     pub images: Option<&'a BTreeMap<String, String>>,
@@ -99,7 +108,11 @@ impl Vars<'_> {
             "repo" => Some(self.repo.to_string()),
             "name" => Some(self.name.to_string()),
             "arch" => self.arch.map(str::to_string),
-            "platform" => self.platform.clone(),
+            "platform" => self.platform.map(Platform::to_string),
+            "os" => self.platform.map(|p| p.os.clone()),
+            "architecture" => self.platform.map(|p| p.arch.clone()),
+            "variant" => self.platform.map(|p| p.variant.clone().unwrap_or_default()),
+            "platform_tag" => self.platform.map(Platform::tag),
             _ => self.git.get(name).map(str::to_string),
         }
     }

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{closest, did_you_mean, Problem, SourceFile};
 use crate::spec::arch::{self, Arch, Builder, Platform};
-use crate::spec::raw::{RawArchDef, RawFile, RawImage, Sp};
+use crate::spec::raw::{RawArchDef, RawFile, RawImage, RawImageVerify, RawPerArch, Sp};
 use crate::spec::reference::{self, is_valid_tag};
 use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
-    glob, parse_duration, Ci, EngineKind, Image, ManifestTag, Patterns, Project, Publish, PushMode,
-    Qemu, Spec, Tags, Verify,
+    glob, parse_duration, ArchBuild, Ci, EngineKind, Image, ManifestTag, Patterns, Project,
+    Publish, PushMode, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
 };
 
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
@@ -105,7 +105,7 @@ impl Validator<'_> {
                     .help("add an image:\n[[image]]\nname = \"app\"\ncontext = \".\""),
             );
         }
-        let images = self.images(&raw, &project, &default_archs);
+        let images = self.images(&raw, &project, &default_archs, &verify);
         self.check_dependencies(&raw.images, &images);
         if let Some(t) = &tags {
             self.check_references(&project, t, &images);
@@ -183,15 +183,16 @@ impl Validator<'_> {
         let timeout = p.timeout.as_ref().and_then(|t| self.duration(t));
         let registry = p.registry.as_ref().and_then(|r| {
             let value = r.value.trim_end_matches('/').to_string();
-            match reference::parse_repository(&value) {
+            match reference::parse_registry(&value) {
                 Ok(_) => Some(value),
                 Err(e) => {
-                    let help = match value.split_once("://") {
-                        Some((_, rest)) => format!("write it without the scheme: \"{rest}\" (plain-HTTP registries go in insecure_registries)"),
-                        None => "a registry prefix is `host[:port][/namespace]`, lowercase, e.g. \"127.0.0.1:5000/acme\"".into(),
+                    let (label, help) = match (&e, value.split_once("://")) {
+                        (_, Some((_, rest))) => ("not a registry prefix", format!("write it without the scheme: \"{rest}\" (plain-HTTP registries go in insecure_registries)")),
+                        (reference::ReferenceError::Port(_), None) => ("port out of range", "a registry port is 1–65535, e.g. \"127.0.0.1:5000\"".to_string()),
+                        _ => ("not a registry prefix", "a registry prefix is `host[:port][/namespace]`, lowercase: \"localhost:5000\", \"registry.lan:5000/acme\", \"[::1]:5000\"".into()),
                     };
                     self.push(
-                        Problem::new("bad-registry", r.span.clone(), format!("invalid registry `{value}`: {e}"), "not a registry prefix")
+                        Problem::new("bad-registry", r.span.clone(), format!("invalid registry `{value}`: {e}"), label)
                             .help(help),
                     );
                     None
@@ -200,26 +201,38 @@ impl Validator<'_> {
         });
         let mut insecure = Vec::new();
         for r in &p.insecure_registries {
-            let ok = reference::parse(&format!("{}/x", r.value))
-                .is_ok_and(|x| x.domain.as_deref() == Some(r.value.as_str()));
-            if ok {
-                insecure.push(r.value.clone());
-            } else {
-                self.push(
-                    Problem::new(
-                        "bad-registry",
-                        r.span.clone(),
-                        format!("`{}` is not a registry host", r.value),
-                        "expected host[:port]",
-                    )
-                    .help(match r.value.split_once("://") {
-                        Some((_, rest)) => format!(
-                            "write host[:port] without the scheme: \"{}\"",
-                            rest.trim_end_matches('/')
-                        ),
-                        None => "for example \"registry.lan:5000\"".into(),
-                    }),
-                );
+            match reference::parse_registry_host(&r.value) {
+                Ok(()) => insecure.push(r.value.clone()),
+                Err(e) => {
+                    let port = matches!(e, reference::ReferenceError::Port(_));
+                    self.push(
+                        Problem::new(
+                            "bad-registry",
+                            r.span.clone(),
+                            match port {
+                                true => format!("`{}` is not a registry host: {e}", r.value),
+                                false => format!("`{}` is not a registry host", r.value),
+                            },
+                            if port {
+                                "port out of range"
+                            } else {
+                                "expected host[:port]"
+                            },
+                        )
+                        .help(match r.value.split_once("://") {
+                            Some((_, rest)) => format!(
+                                "write host[:port] without the scheme: \"{}\"",
+                                rest.trim_end_matches('/')
+                            ),
+                            None if port => {
+                                "a registry port is 1–65535, e.g. \"registry.lan:5000\"".into()
+                            }
+                            None => {
+                                "for example \"registry.lan:5000\" or \"[fd00::1]:5000\"".into()
+                            }
+                        }),
+                    );
+                }
             }
         }
         let mut allow = Vec::new();
@@ -478,6 +491,19 @@ impl Validator<'_> {
         None
     }
 
+    /// The arch a name or platform string resolves to, without reporting anything
+    /// (it was reported where it was first resolved).
+    fn arch_named(&self, s: &str) -> Option<String> {
+        if self.arches.contains_key(s) {
+            return Some(s.to_string());
+        }
+        let p = Platform::parse(s).ok().filter(|_| s.contains('/'))?;
+        self.arches
+            .values()
+            .find(|a| a.platform == p)
+            .map(|a| a.name.clone())
+    }
+
     fn arch_list(&mut self, list: &Sp<Vec<Sp<String>>>, key: &str) -> Vec<String> {
         if list.value.is_empty() {
             self.push(
@@ -525,10 +551,14 @@ impl Validator<'_> {
                     .copied()
                     .collect();
                 self.check_vars(t, &allowed, "the per-arch reference", false);
-                if !t.uses("arch") && !t.uses("platform") {
+                // An unknown variable (a typo of `{arch}`?) is reported on its own.
+                let all_known = t
+                    .vars()
+                    .all(|(n, _)| n.starts_with("image.") || vars::all_names().any(|k| k == n));
+                if all_known && !names_the_arch(t) {
                     self.push(
                         Problem::new("arch-missing-from-reference", t.span.clone(), "the per-arch reference does not contain `{arch}`", "every arch would get the same reference")
-                            .help("include the arch, e.g. \"{repo}/{arch}:{sha}\" or \"{repo}:{sha}-{arch}\""),
+                            .help("include the arch, e.g. \"{repo}/{arch}:{sha}\", \"{repo}:{sha}-{arch}\" or \"{repo}:{version}_{platform_tag}\""),
                     );
                 }
                 t.clone()
@@ -751,11 +781,12 @@ impl Validator<'_> {
             .command
             .as_ref()
             .and_then(|c| self.command(c, "verify.command"))
-            .unwrap_or_else(|| vec!["uname".into(), "-m".into()]);
+            .unwrap_or_else(|| UNAME_CHECK.iter().map(|s| s.to_string()).collect());
         Verify {
             enabled: v.enabled.as_ref().is_none_or(|e| e.value),
             command,
             before_push: v.before_push.as_ref().is_none_or(|e| e.value),
+            entrypoint: v.entrypoint.as_ref().is_some_and(|e| e.value),
         }
     }
 
@@ -786,7 +817,43 @@ impl Validator<'_> {
         }
     }
 
-    fn images(&mut self, raw: &RawFile, project: &Project, default_archs: &[String]) -> Vec<Image> {
+    /// An image's or an arch's `verify` table over `base`.
+    fn verify_check(&mut self, raw: &RawImageVerify, base: &VerifyCheck) -> VerifyCheck {
+        let mut out = base.clone();
+        if let Some(c) = raw
+            .command
+            .as_ref()
+            .and_then(|c| self.command(c, "verify.command"))
+        {
+            out.command = c;
+        }
+        if let Some(e) = &raw.expect {
+            if e.value.trim().is_empty() {
+                self.push(
+                    Problem::new(
+                        "empty-value",
+                        e.span.clone(),
+                        "`expect` is empty: every output would match",
+                        "empty",
+                    )
+                    .help("write what the command's output must contain, e.g. \"api 1.\""),
+                );
+            }
+            out.expect = Some(e.value.clone());
+        }
+        if let Some(e) = &raw.entrypoint {
+            out.entrypoint = e.value;
+        }
+        out
+    }
+
+    fn images(
+        &mut self,
+        raw: &RawFile,
+        project: &Project,
+        default_archs: &[String],
+        verify: &Verify,
+    ) -> Vec<Image> {
         let mut out: Vec<Image> = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut repos: HashMap<String, Range<usize>> = HashMap::new();
@@ -835,7 +902,7 @@ impl Validator<'_> {
                 continue;
             }
             names.insert(name.value.clone(), name.span.clone());
-            if let Some(img) = self.image(ri, name, project, default_archs) {
+            if let Some(img) = self.image(ri, name, project, default_archs, verify) {
                 if let Some(first) = repos.get(&img.repo) {
                     let span = ri
                         .repository
@@ -870,6 +937,7 @@ impl Validator<'_> {
         name: &Sp<String>,
         project: &Project,
         default_archs: &[String],
+        verify: &Verify,
     ) -> Option<Image> {
         let repository = ri
             .repository
@@ -892,11 +960,6 @@ impl Validator<'_> {
             );
         }
         let context_rel = PathBuf::from(ri.context.as_ref().map_or(".", |c| c.value.as_str()));
-        let dockerfile_name = ri
-            .dockerfile
-            .as_ref()
-            .map_or("Dockerfile", |d| d.value.as_str());
-        let dockerfile_rel = context_rel.join(dockerfile_name);
         let context_abs = self.dir.join(&context_rel);
         if let Some(c) = &ri.context {
             if !context_abs.is_dir() {
@@ -915,53 +978,8 @@ impl Validator<'_> {
                 );
             }
         }
-        if context_abs.is_dir() && !self.dir.join(&dockerfile_rel).is_file() {
-            ok = false;
-            let span = ri
-                .dockerfile
-                .as_ref()
-                .map_or(name.span.clone(), |d| d.span.clone());
-            let found: Vec<String> = std::fs::read_dir(&context_abs)
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .filter(|n| {
-                            n.contains("Dockerfile")
-                                || n.contains("dockerfile")
-                                || n.ends_with("Containerfile")
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let help = match closest(dockerfile_name, found.iter().map(String::as_str)) {
-                Some(f) => format!("did you mean `{f}`?"),
-                None => format!(
-                    "`dockerfile` is relative to the context ({}); no Dockerfile there",
-                    context_rel.display()
-                ),
-            };
-            self.push(
-                Problem::new(
-                    "missing-dockerfile",
-                    span,
-                    format!("no Dockerfile at `{}`", dockerfile_rel.display()),
-                    "not found",
-                )
-                .help(help),
-            );
-        }
         if let Some(t) = &ri.target {
-            if !is_arg_name_like(&t.value) {
-                self.push(
-                    Problem::new(
-                        "bad-target",
-                        t.span.clone(),
-                        format!("`{}` is not a valid build stage name", t.value),
-                        "invalid stage",
-                    )
-                    .help("stage names are letters, digits, `_`, `-` and `.`"),
-                );
-            }
+            self.check_target(t);
         }
         let archs = match &ri.archs {
             Some(list) => self.arch_list(list, "archs"),
@@ -989,7 +1007,242 @@ impl Validator<'_> {
             .chain(vars::GIT_VARS)
             .copied()
             .collect();
-        for (k, v) in &ri.args {
+        self.check_args(&ri.args, &arch_arg, project, &allowed);
+        for (k, v) in &ri.labels {
+            if k.value.is_empty()
+                || k.value.contains('=')
+                || k.value.chars().any(char::is_whitespace)
+            {
+                self.push(Problem::new("bad-label", k.span.clone(), format!("`{}` is not a valid label key", k.value), "invalid key").help("label keys are non-empty, without `=` or spaces, e.g. \"org.opencontainers.image.vendor\""));
+            }
+            self.check_vars(v, &allowed, "a label", true);
+        }
+        for c in &ri.cache_from {
+            self.check_vars(c, &allowed, "cache_from", true);
+        }
+        let timeout = ri.timeout.as_ref().and_then(|t| self.duration(t));
+        let base_check = VerifyCheck {
+            command: verify.command.clone(),
+            expect: None,
+            entrypoint: verify.entrypoint,
+        };
+        let image_check = self.verify_check(&ri.verify, &base_check);
+
+        // [image.per_arch.ARCH]: each for an arch of this image, once.
+        let mut overrides: BTreeMap<String, &RawPerArch> = BTreeMap::new();
+        for o in &ri.per_arch {
+            let Some(a) = self.resolve_arch(&o.arch) else {
+                continue;
+            };
+            if !archs.contains(&a) {
+                let shown = if a == o.arch.value {
+                    format!("`{a}`")
+                } else {
+                    format!("`{}` ({a})", o.arch.value)
+                };
+                self.push(
+                    Problem::new(
+                        "arch-not-in-image",
+                        o.arch.span.clone(),
+                        format!("{shown} is not an arch of image `{}`", name.value),
+                        "not in this image's archs",
+                    )
+                    .help(format!(
+                        "`{}` is built for {}: add {a} to its `archs`, or remove this table",
+                        name.value,
+                        archs.join(", ")
+                    )),
+                );
+                continue;
+            }
+            if let Some(first) = overrides.get(&a) {
+                self.push(
+                    Problem::new(
+                        "duplicate-arch",
+                        o.arch.span.clone(),
+                        format!(
+                            "arch `{a}` of image `{}` has two per_arch tables",
+                            name.value
+                        ),
+                        "second table",
+                    )
+                    .related(first.arch.span.clone(), "first here")
+                    .help("platform strings are normalised to arch names: merge the two tables"),
+                );
+                continue;
+            }
+            if let Some(t) = &o.target {
+                self.check_target(t);
+            }
+            self.check_args(&o.args, &arch_arg, project, &allowed);
+            overrides.insert(a, o);
+        }
+        let dockerfile_vars: Vec<&str> = std::iter::once("name")
+            .chain(vars::ARCH_VARS.iter().copied())
+            .collect();
+        let templates = ri
+            .dockerfile
+            .iter()
+            .chain(overrides.values().filter_map(|o| o.dockerfile.as_ref()));
+        for t in templates {
+            self.check_vars(t, &dockerfile_vars, "a dockerfile", false);
+        }
+
+        let mut per_arch = BTreeMap::new();
+        let mut missing_once = false;
+        for a in &archs {
+            let Some(arch) = self.arches.get(a).cloned() else {
+                continue;
+            };
+            let o = overrides.get(a).copied();
+            let written = o
+                .and_then(|o| o.dockerfile.as_ref())
+                .or(ri.dockerfile.as_ref());
+            let file = match written {
+                None => "Dockerfile".to_string(),
+                Some(t) => {
+                    let vars = Vars {
+                        registry: project.registry.as_deref(),
+                        repo: &repo,
+                        name: &name.value,
+                        arch: Some(a),
+                        platform: Some(&arch.platform),
+                        git: &GitValues::default(),
+                        images: None,
+                    };
+                    match t.render(|n| vars.get(n)) {
+                        Ok(f) => f,
+                        // An unknown variable, reported above.
+                        Err(_) => {
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let rel = context_rel.join(&file);
+            if context_abs.is_dir() && !self.dir.join(&rel).is_file() {
+                ok = false;
+                // A plain `dockerfile` is missing for every arch: said once.
+                let per_arch_problem = written.is_some_and(|t| t.as_literal().is_none())
+                    || o.is_some_and(|o| o.dockerfile.is_some());
+                if per_arch_problem || !missing_once {
+                    missing_once |= !per_arch_problem;
+                    let span = written.map_or(name.span.clone(), |t| t.span.clone());
+                    let templated = o.is_none_or(|o| o.dockerfile.is_none());
+                    let for_arch = per_arch_problem.then_some((a.as_str(), templated));
+                    self.missing_dockerfile(span, &context_abs, &context_rel, &file, for_arch);
+                }
+            }
+            let mut args: Vec<(String, Template)> = ri
+                .args
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect();
+            let mut check = image_check.clone();
+            let mut target = ri.target.as_ref().map(|t| t.value.clone());
+            if let Some(o) = o {
+                for (k, v) in &o.args {
+                    match args.iter_mut().find(|(ak, _)| *ak == k.value) {
+                        Some(slot) => slot.1 = v.clone(),
+                        None => args.push((k.value.clone(), v.clone())),
+                    }
+                }
+                // An arch's verify table replaces the image's (its command and
+                // expect go together), over the file's [verify].
+                let v = &o.verify;
+                if v.command.is_some() || v.expect.is_some() || v.entrypoint.is_some() {
+                    check = self.verify_check(v, &base_check);
+                }
+                if let Some(t) = &o.target {
+                    target = Some(t.value.clone());
+                }
+            }
+            per_arch.insert(
+                a.clone(),
+                ArchBuild {
+                    dockerfile: rel,
+                    target,
+                    args,
+                    verify: check,
+                },
+            );
+        }
+        let paths = match &ri.paths {
+            Some(p) => {
+                self.patterns(p, "paths");
+                p.iter().map(|s| s.value.clone()).collect()
+            }
+            None => {
+                let ctx = context_rel
+                    .to_string_lossy()
+                    .trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string();
+                let mut v = vec![if ctx.is_empty() || ctx == "." {
+                    "**".to_string()
+                } else {
+                    format!("{ctx}/**")
+                }];
+                // Every arch's Dockerfile outside the context is an input too.
+                let inside = |f: &Path| ctx.is_empty() || ctx == "." || f.starts_with(&ctx);
+                for b in per_arch.values() {
+                    let f = lexical(&b.dockerfile);
+                    let shown = f.to_string_lossy().into_owned();
+                    if !inside(&f) && !v.contains(&shown) {
+                        v.push(shown);
+                    }
+                }
+                v
+            }
+        };
+        if !ok {
+            return None;
+        }
+        Some(Image {
+            name: name.value.clone(),
+            repo,
+            repository,
+            context: context_rel,
+            archs,
+            per_arch,
+            arch_arg,
+            labels: ri
+                .labels
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+            cache_from: ri.cache_from.clone(),
+            paths,
+            depends_on: ri.depends_on.iter().map(|d| d.value.clone()).collect(),
+            timeout,
+            span: ri.span.clone(),
+            name_span: name.span.clone(),
+        })
+    }
+
+    fn check_target(&mut self, t: &Sp<String>) {
+        if !is_arg_name_like(&t.value) {
+            self.push(
+                Problem::new(
+                    "bad-target",
+                    t.span.clone(),
+                    format!("`{}` is not a valid build stage name", t.value),
+                    "invalid stage",
+                )
+                .help("stage names are letters, digits, `_`, `-` and `.`"),
+            );
+        }
+    }
+
+    fn check_args(
+        &mut self,
+        args: &[(Sp<String>, Template)],
+        arch_arg: &str,
+        project: &Project,
+        allowed: &[&str],
+    ) {
+        for (k, v) in args {
             if !is_build_arg_name(&k.value) {
                 self.push(Problem::new("bad-build-arg", k.span.clone(), format!("`{}` is not a valid build-arg name", k.value), "invalid name").help("build-arg names are letters, digits and `_`, not starting with a digit (what `ARG NAME` accepts)"));
             } else if k.value == arch_arg {
@@ -1011,94 +1264,61 @@ impl Validator<'_> {
                         .help(format!("build-arg values are recorded in the image history for anyone who pulls it; pass secrets another way, or if this is not a secret add it to [project] allow_secret_args = [\"{}\"]", k.value)),
                 );
             }
-            self.check_vars(v, &allowed, "a build arg", true);
+            self.check_vars(v, allowed, "a build arg", true);
         }
-        for (k, v) in &ri.labels {
-            if k.value.is_empty()
-                || k.value.contains('=')
-                || k.value.chars().any(char::is_whitespace)
-            {
-                self.push(Problem::new("bad-label", k.span.clone(), format!("`{}` is not a valid label key", k.value), "invalid key").help("label keys are non-empty, without `=` or spaces, e.g. \"org.opencontainers.image.vendor\""));
-            }
-            self.check_vars(v, &allowed, "a label", true);
-        }
-        for c in &ri.cache_from {
-            self.check_vars(c, &allowed, "cache_from", true);
-        }
-        let paths = match &ri.paths {
-            Some(p) => {
-                self.patterns(p, "paths");
-                p.iter().map(|s| s.value.clone()).collect()
-            }
-            None => {
-                let ctx = context_rel
-                    .to_string_lossy()
-                    .trim_start_matches("./")
-                    .trim_end_matches('/')
-                    .to_string();
-                let mut v = vec![if ctx.is_empty() || ctx == "." {
-                    "**".to_string()
-                } else {
-                    format!("{ctx}/**")
-                }];
-                v.push(
-                    dockerfile_rel
-                        .to_string_lossy()
-                        .trim_start_matches("./")
-                        .to_string(),
-                );
+    }
+
+    /// No Dockerfile at `context/file`, with the context's file that is most
+    /// likely meant. `arch`: the file is chosen per arch, by the image's templated
+    /// `dockerfile` (`templated`) or by a per_arch table.
+    fn missing_dockerfile(
+        &mut self,
+        span: Range<usize>,
+        context_abs: &Path,
+        context_rel: &Path,
+        file: &str,
+        arch: Option<(&str, bool)>,
+    ) {
+        let found: Vec<String> = std::fs::read_dir(context_abs)
+            .map(|rd| {
+                let mut v: Vec<String> = rd
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| {
+                        n.contains("Dockerfile")
+                            || n.contains("dockerfile")
+                            || n.ends_with("Containerfile")
+                    })
+                    .collect();
+                v.sort();
                 v
-            }
+            })
+            .unwrap_or_default();
+        let near = suggest_dockerfile(&found, file, arch.map(|(a, _)| a));
+        let help = match (near, arch) {
+            (Some(f), Some((a, true))) => format!("did you mean `{f}`? for a file named another way than the template, give {a} its own: [image.per_arch.{a}] dockerfile = \"{f}\""),
+            (Some(f), _) => format!("did you mean `{f}`?"),
+            (None, Some((a, _))) => format!(
+                "`dockerfile` is relative to the context ({}); give {a} its own with [image.per_arch.{a}] dockerfile = \"…\", or leave {a} out of `archs`",
+                context_rel.display()
+            ),
+            (None, None) => format!(
+                "`dockerfile` is relative to the context ({}); no Dockerfile there",
+                context_rel.display()
+            ),
         };
-        let timeout = ri.timeout.as_ref().and_then(|t| self.duration(t));
-        let verify_command = ri
-            .verify_command
-            .as_ref()
-            .and_then(|c| self.command(c, "verify.command"));
-        if let Some(e) = &ri.verify_expect {
-            if e.value.trim().is_empty() {
-                self.push(
-                    Problem::new(
-                        "empty-value",
-                        e.span.clone(),
-                        "`expect` is empty: every output would match",
-                        "empty",
-                    )
-                    .help("write what the command's output must contain, e.g. \"api 1.\""),
-                );
-            }
-        }
-        if !ok {
-            return None;
-        }
-        Some(Image {
-            name: name.value.clone(),
-            repo,
-            repository,
-            context: context_rel,
-            dockerfile: dockerfile_rel,
-            target: ri.target.as_ref().map(|t| t.value.clone()),
-            archs,
-            args: ri
-                .args
-                .iter()
-                .map(|(k, v)| (k.value.clone(), v.clone()))
-                .collect(),
-            arch_arg,
-            labels: ri
-                .labels
-                .iter()
-                .map(|(k, v)| (k.value.clone(), v.clone()))
-                .collect(),
-            cache_from: ri.cache_from.clone(),
-            paths,
-            depends_on: ri.depends_on.iter().map(|d| d.value.clone()).collect(),
-            timeout,
-            verify_command,
-            verify_expect: ri.verify_expect.as_ref().map(|e| e.value.clone()),
-            span: ri.span.clone(),
-            name_span: name.span.clone(),
-        })
+        let rel = context_rel.join(file);
+        let (message, label) = match arch {
+            Some((a, _)) => (
+                format!("no Dockerfile at `{}` for arch {a}", rel.display()),
+                format!("not found for {a}"),
+            ),
+            None => (
+                format!("no Dockerfile at `{}`", rel.display()),
+                "not found".to_string(),
+            ),
+        };
+        self.push(Problem::new("missing-dockerfile", span, message, label).help(help));
     }
 
     fn check_dependencies(&mut self, raw: &[RawImage], images: &[Image]) {
@@ -1173,15 +1393,34 @@ impl Validator<'_> {
         for n in nodes {
             self.dfs(n, &edges, &mut state, &mut stack, &mut reported);
         }
-        // `{image.X}`: X must be a dependency that has every arch of this image.
+        // `{image.X}`: X must be a dependency that has every arch the template is
+        // rendered for (all of the image's, or one arch's for a per_arch arg).
         for img in images {
-            let templates = img
+            let Some(ri) = raw
+                .iter()
+                .find(|r| r.name.as_ref().is_some_and(|n| n.value == img.name))
+            else {
+                continue;
+            };
+            let all: Vec<&str> = img.archs.iter().map(String::as_str).collect();
+            let mut templates: Vec<(&Template, Vec<&str>)> = ri
                 .args
                 .iter()
                 .map(|(_, t)| t)
-                .chain(img.labels.iter().map(|(_, t)| t))
-                .chain(img.cache_from.iter());
-            for t in templates {
+                .chain(ri.labels.iter().map(|(_, t)| t))
+                .chain(ri.cache_from.iter())
+                .map(|t| (t, all.clone()))
+                .collect();
+            for o in &ri.per_arch {
+                let Some(a) = self.arch_named(&o.arch.value) else {
+                    continue;
+                };
+                let Some(a) = all.iter().copied().find(|x| *x == a) else {
+                    continue;
+                };
+                templates.extend(o.args.iter().map(|(_, t)| (t, vec![a])));
+            }
+            for (t, for_archs) in templates {
                 for (var, span) in t.vars() {
                     let Some(other) = var.strip_prefix("image.") else {
                         continue;
@@ -1210,11 +1449,10 @@ impl Validator<'_> {
                         continue;
                     }
                     if let Some(o) = images.iter().find(|i| i.name == other) {
-                        let missing: Vec<&str> = img
-                            .archs
+                        let missing: Vec<&str> = for_archs
                             .iter()
-                            .filter(|a| !o.archs.contains(a))
-                            .map(String::as_str)
+                            .copied()
+                            .filter(|a| !o.archs.iter().any(|x| x == a))
                             .collect();
                         if !missing.is_empty() {
                             self.push(
@@ -1282,13 +1520,13 @@ impl Validator<'_> {
                 let Some(arch) = self.arches.get(a) else {
                     continue;
                 };
-                let platform = arch.platform.to_string();
+                let platform = arch.platform.clone();
                 let vars = Vars {
                     registry: project.registry.as_deref(),
                     repo: &img.repo,
                     name: &img.name,
                     arch: Some(a),
-                    platform: Some(platform),
+                    platform: Some(&platform),
                     git: &git,
                     images: None,
                 };
@@ -1306,8 +1544,7 @@ impl Validator<'_> {
                 {
                     // Two arches of one image: already reported as the reference
                     // missing `{arch}`.
-                    let explained =
-                        i2 == img.name && !tags.arch.uses("arch") && !tags.arch.uses("platform");
+                    let explained = i2 == img.name && !names_the_arch(&tags.arch);
                     if !explained && reported.insert((tags.arch.span.start, tags.arch.span.end)) {
                         self.push(
                             Problem::new("reference-collision", tags.arch.span.clone(), format!("`{i2}`/{a2} and `{}`/{a} get the same reference `{r}`", img.name), "not unique")
@@ -1338,6 +1575,56 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// The file of `found` that `file` most likely means: for an arch, the one named
+/// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
+/// named for another arch.
+fn suggest_dockerfile<'f>(found: &'f [String], file: &str, arch: Option<&str>) -> Option<&'f str> {
+    let arch_of = |f: &str| {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        name.strip_prefix("Dockerfile.")
+            .or_else(|| name.strip_suffix(".Dockerfile"))
+            .and_then(arch::builtin_or_alias)
+    };
+    if let Some(a) = arch {
+        if let Some(f) = found.iter().find(|f| arch_of(f) == Some(a)) {
+            return Some(f);
+        }
+    }
+    closest(
+        file,
+        found
+            .iter()
+            .map(String::as_str)
+            .filter(|f| arch.is_none() || arch_of(f).is_none()),
+    )
+}
+
+/// `app/../docker/Dockerfile` as `docker/Dockerfile`, `./x` as `x`: how git
+/// names a changed file, for matching `paths`. Without the file system (a
+/// symlinked directory is taken as written).
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.iter().collect()
+}
+
+/// Whether a per-arch reference differs per arch by construction.
+fn names_the_arch(t: &Template) -> bool {
+    ["arch", "platform", "platform_tag"]
+        .iter()
+        .any(|v| t.uses(v))
+        || (t.uses("architecture") && t.uses("variant"))
 }
 
 fn glob_error(e: &globset::Error) -> String {
@@ -1424,6 +1711,22 @@ mod tests {
         assert!(!looks_secret("NODE_VERSION"));
         assert!(!looks_secret("KEYBOARD_LAYOUT"));
         assert!(!looks_secret("MONKEY"));
+    }
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(
+            lexical(Path::new("app/../docker/Dockerfile.amd64")),
+            PathBuf::from("docker/Dockerfile.amd64")
+        );
+        assert_eq!(
+            lexical(Path::new("./app/./Dockerfile")),
+            PathBuf::from("app/Dockerfile")
+        );
+        assert_eq!(
+            lexical(Path::new("../x/Dockerfile")),
+            PathBuf::from("../x/Dockerfile")
+        );
     }
 
     #[test]

@@ -260,6 +260,18 @@ impl Project {
         Project { dir }
     }
 
+    /// The busybox binaries in `rel/rootfs/<arch>/busybox` too, for an image
+    /// made `FROM scratch` in the context `rel`.
+    pub fn busybox_into(&self, rel: &str) -> &Self {
+        let src = busybox_dir();
+        for a in ["amd64", "arm64v8", "arm32v7"] {
+            let dir = self.path().join(rel).join("rootfs").join(a);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(src.join(a).join("busybox"), dir.join("busybox")).unwrap();
+        }
+        self
+    }
+
     /// Without the busybox binaries (for tests that never reach an engine).
     pub fn new_without_busybox() -> Project {
         Project {
@@ -310,6 +322,96 @@ impl Project {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+}
+
+/// Images a default `uname -m` check used to fail on (issue 12): a server whose
+/// ENTRYPOINT refuses unknown arguments, the same image checked through its
+/// entrypoint (`verify.entrypoint = true`), and a scratch image holding only a
+/// static binary (busybox as /hello, no /bin/uname). `engine` is the
+/// `[project] engine` line.
+pub fn entrypoint_project(engine: &str) -> Project {
+    let spec = format!(
+        r#"
+[project]
+registry = "${{REG}}/acme"
+{engine}
+
+[archs]
+default = ["amd64", "arm64v8"]
+
+[[image]]
+name = "busybox"
+context = "busybox"
+
+[[image]]
+name = "server"
+context = "server"
+depends_on = ["busybox"]
+args = {{ BASE = "{{image.busybox}}" }}
+
+[[image]]
+name = "selftest"
+context = "server"
+depends_on = ["busybox"]
+args = {{ BASE = "{{image.busybox}}" }}
+verify = {{ entrypoint = true, command = ["arch"] }}
+
+[[image]]
+name = "scratch"
+context = "scratch"
+"#
+    );
+    let p = Project::new();
+    p.file("multiarch.toml", &spec)
+        .file(
+            "server/Dockerfile",
+            "ARG BASE\nFROM ${BASE}\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"/bin/sh\", \"/entry.sh\"]\nCMD [\"serve\"]\n",
+        )
+        .file(
+            "server/entry.sh",
+            "case \"$1\" in\n  serve) echo serving ;;\n  arch) exec uname -m ;;\n  *) echo \"server: unknown argument: $1\" >&2; exit 64 ;;\nesac\n",
+        )
+        .file(
+            "scratch/Dockerfile",
+            "# Only a static binary: no shell, no uname.\nARG ARCH=amd64\nFROM scratch AS amd64\nCOPY rootfs/amd64/busybox /hello\nFROM scratch AS arm64v8\nCOPY rootfs/arm64v8/busybox /hello\nFROM ${ARCH}\nENTRYPOINT [\"/hello\", \"echo\", \"hello\"]\n",
+        )
+        .busybox_into("scratch");
+    p
+}
+
+/// After a run of [`entrypoint_project`] on `reg` with `--events events`: every
+/// image's list serves both platforms, the steps of `ran` passed by running
+/// their check, and those of `from_config` by their config's platform, saying so.
+pub fn assert_entrypoint_run(
+    reg: &Registry,
+    events: &Path,
+    ran: &[&str],
+    from_config: &[(&str, &str)],
+) {
+    let want = vec!["linux/amd64", "linux/arm64/v8"];
+    for image in ["server", "selftest", "scratch"] {
+        assert_eq!(reg.list_platforms(&format!("acme/{image}"), "latest"), want);
+    }
+    let steps: std::collections::BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "step-finished")
+            .filter_map(|e| Some((e["id"].as_str()?.to_string(), e)))
+            .collect();
+    for id in ran {
+        assert_eq!(steps[*id]["status"], "ok", "{id}");
+        assert!(steps[*id].get("detail").is_none(), "{id} ran its check");
+    }
+    for (id, platform) in from_config {
+        assert_eq!(steps[*id]["status"], "ok", "{id}");
+        assert_eq!(
+            steps[*id]["detail"],
+            format!("platform checked from config: {platform}"),
+            "{id}"
+        );
     }
 }
 
