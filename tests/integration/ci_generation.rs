@@ -6,18 +6,18 @@
 //! `cargo xtask ci` installs under target/multiarch-env); `end_to_end` runs a
 //! generated pipeline under gitlab-ci-local with the engine and a registry.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::{git, Project};
 use clap::Parser;
 use multiarch::cli::Cli;
 use multiarch::pipeline::gate::{self, github_condition, gitlab_pattern, RefKind};
 use multiarch::spec::Patterns;
 use proptest::prelude::*;
 use serde_yaml::Value;
-use support::{git, Project};
 
 /// Every glob form: literal, `*` in a segment, `**`, classes, alternates, a
 /// quote, and a `?` (which GitLab's RE2 cannot say exactly).
@@ -1242,7 +1242,7 @@ tags = ["v*", "rel-*"]"#,
 mod end_to_end {
     use super::linters::{gitlab_ci_local, Ref, Tools};
     use super::*;
-    use support::{engine_lock, Registry};
+    use crate::support::{engine_lock, Registry};
 
     const SPEC: &str = r#"
 [project]

@@ -2,12 +2,10 @@
 //! security"): registry down, flaky, back up; 401s; a failing arch with
 //! `atomic`; signals mid-push; secrets. Run by `cargo xtask ci`.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     engine_lock, processes_with, spawn_until, unauthorized_registry, wait_until, FlakyProxy,
     Project, Registry, SHA,
 };

@@ -1,16 +1,16 @@
-//! The engine tests of tests/engine.rs, run through podman: the article's pipeline,
+//! The engine tests of tests/integration/engine.rs, run through podman: the article's pipeline,
 //! a feature branch, an arch that fails to build — on a registry on a free loopback
 //! port, with real qemu. Podman's storage and build cache are its own (not
 //! dockerd's). `cargo xtask ci` installs podman and runs these with
 //! `--include-ignored`. The plan tests at the end need no engine.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 
+use crate::support::{engine_lock, Project, Registry, SHA};
 use multiarch::engine::{Engine, Podman, Session};
 use multiarch::Environment;
-use support::{engine_lock, Project, Registry, SHA};
 
 const NEEDS_PODMAN: &str = "needs podman, docker-registry and qemu binfmt; run by `cargo xtask ci`";
 

@@ -2,11 +2,9 @@
 //! builder on a second dockerd, CI sharding (per-arch jobs, then publish), and a
 //! rerun with --skip-existing that builds nothing. Run by `cargo xtask ci`.
 
-mod support;
-
 use std::time::Instant;
 
-use support::{engine_lock, git, Project, Registry, SecondDaemon};
+use crate::support::{engine_lock, git, Project, Registry, SecondDaemon};
 
 const TWO_APPS: &str = r#"
 [project]

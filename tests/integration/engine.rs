@@ -2,11 +2,13 @@
 //! qemu. `cargo xtask ci` prepares all three and runs these with
 //! `--include-ignored`; a plain `cargo test` without an engine leaves them ignored.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use support::{engine_lock, processes_with, spawn_until, wait_until, Project, Registry, SHA};
+use crate::support::{
+    engine_lock, processes_with, spawn_until, wait_until, Project, Registry, SHA,
+};
 
 const NEEDS_ENGINE: &str =
     "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`";
