@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::{GitCli, GitContext, Overrides};
 use crate::environment::Environment;
-use crate::error::{exit, Error};
+use crate::error::Error;
+use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
 use crate::spec::{parse_duration, EngineKind, Spec};
 

@@ -12,10 +12,10 @@ use super::session::{plain_http_registries, Session};
 use super::{registry_digest, ListItem};
 use crate::environment::Environment;
 use crate::error::Error;
+use crate::events::StepStatus;
 use crate::exec::process::{self, Command, Exit, Finished};
 use crate::exec::scheduler::{StepExecutor, StepIo, StepResult};
 use crate::plan::{Action, Check, Plan, Step};
-use crate::report::StepStatus;
 use crate::spec::reference;
 use crate::spec::{EngineKind, Platform};
 
@@ -944,7 +944,7 @@ fn describe_entries(entries: &[(String, String)]) -> String {
     }
     entries
         .iter()
-        .map(|(p, d)| format!("{p} {}", crate::report::summary::short_digest(d)))
+        .map(|(p, d)| format!("{p} {}", crate::events::format::short_digest(d)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -1,7 +1,6 @@
 //! Running a plan: preflight checks, the scheduler, the engine runner, and the
 //! reporters' events.
 
-pub mod mask;
 pub mod process;
 pub mod scheduler;
 
@@ -13,8 +12,8 @@ use crate::engine::argv::{self, EngineTarget};
 use crate::engine::EngineRunner;
 use crate::environment::Environment;
 use crate::error::Error;
+use crate::events::{Masker, Reporter, RunEvent, RunSummary};
 use crate::plan::{Action, Plan, StepKind};
-use crate::report::{Reporter, RunSummary};
 use crate::spec::reference;
 use crate::spec::{Builder, EngineKind};
 use process::{Command, ProcessTable};
@@ -164,7 +163,7 @@ fn login(
     plan: &Plan,
     creds: &Credentials,
     table: &Arc<ProcessTable>,
-    masker: &mask::Masker,
+    masker: &Masker,
     env: &[(String, String)],
     reporter: &mut dyn Reporter,
 ) -> Result<(), Error> {
@@ -280,8 +279,8 @@ fn check_external(
 /// is an environment problem (exit 3), said before any build runs.
 /// A message of multiarch's own before the steps run (login, emulation setup,
 /// the engine's preparation), through the reporters and the masking layer.
-fn note(reporter: &mut dyn Reporter, masker: &mask::Masker, id: &str, message: String) {
-    reporter.event(&masker.event(crate::report::RunEvent::Note {
+fn note(reporter: &mut dyn Reporter, masker: &Masker, id: &str, message: String) {
+    reporter.event(&masker.event(RunEvent::Note {
         id: id.to_string(),
         message,
     }));
@@ -291,7 +290,7 @@ fn setup_qemu_first(
     plan: &Plan,
     runner: &EngineRunner,
     table: &Arc<ProcessTable>,
-    masker: &mask::Masker,
+    masker: &Masker,
     reporter: &mut dyn Reporter,
 ) -> Result<Option<(String, StepResult, Duration)>, Error> {
     let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
@@ -354,7 +353,7 @@ pub fn run(
     if let Some(c) = &creds {
         secrets.push(c.password.clone());
     }
-    let masker = mask::Masker::new(&secrets);
+    let masker = Masker::new(&secrets);
     // The engine's preparation (podman: a registries.conf for plain-HTTP
     // registries) applies to login and the registry checks too.
     let mut runner = EngineRunner::for_plan(plan, env)?;

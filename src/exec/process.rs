@@ -90,21 +90,10 @@ impl Exit {
         match self {
             Exit::Code(c) => format!("exit code {c}"),
             Exit::Signal(s) => format!("killed by signal {s}"),
-            Exit::TimedOut(d) => format!("timed out after {}", humantime(*d)),
+            Exit::TimedOut(d) => format!("timed out after {}", crate::events::format::duration(*d)),
             Exit::Cancelled => "cancelled".into(),
             Exit::SpawnFailed(e) => format!("could not start: {e}"),
         }
-    }
-}
-
-pub fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

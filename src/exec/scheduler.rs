@@ -7,10 +7,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::mask::Masker;
 use super::process::ProcessTable;
+use crate::events::{Masker, Reporter, RunEvent, RunSummary, StepReport, StepStatus};
 use crate::plan::{Plan, Step, StepKind};
-use crate::report::{Reporter, RunEvent, RunSummary, StepReport, StepStatus};
 
 /// What a step hands back.
 #[derive(Debug, Clone)]
@@ -704,7 +703,7 @@ mod tests {
             fake,
             &opts,
             ProcessTable::new(),
-            &mut crate::report::Silent,
+            &mut crate::events::Silent,
         )
     }
 
@@ -920,7 +919,7 @@ mod tests {
             &fake,
             &opts,
             ProcessTable::new(),
-            &mut crate::report::Silent,
+            &mut crate::events::Silent,
         );
         assert_eq!(s.exit_code(), 0);
         assert_eq!(

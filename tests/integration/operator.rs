@@ -18,8 +18,8 @@ use multiarch::doctor::Doctor;
 use multiarch::exec::process::ProcessTable;
 use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
 use multiarch::plan::{Host, Plan, PlanOptions, Step, StepKind};
-use multiarch::report::events::{EventReader, Parsed};
 use multiarch::report::live::LiveOptions;
+use multiarch::report::replay::{EventReader, Parsed};
 use multiarch::report::{
     render_summary_with, CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter,
     PlainReporter, PlanInfo, Reporter, RunEvent, RunSummary, StepStatus, Style,
@@ -379,9 +379,8 @@ fn the_events_stream_has_one_finished_event_per_step() {
     let events = recorded(&plan, &["build:hello/arm64v8"]);
     let mut out = Vec::new();
     {
-        let mut r =
-            JsonEventsReporter::new(&mut out, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+        let mut r = JsonEventsReporter::new(&mut out, &plan, &multiarch::events::Masker::default())
+            .unwrap();
         feed(&mut r, &events);
     }
     let out = text(out);
@@ -475,7 +474,7 @@ fn the_events_stream_masks_the_plan() {
     JsonEventsReporter::new(
         &mut out,
         &plan,
-        &multiarch::exec::mask::Masker::new(&["s3cr3t-value".into()]),
+        &multiarch::events::Masker::new(&["s3cr3t-value".into()]),
     )
     .unwrap();
     let out = text(out);
@@ -773,8 +772,7 @@ fn the_live_view_under_a_pty_renders_and_ends_clean() {
     {
         let mut f = std::fs::File::create(&file).unwrap();
         let mut r =
-            JsonEventsReporter::new(&mut f, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+            JsonEventsReporter::new(&mut f, &plan, &multiarch::events::Masker::default()).unwrap();
         feed(&mut r, &events);
     }
     let bin = env!("CARGO_BIN_EXE_multiarch");
