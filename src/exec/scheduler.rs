@@ -7,86 +7,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::executor::Msg;
+pub use super::executor::{StepExecutor, StepIo, StepResult};
 use super::process::ProcessTable;
 use crate::events::{Masker, Reporter, RunEvent, RunSummary, StepReport, StepStatus};
-use crate::plan::{Plan, Step, StepKind};
-
-/// What a step hands back.
-#[derive(Debug, Clone)]
-pub struct StepResult {
-    pub status: StepStatus,
-    pub digest: Option<String>,
-    pub tail: Vec<String>,
-    /// What a step that succeeded wants said about how (the summary's detail).
-    pub detail: Option<String>,
-}
-
-impl StepResult {
-    pub fn ok() -> Self {
-        StepResult {
-            status: StepStatus::Ok,
-            digest: None,
-            tail: Vec::new(),
-            detail: None,
-        }
-    }
-
-    /// Succeeded, and says how.
-    pub fn ok_with(detail: impl Into<String>) -> Self {
-        StepResult {
-            detail: Some(detail.into()),
-            ..StepResult::ok()
-        }
-    }
-
-    pub fn failed(reason: impl Into<String>, tail: Vec<String>) -> Self {
-        StepResult {
-            status: StepStatus::Failed(reason.into()),
-            digest: None,
-            tail,
-            detail: None,
-        }
-    }
-}
-
-/// What a running step can use: its output sink, the digests pushed so far, the
-/// process table for cancellation.
-pub struct StepIo<'a> {
-    id: &'a str,
-    tx: mpsc::Sender<Msg>,
-    digests: &'a Mutex<HashMap<String, String>>,
-    pub table: Arc<ProcessTable>,
-}
-
-impl StepIo<'_> {
-    /// One line of the step's output.
-    pub fn line(&self, line: &str) {
-        let _ = self
-            .tx
-            .send(Msg::Output(self.id.to_string(), line.to_string()));
-    }
-
-    /// A note from multiarch about this step (a retry, a check).
-    pub fn note(&self, message: &str) {
-        let _ = self
-            .tx
-            .send(Msg::Note(self.id.to_string(), message.to_string()));
-    }
-
-    /// The digest a finished step of this run pushed.
-    pub fn digest_of(&self, step_id: &str) -> Option<String> {
-        self.digests.lock().ok()?.get(step_id).cloned()
-    }
-
-    pub fn cancelled(&self) -> bool {
-        self.table.is_cancelled()
-    }
-}
-
-/// Runs one step. Implemented by the engine runner, and by fakes in tests.
-pub trait StepExecutor: Sync {
-    fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult;
-}
+use crate::plan::{Plan, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureMode {
@@ -121,13 +46,6 @@ impl Default for SchedulerOptions {
             done: Vec::new(),
         }
     }
-}
-
-enum Msg {
-    Output(String, String),
-    Note(String, String),
-    Finished(usize, StepResult, Duration),
-    Signal(i32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -385,12 +303,7 @@ pub fn run(
                             let Ok(i) = next else { break };
                             let step = &plan.steps[i];
                             let t0 = Instant::now();
-                            let io = StepIo {
-                                id: &step.id,
-                                tx: tx.clone(),
-                                digests,
-                                table: table.clone(),
-                            };
+                            let io = StepIo::new(i, tx.clone(), digests, table.clone());
                             let result =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                     exec.execute(step, &io)
@@ -446,17 +359,19 @@ pub fn run(
                 },
             };
             match msg {
-                Msg::Output(id, line) => {
-                    if let Some(&i) = index.get(id.as_str()) {
-                        let t = &mut tails[i];
-                        t.push(line.clone());
-                        if t.len() > 15 {
-                            t.remove(0);
-                        }
+                Msg::Output(i, line) => {
+                    let t = &mut tails[i];
+                    t.push(line.clone());
+                    if t.len() > 15 {
+                        t.remove(0);
                     }
+                    let id = plan.steps[i].id.clone();
                     emit(reporter, RunEvent::Output { id, line });
                 }
-                Msg::Note(id, message) => emit(reporter, RunEvent::Note { id, message }),
+                Msg::Note(i, message) => {
+                    let id = plan.steps[i].id.clone();
+                    emit(reporter, RunEvent::Note { id, message });
+                }
                 Msg::Finished(i, result, d) => {
                     running -= 1;
                     let status = if interrupted && !result.status.is_ok() {
@@ -665,7 +580,11 @@ mod tests {
             io.line(&format!("hello from {}", step.id));
             let result = if self.slow.contains(&step.id.as_str()) {
                 let cmd = super::super::process::Command::new(vec!["sleep".into(), "30".into()]);
-                let f = super::super::process::run_streaming(&cmd, &io.table, &mut |_| {});
+                let f = super::super::process::spawn(
+                    &cmd,
+                    &io.table,
+                    super::super::process::Output::Captured,
+                );
                 if f.exit.success() {
                     StepResult::ok()
                 } else {

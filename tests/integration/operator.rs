@@ -1160,7 +1160,7 @@ fn doctor_knows_podman() {
     std::fs::create_dir_all(&bin).unwrap();
     let script = r#"#!/bin/sh
 case "$*" in
-  "info --format {{.Version.Version}}") echo 4.3.1 ;;
+  "version --format {{.Server.Version}}") echo 4.3.1 ;;
   "version --format {{.Client.Version}}") echo 4.3.1 ;;
   "manifest --help") echo "Usage: podman manifest [command]"; echo "  create      Create manifest list or image index" ;;
   *) echo "fake podman: $*" >&2; exit 64 ;;

@@ -176,7 +176,11 @@ impl StepExecutor for Fake {
             0 => vec!["true".to_string()],
             _ => vec!["sleep".to_string(), seconds(us)],
         };
-        let f = process::run_streaming(&process::Command::new(argv), &io.table, &mut |_| {});
+        let f = process::spawn(
+            &process::Command::new(argv),
+            &io.table,
+            process::Output::Merged(&mut |_| {}),
+        );
         match f.exit.success() {
             true => StepResult::ok(),
             false => StepResult::failed(f.exit.describe(), f.stdout),

@@ -1,13 +1,18 @@
 //! What an engine prepares for one run: environment variables for its commands,
 //! files they read (podman's registries.conf), a directory for digest files. The
-//! directory and everything in it go when the session is dropped.
+//! directory and everything in it go when the session is dropped. The engine
+//! says what to write ([`crate::engine::Engine::prepare`], pure); the files are
+//! read and written here.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::engine::{self, SessionInputs};
+use crate::environment::Environment;
 use crate::error::Error;
 use crate::plan::{Action, Plan};
 use crate::spec::reference::{self, is_loopback_host};
+use crate::spec::EngineKind;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -62,6 +67,46 @@ pub struct Session {
 }
 
 impl Session {
+    /// The preparation of `kind` for a run that reaches `plain_http` registries
+    /// without TLS: the engine's configuration files read, its files written.
+    pub fn prepare(
+        kind: EngineKind,
+        env: &Environment,
+        plain_http: &[String],
+    ) -> Result<Session, Error> {
+        let engine = engine::engine(kind);
+        let sources = engine.config_sources(env);
+        let registries_conf = sources
+            .registries
+            .iter()
+            .find_map(|p| Some((p.clone(), std::fs::read_to_string(p).ok()?)));
+        let rlimit_problem = if sources.containers.is_empty() {
+            None
+        } else {
+            rlimit_problem()
+        };
+        let containers_conf = match rlimit_problem {
+            Some(_) => read_layers(&sources.containers, &sources.containers_dirs),
+            None => Vec::new(),
+        };
+        let inputs = SessionInputs {
+            plain_http,
+            registries_conf,
+            containers_conf,
+            rlimit_problem,
+        };
+        let prepared = engine.prepare(&inputs).map_err(Error::Environment)?;
+        let mut s = Session::new(prepared.env);
+        for f in &prepared.files {
+            let path = s.write(f.name, &f.text)?;
+            s.env
+                .push((f.env_var.to_string(), path.display().to_string()));
+            s.notes.extend(f.note(&path));
+        }
+        s.notes.extend(prepared.notes);
+        Ok(s)
+    }
+
     pub fn new(env: Vec<(String, String)>) -> Session {
         Session {
             env,
@@ -127,4 +172,52 @@ pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
         }
     }
     out
+}
+
+/// The files of `layers` that can be read, then the `*.conf` files of `dirs`
+/// (each directory's sorted by name) that can.
+fn read_layers(layers: &[PathBuf], dirs: &[PathBuf]) -> Vec<String> {
+    let mut paths = layers.to_vec();
+    for dir in dirs {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut d: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            d.sort();
+            paths.extend(d);
+        }
+    }
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// `CAP_SYS_RESOURCE`: needed to raise a hard rlimit.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Why rootful podman's default `RLIMIT_NOFILE` cannot be set here, if it cannot
+/// (see [`crate::engine::podman::rlimit_diagnosis`]).
+pub fn rlimit_problem() -> Option<String> {
+    // SAFETY: plain queries of this process's ids and limits.
+    let euid = unsafe { libc::geteuid() };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let caps = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())?;
+    // rlim_t is not u64 on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let hard = lim.rlim_max as u64;
+    crate::engine::podman::rlimit_diagnosis(euid == 0, hard, cap_eff & (1 << CAP_SYS_RESOURCE) != 0)
 }
