@@ -1,13 +1,14 @@
 //! Running a plan: preflight checks, emulation, the scheduler, the engine runner,
 //! and the reporters' events.
 
+pub mod dispatcher;
 pub mod executor;
+pub mod pool;
 pub mod preflight;
 pub mod process;
 pub mod qemu;
 pub mod retry;
 pub mod runner;
-pub mod scheduler;
 pub mod session;
 
 use std::sync::Arc;
@@ -17,12 +18,12 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::events::{Masker, Reporter, RunEvent, RunSummary};
 use crate::plan::{Action, Plan, StepKind};
+pub use dispatcher::FailureMode;
 pub use executor::{StepExecutor, StepIo, StepResult};
+use pool::PoolOptions;
 use process::{Command, Output, ProcessTable};
 use qemu::Binfmt;
 pub use runner::EngineRunner;
-pub use scheduler::FailureMode;
-use scheduler::SchedulerOptions;
 
 /// How to run a plan (what the CLI flags say).
 #[derive(Debug, Clone)]
@@ -196,7 +197,7 @@ pub fn run(
         done.push(d);
     }
     preflight::check_external(plan, &table, &runner.env)?;
-    let sopts = SchedulerOptions {
+    let popts = PoolOptions {
         jobs: opts.jobs.or(plan.jobs).unwrap_or_else(cpus),
         failure: opts.failure,
         handle_signals: opts.handle_signals,
@@ -204,5 +205,5 @@ pub fn run(
         secrets,
         done,
     };
-    Ok(scheduler::run(plan, &runner, &sopts, table, reporter))
+    Ok(pool::drive(plan, &runner, &popts, table, reporter))
 }

@@ -15,8 +15,9 @@ use crate::support::{Project, TempDir, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
 use multiarch::doctor::Doctor;
+use multiarch::exec::pool::{self, PoolOptions};
 use multiarch::exec::process::ProcessTable;
-use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
+use multiarch::exec::{StepExecutor, StepIo, StepResult};
 use multiarch::plan::{Host, Plan, PlanOptions, Step, StepKind};
 use multiarch::report::live::LiveOptions;
 use multiarch::report::replay::{EventReader, Parsed};
@@ -104,12 +105,12 @@ impl Reporter for Collect {
 /// time (a deterministic order), and return its events with fixed durations.
 fn recorded(plan: &Plan, fail: &[&'static str]) -> Vec<RunEvent> {
     let mut c = Collect::default();
-    scheduler::run(
+    pool::drive(
         plan,
         &Fake {
             fail: fail.to_vec(),
         },
-        &SchedulerOptions::default(),
+        &PoolOptions::default(),
         ProcessTable::new(),
         &mut c,
     );
