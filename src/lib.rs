@@ -26,6 +26,7 @@ pub mod exec;
 pub mod init;
 pub mod pipeline;
 pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod spec;
 pub mod validate;
