@@ -15,7 +15,6 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::plan::{Action, Plan, StepKind};
 use crate::report::{Reporter, RunSummary};
-use crate::spec::reference;
 use crate::spec::{Builder, EngineKind};
 use process::{Command, ProcessTable};
 use scheduler::{FailureMode, SchedulerOptions, StepResult};
@@ -183,12 +182,7 @@ fn check_external(
                 continue;
             };
             let engine = EngineTarget::local(plan.engine);
-            let insecure = reference::parse(&reference)
-                .ok()
-                .and_then(|r| r.domain)
-                .is_some_and(|d| {
-                    reference::is_loopback_host(&d) || plan.insecure_registries.contains(&d)
-                });
+            let insecure = crate::registry::plain_http(&reference, &plan.insecure_registries);
             let mut ask = |a| quick(a, spec_dir, table, Duration::from_secs(60), env);
             let found = match kind {
                 "build" | "test" => {

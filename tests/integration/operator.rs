@@ -1092,7 +1092,12 @@ fn fake_registry(auth: Option<&'static str>) -> String {
             let req = String::from_utf8_lossy(&buf[..n]);
             let ok = match auth {
                 None => true,
-                Some(a) => req.contains(&format!("Authorization: Basic {a}")),
+                // Header names are case-insensitive (HTTP/1.1 clients send them lowercased).
+                Some(a) => req.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == format!("Basic {a}")
+                    })
+                }),
             };
             let status = if ok { "200 OK" } else { "401 Unauthorized" };
             let _ = write!(
