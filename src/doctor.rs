@@ -13,8 +13,6 @@
 //! Everything it looks at is injectable (the environment, the host platform, the
 //! binfmt directories), so it is tested without touching the machine's setup.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +23,12 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::exec::process::{self, Command, Exit, Output, ProcessTable};
 use crate::exec::qemu::{Binfmt, HandlerState};
-use crate::exec::Credentials;
 use crate::exit;
 use crate::plan::{Host, Plan, PlanOptions, StepKind};
-use crate::spec::reference::{self, is_loopback_host};
+use crate::registry::auth::{self, Credentials, DockerConfigAuth};
+use crate::registry::http::{self, Client};
+use crate::registry::Scheme;
+use crate::spec::reference;
 use crate::spec::{Builder, EngineKind, Spec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -703,25 +703,24 @@ impl<'a> Doctor<'a> {
             return;
         }
         let creds = Credentials::from_env(self.env);
+        let client = Client::new(self.timeout);
         for host in hosts {
-            let plain_http = is_loopback_host(&host) || plan.insecure_registries.contains(&host);
-            let applies = creds
-                .as_ref()
-                .filter(|c| c.registry.as_deref().is_none_or(|r| r == host));
-            if !plain_http {
+            let scheme = Scheme::for_host(&host, &plan.insecure_registries);
+            let applies = creds.as_ref().filter(|c| c.applies_to(&host));
+            if scheme == Scheme::Https {
                 checks.push(Check::ok(format!(
                     "registry {host}: HTTPS; not contacted by doctor (the first push checks it)"
                 )));
                 checks.push(self.credentials_check(&host, applies, None));
                 continue;
             }
-            match http_get_v2(&host, None, self.timeout) {
+            match http::ping_v2(&client, scheme, &host, None) {
                 Ok(200) => checks.push(Check::ok(format!("registry {host} answers http://{host}/v2/"))),
                 Ok(401) => {
                     checks.push(Check::ok(format!(
                         "registry {host} answers http://{host}/v2/ (it needs a login)"
                     )));
-                    let verified = applies.map(|c| http_get_v2(&host, Some((&c.user, &c.password)), self.timeout));
+                    let verified = applies.map(|c| http::ping_v2(&client, scheme, &host, Some(&c.basic())));
                     checks.push(self.credentials_check(&host, applies, Some(verified)));
                 }
                 Ok(code) => checks.push(
@@ -757,7 +756,7 @@ impl<'a> Doctor<'a> {
         &self,
         host: &str,
         creds: Option<&Credentials>,
-        verified: Option<Option<std::io::Result<u16>>>,
+        verified: Option<Option<Result<u16, http::Error>>>,
     ) -> Check {
         match (creds, verified) {
             (Some(c), Some(Some(Ok(200)))) => Check::ok(format!(
@@ -777,8 +776,17 @@ impl<'a> Doctor<'a> {
                 "credentials: {} for {host} from the environment; `run` logs in with --password-stdin",
                 c.user
             )),
-            (None, verified) => match docker_config_auth(self.env, host) {
-                Some(how) => Check::ok(format!("credentials: {host} is in the docker config ({how})")),
+            (None, verified) => match auth::docker_config_auth(self.env, host) {
+                Some(found) => {
+                    let how = match found {
+                        DockerConfigAuth::Helper(h) => format!("credential helper `{h}`"),
+                        DockerConfigAuth::Login(_) => "`docker login`".to_string(),
+                        DockerConfigAuth::Store(s) => {
+                            format!("maybe: the credentials store `{s}` is not looked into")
+                        }
+                    };
+                    Check::ok(format!("credentials: {host} is in the docker config ({how})"))
+                }
                 None => {
                     let what = format!("credentials: none for {host}");
                     let fix = format!("`docker login {host}`, or set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (GitLab: CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY)");
@@ -842,108 +850,6 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
-/// `GET http://HOST/v2/` over a plain TCP stream: the status code. Only called
-/// for loopback and configured insecure registries.
-fn http_get_v2(host: &str, auth: Option<(&str, &str)>, timeout: Duration) -> std::io::Result<u16> {
-    let addr_text = if host.starts_with('[') {
-        if host.contains("]:") {
-            host.to_string()
-        } else {
-            format!("{host}:80")
-        }
-    } else if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    };
-    let addr = addr_text
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    let mut req = format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\nUser-Agent: multiarch-doctor\r\n");
-    if let Some((u, p)) = auth {
-        req.push_str(&format!(
-            "Authorization: Basic {}\r\n",
-            base64(format!("{u}:{p}").as_bytes())
-        ));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    // The status line is all that is needed.
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer"))
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut o = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                o.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                o.push('=');
-            }
-        }
-    }
-    o
-}
-
-/// Whether docker's config holds credentials for `host`, and how.
-fn docker_config_auth(env: &Environment, host: &str) -> Option<String> {
-    let dir = match env.non_empty("DOCKER_CONFIG") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env.non_empty("HOME")?).join(".docker"),
-    };
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let bare = |k: &str| {
-        k.trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string()
-    };
-    if let Some(helper) = v
-        .get("credHelpers")
-        .and_then(|h| h.get(host))
-        .and_then(|h| h.as_str())
-    {
-        return Some(format!("credential helper `{helper}`"));
-    }
-    if v.get("auths")
-        .and_then(|a| a.as_object())
-        .is_some_and(|a| a.keys().any(|k| bare(k) == host))
-    {
-        return Some("`docker login`".to_string());
-    }
-    v.get("credsStore")
-        .and_then(|s| s.as_str())
-        .map(|s| format!("maybe: the credentials store `{s}` is not looked into"))
-}
-
 /// Rootful podman asks for RLIMIT_NOFILE=1048576, which fails where the hard
 /// limit is lower and root lacks CAP_SYS_RESOURCE (containers, sandboxes).
 /// multiarch works around it for its own runs; a user's `podman run` would not.
@@ -955,19 +861,5 @@ fn podman_rlimit_check() -> Check {
         )
         .detail(why)
         .fix("for your own `podman run`: put `default_ulimits = []` under [containers] in /etc/containers/containers.conf, or pass `--ulimit nofile=20000:20000`"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"user:pa55"), "dXNlcjpwYTU1");
     }
 }

@@ -28,6 +28,7 @@ pub mod exit;
 pub mod init;
 pub mod pipeline;
 pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod spec;
 pub mod validate;

@@ -53,55 +53,7 @@ impl Default for RunOptions {
     }
 }
 
-/// Registry credentials, from the environment only.
-#[derive(Clone)]
-pub struct Credentials {
-    pub registry: Option<String>,
-    pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("registry", &self.registry)
-            .field("user", &self.user)
-            .field("password", &"<hidden>")
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// MULTIARCH_REGISTRY_USER/_PASSWORD (registry: MULTIARCH_REGISTRY_LOGIN, else
-    /// every registry of the plan), else GitLab's CI_REGISTRY_USER/_PASSWORD for
-    /// CI_REGISTRY.
-    pub fn from_env(env: &Environment) -> Option<Credentials> {
-        if let (Some(u), Some(p)) = (
-            env.non_empty("MULTIARCH_REGISTRY_USER"),
-            env.non_empty("MULTIARCH_REGISTRY_PASSWORD"),
-        ) {
-            return Some(Credentials {
-                registry: env
-                    .non_empty("MULTIARCH_REGISTRY_LOGIN")
-                    .map(str::to_string),
-                user: u.into(),
-                password: p.into(),
-            });
-        }
-        if let (Some(u), Some(p), Some(r)) = (
-            env.non_empty("CI_REGISTRY_USER"),
-            env.non_empty("CI_REGISTRY_PASSWORD"),
-            env.non_empty("CI_REGISTRY"),
-        ) {
-            return Some(Credentials {
-                registry: Some(r.into()),
-                user: u.into(),
-                password: p.into(),
-            });
-        }
-        None
-    }
-}
+pub use crate::registry::auth::Credentials;
 
 fn cpus() -> usize {
     std::thread::available_parallelism()

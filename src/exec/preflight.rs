@@ -14,7 +14,6 @@ use crate::engine::EngineTarget;
 use crate::error::Error;
 use crate::events::{Masker, Reporter};
 use crate::plan::Plan;
-use crate::spec::reference;
 use crate::spec::{Builder, EngineKind};
 
 /// Run a probe, captured, with a deadline.
@@ -142,12 +141,7 @@ pub fn check_external(
             let Some(reference) = plan.external_refs.get(need).cloned() else {
                 continue;
             };
-            let insecure = reference::parse(&reference)
-                .ok()
-                .and_then(|r| r.domain)
-                .is_some_and(|d| {
-                    reference::is_loopback_host(&d) || plan.insecure_registries.contains(&d)
-                });
+            let insecure = crate::registry::plain_http(&reference, &plan.insecure_registries);
             let mut ask = |a| quick(a, &plan.dir, table, Duration::from_secs(60), env);
             let e = engine.engine();
             let found = match kind {

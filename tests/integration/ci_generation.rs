@@ -979,7 +979,7 @@ mod linters {
     #[ignore = "needs check-jsonschema, actionlint and gitlab-ci-local: cargo xtask ci"]
     fn every_generated_file_passes_the_schemas_and_actionlint() {
         let tools = Tools::get();
-        let out_dir = support::TempDir::new("ci-lint");
+        let out_dir = support::temp_dir("ci-lint");
         let mut gitlab = Vec::new();
         let mut github = Vec::new();
         let mut n = 0;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Project, TempDir, SHA};
+use crate::support::{temp_dir, Project, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
 use multiarch::doctor::Doctor;
@@ -922,7 +922,7 @@ fn a_report_path_that_cannot_be_written_is_a_usage_error() {
 
 #[test]
 fn completions_for_each_shell() {
-    let dir = TempDir::new("completions");
+    let dir = temp_dir("completions");
     for (shell, marker) in [
         ("bash", "complete -F"),
         ("zsh", "#compdef multiarch"),
@@ -938,7 +938,7 @@ fn completions_for_each_shell() {
 
 #[test]
 fn every_subcommand_has_examples_in_its_help() {
-    let dir = TempDir::new("help");
+    let dir = temp_dir("help");
     for sub in [
         "check",
         "plan",
@@ -967,7 +967,7 @@ fn every_subcommand_has_examples_in_its_help() {
 
 #[test]
 fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
-    let tmp = TempDir::new("init");
+    let tmp = temp_dir("init");
     let dir = tmp.path().join("shop");
     for (path, text) in [
         ("Dockerfile", "FROM scratch\n"),
@@ -1044,7 +1044,7 @@ fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
 
 #[test]
 fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
-    let tmp = TempDir::new("init-empty");
+    let tmp = temp_dir("init-empty");
     let out = multiarch(tmp.path(), &["init"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Dockerfile"));
@@ -1091,7 +1091,12 @@ fn fake_registry(auth: Option<&'static str>) -> String {
             let req = String::from_utf8_lossy(&buf[..n]);
             let ok = match auth {
                 None => true,
-                Some(a) => req.contains(&format!("Authorization: Basic {a}")),
+                // Header names are case-insensitive (HTTP/1.1 clients send them lowercased).
+                Some(a) => req.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == format!("Basic {a}")
+                    })
+                }),
             };
             let status = if ok { "200 OK" } else { "401 Unauthorized" };
             let _ = write!(

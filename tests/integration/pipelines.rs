@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{Project, TempDir, SHA};
+use crate::support::{temp_dir, Project, SHA};
 use multiarch::plan::{Action, Host};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step};
 
@@ -297,7 +297,7 @@ fn per_arch_tables_override_one_arch() {
 
 #[test]
 fn a_templated_dockerfile_names_one_file_per_arch() {
-    let tmp = TempDir::new("per-arch");
+    let tmp = temp_dir("per-arch");
     for f in ["Dockerfile.amd64", "Dockerfile.arm64v8", "Dockerfile.armhf"] {
         std::fs::create_dir_all(tmp.path().join("img")).unwrap();
         std::fs::write(tmp.path().join("img").join(f), "FROM scratch\n").unwrap();
@@ -320,7 +320,7 @@ fn a_templated_dockerfile_names_one_file_per_arch() {
 
 #[test]
 fn changed_since_watches_every_per_arch_dockerfile() {
-    let tmp = TempDir::new("per-arch-paths");
+    let tmp = temp_dir("per-arch-paths");
     std::fs::create_dir_all(tmp.path().join("app")).unwrap();
     std::fs::create_dir_all(tmp.path().join("docker")).unwrap();
     for f in ["Dockerfile.amd64", "Dockerfile.arm64v8"] {
@@ -586,7 +586,7 @@ fn stdout_that_cannot_be_written_is_exit_1() {
         says_stdout(&to_full(p.command(&["completions", shell])));
     }
     says_stdout(&to_full(p.command(&["doctor"])));
-    let tmp = TempDir::new("init-full");
+    let tmp = temp_dir("init-full");
     std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let mut init = p.command(&["init"]);
     init.current_dir(tmp.path());
@@ -707,7 +707,7 @@ fn the_junit_file_holds_a_placeholder_until_the_report_replaces_it() {
 // ------------------------------------------------------------ init
 
 fn init_in(files: &[&str], args: &[&str]) -> (String, String) {
-    let tmp = TempDir::new("init-per-arch");
+    let tmp = temp_dir("init-per-arch");
     let dir = tmp.path().join("project");
     for f in files {
         let p = dir.join(f);
