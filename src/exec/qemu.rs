@@ -127,13 +127,12 @@ mod tests {
     use super::*;
     use crate::exec::process::Exit;
 
-    fn dir_with(handlers: &[(&str, &str)]) -> (Binfmt, PathBuf) {
-        let d = std::env::temp_dir().join(crate::exec::session::unique_name("binfmt-test"));
-        std::fs::create_dir_all(&d).unwrap();
+    fn dir_with(handlers: &[(&str, &str)]) -> (Binfmt, tempfile::TempDir) {
+        let d = tempfile::tempdir().unwrap();
         for (h, text) in handlers {
-            std::fs::write(d.join(h), text).unwrap();
+            std::fs::write(d.path().join(h), text).unwrap();
         }
-        (Binfmt::at(&d), d)
+        (Binfmt::at(d.path()), d)
     }
 
     fn finished(code: i32) -> Finished {
@@ -167,7 +166,7 @@ mod tests {
         assert_eq!(b.state("qemu-riscv64"), HandlerState::Missing);
         let all = ["qemu-aarch64", "qemu-s390x", "qemu-riscv64"].map(String::from);
         assert_eq!(b.missing(&all), ["qemu-s390x", "qemu-riscv64"]);
-        std::fs::remove_dir_all(d).unwrap();
+        drop(d);
     }
 
     #[test]
@@ -209,12 +208,11 @@ mod tests {
             &wanted,
             &["true".into()],
             |_| {
-                std::fs::write(d.join("qemu-arm"), "enabled\n").unwrap();
+                std::fs::write(d.path().join("qemu-arm"), "enabled\n").unwrap();
                 finished(0)
             },
             |_| {},
         );
         assert_eq!(fixed, Ok(()));
-        std::fs::remove_dir_all(d).unwrap();
     }
 }

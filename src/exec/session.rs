@@ -29,33 +29,6 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// A private directory under the system's temp dir, removed on drop.
-#[derive(Debug)]
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> Result<ScratchDir, Error> {
-        use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(unique_name("multiarch"));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| {
-                Error::Environment(format!(
-                    "cannot create a temporary directory {}: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(ScratchDir(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The run-wide preparation of an engine.
 #[derive(Debug, Default)]
 pub struct Session {
@@ -63,7 +36,8 @@ pub struct Session {
     pub env: Vec<(String, String)>,
     /// What the preparation changed, for the person running multiarch.
     pub notes: Vec<String>,
-    scratch: Option<ScratchDir>,
+    /// A private directory (0700) under the system's temp dir, removed on drop.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl Session {
@@ -118,10 +92,23 @@ impl Session {
     /// The session's directory, made on first use.
     pub fn dir(&mut self) -> Result<&Path, Error> {
         if self.scratch.is_none() {
-            self.scratch = Some(ScratchDir::new()?);
+            use std::os::unix::fs::PermissionsExt;
+            // tempfile's default is 0777 less the umask; the registries.conf and
+            // digest files in here are this run's only.
+            let d = tempfile::Builder::new()
+                .prefix("multiarch-")
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir()
+                .map_err(|e| {
+                    Error::Environment(format!(
+                        "cannot create a temporary directory in {}: {e}",
+                        std::env::temp_dir().display()
+                    ))
+                })?;
+            self.scratch = Some(d);
         }
         match &self.scratch {
-            Some(d) => Ok(&d.0),
+            Some(d) => Ok(d.path()),
             None => Err(Error::Environment("no temporary directory".into())),
         }
     }
@@ -142,7 +129,7 @@ impl Session {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         match &self.scratch {
-            Some(d) => d.0.join(unique_name(&name)),
+            Some(d) => d.path().join(unique_name(&name)),
             None => std::env::temp_dir().join(unique_name(&format!("multiarch-{name}"))),
         }
     }
@@ -220,4 +207,28 @@ pub fn rlimit_problem() -> Option<String> {
     #[allow(clippy::unnecessary_cast)]
     let hard = lim.rlim_max as u64;
     crate::engine::podman::rlimit_diagnosis(euid == 0, hard, cap_eff & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_sessions_files_are_private_and_go_with_it() {
+        let mut s = Session::new(Vec::new());
+        let path = s.write("registries.conf", "x = 1\n").unwrap();
+        let dir = path.parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 1\n");
+        assert!(s.file_for("push:a/amd64").starts_with(&dir));
+        drop(s);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        assert_ne!(unique_name("x"), unique_name("x"));
+    }
 }
