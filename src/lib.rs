@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+pub mod ci;
 pub mod cli;
 pub mod context;
 pub mod diagnostic;
@@ -26,7 +27,6 @@ pub mod events;
 pub mod exec;
 pub mod exit;
 pub mod init;
-pub mod pipeline;
 pub mod plan;
 pub mod registry;
 pub mod report;
