@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::cli::CliError;
 use crate::diagnostic::SpecErrors;
+pub use crate::exec::RunError;
 
 pub use crate::exit;
 
@@ -20,22 +22,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The machine cannot run the plan (no engine, no emulation).
-    #[error("{0}")]
-    Environment(String),
-    /// One or more steps failed.
-    #[error("{0}")]
-    Failed(String),
-    /// Output could not be written: standard output, or a report file after it
-    /// was opened (a full disk, a closed pipe).
-    #[error("cannot write {what}: {source}")]
-    Output {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("interrupted")]
     Interrupted,
+    /// A run could not start, or stopped before its steps (exec).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The command line's own: report files, output, recorded runs.
+    #[error(transparent)]
+    Cli(#[from] CliError),
+    /// An error a recorded run ended with (`multiarch replay`), with its code.
+    #[error("{message}")]
+    Recorded { message: String, exit_code: i32 },
 }
 
 impl Error {
@@ -48,23 +45,43 @@ impl Error {
 
     /// Standard output could not be written.
     pub fn stdout(source: std::io::Error) -> Self {
-        Error::Output {
+        Error::Cli(CliError::Write {
             what: "to standard output".into(),
             source,
-        }
+        })
     }
 
     /// Only the reader of a pipe went away (`multiarch plan | head -1`).
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Output { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+        matches!(self, Error::Cli(CliError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// How to fix it, when the error says (miette's `help`).
+    pub fn help(&self) -> Option<String> {
+        use miette::Diagnostic;
+        match self {
+            Error::Run(e) => e.help().map(|h| h.to_string()),
+            Error::Cli(e) => e.help().map(|h| h.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The message and, on a line of its own, the help: as `error:` lines,
+    /// `--events` error records and JUnit errors show it.
+    pub fn with_help(&self) -> String {
+        match self.help() {
+            Some(h) => format!("{self}\n  help: {h}"),
+            None => self.to_string(),
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
-            Error::Environment(_) => exit::ENVIRONMENT,
-            Error::Failed(_) | Error::Output { .. } => exit::STEP_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Run(e) => e.exit_code(),
+            Error::Cli(e) => e.exit_code(),
+            Error::Recorded { exit_code, .. } => *exit_code,
         }
     }
 }

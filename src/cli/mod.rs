@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+mod error;
 mod run;
+
+pub use error::CliError;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -293,8 +296,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_existing: bool,
     /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
-    #[arg(long = "step-timeout", value_name = "DURATION")]
-    pub step_timeout: Option<String>,
+    #[arg(long = "step-timeout", value_name = "DURATION", value_parser = step_timeout)]
+    pub step_timeout: Option<std::time::Duration>,
     /// Stream events as JSON lines to FILE (`-`: stdout; the human output then
     /// goes to stderr): the plan, steps started, output lines, steps finished,
     /// the end of the run.
@@ -364,6 +367,13 @@ impl Output {
     }
 }
 
+/// `--step-timeout`: a duration that is not zero (90s, 30m, 1h).
+fn step_timeout(t: &str) -> Result<std::time::Duration, String> {
+    parse_duration(t)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{t}` is not a duration (e.g. 90s, 30m, 1h)"))
+}
+
 /// Parse the arguments, run, and return the exit code.
 pub fn main_with(args: Vec<std::ffi::OsString>, env: Environment) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -412,7 +422,7 @@ pub fn report_error(e: &Error, out: Output) {
             );
         }
         other => {
-            let _ = writeln!(stderr, "error: {other}");
+            let _ = writeln!(stderr, "error: {}", other.with_help());
         }
     }
 }
@@ -455,16 +465,8 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         }
         Command::Ci(a) => ci(&a, env, &cwd, out),
         Command::Run(a) => {
-            let timeout = match &a.step_timeout {
-                Some(t) => Some(parse_duration(t).filter(|d| !d.is_zero()).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--step-timeout `{t}` is not a duration (e.g. 90s, 30m, 1h)"
-                    ))
-                })?),
-                None => None,
-            };
-            let (spec, plan) = load_and_plan(&a.file, &a.select, timeout, env, &cwd)?;
-            run::cli_run(&spec, &plan, &a, env, out)
+            let (_spec, plan) = load_and_plan(&a.file, &a.select, a.step_timeout, env, &cwd)?;
+            run::cli_run(&plan, &a, env, out)
         }
         Command::Doctor(a) => {
             let mut d = crate::doctor::Doctor::new(env, &cwd);
@@ -537,9 +539,7 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
         CiSystem::Gitlab => (crate::ci::gitlab(&spec, &root, executor)?, "gitlab"),
         CiSystem::Github => {
             if a.executor.is_some() {
-                return Err(Error::Usage(
-                    "--executor is for GitLab runners; GitHub jobs run on runs-on runners".into(),
-                ));
+                return Err(CliError::ExecutorOnGitHub.into());
             }
             (crate::ci::github(&spec, &root)?, "github")
         }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{Output, Progress, ReplayArgs, RunArgs};
+use crate::cli::{CliError, Output, Progress, ReplayArgs, RunArgs};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::events::Masker;
@@ -21,7 +21,6 @@ use crate::report::{
     CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter, PlainReporter,
     PlanInfo, Reporter, Style, Tee,
 };
-use crate::spec::Spec;
 
 /// The human view a run gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +106,11 @@ struct ReportFile {
 }
 
 impl ReportFile {
-    fn create(path: &Path, flag: &str, placeholder: &[u8]) -> Result<ReportFile, Error> {
-        let bad = |e: std::io::Error| {
-            Error::Usage(format!("{flag}: cannot write {}: {e}", path.display()))
+    fn create(path: &Path, flag: &'static str, placeholder: &[u8]) -> Result<ReportFile, Error> {
+        let bad = |source: std::io::Error| CliError::CreateReport {
+            flag,
+            path: path.to_path_buf(),
+            source,
         };
         let mut file = File::create(path).map_err(bad)?;
         let regular = file.metadata().is_ok_and(|m| m.is_file());
@@ -147,9 +148,11 @@ type Outputs = Vec<(String, WriteStatus)>;
 fn output_failure(outputs: &Outputs) -> Option<Error> {
     outputs.iter().find_map(|(what, status)| {
         let e = status.error()?;
-        (!is_broken_pipe(&e)).then(|| Error::Output {
-            what: what.clone(),
-            source: e,
+        (!is_broken_pipe(&e)).then(|| {
+            Error::Cli(CliError::Write {
+                what: what.clone(),
+                source: e,
+            })
         })
     })
 }
@@ -158,13 +161,7 @@ fn is_stdout(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-pub fn cli_run(
-    _spec: &Spec,
-    plan: &Plan,
-    args: &RunArgs,
-    env: &Environment,
-    out: Output,
-) -> Result<i32, Error> {
+pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> Result<i32, Error> {
     if args.dry_run {
         let text = format!(
             "{}\n(dry run: nothing was run)\n",
@@ -213,11 +210,12 @@ pub fn cli_run(
                 Ok(r) => Some(r),
                 // The plan line could not be written to the file: a bad path.
                 Err(e) if !is_stdout(p) => {
-                    return Err(Error::Usage(format!(
-                        "--events: cannot write {}: {}",
-                        p.display(),
-                        status.error().unwrap_or(e)
-                    )))
+                    return Err(CliError::CreateReport {
+                        flag: "--events",
+                        path: p.clone(),
+                        source: status.error().unwrap_or(e),
+                    }
+                    .into())
                 }
                 // Standard output failed: the run goes on, and says so at the end.
                 Err(_) => Some(JsonEventsReporter::without_plan(
@@ -277,7 +275,8 @@ pub fn cli_run(
             }
         }
         Err(e) => {
-            let message = masker.mask(&e.to_string());
+            let e = Error::from(e);
+            let message = masker.mask(&e.with_help());
             if let Some(ev) = events.as_mut() {
                 ev.error(&message, e.exit_code());
             }
@@ -315,11 +314,12 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             Ok(Some(p)) => parsed.push(p),
             Ok(None) => {}
             Err(e) => {
-                return Err(Error::Usage(format!(
-                    "{}:{}: {e}",
-                    args.events.display(),
-                    n + 1
-                )))
+                return Err(CliError::BadReplayLine {
+                    path: args.events.clone(),
+                    line: n + 1,
+                    message: e,
+                }
+                .into())
             }
         }
     }
@@ -350,10 +350,10 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             Parsed::Error { message, exit_code } => {
                 drop(human);
                 return Err(match exit_code {
-                    exit::ENVIRONMENT => Error::Environment(message),
-                    exit::STEP_FAILED => Error::Failed(message),
                     exit::INTERRUPTED => Error::Interrupted,
-                    _ => Error::Usage(message),
+                    // The recorded code, whatever it was (a usage error, an
+                    // internal one): the replay ends as the run did.
+                    exit_code => Error::Recorded { message, exit_code },
                 });
             }
         }

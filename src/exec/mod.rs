@@ -2,6 +2,7 @@
 //! and the reporters' events.
 
 pub mod dispatcher;
+pub mod error;
 pub mod executor;
 pub mod pool;
 pub mod preflight;
@@ -15,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::events::{Masker, Reporter, RunEvent, RunSummary};
 use crate::plan::{Action, Plan, StepKind};
 pub use dispatcher::FailureMode;
+pub use error::{RunError, SessionError};
 pub use executor::{StepExecutor, StepIo, StepResult};
 use pool::PoolOptions;
 use process::{Command, Output, ProcessTable};
@@ -78,7 +79,7 @@ fn setup_qemu_first(
     table: &Arc<ProcessTable>,
     masker: &Masker,
     reporter: &mut dyn Reporter,
-) -> Result<Option<(String, StepResult, Duration)>, Error> {
+) -> Result<Option<(String, StepResult, Duration)>, RunError> {
     let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
         return Ok(None);
     };
@@ -102,7 +103,7 @@ fn setup_qemu_first(
         process::spawn(&cmd, table, Output::Merged(&mut line))
     };
     qemu::ensure(&Binfmt::default(), handlers, setup, run, say)
-        .map_err(|e| Error::Environment(format!("{e}\n  help: {}", qemu::EMULATION_HELP)))?;
+        .map_err(RunError::EmulationMissing)?;
     Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())))
 }
 
@@ -113,7 +114,7 @@ pub fn run(
     opts: &RunOptions,
     env: &Environment,
     reporter: &mut dyn Reporter,
-) -> Result<RunSummary, Error> {
+) -> Result<RunSummary, RunError> {
     let table = ProcessTable::new();
     preflight::engines_answer(plan, &table)?;
     let creds = Credentials::from_env(env);
@@ -129,18 +130,21 @@ pub fn run(
         note(reporter, &masker, "engine", n.clone());
     }
     match (&creds, opts.login) {
-        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => preflight::login(plan, c, &table, &masker, &runner.env, reporter)?,
-        (None, true) => {
-            return Err(Error::Usage("--login needs credentials: set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (or CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY in GitLab)".into()))
+        (Some(c), _)
+            if opts.login
+                || c.registry
+                    .as_ref()
+                    .is_none_or(|r| plan.registries.contains(r)) =>
+        {
+            preflight::login(plan, c, &table, &masker, &runner.env, reporter)?
         }
+        (None, true) => return Err(RunError::LoginWithoutCredentials),
         _ => {}
     }
     runner.retry.retries = opts.retries.or(plan.retries).unwrap_or(3);
     if opts.skip_existing {
         if !plan.immutable_refs {
-            return Err(Error::Usage(
-                "--skip-existing needs per-arch references that contain the commit ([tags] arch with {sha} or {short_sha}): otherwise an existing image may be of another commit".into(),
-            ));
+            return Err(RunError::SkipExistingNeedsImmutableRefs);
         }
         runner.skip_existing = true;
     }

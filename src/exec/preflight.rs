@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::process::{self, Command, Finished, Output, ProcessTable};
 use super::runner::registry_digest;
 use super::Credentials;
+use super::RunError;
 use crate::engine::EngineTarget;
-use crate::error::Error;
 use crate::events::{Masker, Reporter};
 use crate::plan::Plan;
 use crate::spec::{Builder, EngineKind};
@@ -35,7 +35,7 @@ pub(super) fn quick(
 }
 
 /// Check that every engine the plan uses answers. Exit 3 otherwise, before any step.
-pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), Error> {
+pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), RunError> {
     for t in plan.engine_targets() {
         let e = t.engine();
         let f = quick(
@@ -61,9 +61,7 @@ pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), Erro
                 (EngineKind::Podman, None) => "install podman (`apt-get install podman`), or use --engine docker",
                 _ => "check that the builder is up and reachable (`docker --host … version`)",
             };
-            return Err(Error::Environment(format!(
-                "{which} does not answer: {detail}\n  help: {how}"
-            )));
+            return Err(RunError::EngineUnreachable { which, detail, how });
         }
     }
     Ok(())
@@ -77,13 +75,13 @@ pub fn login(
     masker: &Masker,
     env: &[(String, String)],
     reporter: &mut dyn Reporter,
-) -> Result<(), Error> {
+) -> Result<(), RunError> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
         None => plan.registries.clone(),
     };
     if registries.is_empty() {
-        return Err(Error::Usage("--login: the plan pushes to no registry host (set [project] registry, or MULTIARCH_REGISTRY_LOGIN)".into()));
+        return Err(RunError::LoginWithoutRegistry);
     }
     let local = EngineTarget::local(plan.engine);
     for r in registries {
@@ -97,11 +95,11 @@ pub fn login(
         let f = process::spawn(&cmd, table, Output::Captured);
         if !f.exit.success() {
             let detail = masker.mask(&f.stderr.join(" "));
-            return Err(Error::Environment(format!(
-                "login to {r} as {} failed: {}",
-                creds.user,
-                detail.trim()
-            )));
+            return Err(RunError::LoginFailed {
+                registry: r,
+                user: creds.user.clone(),
+                detail: detail.trim().to_string(),
+            });
         }
         super::note(
             reporter,
@@ -119,7 +117,7 @@ pub fn check_external(
     plan: &Plan,
     table: &Arc<ProcessTable>,
     env: &[(String, String)],
-) -> Result<(), Error> {
+) -> Result<(), RunError> {
     let mut checked: BTreeSet<String> = BTreeSet::new();
     let mut missing = Vec::new();
     let engine = EngineTarget::local(plan.engine);
@@ -164,9 +162,6 @@ pub fn check_external(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(Error::Failed(format!(
-            "needs outside this selection are missing:\n  {}\n  help: run the earlier stages first (e.g. --stage build --stage push on each arch), or widen --image/--arch/--stage",
-            missing.join("\n  ")
-        )))
+        Err(RunError::ExternalNeedsMissing { missing })
     }
 }

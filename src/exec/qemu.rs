@@ -90,9 +90,6 @@ impl std::fmt::Display for EmulationMissing {
     }
 }
 
-/// How to get emulation where the setup did not.
-pub const EMULATION_HELP: &str = "install qemu-user-static and binfmt-support and run `update-binfmts --enable` as root (mount binfmt_misc first if /proc/sys/fs/binfmt_misc is empty), or set [qemu] setup";
-
 /// Make sure every handler of `handlers` is enabled: when one is not, say so,
 /// run `setup` with `run` (which shows its output), and look again.
 pub fn ensure(

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::SessionError;
 use crate::engine::{self, SessionInputs};
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::plan::{Action, Plan};
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::EngineKind;
@@ -47,7 +47,7 @@ impl Session {
         kind: EngineKind,
         env: &Environment,
         plain_http: &[String],
-    ) -> Result<Session, Error> {
+    ) -> Result<Session, SessionError> {
         let engine = engine::engine(kind);
         let sources = engine.config_sources(env);
         let registries_conf = sources
@@ -69,7 +69,7 @@ impl Session {
             containers_conf,
             rlimit_problem,
         };
-        let prepared = engine.prepare(&inputs).map_err(Error::Environment)?;
+        let prepared = engine.prepare(&inputs).map_err(SessionError::Config)?;
         let mut s = Session::new(prepared.env);
         for f in &prepared.files {
             let path = s.write(f.name, &f.text)?;
@@ -90,34 +90,30 @@ impl Session {
     }
 
     /// The session's directory, made on first use.
-    pub fn dir(&mut self) -> Result<&Path, Error> {
-        if self.scratch.is_none() {
-            use std::os::unix::fs::PermissionsExt;
+    pub fn dir(&mut self) -> Result<&Path, SessionError> {
+        let d = match self.scratch.take() {
+            Some(d) => d,
             // tempfile's default is 0777 less the umask; the registries.conf and
             // digest files in here are this run's only.
-            let d = tempfile::Builder::new()
+            None => tempfile::Builder::new()
                 .prefix("multiarch-")
-                .permissions(std::fs::Permissions::from_mode(0o700))
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .tempdir()
-                .map_err(|e| {
-                    Error::Environment(format!(
-                        "cannot create a temporary directory in {}: {e}",
-                        std::env::temp_dir().display()
-                    ))
-                })?;
-            self.scratch = Some(d);
-        }
-        match &self.scratch {
-            Some(d) => Ok(d.path()),
-            None => Err(Error::Environment("no temporary directory".into())),
-        }
+                .map_err(|source| SessionError::TempDir {
+                    dir: std::env::temp_dir(),
+                    source,
+                })?,
+        };
+        Ok(self.scratch.insert(d).path())
     }
 
     /// Writes `name` in the session's directory; returns its path.
-    pub fn write(&mut self, name: &str, text: &str) -> Result<PathBuf, Error> {
+    pub fn write(&mut self, name: &str, text: &str) -> Result<PathBuf, SessionError> {
         let path = self.dir()?.join(name);
-        std::fs::write(&path, text)
-            .map_err(|e| Error::Environment(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(|source| SessionError::Write {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 

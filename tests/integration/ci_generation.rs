@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 
 use crate::support::{git, Project};
 use clap::Parser;
-use multiarch::cli::Cli;
 use multiarch::ci::gate::{self, github_condition, gitlab_pattern, RefKind};
+use multiarch::cli::Cli;
 use multiarch::spec::Patterns;
 use proptest::prelude::*;
 use serde_yaml::Value;

@@ -1382,3 +1382,27 @@ fn a_real_run_writes_events_and_junit() {
     assert!(summary.contains("published:"), "{summary}");
     assert!(summary.contains("linux/amd64, linux/arm64/v8"), "{summary}");
 }
+
+#[test]
+fn a_replayed_error_ends_with_the_code_it_was_recorded_with() {
+    let p = Project::new_without_busybox();
+    for (code, shown) in [(3, 3), (1, 1), (2, 2), (101, 101), (130, 130)] {
+        let line = format!(
+            "{{\"event\":\"error\",\"message\":\"boom\\n  help: fix it\",\"exit_code\":{code}}}\n"
+        );
+        p.file("events.jsonl", &line);
+        let out = p
+            .command(&["replay", "events.jsonl", "--progress", "plain"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(shown), "recorded {code}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if code != 130 {
+            assert_eq!(err, "error: boom\n  help: fix it\n", "recorded {code}");
+        }
+    }
+    p.file("events.jsonl", "{\"event\":\"started\"\n");
+    let out = p.command(&["replay", "events.jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: events.jsonl:1: not JSON"));
+}

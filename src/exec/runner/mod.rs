@@ -18,9 +18,9 @@ use super::process::{self, Command, Exit, Finished, Output};
 use super::qemu::{self, Binfmt};
 use super::retry::{Retry, RetryPolicy};
 use super::session::{plain_http_registries, unique_name, Session};
+use super::SessionError;
 use crate::engine::{self, Engine};
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::events::StepStatus;
 use crate::plan::{Action, Plan, Step};
 use crate::spec::reference;
@@ -63,7 +63,7 @@ impl EngineRunner {
     /// A runner for `plan`: its engine prepares the run (podman writes a
     /// registries.conf for the plan's plain-HTTP registries). What the preparation
     /// changed is in [`EngineRunner::notes`].
-    pub fn for_plan(plan: &Plan, env: &Environment) -> Result<Self, Error> {
+    pub fn for_plan(plan: &Plan, env: &Environment) -> Result<Self, SessionError> {
         let session = Session::prepare(plan.engine, env, &plain_http_registries(plan))?;
         let mut r = Self::with_session(plan.dir.clone(), session);
         r.insecure = plan.insecure_registries.clone();
