@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::ci::CiError;
 pub use crate::cli::CliError;
 use crate::diagnostic::SpecErrors;
 pub use crate::exec::RunError;
@@ -27,6 +28,9 @@ pub enum Error {
     /// A run could not start, or stopped before its steps (exec).
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A pipeline that cannot be written for this spec (`multiarch ci`).
+    #[error(transparent)]
+    Ci(#[from] CiError),
     /// The command line's own: report files, output, recorded runs.
     #[error(transparent)]
     Cli(#[from] CliError),
@@ -81,6 +85,7 @@ impl Error {
             Error::Interrupted => exit::INTERRUPTED,
             Error::Run(e) => e.exit_code(),
             Error::Cli(e) => e.exit_code(),
+            Error::Ci(_) => exit::USAGE,
             Error::Recorded { exit_code, .. } => *exit_code,
         }
     }
