@@ -23,6 +23,7 @@ pub mod engine;
 pub mod environment;
 pub mod error;
 pub mod exec;
+pub mod graph;
 pub mod init;
 pub mod pipeline;
 pub mod plan;
