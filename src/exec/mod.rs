@@ -142,6 +142,14 @@ pub fn run(
         _ => {}
     }
     runner.retry.retries = opts.retries.or(plan.retries).unwrap_or(3);
+    // For tests only (not a user setting): the first backoff in milliseconds, so
+    // retry tests against a fake engine take no seconds.
+    if let Some(ms) = env
+        .get("MULTIARCH_RETRY_BACKOFF_MS")
+        .and_then(|v| v.parse().ok())
+    {
+        runner.retry.backoff = Duration::from_millis(ms);
+    }
     if opts.skip_existing {
         if !plan.immutable_refs {
             return Err(RunError::SkipExistingNeedsImmutableRefs);

@@ -14,4 +14,5 @@ mod pipelines;
 mod plan;
 mod podman;
 mod properties;
+mod runner;
 mod scale;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fake_engine::{FakeEngine, Reply};
 use crate::support::{temp_dir, Project, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
@@ -1057,25 +1058,22 @@ fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
 
 // ---------------------------------------------------------------- doctor
 
-/// A directory with a fake `docker` that answers like a working (or, with
-/// DOCKER_HOST=unix:///nonexistent, an unreachable) daemon.
+/// The fake engine (support::fake_engine) in `dir`, answering like a working
+/// docker 28.2.2 with dockerd 20.10.24 (and podman 4.3.1): a PATH with it first.
 fn fake_docker(dir: &Path) -> String {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = r#"#!/bin/sh
-down() { echo "Cannot connect to the Docker daemon at $DOCKER_HOST. Is the docker daemon running?" >&2; exit 1; }
-case "$*" in
-  "version --format {{.Client.Version}}") echo 28.2.2 ;;
-  "version --format {{.Server.Version}}") [ "$DOCKER_HOST" = unix:///nonexistent ] && down; echo 20.10.24 ;;
-  "manifest --help") echo "Usage:  docker manifest COMMAND"; echo "Commands:"; echo "  create      Create a local manifest list" ;;
-  *) echo "fake docker: $*" >&2; exit 64 ;;
-esac
-"#;
-    let path = bin.join("docker");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:/usr/bin:/bin", bin.display())
+    FakeEngine::new(dir).path()
+}
+
+/// As [`fake_docker`], with a daemon that does not answer (DOCKER_HOST=unix:///nonexistent).
+fn unreachable_docker(dir: &Path) -> String {
+    let fake = FakeEngine::new(dir);
+    fake.on(
+        "version --format {{.Server.Version}}",
+        [Reply::exit(1).stderr(
+            "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?",
+        )],
+    );
+    fake.path()
 }
 
 /// A registry's `/v2/` on a free loopback port: 200, or 401 without the right
@@ -1162,21 +1160,8 @@ fn doctor_on_a_good_machine() {
 fn doctor_knows_podman() {
     let reg = fake_registry(None);
     let p = doctor_project(&reg);
-    let bin = p.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = r#"#!/bin/sh
-case "$*" in
-  "version --format {{.Server.Version}}") echo 4.3.1 ;;
-  "version --format {{.Client.Version}}") echo 4.3.1 ;;
-  "manifest --help") echo "Usage: podman manifest [command]"; echo "  create      Create manifest list or image index" ;;
-  *) echo "fake podman: $*" >&2; exit 64 ;;
-esac
-"#;
-    std::fs::write(bin.join("podman"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("podman"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = Environment::from_pairs([
-        ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+        ("PATH", fake_docker(p.path())),
         ("HOME", p.path().display().to_string()),
     ]);
     let mut d = Doctor::new(&env, p.path());
@@ -1200,7 +1185,7 @@ fn doctor_on_a_broken_machine() {
     let reg = "127.0.0.1:1";
     let p = doctor_project(reg);
     let env = Environment::from_pairs([
-        ("PATH", fake_docker(p.path())),
+        ("PATH", unreachable_docker(p.path())),
         ("DOCKER_HOST", "unix:///nonexistent".to_string()),
         ("HOME", p.path().display().to_string()),
     ]);

@@ -2,6 +2,8 @@
 //! project directory with its multiarch.toml, the multiarch binary, and the
 //! library's HTTP client for asking the registry what it really serves.
 
+pub mod fake_engine;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
