@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use crate::events::StepStatus;
+use crate::graph::{Dag, Edge};
 use crate::plan::{Plan, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +55,16 @@ enum State {
 
 pub struct Dispatcher<'p> {
     plan: &'p Plan,
-    needs: Vec<Vec<usize>>,
-    dependents: Vec<Vec<usize>>,
+    /// need → step: a step's needs are its predecessors, in the order it lists
+    /// them; its dependents are its successors, in plan order.
+    dag: Dag,
     /// The longest chain of steps that waits on each step (itself included).
-    depth: Vec<usize>,
+    depth: Vec<u32>,
     state: Vec<State>,
     /// Pending steps whose needs all succeeded, longest chain first, then in plan
     /// order (a base image and what builds on it start before a lone image: the
     /// critical path is not left for last).
-    ready: BTreeSet<(Reverse<usize>, usize)>,
+    ready: BTreeSet<(Reverse<u32>, usize)>,
     running: usize,
     failure: FailureMode,
     stop: Stop,
@@ -82,25 +84,19 @@ impl<'p> Dispatcher<'p> {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let needs: Vec<Vec<usize>> = plan
+        let edges: Vec<Edge> = plan
             .steps
             .iter()
-            .map(|s| {
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let index = &index;
                 s.needs
                     .iter()
-                    .filter_map(|x| index.get(x.as_str()).copied())
-                    .collect()
+                    .filter_map(move |x| Some((*index.get(x.as_str())? as u32, i as u32)))
             })
             .collect();
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, ns) in needs.iter().enumerate() {
-            ns.iter().for_each(|&j| dependents[j].push(i));
-        }
-        // Plan order is topological, so one pass from the end computes it.
-        let mut depth = vec![1usize; n];
-        for i in (0..n).rev() {
-            depth[i] = 1 + dependents[i].iter().map(|&d| depth[d]).max().unwrap_or(0);
-        }
+        let dag = Dag::from_edges(n, &edges);
+        let depth = dag.longest_chain();
         let producers = (0..n)
             .filter(|&i| {
                 matches!(
@@ -111,8 +107,7 @@ impl<'p> Dispatcher<'p> {
             .collect();
         let mut d = Dispatcher {
             plan,
-            needs,
-            dependents,
+            dag,
             depth,
             state: vec![State::Pending; n],
             ready: BTreeSet::new(),
@@ -130,14 +125,15 @@ impl<'p> Dispatcher<'p> {
         d
     }
 
-    fn key(&self, i: usize) -> (Reverse<usize>, usize) {
+    fn key(&self, i: usize) -> (Reverse<u32>, usize) {
         (Reverse(self.depth[i]), i)
     }
 
     fn needs_ok(&self, i: usize) -> bool {
-        self.needs[i]
+        self.dag
+            .preds(i as u32)
             .iter()
-            .all(|&j| matches!(&self.state[j], State::Done(st) if st.is_ok()))
+            .all(|&j| matches!(&self.state[j as usize], State::Done(st) if st.is_ok()))
     }
 
     /// Steps still running.
@@ -251,8 +247,8 @@ impl<'p> Dispatcher<'p> {
             self.bad_seen = true;
         }
         self.state[i] = State::Done(status);
-        for k in 0..self.dependents[i].len() {
-            let d = self.dependents[i][k];
+        for k in 0..self.dag.succs(i as u32).len() {
+            let d = self.dag.succs(i as u32)[k] as usize;
             if self.state[d] == State::Pending && self.needs_ok(d) {
                 self.ready.insert(self.key(d));
             }
@@ -290,10 +286,14 @@ impl<'p> Dispatcher<'p> {
                 if self.state[i] != State::Pending {
                     continue;
                 }
-                let blocked = self.needs[i].iter().find_map(|&j| match &self.state[j] {
-                    State::Done(st) if !st.is_ok() => Some((j, st.clone())),
-                    _ => None,
-                });
+                let blocked =
+                    self.dag
+                        .preds(i as u32)
+                        .iter()
+                        .find_map(|&j| match &self.state[j as usize] {
+                            State::Done(st) if !st.is_ok() => Some((j as usize, st.clone())),
+                            _ => None,
+                        });
                 if let Some((j, st)) = blocked {
                     let id = &self.plan.steps[j].id;
                     let why = match st {
