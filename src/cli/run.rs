@@ -161,6 +161,41 @@ fn is_stdout(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
+/// `--events FILE|-`, opened with the plan event written: a file that cannot
+/// take it is exit 2 now; standard output that fails lets the run go on, and
+/// the run says so at the end.
+fn events_reporter(
+    p: &Path,
+    plan: &Plan,
+    info: &PlanInfo,
+    masker: &Masker,
+    outputs: &mut Outputs,
+) -> Result<JsonEventsReporter<Box<dyn Write>>, Error> {
+    let (w, status): (Box<dyn Write>, WriteStatus) = if is_stdout(p) {
+        let (w, s) = Checked::new(std::io::stdout());
+        outputs.push(("the events to standard output".into(), s.clone()));
+        (Box::new(w), s)
+    } else {
+        let file = BufWriter::new(ReportFile::create(p, "--events", b"")?);
+        let (w, s) = Checked::new(file);
+        outputs.push((format!("the events to {}", p.display()), s.clone()));
+        (Box::new(w), s)
+    };
+    match JsonEventsReporter::new(w, plan, masker) {
+        Ok(r) => Ok(r),
+        Err(e) if !is_stdout(p) => Err(CliError::CreateReport {
+            flag: "--events",
+            path: p.to_path_buf(),
+            source: status.error().unwrap_or(e),
+        }
+        .into()),
+        Err(_) => Ok(JsonEventsReporter::without_plan(
+            Box::new(std::io::sink()) as Box<dyn Write>,
+            info.clone(),
+        )),
+    }
+}
+
 pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> Result<i32, Error> {
     if args.dry_run {
         let text = format!(
@@ -194,36 +229,7 @@ pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> R
     let events_to_stdout = args.events.as_deref().is_some_and(is_stdout);
     let mut outputs: Outputs = Vec::new();
     let mut events = match &args.events {
-        Some(p) => {
-            let (w, status): (Box<dyn Write>, WriteStatus) = if is_stdout(p) {
-                let (w, s) = Checked::new(std::io::stdout());
-                outputs.push(("the events to standard output".into(), s.clone()));
-                (Box::new(w), s)
-            } else {
-                let file = BufWriter::new(ReportFile::create(p, "--events", b"")?);
-                let (w, s) = Checked::new(file);
-                outputs.push((format!("the events to {}", p.display()), s.clone()));
-                (Box::new(w), s)
-            };
-            let reporter = JsonEventsReporter::new(w, plan, &masker);
-            match reporter {
-                Ok(r) => Some(r),
-                // The plan line could not be written to the file: a bad path.
-                Err(e) if !is_stdout(p) => {
-                    return Err(CliError::CreateReport {
-                        flag: "--events",
-                        path: p.clone(),
-                        source: status.error().unwrap_or(e),
-                    }
-                    .into())
-                }
-                // Standard output failed: the run goes on, and says so at the end.
-                Err(_) => Some(JsonEventsReporter::without_plan(
-                    Box::new(std::io::sink()) as Box<dyn Write>,
-                    info.clone(),
-                )),
-            }
-        }
+        Some(p) => Some(events_reporter(p, plan, &info, &masker, &mut outputs)?),
         None => None,
     };
     let mut junit = match &args.junit {
