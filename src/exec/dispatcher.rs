@@ -451,7 +451,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn chain() -> Plan {
+    /// a → b → c, and x on its own.
+    pub(crate) fn chain() -> Plan {
         plan(
             vec![
                 step("a", StepKind::Build, &[]),

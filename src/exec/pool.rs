@@ -319,7 +319,7 @@ fn start_signal_thread(tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::dispatcher::tests::{plan, step};
+    use crate::exec::dispatcher::tests::{chain, plan, step};
     use crate::exec::process::{self, Command, Output};
     use crate::plan::{Step, StepKind};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -398,15 +398,7 @@ mod tests {
 
     #[test]
     fn steps_run_in_need_order_and_report_their_digests_and_tails() {
-        let p = plan(
-            vec![
-                step("a", StepKind::Build, &[]),
-                step("b", StepKind::Test, &["a"]),
-                step("c", StepKind::Push, &["b"]),
-                step("x", StepKind::Build, &[]),
-            ],
-            false,
-        );
+        let p = chain();
         let fake = Fake {
             fail: vec!["x"],
             ..Fake::default()

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
-use super::info::PlanInfo;
+use super::info::{PlanInfo, StepInfo};
 use super::summary::{outcome, published, Counts};
 use crate::events::format::millis;
 use crate::events::{Masker, Reporter, RunEvent, RunSummary, StepReport};
@@ -42,14 +42,9 @@ pub struct FinishedRecord {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
+    /// The step's image, arch, tag and platforms, as the plan says.
+    #[serde(flatten)]
+    pub step: StepInfo,
     /// The last lines of output of a failed step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
@@ -121,10 +116,7 @@ pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
         duration_ms: millis(r.duration),
         digest: r.digest.clone(),
         reference: r.reference.clone(),
-        image: step.image,
-        arch: step.arch,
-        tag: step.tag,
-        platforms: step.platforms,
+        step,
         tail: r.tail.clone(),
     }
 }
@@ -238,5 +230,37 @@ impl<W: Write> Reporter for JsonEventsReporter<W> {
     fn event(&mut self, e: &RunEvent) {
         let r = record(e, &self.info);
         self.write(&r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_step_is_one_flat_object_in_a_fixed_order() {
+        let r = Record::StepFinished(FinishedRecord {
+            id: "push:api/amd64".into(),
+            kind: "push".into(),
+            status: "ok".into(),
+            reason: None,
+            detail: None,
+            duration_ms: 812,
+            digest: Some("sha256:ab".into()),
+            reference: Some("reg/api/amd64:1".into()),
+            step: StepInfo {
+                image: Some("api".into()),
+                arch: Some("amd64".into()),
+                tag: None,
+                platforms: vec!["linux/amd64".into()],
+            },
+            tail: Vec::new(),
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"step-finished","id":"push:api/amd64","kind":"push","status":"ok","duration_ms":812,"digest":"sha256:ab","reference":"reg/api/amd64:1","image":"api","arch":"amd64","platforms":["linux/amd64"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
     }
 }
