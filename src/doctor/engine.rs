@@ -64,14 +64,7 @@ impl Doctor<'_> {
             .map(|v| v.trim().to_string())
             .unwrap_or_default();
         if !f.exit.success() || version.is_empty() {
-            let detail = f
-                .stderr
-                .iter()
-                .chain(f.stdout.iter())
-                .map(|l| l.trim())
-                .find(|l| !l.is_empty())
-                .map(str::to_string)
-                .unwrap_or_else(|| f.exit.describe());
+            let detail = f.first_line().trim().to_string();
             let fix = match (t.kind, &t.builder) {
                 (EngineKind::Docker, None) => "start the daemon: `sudo dockerd --bridge=none --iptables=false &` (or `systemctl start docker`), or point DOCKER_HOST at a running one; in this repository `cargo xtask devenv` sets one up",
                 (EngineKind::Podman, None) => "check `podman info`; rootless podman needs XDG_RUNTIME_DIR and subuids",

@@ -51,11 +51,7 @@ pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), RunE
                 Some(Builder::Host(h)) => format!("the builder {h}"),
                 Some(Builder::Context(c)) => format!("the docker context {c}"),
             };
-            let detail = f
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .cloned()
-                .unwrap_or_else(|| f.exit.describe());
+            let detail = f.first_line();
             let how = match (t.kind, &t.builder) {
                 (EngineKind::Docker, None) => "start one: `sudo dockerd --bridge=none --iptables=false &` (or `systemctl start docker`), or set DOCKER_HOST; `cargo xtask images` sets one up on Debian",
                 (EngineKind::Podman, None) => "install podman (`apt-get install podman`), or use --engine docker",

@@ -175,14 +175,12 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The first line worth quoting: of stderr, then stdout; else how it ended.
+    /// The first line worth quoting (not blank): of stderr, then stdout; else
+    /// how it ended.
     pub fn first_line(&self) -> String {
-        self.stderr
-            .iter()
-            .chain(self.stdout.iter())
-            .map(|l| l.trim())
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
+        self.lines()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
             .unwrap_or_else(|| self.exit.describe())
     }
 

@@ -50,12 +50,7 @@ impl Retry<'_> {
         let lines = || f.stderr.iter().chain(f.stdout.iter());
         let text = lines().cloned().collect::<Vec<_>>().join("\n");
         match self {
-            Retry::Read(_) => (!is_permanent(&text)).then(|| {
-                lines()
-                    .find(|l| !l.trim().is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| f.exit.describe())
-            }),
+            Retry::Read(_) => (!is_permanent(&text)).then(|| f.first_line()),
             Retry::Write => is_transient(&text).then(|| {
                 f.stdout
                     .iter()
