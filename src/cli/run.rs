@@ -95,6 +95,18 @@ fn human<'a>(
     (reporter, status)
 }
 
+/// The human reporter `--progress` and the terminal choose.
+fn human_for<'a>(
+    progress: Progress,
+    env: &Environment,
+    out: Output,
+    to_stderr: bool,
+    info: PlanInfo,
+) -> (Box<dyn Reporter + 'a>, WriteStatus) {
+    let view = choose_view(progress, env, out.quiet, std::io::stderr().is_terminal());
+    human(view, out, to_stderr, info)
+}
+
 /// A report file given on the command line, opened before anything runs: a path
 /// that cannot be written is exit 2 then, not a lost report after an hour of
 /// builds. A regular file gets `placeholder` at once (a file that takes no bytes,
@@ -244,13 +256,7 @@ pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> R
         }
         None => None,
     };
-    let view = choose_view(
-        args.progress,
-        env,
-        out.quiet,
-        std::io::stderr().is_terminal(),
-    );
-    let (mut human, human_status) = human(view, out, events_to_stdout, info);
+    let (mut human, human_status) = human_for(args.progress, env, out, events_to_stdout, info);
     outputs.push(("to standard output".into(), human_status));
     let result = {
         let mut tee = Tee::new();
@@ -336,13 +342,7 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             _ => None,
         })
         .unwrap_or_default();
-    let view = choose_view(
-        args.progress,
-        env,
-        out.quiet,
-        std::io::stderr().is_terminal(),
-    );
-    let (mut human, status) = human(view, out, false, info);
+    let (mut human, status) = human_for(args.progress, env, out, false, info);
     let mut code = exit::SUCCESS;
     for p in parsed {
         match p {
