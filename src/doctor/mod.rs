@@ -122,6 +122,10 @@ impl DoctorReport {
         }
     }
 
+    fn count(&self, level: Level) -> usize {
+        self.checks.iter().filter(|c| c.level == level).count()
+    }
+
     pub fn render(&self, color: bool) -> String {
         let style = crate::report::Style::new(color);
         let mut o = String::new();
@@ -146,16 +150,8 @@ impl DoctorReport {
                 }
             }
         }
-        let fails = self
-            .checks
-            .iter()
-            .filter(|c| c.level == Level::Fail)
-            .count();
-        let warns = self
-            .checks
-            .iter()
-            .filter(|c| c.level == Level::Warn)
-            .count();
+        let fails = self.count(Level::Fail);
+        let warns = self.count(Level::Warn);
         let warned = match warns {
             0 => String::new(),
             1 => " (1 warning)".to_string(),
