@@ -112,6 +112,14 @@ impl Reports<'_> {
     }
 }
 
+enum Next {
+    Msg(Msg),
+    /// The kill deadline passed: SIGKILL was sent.
+    Killed,
+    /// No sender is left.
+    Closed,
+}
+
 /// What the pool does to running commands.
 struct Signals<'a> {
     table: &'a ProcessTable,
@@ -128,6 +136,22 @@ impl Signals<'_> {
             }
             Effect::Kill => self.table.signal_all(libc::SIGKILL),
             Effect::Finished(..) => {}
+        }
+    }
+
+    /// The next message; past the kill deadline, what still runs is killed.
+    fn next(&mut self, rx: &mpsc::Receiver<Msg>) -> Next {
+        let Some(d) = self.kill_deadline else {
+            return rx.recv().map_or(Next::Closed, Next::Msg);
+        };
+        match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+            Ok(m) => Next::Msg(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.table.signal_all(libc::SIGKILL);
+                self.kill_deadline = None;
+                Next::Killed
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Next::Closed,
         }
     }
 }
@@ -204,19 +228,10 @@ pub fn drive(
             if dispatcher.stalled() {
                 break;
             }
-            let msg = match signals.kill_deadline {
-                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                    Ok(m) => m,
-                    Err(_) => {
-                        table.signal_all(libc::SIGKILL);
-                        signals.kill_deadline = None;
-                        continue;
-                    }
-                },
-                None => match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                },
+            let msg = match signals.next(&rx) {
+                Next::Msg(m) => m,
+                Next::Killed => continue,
+                Next::Closed => break,
             };
             match msg {
                 Msg::Output(i, line) => out.output(i, line),
