@@ -20,8 +20,10 @@ use std::time::Duration;
 use crate::context::{GitCli, GitContext, Overrides};
 use crate::engine::argv::EngineTarget;
 use crate::environment::Environment;
-use crate::error::{exit, Error};
-use crate::exec::process::{self, Command, Exit, ProcessTable};
+use crate::error::Error;
+use crate::exec::process::{self, Command, Exit, Output, ProcessTable};
+use crate::exec::qemu::{Binfmt, HandlerState};
+use crate::exit;
 use crate::plan::{Host, Plan, PlanOptions, StepKind};
 use crate::registry::auth::{self, Credentials, DockerConfigAuth};
 use crate::registry::http::{self, Client};
@@ -445,18 +447,8 @@ impl<'a> Doctor<'a> {
     /// The check, and whether the engine's program is installed at all.
     fn engine_check(&self, t: &EngineTarget, table: &Arc<ProcessTable>) -> (Check, bool) {
         let program = t.kind.program();
-        let mut server = t.base();
-        let mut client = t.base();
-        match t.kind {
-            EngineKind::Docker => {
-                server.extend(["version", "--format", "{{.Server.Version}}"].map(String::from));
-                client.extend(["version", "--format", "{{.Client.Version}}"].map(String::from));
-            }
-            EngineKind::Podman => {
-                server.extend(["info", "--format", "{{.Version.Version}}"].map(String::from));
-                client.extend(["version", "--format", "{{.Client.Version}}"].map(String::from));
-            }
-        }
+        let server = t.engine().probe_server(t);
+        let client = t.engine().probe_client(t);
         let at = match &t.builder {
             Some(Builder::Host(h)) => format!("the builder {h}"),
             Some(Builder::Context(c)) => format!("the docker context {c}"),
@@ -470,7 +462,7 @@ impl<'a> Doctor<'a> {
                 _ => "the default socket".to_string(),
             },
         };
-        let f = process::run_captured(&self.command(server), table);
+        let f = process::spawn(&self.command(server), table, Output::Captured);
         if let Exit::SpawnFailed(why) = &f.exit {
             let fix = match t.kind {
                 EngineKind::Docker => "install it: `apt-get install docker.io` (Debian/Ubuntu), or Docker Engine from docs.docker.com; or use podman: [project] engine = \"podman\"",
@@ -510,7 +502,7 @@ impl<'a> Doctor<'a> {
                 true,
             );
         }
-        let c = process::run_captured(&self.command(client), table);
+        let c = process::spawn(&self.command(client), table, Output::Captured);
         let client = c
             .stdout
             .first()
@@ -532,9 +524,8 @@ impl<'a> Doctor<'a> {
         table: &Arc<ProcessTable>,
     ) -> Check {
         let program = engine.program();
-        let mut argv = EngineTarget::local(engine).base();
-        argv.extend(["manifest", "--help"].map(String::from));
-        let f = process::run_captured(&self.command(argv), table);
+        let argv = crate::engine::engine(engine).manifest_help();
+        let f = process::spawn(&self.command(argv), table, Output::Captured);
         let text = format!("{}\n{}", f.stdout.join("\n"), f.stderr.join("\n"));
         if f.exit.success() && text.contains("create") {
             return Check::ok(format!("`{program} manifest` is available"));
@@ -576,7 +567,8 @@ impl<'a> Doctor<'a> {
                 Vec::new()
             }
         });
-        let mounted = self.binfmt_dir.join("status").exists();
+        let binfmt = Binfmt::at(&self.binfmt_dir);
+        let mounted = binfmt.mounted();
         let mut emulated = 0;
         for name in seen {
             let Some(arch) = spec.arch(name) else {
@@ -602,14 +594,9 @@ impl<'a> Doctor<'a> {
                 continue;
             };
             let what = format!("emulation for {name} ({}): {handler}", arch.platform);
-            let state = std::fs::read_to_string(self.binfmt_dir.join(handler)).ok();
-            match state {
-                Some(s) if s.lines().next().is_some_and(|l| l.trim() == "enabled") => {
-                    let fixed = s
-                        .lines()
-                        .find_map(|l| l.strip_prefix("flags:"))
-                        .is_some_and(|f| f.contains('F'));
-                    if fixed {
+            match binfmt.state(handler) {
+                HandlerState::Enabled { fix_binary } => {
+                    if fix_binary {
                         out.push(Check::ok(format!("{what} is enabled")));
                     } else {
                         out.push(
@@ -619,7 +606,7 @@ impl<'a> Doctor<'a> {
                         );
                     }
                 }
-                Some(_) => out.push(
+                HandlerState::Disabled => out.push(
                     Check::warn(format!("{what} is registered but disabled"))
                         .detail(match setup.is_empty() {
                             false => format!(
@@ -633,7 +620,7 @@ impl<'a> Doctor<'a> {
                             self.binfmt_dir.join(handler).display()
                         )),
                 ),
-                None => {
+                HandlerState::Missing => {
                     let known = self.binfmts_db.join(handler).exists();
                     let updates = setup.first().is_some_and(|p| p == "update-binfmts");
                     let mut c =
@@ -867,7 +854,7 @@ fn first_line(s: &str) -> String {
 /// limit is lower and root lacks CAP_SYS_RESOURCE (containers, sandboxes).
 /// multiarch works around it for its own runs; a user's `podman run` would not.
 fn podman_rlimit_check() -> Check {
-    match crate::engine::podman::rlimit_problem() {
+    match crate::exec::session::rlimit_problem() {
         None => Check::ok("podman: containers' default rlimits can be set here"),
         Some(why) => Check::ok(
             "podman: multiarch runs podman with `[containers] default_ulimits = []` (CONTAINERS_CONF) so containers inherit this machine's limits",

@@ -4,19 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::SpecErrors;
 
-/// Exit codes, as documented in SPEC.md §3.
-pub mod exit {
-    /// Everything succeeded.
-    pub const SUCCESS: i32 = 0;
-    /// A step failed; the summary names it.
-    pub const STEP_FAILED: i32 = 1;
-    /// The file or the arguments are wrong.
-    pub const USAGE: i32 = 2;
-    /// The environment is not usable (no engine, emulation missing).
-    pub const ENVIRONMENT: i32 = 3;
-    /// Interrupted by SIGINT/SIGTERM; every child process was ended first.
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

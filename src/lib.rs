@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+pub mod ci;
 pub mod cli;
 pub mod context;
 pub mod diagnostic;
@@ -22,9 +23,10 @@ pub mod doctor;
 pub mod engine;
 pub mod environment;
 pub mod error;
+pub mod events;
 pub mod exec;
+pub mod exit;
 pub mod init;
-pub mod pipeline;
 pub mod plan;
 pub mod registry;
 pub mod report;
@@ -34,7 +36,8 @@ pub mod validate;
 pub use context::{GitCli, GitContext, Overrides};
 pub use diagnostic::SpecErrors;
 pub use environment::Environment;
-pub use error::{exit, Error};
+pub use error::Error;
+pub use events::{Reporter, RunEvent, RunSummary, StepStatus};
 pub use exec::{run, RunOptions};
 pub use plan::{Plan, PlanOptions, Stage, Step, StepKind};
 pub use spec::Spec;

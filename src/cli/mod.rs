@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::{GitCli, GitContext, Overrides};
 use crate::environment::Environment;
-use crate::error::{exit, Error};
+use crate::error::Error;
+use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
 use crate::spec::{parse_duration, EngineKind, Spec};
 
@@ -528,19 +529,19 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     spec.path = std::fs::canonicalize(&spec.path).unwrap_or(spec.path);
     let executor = match a.executor {
-        None | Some(ExecutorArg::Docker) => crate::pipeline::Executor::Docker,
-        Some(ExecutorArg::Kubernetes) => crate::pipeline::Executor::Kubernetes,
-        Some(ExecutorArg::Shell) => crate::pipeline::Executor::Shell,
+        None | Some(ExecutorArg::Docker) => crate::ci::Executor::Docker,
+        Some(ExecutorArg::Kubernetes) => crate::ci::Executor::Kubernetes,
+        Some(ExecutorArg::Shell) => crate::ci::Executor::Shell,
     };
     let (text, command) = match a.system {
-        CiSystem::Gitlab => (crate::pipeline::gitlab(&spec, &root, executor)?, "gitlab"),
+        CiSystem::Gitlab => (crate::ci::gitlab(&spec, &root, executor)?, "gitlab"),
         CiSystem::Github => {
             if a.executor.is_some() {
                 return Err(Error::Usage(
                     "--executor is for GitLab runners; GitHub jobs run on runs-on runners".into(),
                 ));
             }
-            (crate::pipeline::github(&spec, &root)?, "github")
+            (crate::ci::github(&spec, &root)?, "github")
         }
     };
     let Some(out_path) = &a.output else {
@@ -556,7 +557,7 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
             "{} is out of date: regenerate it with `multiarch ci {command} … -o {}` (the same flags without --check)\n{}",
             out_path.display(),
             out_path.display(),
-            crate::pipeline::diff_hint(&current, &text, 20)
+            crate::ci::diff_hint(&current, &text, 20)
         );
         // 1, as a failed step: a lint step in CI fails.
         return Ok(exit::STEP_FAILED);

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use crate::cli::{Output, Progress, ReplayArgs, RunArgs};
 use crate::environment::Environment;
-use crate::error::{exit, Error};
-use crate::exec::mask::Masker;
-use crate::exec::scheduler::FailureMode;
-use crate::exec::{run, Credentials, RunOptions};
+use crate::error::Error;
+use crate::events::Masker;
+use crate::exec::{run, Credentials, FailureMode, RunOptions};
+use crate::exit;
 use crate::plan::Plan;
-use crate::report::events::{EventReader, Parsed};
 use crate::report::live::LiveOptions;
+use crate::report::replay::{EventReader, Parsed};
 use crate::report::sink::{is_broken_pipe, Checked, WriteStatus};
 use crate::report::{
     CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter, PlainReporter,

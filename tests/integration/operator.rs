@@ -16,11 +16,12 @@ use crate::support::{temp_dir, Project, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
 use multiarch::doctor::Doctor;
+use multiarch::exec::pool::{self, PoolOptions};
 use multiarch::exec::process::ProcessTable;
-use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
+use multiarch::exec::{StepExecutor, StepIo, StepResult};
 use multiarch::plan::{Host, Plan, PlanOptions, Step, StepKind};
-use multiarch::report::events::{EventReader, Parsed};
 use multiarch::report::live::LiveOptions;
+use multiarch::report::replay::{EventReader, Parsed};
 use multiarch::report::{
     render_summary_with, CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter,
     PlainReporter, PlanInfo, Reporter, RunEvent, RunSummary, StepStatus, Style,
@@ -105,12 +106,12 @@ impl Reporter for Collect {
 /// time (a deterministic order), and return its events with fixed durations.
 fn recorded(plan: &Plan, fail: &[&'static str]) -> Vec<RunEvent> {
     let mut c = Collect::default();
-    scheduler::run(
+    pool::drive(
         plan,
         &Fake {
             fail: fail.to_vec(),
         },
-        &SchedulerOptions::default(),
+        &PoolOptions::default(),
         ProcessTable::new(),
         &mut c,
     );
@@ -380,9 +381,8 @@ fn the_events_stream_has_one_finished_event_per_step() {
     let events = recorded(&plan, &["build:hello/arm64v8"]);
     let mut out = Vec::new();
     {
-        let mut r =
-            JsonEventsReporter::new(&mut out, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+        let mut r = JsonEventsReporter::new(&mut out, &plan, &multiarch::events::Masker::default())
+            .unwrap();
         feed(&mut r, &events);
     }
     let out = text(out);
@@ -476,7 +476,7 @@ fn the_events_stream_masks_the_plan() {
     JsonEventsReporter::new(
         &mut out,
         &plan,
-        &multiarch::exec::mask::Masker::new(&["s3cr3t-value".into()]),
+        &multiarch::events::Masker::new(&["s3cr3t-value".into()]),
     )
     .unwrap();
     let out = text(out);
@@ -774,8 +774,7 @@ fn the_live_view_under_a_pty_renders_and_ends_clean() {
     {
         let mut f = std::fs::File::create(&file).unwrap();
         let mut r =
-            JsonEventsReporter::new(&mut f, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+            JsonEventsReporter::new(&mut f, &plan, &multiarch::events::Masker::default()).unwrap();
         feed(&mut r, &events);
     }
     let bin = env!("CARGO_BIN_EXE_multiarch");

@@ -116,7 +116,7 @@ fn insecure_registries_take_ipv6_hosts_and_ports() {
 #[test]
 fn plain_http_reaches_path_less_and_ipv6_loopback_registries() {
     use multiarch::engine::podman::registries_conf;
-    use multiarch::engine::session::plain_http_registries;
+    use multiarch::exec::session::plain_http_registries;
     for (registry, want) in [
         ("localhost:5000", vec!["localhost:5000"]),
         ("[::1]:5000/x", vec!["[::1]:5000"]),
