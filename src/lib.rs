@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod exit;
+pub mod graph;
 pub mod init;
 pub mod plan;
 pub mod registry;

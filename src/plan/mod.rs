@@ -3,8 +3,7 @@
 
 pub mod render;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::context::GitContext;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
 use crate::engine::ListItem;
 use crate::error::Error;
+use crate::graph::Dag;
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
 use crate::spec::vars::{GitValues, Vars};
@@ -645,49 +645,37 @@ impl<'a> Planner<'a> {
 
     fn affected_images(&self) -> Option<BTreeSet<String>> {
         let (_, files) = self.opts.changed_files.as_ref()?;
-        let mut affected = BTreeSet::new();
-        for img in &self.spec.images {
-            let mut b = GlobSetBuilder::new();
-            for p in &img.paths {
-                if let Ok(g) = crate::spec::glob(p) {
-                    b.add(g);
+        let images = &self.spec.images;
+        let changed: Vec<bool> = images
+            .iter()
+            .map(|img| {
+                let mut b = GlobSetBuilder::new();
+                for p in &img.paths {
+                    if let Ok(g) = crate::spec::glob(p) {
+                        b.add(g);
+                    }
                 }
-            }
-            let Ok(set) = b.build() else { continue };
-            if files.iter().any(|f| set.is_match(f)) {
-                affected.insert(img.name.clone());
-            }
-        }
+                b.build()
+                    .is_ok_and(|set| files.iter().any(|f| set.is_match(f)))
+            })
+            .collect();
         // Everything that depends on an affected image is affected.
-        loop {
-            let before = affected.len();
-            for img in &self.spec.images {
-                if img.depends_on.iter().any(|d| affected.contains(d)) {
-                    affected.insert(img.name.clone());
-                }
-            }
-            if affected.len() == before {
-                break;
-            }
-        }
+        let graph = image_graph(self.spec);
+        let mut affected = graph.closure_down(&changed);
         // Without the base revision's sha, an affected image's unchanged
         // dependencies have no image to build on but one made at this commit:
         // plan them too (with --skip-existing, only if not already pushed).
         if self.opts.base_sha.is_none() {
-            loop {
-                let before = affected.len();
-                for img in &self.spec.images {
-                    if affected.contains(&img.name) {
-                        let deps: Vec<String> = img.depends_on.clone();
-                        affected.extend(deps);
-                    }
-                }
-                if affected.len() == before {
-                    break;
-                }
-            }
+            affected = graph.closure_up(&affected);
         }
-        Some(affected)
+        Some(
+            images
+                .iter()
+                .zip(affected)
+                .filter(|(_, a)| *a)
+                .map(|(img, _)| img.name.clone())
+                .collect(),
+        )
     }
 
     fn plan(mut self) -> Result<Plan, Error> {
@@ -1447,77 +1435,55 @@ fn resolve_arch_flag(spec: &Spec, a: &str) -> Result<String, Error> {
 
 /// Images ordered so that dependencies come first; file order otherwise.
 fn image_order(spec: &Spec) -> Vec<usize> {
-    let index: HashMap<&str, usize> = spec
+    image_graph(spec)
+        .topo_order_min_index()
+        .map(|o| o.into_iter().map(|i| i as usize).collect())
+        // A validated spec has no dependency cycle.
+        .unwrap_or_else(|| (0..spec.images.len()).collect())
+}
+
+/// Images by index, an edge from each dependency to the image that uses it.
+fn image_graph(spec: &Spec) -> Dag {
+    let index: HashMap<&str, u32> = spec
         .images
         .iter()
         .enumerate()
-        .map(|(i, img)| (img.name.as_str(), i))
+        .map(|(i, img)| (img.name.as_str(), i as u32))
         .collect();
-    let mut indeg = vec![0usize; spec.images.len()];
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); spec.images.len()];
+    let mut edges = Vec::new();
     for (i, img) in spec.images.iter().enumerate() {
         for d in &img.depends_on {
             if let Some(&j) = index.get(d.as_str()) {
-                indeg[i] += 1;
-                users[j].push(i);
+                edges.push((j, i as u32));
             }
         }
     }
-    let mut heap: BinaryHeap<Reverse<usize>> = (0..spec.images.len())
-        .filter(|&i| indeg[i] == 0)
-        .map(Reverse)
-        .collect();
-    let mut out = Vec::with_capacity(spec.images.len());
-    while let Some(Reverse(i)) = heap.pop() {
-        out.push(i);
-        for &u in &users[i] {
-            indeg[u] -= 1;
-            if indeg[u] == 0 {
-                heap.push(Reverse(u));
-            }
-        }
-    }
-    out
+    Dag::from_edges(spec.images.len(), &edges)
 }
 
-/// Kahn's algorithm, taking the earliest-generated ready step first: a valid,
-/// deterministic topological order.
+/// A deterministic topological order (the earliest-generated ready step first).
 fn topo_sort(mut steps: Vec<Step>) -> Result<Vec<Step>, Error> {
     let mut pos = {
-        let index: HashMap<&str, usize> = steps
+        let index: HashMap<&str, u32> = steps
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
+            .map(|(i, s)| (s.id.as_str(), i as u32))
             .collect();
-        let mut indeg = vec![0usize; steps.len()];
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        let mut edges = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             for n in &s.needs {
                 if let Some(&j) = index.get(n.as_str()) {
-                    indeg[i] += 1;
-                    users[j].push(i);
+                    edges.push((j, i as u32));
                 }
             }
         }
-        let mut heap: BinaryHeap<Reverse<usize>> = (0..steps.len())
-            .filter(|&i| indeg[i] == 0)
-            .map(Reverse)
-            .collect();
+        let order = Dag::from_edges(steps.len(), &edges)
+            .topo_order_min_index()
+            .ok_or_else(|| Error::Usage("internal: the plan has a cycle".into()))?;
         // pos[i]: where step i goes.
-        let mut pos = vec![usize::MAX; steps.len()];
-        let mut next = 0;
-        while let Some(Reverse(i)) = heap.pop() {
-            pos[i] = next;
-            next += 1;
-            for &u in &users[i] {
-                indeg[u] -= 1;
-                if indeg[u] == 0 {
-                    heap.push(Reverse(u));
-                }
-            }
-        }
-        if next != steps.len() {
-            return Err(Error::Usage("internal: the plan has a cycle".into()));
+        let mut pos = vec![0usize; steps.len()];
+        for (at, &i) in order.iter().enumerate() {
+            pos[i as usize] = at;
         }
         pos
     };
