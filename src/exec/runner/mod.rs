@@ -176,10 +176,7 @@ impl EngineRunner {
     /// Whether `reference`'s registry is reached over plain HTTP: loopback, or
     /// one of `[project] insecure_registries`.
     fn plain_http(&self, reference: &str) -> bool {
-        reference::parse(reference)
-            .ok()
-            .and_then(|r| r.domain)
-            .is_some_and(|d| reference::is_loopback_host(&d) || self.insecure.contains(&d))
+        crate::registry::plain_http(reference, &self.insecure)
     }
 
     /// With `--skip-existing`: the digest of `reference` when the registry has it.
