@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 pub use crate::ci::CiError;
-pub use crate::cli::CliError;
 use crate::diagnostic::SpecErrors;
 pub use crate::exec::RunError;
+pub use crate::report::ReportError;
 
 pub use crate::exit;
 
@@ -31,9 +31,9 @@ pub enum Error {
     /// A pipeline that cannot be written for this spec (`multiarch ci`).
     #[error(transparent)]
     Ci(#[from] CiError),
-    /// The command line's own: report files, output, recorded runs.
+    /// A run's outputs: report files, standard output, recorded runs.
     #[error(transparent)]
-    Cli(#[from] CliError),
+    Report(#[from] ReportError),
     /// An error a recorded run ended with (`multiarch replay`), with its code.
     #[error("{message}")]
     Recorded { message: String, exit_code: i32 },
@@ -49,7 +49,7 @@ impl Error {
 
     /// Standard output could not be written.
     pub fn stdout(source: std::io::Error) -> Self {
-        Error::Cli(CliError::Write {
+        Error::Report(ReportError::Write {
             what: "to standard output".into(),
             source,
         })
@@ -57,7 +57,7 @@ impl Error {
 
     /// Only the reader of a pipe went away (`multiarch plan | head -1`).
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Cli(CliError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+        matches!(self, Error::Report(ReportError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// How to fix it, when the error says (miette's `help`).
@@ -65,7 +65,7 @@ impl Error {
         use miette::Diagnostic;
         match self {
             Error::Run(e) => e.help().map(|h| h.to_string()),
-            Error::Cli(e) => e.help().map(|h| h.to_string()),
+            Error::Report(e) => e.help().map(|h| h.to_string()),
             _ => None,
         }
     }
@@ -84,7 +84,7 @@ impl Error {
             Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Run(e) => e.exit_code(),
-            Error::Cli(e) => e.exit_code(),
+            Error::Report(e) => e.exit_code(),
             Error::Ci(_) => exit::USAGE,
             Error::Recorded { exit_code, .. } => *exit_code,
         }

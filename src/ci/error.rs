@@ -16,4 +16,6 @@ pub enum CiError {
     Quote { words: Vec<String>, message: String },
     #[error("cannot write YAML: {0}")]
     Yaml(String),
+    #[error("--executor is for GitLab runners; GitHub jobs run on runs-on runners")]
+    ExecutorOnGitHub,
 }

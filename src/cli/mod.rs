@@ -4,10 +4,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-mod error;
 mod run;
-
-pub use error::CliError;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -539,7 +536,7 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
         CiSystem::Gitlab => (crate::ci::gitlab(&spec, &root, executor)?, "gitlab"),
         CiSystem::Github => {
             if a.executor.is_some() {
-                return Err(CliError::ExecutorOnGitHub.into());
+                return Err(crate::ci::CiError::ExecutorOnGitHub.into());
             }
             (crate::ci::github(&spec, &root)?, "github")
         }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{CliError, Output, Progress, ReplayArgs, RunArgs};
+use crate::cli::{Output, Progress, ReplayArgs, RunArgs};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::events::Masker;
@@ -19,7 +19,7 @@ use crate::report::replay::{EventReader, Parsed};
 use crate::report::sink::{is_broken_pipe, Checked, WriteStatus};
 use crate::report::{
     CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter, PlainReporter,
-    PlanInfo, Reporter, Style, Tee,
+    PlanInfo, ReportError, Reporter, Style, Tee,
 };
 
 /// The human view a run gets.
@@ -119,7 +119,7 @@ struct ReportFile {
 
 impl ReportFile {
     fn create(path: &Path, flag: &'static str, placeholder: &[u8]) -> Result<ReportFile, Error> {
-        let bad = |source: std::io::Error| CliError::CreateReport {
+        let bad = |source: std::io::Error| ReportError::CreateReport {
             flag,
             path: path.to_path_buf(),
             source,
@@ -161,7 +161,7 @@ fn output_failure(outputs: &Outputs) -> Option<Error> {
     outputs.iter().find_map(|(what, status)| {
         let e = status.error()?;
         (!is_broken_pipe(&e)).then(|| {
-            Error::Cli(CliError::Write {
+            Error::Report(ReportError::Write {
                 what: what.clone(),
                 source: e,
             })
@@ -195,7 +195,7 @@ fn events_reporter(
     };
     match JsonEventsReporter::new(w, plan, masker) {
         Ok(r) => Ok(r),
-        Err(e) if !is_stdout(p) => Err(CliError::CreateReport {
+        Err(e) if !is_stdout(p) => Err(ReportError::CreateReport {
             flag: "--events",
             path: p.to_path_buf(),
             source: status.error().unwrap_or(e),
@@ -326,7 +326,7 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             Ok(Some(p)) => parsed.push(p),
             Ok(None) => {}
             Err(e) => {
-                return Err(CliError::BadReplayLine {
+                return Err(ReportError::BadReplayLine {
                     path: args.events.clone(),
                     line: n + 1,
                     message: e,

@@ -3,6 +3,7 @@
 //! The scheduler knows nothing about terminals: every reporter is fed only
 //! [`RunEvent`]s (already masked), plus what [`PlanInfo`] says about the plan.
 
+pub mod error;
 pub mod grouped;
 pub mod info;
 pub mod json;
@@ -17,6 +18,7 @@ pub mod summary;
 pub use crate::events::{
     Masker, Reporter, RunEvent, RunSummary, Silent, StepReport, StepStatus, Tee,
 };
+pub use error::ReportError;
 pub use grouped::{CiLog, GroupedReporter};
 pub use info::{PlanInfo, StepInfo};
 pub use json::JsonEventsReporter;

@@ -53,8 +53,6 @@ const PURE: &[(&str, &[&str])] = &[
 const KNOWN_TODAY: &[(&str, &str)] = &[
     ("context", "error"),
     ("doctor", "error"),
-    // cli::CliError is re-exported by crate::Error: the type belongs below cli.
-    ("error", "cli"),
     ("init", "error"),
     ("plan", "error"),
     ("spec", "error"),

@@ -1,12 +1,12 @@
-//! Errors of the command line itself: report files, output that cannot be
-//! written, recorded runs that cannot be read.
+//! Errors of a run's outputs: report files that cannot be created, output that
+//! cannot be written, recorded runs that cannot be read back.
 
 use std::path::PathBuf;
 
 use crate::exit;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum CliError {
+pub enum ReportError {
     /// A `--junit`/`--events` path that cannot be created or written before the
     /// run: exit 2, before anything runs.
     #[error("{flag}: cannot write {}: {source}", path.display())]
@@ -31,17 +31,13 @@ pub enum CliError {
         line: usize,
         message: String,
     },
-    #[error("--executor is for GitLab runners; GitHub jobs run on runs-on runners")]
-    ExecutorOnGitHub,
 }
 
-impl CliError {
+impl ReportError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Write { .. } => exit::STEP_FAILED,
-            CliError::CreateReport { .. }
-            | CliError::BadReplayLine { .. }
-            | CliError::ExecutorOnGitHub => exit::USAGE,
+            ReportError::Write { .. } => exit::STEP_FAILED,
+            ReportError::CreateReport { .. } | ReportError::BadReplayLine { .. } => exit::USAGE,
         }
     }
 }
