@@ -304,7 +304,7 @@ impl<'a> Doctor<'a> {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        match Spec::load(&path, self.env) {
+        match Spec::load(&path, self.env).map_err(Error::from) {
             Ok(spec) => {
                 let images: Vec<&str> = spec.images.iter().map(|i| i.name.as_str()).collect();
                 let mut archs: Vec<&str> = Vec::new();

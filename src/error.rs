@@ -3,26 +3,18 @@
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::SpecErrors;
+use crate::spec::LoadError;
 
-/// Exit codes, as documented in SPEC.md §3.
-pub mod exit {
-    /// Everything succeeded.
-    pub const SUCCESS: i32 = 0;
-    /// A step failed; the summary names it.
-    pub const STEP_FAILED: i32 = 1;
-    /// The file or the arguments are wrong.
-    pub const USAGE: i32 = 2;
-    /// The environment is not usable (no engine, emulation missing).
-    pub const ENVIRONMENT: i32 = 3;
-    /// Interrupted by SIGINT/SIGTERM; every child process was ended first.
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Problems in multiarch.toml, each with a span.
     #[error("{0}")]
     Spec(SpecErrors),
+    /// The spec file cannot be used (missing, a directory, too large, not UTF-8).
+    #[error(transparent)]
+    Load(LoadError),
     /// Wrong arguments, or a file that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -74,9 +66,20 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
+            Error::Load(e) => e.exit_code(),
             Error::Environment(_) => exit::ENVIRONMENT,
             Error::Failed(_) | Error::Output { .. } => exit::STEP_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+}
+
+/// Problems in the file stay `Error::Spec`, the shape callers match on.
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Invalid(errs) => Error::Spec(errs),
+            other => Error::Load(other),
         }
     }
 }

@@ -421,7 +421,12 @@ fn apply(text: &str, edits: &[Edit]) -> String {
 }
 
 fn load(text: &str) -> Result<Spec, multiarch::Error> {
-    Spec::from_str_in(text, "multiarch.toml", &project(), &env())
+    Ok(Spec::from_str_in(
+        text,
+        "multiarch.toml",
+        &project(),
+        &env(),
+    )?)
 }
 
 /// Loading, rendering the errors, and planning what loads must not panic.

@@ -34,7 +34,7 @@ pub fn run_images(
         args.extend(extra.iter().map(Into::into));
         return Ok(multiarch::cli::main_with(args, env));
     }
-    let spec = match Spec::load(&spec_path, &env) {
+    let spec = match Spec::load(&spec_path, &env).map_err(multiarch::Error::from) {
         Ok(s) => s,
         Err(e) => {
             eprint!("{}", render(&e));
