@@ -2,19 +2,33 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::context::ContextError;
 use crate::diagnostic::SpecErrors;
+use crate::plan::PlanError;
 use crate::spec::LoadError;
 
 pub use crate::exit;
 
-#[derive(Debug, thiserror::Error)]
+/// Every error of the library. The layers' own errors (loading, the git
+/// context, planning) are wrapped as they are: their texts, help lines and exit
+/// codes are theirs.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// Problems in multiarch.toml, each with a span.
     #[error("{0}")]
     Spec(SpecErrors),
     /// The spec file cannot be used (missing, a directory, too large, not UTF-8).
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Load(LoadError),
+    /// What the command line or git says about the commit is wrong.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Context(#[from] ContextError),
+    /// No plan can be made from the file and the options.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] PlanError),
     /// Wrong arguments, or a file that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -67,6 +81,8 @@ impl Error {
         match self {
             Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
             Error::Load(e) => e.exit_code(),
+            Error::Context(e) => e.exit_code(),
+            Error::Plan(e) => e.exit_code(),
             Error::Environment(_) => exit::ENVIRONMENT,
             Error::Failed(_) | Error::Output { .. } => exit::STEP_FAILED,
             Error::Interrupted => exit::INTERRUPTED,

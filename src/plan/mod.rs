@@ -1,7 +1,10 @@
 //! Spec + git context + options → [`Plan`]: the DAG of steps of SPEC.md §2, each
 //! with the exact argv it runs. Pure: no I/O happens here.
 
+mod error;
 pub mod render;
+
+pub use error::PlanError;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,7 +20,6 @@ pub use render::{
 use crate::context::GitContext;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
 use crate::engine::ListItem;
-use crate::error::Error;
 use crate::graph::Dag;
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
@@ -453,7 +455,7 @@ impl Plan {
 
     /// Build a plan. Errors are about the file (a template without a value) or the
     /// options (an unknown `--arch`): exit code 2.
-    pub fn new(spec: &Spec, ctx: &GitContext, opts: &PlanOptions) -> Result<Plan, Error> {
+    pub fn new(spec: &Spec, ctx: &GitContext, opts: &PlanOptions) -> Result<Plan, PlanError> {
         Planner::new(spec, ctx, opts)?.plan()
     }
 }
@@ -486,7 +488,7 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(spec: &'a Spec, ctx: &'a GitContext, opts: &'a PlanOptions) -> Result<Self, Error> {
+    fn new(spec: &'a Spec, ctx: &'a GitContext, opts: &'a PlanOptions) -> Result<Self, PlanError> {
         let git = ctx.values();
         // Selection of images by glob.
         let mut selected_images = BTreeSet::new();
@@ -495,26 +497,29 @@ impl<'a> Planner<'a> {
         } else {
             let mut b = GlobSetBuilder::new();
             for g in &opts.images {
-                b.add(crate::spec::glob(g).map_err(|e| {
-                    Error::Usage(format!("--image `{g}` is not a valid glob: {}", e.kind()))
+                b.add(crate::spec::glob(g).map_err(|e| PlanError::BadImageGlob {
+                    glob: g.clone(),
+                    reason: e.kind().to_string(),
                 })?);
             }
-            let set = b.build().map_err(|e| Error::Usage(e.to_string()))?;
+            let set = b.build().map_err(|e| PlanError::BadImageGlobs {
+                reason: e.to_string(),
+            })?;
             for i in &spec.images {
                 if set.is_match(&i.name) {
                     selected_images.insert(i.name.clone());
                 }
             }
             if selected_images.is_empty() {
-                return Err(Error::Usage(format!(
-                    "--image {} matches no image; images: {}",
-                    opts.images.join(" "),
-                    spec.images
+                return Err(PlanError::NoImageMatches {
+                    globs: opts.images.join(" "),
+                    images: spec
+                        .images
                         .iter()
                         .map(|i| i.name.as_str())
                         .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                        .join(", "),
+                });
             }
         }
         let selected_archs = if opts.archs.is_empty() {
@@ -559,7 +564,7 @@ impl<'a> Planner<'a> {
             .unwrap_or_default()
     }
 
-    fn check_sha(&self) -> Result<(), Error> {
+    fn check_sha(&self) -> Result<(), PlanError> {
         if self.git.sha.is_some() {
             return Ok(());
         }
@@ -582,18 +587,15 @@ impl<'a> Planner<'a> {
             } else {
                 format!("line {}: `{}`", spec.line_of(t.span.start), t.display())
             };
-            return Err(Error::Usage(format!(
-                "no commit sha, and {} uses {{sha}}\n  help: pass --sha $(git rev-parse HEAD), run inside a git repository, or in a CI that sets the commit variables",
-                line
-            )));
+            return Err(PlanError::NoSha { what: line });
         }
         Ok(())
     }
 
-    fn host_arch(&self, a: &str) -> Result<&'a Arch, Error> {
+    fn host_arch(&self, a: &str) -> Result<&'a Arch, PlanError> {
         self.spec
             .arch(a)
-            .ok_or_else(|| Error::Usage(format!("internal: arch `{a}` is not in the table")))
+            .ok_or_else(|| PlanError::Internal(format!("arch `{a}` is not in the table")))
     }
 
     fn vars<'v>(
@@ -613,14 +615,20 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn render(&self, t: &Template, vars: &Vars<'_>, what: &str) -> Result<String, Error> {
+    fn render(&self, t: &Template, vars: &Vars<'_>, what: &str) -> Result<String, PlanError> {
         t.render(|n| vars.get(n)).map_err(|missing| {
-            let at = if t.span.is_empty() { String::new() } else { format!(" (line {})", self.spec.line_of(t.span.start)) };
-            Error::Usage(format!(
-                "{what} `{}`{at} uses {{{missing}}}, which has no value: {}\n  help: pass it on the command line (--branch, --git-tag, --sha), or use another variable",
-                t.display(),
-                GitValues::why_missing(missing)
-            ))
+            let at = if t.span.is_empty() {
+                String::new()
+            } else {
+                format!(" (line {})", self.spec.line_of(t.span.start))
+            };
+            PlanError::MissingValue {
+                what: what.to_string(),
+                template: t.display(),
+                at,
+                var: missing.to_string(),
+                why: GitValues::why_missing(missing).to_string(),
+            }
         })
     }
 
@@ -678,7 +686,7 @@ impl<'a> Planner<'a> {
         )
     }
 
-    fn plan(mut self) -> Result<Plan, Error> {
+    fn plan(mut self) -> Result<Plan, PlanError> {
         self.check_sha()?;
         let spec = self.spec;
         let pushes = match spec.publish.push {
@@ -715,7 +723,12 @@ impl<'a> Planner<'a> {
                 }
                 let r = self.render(&spec.tags.arch, &vars, "the per-arch reference")?;
                 if let Err(e) = reference::parse(&r) {
-                    return Err(Error::Usage(format!("the per-arch reference of {}/{a} renders to `{r}`, which is not a valid reference: {e}", img.name)));
+                    return Err(PlanError::InvalidArchReference {
+                        image: img.name.clone(),
+                        arch: a.clone(),
+                        rendered: r,
+                        reason: e.to_string(),
+                    });
                 }
                 self.refs
                     .entry(img.name.clone())
@@ -787,8 +800,8 @@ impl<'a> Planner<'a> {
                     .collect();
                 let vars = self.vars(img, Some(arch), Some(&deps));
                 let Some(settings) = img.build_for(a) else {
-                    return Err(Error::Usage(format!(
-                        "internal: image `{}` has no settings for arch `{a}`",
+                    return Err(PlanError::Internal(format!(
+                        "image `{}` has no settings for arch `{a}`",
                         img.name
                     )));
                 };
@@ -1407,7 +1420,7 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
-fn resolve_arch_flag(spec: &Spec, a: &str) -> Result<String, Error> {
+fn resolve_arch_flag(spec: &Spec, a: &str) -> Result<String, PlanError> {
     if spec.arch(a).is_some() {
         return Ok(a.to_string());
     }
@@ -1424,13 +1437,11 @@ fn resolve_arch_flag(spec: &Spec, a: &str) -> Result<String, Error> {
         }
     }
     let names: Vec<&str> = spec.arches.iter().map(|x| x.name.as_str()).collect();
-    Err(Error::Usage(format!(
-        "--arch `{a}` is not an arch of this file{}; arches: {}",
-        crate::diagnostic::did_you_mean(a, names.iter().copied())
-            .map(|s| format!(" ({s})"))
-            .unwrap_or_default(),
-        names.join(", ")
-    )))
+    Err(PlanError::UnknownArch {
+        given: a.to_string(),
+        hint: crate::diagnostic::did_you_mean(a, names.iter().copied()),
+        arches: names.join(", "),
+    })
 }
 
 /// Images ordered so that dependencies come first; file order otherwise.
@@ -1462,7 +1473,7 @@ fn image_graph(spec: &Spec) -> Dag {
 }
 
 /// A deterministic topological order (the earliest-generated ready step first).
-fn topo_sort(mut steps: Vec<Step>) -> Result<Vec<Step>, Error> {
+fn topo_sort(mut steps: Vec<Step>) -> Result<Vec<Step>, PlanError> {
     let mut pos = {
         let index: HashMap<&str, u32> = steps
             .iter()
@@ -1479,7 +1490,7 @@ fn topo_sort(mut steps: Vec<Step>) -> Result<Vec<Step>, Error> {
         }
         let order = Dag::from_edges(steps.len(), &edges)
             .topo_order_min_index()
-            .ok_or_else(|| Error::Usage("internal: the plan has a cycle".into()))?;
+            .ok_or_else(|| PlanError::Internal("the plan has a cycle".into()))?;
         // pos[i]: where step i goes.
         let mut pos = vec![0usize; steps.len()];
         for (at, &i) in order.iter().enumerate() {
