@@ -540,9 +540,9 @@ impl<'a> Doctor<'a> {
             return Check::ok(format!("`{program} manifest` is available"));
         }
         let needed = plan.is_some_and(|p| {
-            p.steps
+            p.steps()
                 .iter()
-                .any(|s| matches!(s.kind, StepKind::ManifestCreate | StepKind::ManifestPush))
+                .any(|s| matches!(s.kind(), StepKind::ManifestCreate | StepKind::ManifestPush))
         });
         let what = format!("`{program} manifest` is not available");
         let c = if needed {
@@ -677,21 +677,26 @@ impl<'a> Doctor<'a> {
     fn registry_checks(&self, plan: &Plan, checks: &mut Vec<Check>) {
         let uses = |s: &crate::plan::Step| {
             matches!(
-                s.kind,
+                s.kind(),
                 StepKind::Push
                     | StepKind::ManifestCreate
                     | StepKind::ManifestPush
                     | StepKind::Verify
             )
         };
-        let mut hosts: Vec<String> = plan.registries.clone();
+        let mut hosts: Vec<String> = plan.registries().to_vec();
         let mut hub = false;
         let refs = plan
-            .steps
+            .steps()
             .iter()
             .filter(|s| uses(s))
-            .filter_map(|s| s.reference.clone())
-            .chain(plan.external_refs.values().cloned());
+            .filter_map(|s| s.reference().map(str::to_string))
+            .chain(
+                plan.steps()
+                    .iter()
+                    .flat_map(|s| s.external_needs())
+                    .filter_map(|e| e.reference.as_deref().map(str::to_string)),
+            );
         for r in refs {
             match reference::parse(&r).ok().and_then(|r| r.domain) {
                 Some(d) => {
@@ -752,7 +757,7 @@ impl<'a> Doctor<'a> {
         }
         if let Some(c) = &creds {
             if let Some(r) = &c.registry {
-                if !plan.registries.contains(r) {
+                if !plan.registries().contains(r) {
                     checks.push(
                         Check::warn(format!(
                             "credentials: they are for {r}, which this plan does not push to; `run` logs in only with --login"
@@ -809,15 +814,15 @@ impl<'a> Doctor<'a> {
 
 fn publish_check(plan: &Plan) -> Check {
     let lists: Vec<&str> = plan
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::ManifestPush)
-        .filter_map(|s| s.reference.as_deref())
+        .filter(|s| s.kind() == StepKind::ManifestPush)
+        .filter_map(|s| s.reference())
         .collect();
     let pushes = plan
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::Push)
+        .filter(|s| s.kind() == StepKind::Push)
         .count();
     let images = if pushes == 0 {
         "no per-arch image is pushed".to_string()
@@ -837,8 +842,8 @@ fn publish_check(plan: &Plan) -> Check {
         for l in lists {
             c = c.detail(l.to_string());
         }
-        for s in &plan.skipped {
-            if matches!(s.kind, StepKind::ManifestCreate) {
+        for s in plan.skipped() {
+            if matches!(s.kind(), StepKind::ManifestCreate) {
                 c = c.detail(format!("left out: {} ({})", s.id, s.reason));
             }
         }

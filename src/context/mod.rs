@@ -4,10 +4,12 @@
 mod ci;
 mod error;
 mod git;
+mod host;
 
 pub use ci::{detect_ci, CiInfo};
 pub use error::ContextError;
 pub use git::{Git, GitCli, NoGit};
+pub use host::Host;
 
 use crate::environment::Environment;
 use crate::spec::reference::sanitize_tag;

@@ -14,7 +14,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::exec::process::{self, Command, Exit, Finished};
 use crate::exec::scheduler::{StepExecutor, StepIo, StepResult};
-use crate::plan::{Action, Check, Plan, Step};
+use crate::plan::{Action, Check, Plan, Step, StepId};
 use crate::report::StepStatus;
 use crate::spec::reference;
 use crate::spec::{EngineKind, Platform};
@@ -448,7 +448,7 @@ impl EngineRunner {
         engine: &EngineTarget,
         reference: &str,
     ) -> StepResult {
-        let file = self.session.file_for(&step.id);
+        let file = self.session.file_for(&step.id.to_string());
         let push = engine
             .engine()
             .push(engine, reference, &file.display().to_string());
@@ -488,11 +488,11 @@ impl EngineRunner {
         step: &Step,
         io: &StepIo<'_>,
         engine: &EngineTarget,
-        push_step: &str,
+        push_step: &StepId,
         reference: &str,
         insecure: bool,
     ) -> Result<String, StepResult> {
-        if let Some(d) = io.digest_of(push_step) {
+        if let Some(d) = io.digest_of(&push_step.to_string()) {
             return Ok(d);
         }
         let local = EngineTarget::local(engine.kind);
@@ -630,7 +630,7 @@ impl EngineRunner {
                 detail: None,
             };
         }
-        let file = self.session.file_for(&step.id);
+        let file = self.session.file_for(&step.id.to_string());
         let push = engine
             .engine()
             .manifest_push(list, insecure, &file.display().to_string());
@@ -657,7 +657,7 @@ impl EngineRunner {
         engine: &EngineTarget,
         list: Option<&str>,
         reference: &str,
-        push_step: &str,
+        push_step: &StepId,
         platform: &Platform,
         check: &Check,
         insecure: bool,
@@ -783,7 +783,9 @@ impl StepExecutor for EngineRunner {
             | Action::Test {
                 reference, engine, ..
             }
-            | Action::Push { reference, engine } => Some((reference.as_str(), engine.kind)),
+            | Action::Push {
+                reference, engine, ..
+            } => Some((reference.as_str(), engine.kind)),
             _ => None,
         };
         if let Some((r, kind)) = per_arch {
@@ -815,7 +817,9 @@ impl StepExecutor for EngineRunner {
                 check,
                 "test",
             ),
-            Action::Push { engine, reference } => self.push(step, io, engine, reference),
+            Action::Push {
+                engine, reference, ..
+            } => self.push(step, io, engine, reference),
             Action::ManifestCreate {
                 engine,
                 list,

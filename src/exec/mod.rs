@@ -13,7 +13,7 @@ use crate::engine::argv::{self, EngineTarget};
 use crate::engine::EngineRunner;
 use crate::environment::Environment;
 use crate::error::Error;
-use crate::plan::{Action, Plan, StepKind};
+use crate::plan::{Action, Plan, StepId, StepKind};
 use crate::report::{Reporter, RunSummary};
 use crate::spec::reference;
 use crate::spec::{Builder, EngineKind};
@@ -170,7 +170,7 @@ fn login(
 ) -> Result<(), Error> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
-        None => plan.registries.clone(),
+        None => plan.registries().to_vec(),
     };
     if registries.is_empty() {
         return Err(Error::Usage("--login: the plan pushes to no registry host (set [project] registry, or MULTIARCH_REGISTRY_LOGIN)".into()));
@@ -210,24 +210,25 @@ fn check_external(
     table: &Arc<ProcessTable>,
     env: &[(String, String)],
 ) -> Result<(), Error> {
-    let mut checked: BTreeSet<String> = BTreeSet::new();
+    let mut checked: BTreeSet<&StepId> = BTreeSet::new();
     let mut missing = Vec::new();
-    for s in &plan.steps {
-        for need in &s.external_needs {
-            if need == "setup-qemu" || !checked.insert(need.clone()) {
+    for s in plan.steps() {
+        for need in s.external_needs() {
+            if need.id == StepId::SetupQemu || !checked.insert(&need.id) {
                 continue;
             }
-            let (kind, rest) = need.split_once(':').unwrap_or((need.as_str(), ""));
+            let kind = need.id.kind();
             // A pushed per-arch image was tested before its push: when the push is
             // checked in the registry, the test need is satisfied with it.
-            if matches!(kind, "build" | "test")
-                && s.external_needs
-                    .iter()
-                    .any(|n| *n == format!("push:{rest}"))
+            if matches!(kind, StepKind::Build | StepKind::Test)
+                && need
+                    .id
+                    .with_kind(StepKind::Push)
+                    .is_some_and(|push| s.external_needs().iter().any(|n| n.id == push))
             {
                 continue;
             }
-            let Some(reference) = plan.external_refs.get(need).cloned() else {
+            let Some(reference) = need.reference.as_deref().map(str::to_string) else {
                 continue;
             };
             let engine = EngineTarget::local(plan.engine);
@@ -239,14 +240,14 @@ fn check_external(
                 });
             let mut ask = |a| quick(a, spec_dir, table, Duration::from_secs(60), env);
             let found = match kind {
-                "build" | "test" => {
+                StepKind::Build | StepKind::Test => {
                     let mut a = engine.base();
                     a.extend(
                         ["image", "inspect", "--format", "{{.Id}}", &reference].map(String::from),
                     );
                     ask(a).exit.success()
                 }
-                "manifest-create" | "manifest-push" => {
+                StepKind::ManifestCreate | StepKind::ManifestPush => {
                     ask(argv::manifest_inspect(&engine, &reference, insecure))
                         .exit
                         .success()
@@ -257,12 +258,12 @@ fn check_external(
                 }
             };
             if !found {
-                let place = if matches!(kind, "build" | "test") {
+                let place = if matches!(kind, StepKind::Build | StepKind::Test) {
                     "locally"
                 } else {
                     "in the registry"
                 };
-                missing.push(format!("{need} ({reference} is not {place})"));
+                missing.push(format!("{} ({reference} is not {place})", need.id));
             }
         }
     }
@@ -294,7 +295,11 @@ fn setup_qemu_first(
     masker: &mask::Masker,
     reporter: &mut dyn Reporter,
 ) -> Result<Option<(String, StepResult, Duration)>, Error> {
-    let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
+    let Some(step) = plan
+        .steps()
+        .iter()
+        .find(|s| s.kind() == StepKind::SetupQemu)
+    else {
         return Ok(None);
     };
     let Action::SetupQemu { handlers, setup } = &step.action else {
@@ -302,12 +307,13 @@ fn setup_qemu_first(
     };
     let t0 = Instant::now();
     if engine_runner_missing(handlers).is_empty() {
-        return Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())));
+        return Ok(Some((step.id.to_string(), StepResult::ok(), t0.elapsed())));
     }
+    let id = step.id.to_string();
     note(
         reporter,
         masker,
-        &step.id,
+        &id,
         format!(
             "binfmt handlers missing ({}); running {}",
             engine_runner_missing(handlers).join(", "),
@@ -322,7 +328,7 @@ fn setup_qemu_first(
         timeout: step.timeout.or(Some(Duration::from_secs(300))),
     };
     let f = process::run_streaming(&cmd, table, &mut |l| {
-        note(reporter, masker, &step.id, l.to_string())
+        note(reporter, masker, &id, l.to_string())
     });
     let still = engine_runner_missing(handlers);
     if !still.is_empty() {
@@ -332,7 +338,7 @@ fn setup_qemu_first(
             if f.exit.success() { " after running the setup".to_string() } else { format!(" and the setup failed ({})", f.exit.describe()) }
         )));
     }
-    Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())))
+    Ok(Some((step.id.to_string(), StepResult::ok(), t0.elapsed())))
 }
 
 fn engine_runner_missing(h: &[String]) -> Vec<String> {
@@ -362,7 +368,7 @@ pub fn run(
         note(reporter, &masker, "engine", n.clone());
     }
     match (&creds, opts.login) {
-        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries.contains(r)) => login(plan, c, &table, &masker, &runner.env, reporter)?,
+        (Some(c), _) if opts.login || c.registry.as_ref().is_none_or(|r| plan.registries().contains(r)) => login(plan, c, &table, &masker, &runner.env, reporter)?,
         (None, true) => {
             return Err(Error::Usage("--login needs credentials: set MULTIARCH_REGISTRY_USER and MULTIARCH_REGISTRY_PASSWORD (or CI_REGISTRY_USER / CI_REGISTRY_PASSWORD / CI_REGISTRY in GitLab)".into()))
         }

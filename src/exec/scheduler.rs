@@ -148,22 +148,17 @@ pub fn run(
 ) -> RunSummary {
     let started = Instant::now();
     let masker = Masker::new(&opts.secrets);
-    let n = plan.steps.len();
-    let index: HashMap<&str, usize> = plan
-        .steps
+    let n = plan.steps().len();
+    // Ids as events carry them, rendered once.
+    let ids: Vec<String> = plan.steps().iter().map(|s| s.id.to_string()).collect();
+    let index: HashMap<&str, usize> = ids
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
+        .map(|(i, s)| (s.as_str(), i))
         .collect();
     let needs: Vec<Vec<usize>> = plan
-        .steps
-        .iter()
-        .map(|s| {
-            s.needs
-                .iter()
-                .filter_map(|x| index.get(x.as_str()).copied())
-                .collect()
-        })
+        .indices()
+        .map(|i| plan.needs(i).map(|j| j.index()).collect())
         .collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, ns) in needs.iter().enumerate() {
@@ -173,7 +168,7 @@ pub fn run(
     let producers: Vec<usize> = (0..n)
         .filter(|&i| {
             matches!(
-                plan.steps[i].kind,
+                plan.steps()[i].kind(),
                 StepKind::SetupQemu | StepKind::Build | StepKind::Test | StepKind::Push
             )
         })
@@ -206,15 +201,15 @@ pub fn run(
                   detail: Option<String>,
                   state: &mut Vec<State>,
                   reports: &mut Vec<Option<StepReport>>| {
-        let s = &plan.steps[i];
+        let s = &plan.steps()[i];
         state[i] = State::Done(status.clone());
         let r = StepReport {
-            id: s.id.clone(),
-            kind: s.kind,
+            id: ids[i].clone(),
+            kind: s.kind(),
             status,
             duration,
             digest: result_digest,
-            reference: s.reference.clone(),
+            reference: s.reference().map(str::to_string),
             tail,
             detail,
         };
@@ -297,10 +292,10 @@ pub fn run(
                     if let Some((j, st)) = blocked {
                         let why = match st {
                             StepStatus::Failed(_) | StepStatus::TimedOut(_) => {
-                                format!("{} failed", plan.steps[j].id)
+                                format!("{} failed", ids[j])
                             }
-                            StepStatus::Cancelled => format!("{} was cancelled", plan.steps[j].id),
-                            _ => format!("{} did not run", plan.steps[j].id),
+                            StepStatus::Cancelled => format!("{} was cancelled", ids[j]),
+                            _ => format!("{} did not run", ids[j]),
                         };
                         let r = finish(
                             i,
@@ -330,9 +325,9 @@ pub fn run(
                         let mut skipped_any = false;
                         for i in 0..n {
                             if state[i] == State::Pending
-                                && plan.steps[i].kind == StepKind::ManifestCreate
+                                && plan.steps()[i].kind() == StepKind::ManifestCreate
                             {
-                                let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", plan.steps[b].id)), None, Duration::ZERO, Vec::new(), None, &mut state, &mut reports);
+                                let r = finish(i, StepStatus::Skipped(format!("[publish] atomic: {} did not succeed, so no list is published", ids[b])), None, Duration::ZERO, Vec::new(), None, &mut state, &mut reports);
                                 emit(reporter, RunEvent::StepFinished(r));
                                 ready.remove(&key(i));
                                 skipped_any = true;
@@ -353,7 +348,7 @@ pub fn run(
                         break;
                     }
                     if plan.atomic
-                        && plan.steps[i].kind == StepKind::ManifestCreate
+                        && plan.steps()[i].kind() == StepKind::ManifestCreate
                         && producers_ok < producers.len()
                     {
                         continue;
@@ -364,11 +359,11 @@ pub fn run(
                     ready.remove(&key(i));
                     state[i] = State::Running;
                     running += 1;
-                    let step = &plan.steps[i];
+                    let step = &plan.steps()[i];
                     emit(
                         reporter,
                         RunEvent::StepStarted {
-                            id: step.id.clone(),
+                            id: ids[i].clone(),
                             command: step.command(),
                         },
                     );
@@ -376,7 +371,7 @@ pub fn run(
                         workers += 1;
                         let tx = tx.clone();
                         let table = table.clone();
-                        let (digests, work_rx) = (&digests, &work_rx);
+                        let (digests, work_rx, ids) = (&digests, &work_rx, &ids);
                         scope.spawn(move || loop {
                             // The lock is held only while this worker waits for work.
                             let next = match work_rx.lock() {
@@ -384,10 +379,10 @@ pub fn run(
                                 Err(_) => break,
                             };
                             let Ok(i) = next else { break };
-                            let step = &plan.steps[i];
+                            let step = &plan.steps()[i];
                             let t0 = Instant::now();
                             let io = StepIo {
-                                id: &step.id,
+                                id: &ids[i],
                                 tx: tx.clone(),
                                 digests,
                                 table: table.clone(),
@@ -404,7 +399,7 @@ pub fn run(
                                 });
                             if let Some(d) = &result.digest {
                                 if let Ok(mut m) = digests.lock() {
-                                    m.insert(step.id.clone(), d.clone());
+                                    m.insert(ids[i].clone(), d.clone());
                                 }
                             }
                             let _ = tx.send(Msg::Finished(i, result, t0.elapsed()));
@@ -499,8 +494,7 @@ pub fn run(
                     }
                     if failed && opts.failure == FailureMode::FailFast && !stop_launching {
                         stop_launching = true;
-                        stop_reason =
-                            format!("not started: --fail-fast after {} failed", plan.steps[i].id);
+                        stop_reason = format!("not started: --fail-fast after {} failed", ids[i]);
                         table.cancel(libc::SIGTERM);
                         kill_deadline = Some(Instant::now() + opts.grace);
                     }
@@ -586,50 +580,63 @@ pub fn ids(steps: &[StepReport]) -> HashSet<&str> {
 mod tests {
     use super::*;
     use crate::engine::argv::EngineTarget;
-    use crate::plan::{Action, Plan, Step, StepKind};
+    use crate::plan::{Action, Draft, DraftStep, Need, Plan, Step, StepId, StepKind};
     use crate::spec::EngineKind;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Condvar;
 
-    fn step(id: &str, kind: StepKind, needs: &[&str]) -> Step {
-        Step {
-            id: id.into(),
-            kind,
-            image: None,
-            arch: None,
-            tag: None,
-            platform: None,
-            reference: Some(format!("ref/{id}")),
-            needs: needs.iter().map(|s| s.to_string()).collect(),
-            external_needs: Vec::new(),
-            timeout: None,
+    /// A step of the test plans, ids written as the plan prints them
+    /// (`build:a/x`, `manifest-create:a:t`).
+    fn step(id: &str, kind: StepKind, needs: &[&str]) -> DraftStep {
+        let id_ = sid(id);
+        assert_eq!(id_.kind(), kind, "{id}");
+        DraftStep {
+            id: id_,
+            needs: needs.iter().map(|n| Need::Id(sid(n))).collect(),
             action: Action::Push {
                 engine: EngineTarget::local(EngineKind::Docker),
                 reference: id.into(),
+                platform: crate::spec::Platform::host(),
             },
+            timeout: None,
         }
     }
 
-    fn plan(steps: Vec<Step>, atomic: bool) -> Plan {
-        Plan {
-            branch: Some("main".into()),
-            git_tag: None,
-            sha: None,
-            pull_request: None,
-            publish: true,
-            publish_reason: String::new(),
-            atomic,
-            engine: EngineKind::Docker,
-            dir: ".".into(),
-            jobs: None,
-            retries: None,
-            steps,
-            skipped: Vec::new(),
-            registries: Vec::new(),
-            external_refs: Default::default(),
-            immutable_refs: true,
-            insecure_registries: Vec::new(),
+    /// The test notation of an id: `kind:image/arch` or `kind:image:tag`.
+    fn sid(text: &str) -> StepId {
+        let (kind, rest) = text.split_once(':').unwrap();
+        let kind = [
+            StepKind::Build,
+            StepKind::Test,
+            StepKind::Push,
+            StepKind::ManifestCreate,
+            StepKind::ManifestPush,
+            StepKind::Verify,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .unwrap();
+        match rest.split_once('/') {
+            Some((i, a)) => StepId::per_arch(kind, &i.into(), &a.into()).unwrap(),
+            None => {
+                let (i, t) = rest.split_once(':').unwrap();
+                StepId::list(kind, &i.into(), &t.into()).unwrap()
+            }
         }
+    }
+
+    fn plan(steps: Vec<DraftStep>, atomic: bool) -> Plan {
+        let mut d = Draft::new();
+        for s in steps {
+            d.push(s);
+        }
+        let mut p = d.seal().unwrap();
+        p.branch = Some("main".into());
+        p.publish = true;
+        p.atomic = atomic;
+        p.dir = ".".into();
+        p.immutable_refs = true;
+        p
     }
 
     /// A fake engine: steps listed in `fail` fail, steps in `slow` run a real
@@ -664,7 +671,7 @@ mod tests {
                 self.cv.notify_all();
             }
             io.line(&format!("hello from {}", step.id));
-            let result = if self.slow.contains(&step.id.as_str()) {
+            let result = if self.slow.iter().any(|x| step.id == *x) {
                 let cmd = super::super::process::Command::new(vec!["sleep".into(), "30".into()]);
                 let f = super::super::process::run_streaming(&cmd, &io.table, &mut |_| {});
                 if f.exit.success() {
@@ -672,12 +679,12 @@ mod tests {
                 } else {
                     StepResult::failed(f.exit.describe(), Vec::new())
                 }
-            } else if self.fail.contains(&step.id.as_str()) {
+            } else if self.fail.iter().any(|x| step.id == *x) {
                 StepResult::failed("boom", vec!["last line".into()])
             } else {
                 StepResult {
                     status: StepStatus::Ok,
-                    digest: Some(format!("sha256:{}", step.id.len())),
+                    digest: Some(format!("sha256:{}", step.id.to_string().len())),
                     tail: Vec::new(),
                     detail: None,
                 }
@@ -712,9 +719,9 @@ mod tests {
     fn needs_run_first() {
         let p = plan(
             vec![
-                step("a", StepKind::Build, &[]),
-                step("b", StepKind::Test, &["a"]),
-                step("c", StepKind::Push, &["b"]),
+                step("build:a/x", StepKind::Build, &[]),
+                step("test:b/x", StepKind::Test, &["build:a/x"]),
+                step("push:c/x", StepKind::Push, &["test:b/x"]),
             ],
             false,
         );
@@ -722,24 +729,31 @@ mod tests {
         let s = run_with(&p, &fake, 4, FailureMode::KeepGoing);
         assert_eq!(
             *fake.log.lock().unwrap(),
-            vec!["start a", "end a", "start b", "end b", "start c", "end c"]
+            vec![
+                "start build:a/x",
+                "end build:a/x",
+                "start test:b/x",
+                "end test:b/x",
+                "start push:c/x",
+                "end push:c/x"
+            ]
         );
         assert_eq!(s.exit_code(), 0);
         assert_eq!(
             s.steps
                 .iter()
-                .find(|r| r.id == "c")
+                .find(|r| r.id == "push:c/x")
                 .unwrap()
                 .digest
                 .as_deref(),
-            Some("sha256:1")
+            Some("sha256:8")
         );
     }
 
     #[test]
     fn the_job_limit_holds_and_is_used() {
-        let steps: Vec<Step> = (0..6)
-            .map(|i| step(&format!("s{i}"), StepKind::Build, &[]))
+        let steps: Vec<DraftStep> = (0..6)
+            .map(|i| step(&format!("build:s{i}/x"), StepKind::Build, &[]))
             .collect();
         let p = plan(steps, false);
         let fake = Fake {
@@ -756,30 +770,30 @@ mod tests {
     fn keep_going_skips_only_dependents() {
         let p = plan(
             vec![
-                step("a", StepKind::Build, &[]),
-                step("b", StepKind::Test, &["a"]),
-                step("c", StepKind::Push, &["b"]),
-                step("x", StepKind::Build, &[]),
+                step("build:a/x", StepKind::Build, &[]),
+                step("test:b/x", StepKind::Test, &["build:a/x"]),
+                step("push:c/x", StepKind::Push, &["test:b/x"]),
+                step("build:x/x", StepKind::Build, &[]),
             ],
             false,
         );
         let fake = Fake {
-            fail: vec!["a"],
+            fail: vec!["build:a/x"],
             ..Fake::default()
         };
         let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
-        assert!(matches!(status(&s, "a"), StepStatus::Failed(r) if r == "boom"));
+        assert!(matches!(status(&s, "build:a/x"), StepStatus::Failed(r) if r == "boom"));
         assert_eq!(
-            *status(&s, "b"),
-            StepStatus::Skipped("needs a failed".into())
+            *status(&s, "test:b/x"),
+            StepStatus::Skipped("needs build:a/x failed".into())
         );
         assert_eq!(
-            *status(&s, "c"),
-            StepStatus::Skipped("needs b did not run".into())
+            *status(&s, "push:c/x"),
+            StepStatus::Skipped("needs test:b/x did not run".into())
         );
-        assert_eq!(*status(&s, "x"), StepStatus::Ok);
+        assert_eq!(*status(&s, "build:x/x"), StepStatus::Ok);
         assert_eq!(s.exit_code(), 1);
-        let a = s.steps.iter().find(|r| r.id == "a").unwrap();
+        let a = s.steps.iter().find(|r| r.id == "build:a/x").unwrap();
         assert_eq!(a.tail, vec!["last line"]);
     }
 
@@ -787,25 +801,25 @@ mod tests {
     fn fail_fast_starts_nothing_new() {
         let p = plan(
             vec![
-                step("a", StepKind::Build, &[]),
-                step("x", StepKind::Build, &[]),
-                step("y", StepKind::Build, &[]),
+                step("build:a/x", StepKind::Build, &[]),
+                step("build:x/x", StepKind::Build, &[]),
+                step("build:y/x", StepKind::Build, &[]),
             ],
             false,
         );
         let fake = Fake {
-            fail: vec!["a"],
+            fail: vec!["build:a/x"],
             ..Fake::default()
         };
         let s = run_with(&p, &fake, 1, FailureMode::FailFast);
-        assert!(status(&s, "a").is_failure());
+        assert!(status(&s, "build:a/x").is_failure());
         assert_eq!(
-            *status(&s, "x"),
-            StepStatus::Skipped("not started: --fail-fast after a failed".into())
+            *status(&s, "build:x/x"),
+            StepStatus::Skipped("not started: --fail-fast after build:a/x failed".into())
         );
         assert_eq!(
-            *status(&s, "y"),
-            StepStatus::Skipped("not started: --fail-fast after a failed".into())
+            *status(&s, "build:y/x"),
+            StepStatus::Skipped("not started: --fail-fast after build:a/x failed".into())
         );
         assert_eq!(s.exit_code(), 1);
     }
@@ -814,14 +828,14 @@ mod tests {
     fn fail_fast_ends_what_runs() {
         let p = plan(
             vec![
-                step("slow", StepKind::Build, &[]),
-                step("a", StepKind::Build, &[]),
+                step("build:slow/x", StepKind::Build, &[]),
+                step("build:a/x", StepKind::Build, &[]),
             ],
             false,
         );
         let fake = Fake {
-            fail: vec!["a"],
-            slow: vec!["slow"],
+            fail: vec!["build:a/x"],
+            slow: vec!["build:slow/x"],
             rendezvous: 2,
             ..Fake::default()
         };
@@ -831,7 +845,7 @@ mod tests {
             t0.elapsed() < Duration::from_secs(20),
             "the sleeping step was not ended"
         );
-        assert!(!status(&s, "slow").is_ok());
+        assert!(!status(&s, "build:slow/x").is_ok());
         assert_eq!(s.exit_code(), 1);
     }
 
@@ -839,27 +853,31 @@ mod tests {
     fn atomic_publishes_no_list_when_any_image_fails() {
         let p = plan(
             vec![
-                step("push:a", StepKind::Push, &[]),
-                step("push:b", StepKind::Push, &[]),
-                step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
+                step("push:a/x", StepKind::Push, &[]),
+                step("push:b/x", StepKind::Push, &[]),
                 step(
-                    "manifest-push:a",
+                    "manifest-create:a:t",
+                    StepKind::ManifestCreate,
+                    &["push:a/x"],
+                ),
+                step(
+                    "manifest-push:a:t",
                     StepKind::ManifestPush,
-                    &["manifest-create:a"],
+                    &["manifest-create:a:t"],
                 ),
             ],
             true,
         );
         let fake = Fake {
-            fail: vec!["push:b"],
+            fail: vec!["push:b/x"],
             ..Fake::default()
         };
         let s = run_with(&p, &fake, 1, FailureMode::KeepGoing);
         assert!(
-            matches!(status(&s, "manifest-create:a"), StepStatus::Skipped(r) if r.contains("atomic"))
+            matches!(status(&s, "manifest-create:a:t"), StepStatus::Skipped(r) if r.contains("atomic"))
         );
         assert!(matches!(
-            status(&s, "manifest-push:a"),
+            status(&s, "manifest-push:a:t"),
             StepStatus::Skipped(_)
         ));
         assert!(!fake
@@ -872,46 +890,53 @@ mod tests {
         let mut p2 = p.clone();
         p2.atomic = false;
         let fake = Fake {
-            fail: vec!["push:b"],
+            fail: vec!["push:b/x"],
             ..Fake::default()
         };
         let s = run_with(&p2, &fake, 1, FailureMode::KeepGoing);
-        assert_eq!(*status(&s, "manifest-push:a"), StepStatus::Ok);
+        assert_eq!(*status(&s, "manifest-push:a:t"), StepStatus::Ok);
     }
 
     #[test]
     fn atomic_lists_wait_for_every_image() {
         // In plan order image a's list would go first; atomic holds it until b is pushed.
         let steps = vec![
-            step("push:a", StepKind::Push, &[]),
-            step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
+            step("push:a/x", StepKind::Push, &[]),
             step(
-                "manifest-push:a",
-                StepKind::ManifestPush,
-                &["manifest-create:a"],
+                "manifest-create:a:t",
+                StepKind::ManifestCreate,
+                &["push:a/x"],
             ),
-            step("build:b", StepKind::Build, &[]),
-            step("push:b", StepKind::Push, &["build:b"]),
+            step(
+                "manifest-push:a:t",
+                StepKind::ManifestPush,
+                &["manifest-create:a:t"],
+            ),
+            step("build:b/x", StepKind::Build, &[]),
+            step("push:b/x", StepKind::Push, &["build:b/x"]),
         ];
         let fake = Fake::default();
         let s = run_with(&plan(steps, true), &fake, 1, FailureMode::KeepGoing);
         assert_eq!(s.exit_code(), 0);
         let log = fake.log.lock().unwrap().clone();
         let at = |l: &str| log.iter().position(|x| x == l).unwrap();
-        assert!(at("end push:b") < at("start manifest-create:a"), "{log:?}");
+        assert!(
+            at("end push:b/x") < at("start manifest-create:a:t"),
+            "{log:?}"
+        );
     }
 
     #[test]
     fn steps_done_before_the_run_release_their_dependents() {
         let p = plan(
             vec![
-                step("build:a", StepKind::Build, &[]),
-                step("push:a", StepKind::Push, &["build:a"]),
+                step("build:a/x", StepKind::Build, &[]),
+                step("push:a/x", StepKind::Push, &["build:a/x"]),
             ],
             false,
         );
         let opts = SchedulerOptions {
-            done: vec![("build:a".into(), StepResult::ok(), Duration::ZERO)],
+            done: vec![("build:a/x".into(), StepResult::ok(), Duration::ZERO)],
             ..SchedulerOptions::default()
         };
         let fake = Fake::default();
@@ -925,7 +950,7 @@ mod tests {
         assert_eq!(s.exit_code(), 0);
         assert_eq!(
             *fake.log.lock().unwrap(),
-            vec!["start push:a", "end push:a"]
+            vec!["start push:a/x", "end push:a/x"]
         );
     }
 
@@ -945,7 +970,7 @@ mod tests {
                 StepResult::failed("failed: s3cr3t-value", vec!["s3cr3t-value".into()])
             }
         }
-        let p = plan(vec![step("a", StepKind::Push, &[])], false);
+        let p = plan(vec![step("push:a/x", StepKind::Push, &[])], false);
         let opts = SchedulerOptions {
             secrets: vec!["s3cr3t-value".into()],
             ..SchedulerOptions::default()
