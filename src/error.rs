@@ -2,32 +2,29 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::context::ContextError;
+pub use crate::ci::CiError;
+pub use crate::cli::CliError;
+pub use crate::context::ContextError;
 use crate::diagnostic::SpecErrors;
-use crate::plan::PlanError;
-use crate::spec::LoadError;
+pub use crate::exec::RunError;
+pub use crate::plan::PlanError;
+pub use crate::spec::LoadError;
 
 pub use crate::exit;
 
-/// Every error of the library. The layers' own errors (loading, the git
-/// context, planning) are wrapped as they are: their texts, help lines and exit
-/// codes are theirs.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Problems in multiarch.toml, each with a span.
     #[error("{0}")]
     Spec(SpecErrors),
     /// The spec file cannot be used (missing, a directory, too large, not UTF-8).
     #[error(transparent)]
-    #[diagnostic(transparent)]
     Load(LoadError),
     /// What the command line or git says about the commit is wrong.
     #[error(transparent)]
-    #[diagnostic(transparent)]
     Context(#[from] ContextError),
     /// No plan can be made from the file and the options.
     #[error(transparent)]
-    #[diagnostic(transparent)]
     Plan(#[from] PlanError),
     /// Wrong arguments, or a file that cannot be used.
     #[error("{0}")]
@@ -38,22 +35,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The machine cannot run the plan (no engine, no emulation).
-    #[error("{0}")]
-    Environment(String),
-    /// One or more steps failed.
-    #[error("{0}")]
-    Failed(String),
-    /// Output could not be written: standard output, or a report file after it
-    /// was opened (a full disk, a closed pipe).
-    #[error("cannot write {what}: {source}")]
-    Output {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("interrupted")]
     Interrupted,
+    /// A run could not start, or stopped before its steps (exec).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A pipeline that cannot be written for this spec (`multiarch ci`).
+    #[error(transparent)]
+    Ci(#[from] CiError),
+    /// The command line's own: report files, output, recorded runs.
+    #[error(transparent)]
+    Cli(#[from] CliError),
+    /// An error a recorded run ended with (`multiarch replay`), with its code.
+    #[error("{message}")]
+    Recorded { message: String, exit_code: i32 },
 }
 
 impl Error {
@@ -66,15 +61,37 @@ impl Error {
 
     /// Standard output could not be written.
     pub fn stdout(source: std::io::Error) -> Self {
-        Error::Output {
+        Error::Cli(CliError::Write {
             what: "to standard output".into(),
             source,
-        }
+        })
     }
 
     /// Only the reader of a pipe went away (`multiarch plan | head -1`).
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Output { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+        matches!(self, Error::Cli(CliError::Write { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// How to fix it, when the error says (miette's `help`).
+    pub fn help(&self) -> Option<String> {
+        use miette::Diagnostic;
+        match self {
+            Error::Load(e) => e.help().map(|h| h.to_string()),
+            Error::Context(e) => e.help().map(|h| h.to_string()),
+            Error::Plan(e) => e.help().map(|h| h.to_string()),
+            Error::Run(e) => e.help().map(|h| h.to_string()),
+            Error::Cli(e) => e.help().map(|h| h.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The message and, on a line of its own, the help: as `error:` lines,
+    /// `--events` error records and JUnit errors show it.
+    pub fn with_help(&self) -> String {
+        match self.help() {
+            Some(h) => format!("{self}\n  help: {h}"),
+            None => self.to_string(),
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
@@ -83,9 +100,11 @@ impl Error {
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),
-            Error::Environment(_) => exit::ENVIRONMENT,
-            Error::Failed(_) | Error::Output { .. } => exit::STEP_FAILED,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Run(e) => e.exit_code(),
+            Error::Cli(e) => e.exit_code(),
+            Error::Ci(_) => exit::USAGE,
+            Error::Recorded { exit_code, .. } => *exit_code,
         }
     }
 }

@@ -15,27 +15,44 @@
 //! # }
 //! ```
 
-pub mod cli;
-pub mod context;
+// In layer order, lowest first (one group per layer): a module uses only the
+// modules of earlier layers (tests/integration/layering.rs checks it).
 pub mod diagnostic;
-pub mod doctor;
-pub mod engine;
 pub mod environment;
-pub mod error;
-pub mod exec;
 pub mod exit;
 pub mod graph;
-pub mod init;
-pub mod pipeline;
-pub mod plan;
-pub mod report;
+
 pub mod spec;
+
 pub mod validate;
+
+pub mod context;
+
+pub mod engine;
+
+pub mod registry;
+
+pub mod plan;
+
+pub mod events;
+
+pub mod exec;
+
+pub mod report;
+
+pub mod ci;
+pub mod doctor;
+pub mod init;
+
+pub mod error;
+
+pub mod cli;
 
 pub use context::{GitCli, GitContext, Overrides};
 pub use diagnostic::SpecErrors;
 pub use environment::Environment;
 pub use error::Error;
-pub use exec::{run, RunOptions};
+pub use events::{Reporter, RunEvent, RunSummary, StepStatus};
+pub use exec::{run, FailureMode, RunOptions};
 pub use plan::{Plan, PlanOptions, Stage, Step, StepKind};
 pub use spec::Spec;

@@ -4,13 +4,17 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+mod error;
 mod run;
+
+pub use error::CliError;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::context::{GitCli, GitContext, Overrides};
 use crate::environment::Environment;
-use crate::error::{exit, Error};
+use crate::error::Error;
+use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
 use crate::spec::{parse_duration, EngineKind, Spec};
 
@@ -292,8 +296,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_existing: bool,
     /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
-    #[arg(long = "step-timeout", value_name = "DURATION")]
-    pub step_timeout: Option<String>,
+    #[arg(long = "step-timeout", value_name = "DURATION", value_parser = step_timeout)]
+    pub step_timeout: Option<std::time::Duration>,
     /// Stream events as JSON lines to FILE (`-`: stdout; the human output then
     /// goes to stderr): the plan, steps started, output lines, steps finished,
     /// the end of the run.
@@ -363,6 +367,13 @@ impl Output {
     }
 }
 
+/// `--step-timeout`: a duration that is not zero (90s, 30m, 1h).
+fn step_timeout(t: &str) -> Result<std::time::Duration, String> {
+    parse_duration(t)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{t}` is not a duration (e.g. 90s, 30m, 1h)"))
+}
+
 /// Parse the arguments, run, and return the exit code.
 pub fn main_with(args: Vec<std::ffi::OsString>, env: Environment) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -411,10 +422,7 @@ pub fn report_error(e: &Error, out: Output) {
             );
         }
         other => {
-            let _ = writeln!(stderr, "error: {other}");
-            if let Some(help) = miette::Diagnostic::help(other) {
-                let _ = writeln!(stderr, "  help: {help}");
-            }
+            let _ = writeln!(stderr, "error: {}", other.with_help());
         }
     }
 }
@@ -457,16 +465,8 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         }
         Command::Ci(a) => ci(&a, env, &cwd, out),
         Command::Run(a) => {
-            let timeout = match &a.step_timeout {
-                Some(t) => Some(parse_duration(t).filter(|d| !d.is_zero()).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--step-timeout `{t}` is not a duration (e.g. 90s, 30m, 1h)"
-                    ))
-                })?),
-                None => None,
-            };
-            let (spec, plan) = load_and_plan(&a.file, &a.select, timeout, env, &cwd)?;
-            run::cli_run(&spec, &plan, &a, env, out)
+            let (_spec, plan) = load_and_plan(&a.file, &a.select, a.step_timeout, env, &cwd)?;
+            run::cli_run(&plan, &a, env, out)
         }
         Command::Doctor(a) => {
             let mut d = crate::doctor::Doctor::new(env, &cwd);
@@ -531,19 +531,17 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     spec.path = std::fs::canonicalize(&spec.path).unwrap_or(spec.path);
     let executor = match a.executor {
-        None | Some(ExecutorArg::Docker) => crate::pipeline::Executor::Docker,
-        Some(ExecutorArg::Kubernetes) => crate::pipeline::Executor::Kubernetes,
-        Some(ExecutorArg::Shell) => crate::pipeline::Executor::Shell,
+        None | Some(ExecutorArg::Docker) => crate::ci::Executor::Docker,
+        Some(ExecutorArg::Kubernetes) => crate::ci::Executor::Kubernetes,
+        Some(ExecutorArg::Shell) => crate::ci::Executor::Shell,
     };
     let (text, command) = match a.system {
-        CiSystem::Gitlab => (crate::pipeline::gitlab(&spec, &root, executor)?, "gitlab"),
+        CiSystem::Gitlab => (crate::ci::gitlab(&spec, &root, executor)?, "gitlab"),
         CiSystem::Github => {
             if a.executor.is_some() {
-                return Err(Error::Usage(
-                    "--executor is for GitLab runners; GitHub jobs run on runs-on runners".into(),
-                ));
+                return Err(CliError::ExecutorOnGitHub.into());
             }
-            (crate::pipeline::github(&spec, &root)?, "github")
+            (crate::ci::github(&spec, &root)?, "github")
         }
     };
     let Some(out_path) = &a.output else {
@@ -559,7 +557,7 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
             "{} is out of date: regenerate it with `multiarch ci {command} … -o {}` (the same flags without --check)\n{}",
             out_path.display(),
             out_path.display(),
-            crate::pipeline::diff_hint(&current, &text, 20)
+            crate::ci::diff_hint(&current, &text, 20)
         );
         // 1, as a failed step: a lint step in CI fails.
         return Ok(exit::STEP_FAILED);

@@ -7,21 +7,20 @@ use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{Output, Progress, ReplayArgs, RunArgs};
+use crate::cli::{CliError, Output, Progress, ReplayArgs, RunArgs};
 use crate::environment::Environment;
-use crate::error::{exit, Error};
-use crate::exec::mask::Masker;
-use crate::exec::scheduler::FailureMode;
-use crate::exec::{run, Credentials, RunOptions};
+use crate::error::Error;
+use crate::events::Masker;
+use crate::exec::{run, Credentials, FailureMode, RunOptions};
+use crate::exit;
 use crate::plan::Plan;
-use crate::report::events::{EventReader, Parsed};
 use crate::report::live::LiveOptions;
+use crate::report::replay::{EventReader, Parsed};
 use crate::report::sink::{is_broken_pipe, Checked, WriteStatus};
 use crate::report::{
     CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter, PlainReporter,
     PlanInfo, Reporter, Style, Tee,
 };
-use crate::spec::Spec;
 
 /// The human view a run gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +95,18 @@ fn human<'a>(
     (reporter, status)
 }
 
+/// The human reporter `--progress` and the terminal choose.
+fn human_for<'a>(
+    progress: Progress,
+    env: &Environment,
+    out: Output,
+    to_stderr: bool,
+    info: PlanInfo,
+) -> (Box<dyn Reporter + 'a>, WriteStatus) {
+    let view = choose_view(progress, env, out.quiet, std::io::stderr().is_terminal());
+    human(view, out, to_stderr, info)
+}
+
 /// A report file given on the command line, opened before anything runs: a path
 /// that cannot be written is exit 2 then, not a lost report after an hour of
 /// builds. A regular file gets `placeholder` at once (a file that takes no bytes,
@@ -107,9 +118,11 @@ struct ReportFile {
 }
 
 impl ReportFile {
-    fn create(path: &Path, flag: &str, placeholder: &[u8]) -> Result<ReportFile, Error> {
-        let bad = |e: std::io::Error| {
-            Error::Usage(format!("{flag}: cannot write {}: {e}", path.display()))
+    fn create(path: &Path, flag: &'static str, placeholder: &[u8]) -> Result<ReportFile, Error> {
+        let bad = |source: std::io::Error| CliError::CreateReport {
+            flag,
+            path: path.to_path_buf(),
+            source,
         };
         let mut file = File::create(path).map_err(bad)?;
         let regular = file.metadata().is_ok_and(|m| m.is_file());
@@ -147,9 +160,11 @@ type Outputs = Vec<(String, WriteStatus)>;
 fn output_failure(outputs: &Outputs) -> Option<Error> {
     outputs.iter().find_map(|(what, status)| {
         let e = status.error()?;
-        (!is_broken_pipe(&e)).then(|| Error::Output {
-            what: what.clone(),
-            source: e,
+        (!is_broken_pipe(&e)).then(|| {
+            Error::Cli(CliError::Write {
+                what: what.clone(),
+                source: e,
+            })
         })
     })
 }
@@ -158,13 +173,42 @@ fn is_stdout(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-pub fn cli_run(
-    _spec: &Spec,
+/// `--events FILE|-`, opened with the plan event written: a file that cannot
+/// take it is exit 2 now; standard output that fails lets the run go on, and
+/// the run says so at the end.
+fn events_reporter(
+    p: &Path,
     plan: &Plan,
-    args: &RunArgs,
-    env: &Environment,
-    out: Output,
-) -> Result<i32, Error> {
+    info: &PlanInfo,
+    masker: &Masker,
+    outputs: &mut Outputs,
+) -> Result<JsonEventsReporter<Box<dyn Write>>, Error> {
+    let (w, status): (Box<dyn Write>, WriteStatus) = if is_stdout(p) {
+        let (w, s) = Checked::new(std::io::stdout());
+        outputs.push(("the events to standard output".into(), s.clone()));
+        (Box::new(w), s)
+    } else {
+        let file = BufWriter::new(ReportFile::create(p, "--events", b"")?);
+        let (w, s) = Checked::new(file);
+        outputs.push((format!("the events to {}", p.display()), s.clone()));
+        (Box::new(w), s)
+    };
+    match JsonEventsReporter::new(w, plan, masker) {
+        Ok(r) => Ok(r),
+        Err(e) if !is_stdout(p) => Err(CliError::CreateReport {
+            flag: "--events",
+            path: p.to_path_buf(),
+            source: status.error().unwrap_or(e),
+        }
+        .into()),
+        Err(_) => Ok(JsonEventsReporter::without_plan(
+            Box::new(std::io::sink()) as Box<dyn Write>,
+            info.clone(),
+        )),
+    }
+}
+
+pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> Result<i32, Error> {
     if args.dry_run {
         let text = format!(
             "{}\n(dry run: nothing was run)\n",
@@ -197,35 +241,7 @@ pub fn cli_run(
     let events_to_stdout = args.events.as_deref().is_some_and(is_stdout);
     let mut outputs: Outputs = Vec::new();
     let mut events = match &args.events {
-        Some(p) => {
-            let (w, status): (Box<dyn Write>, WriteStatus) = if is_stdout(p) {
-                let (w, s) = Checked::new(std::io::stdout());
-                outputs.push(("the events to standard output".into(), s.clone()));
-                (Box::new(w), s)
-            } else {
-                let file = BufWriter::new(ReportFile::create(p, "--events", b"")?);
-                let (w, s) = Checked::new(file);
-                outputs.push((format!("the events to {}", p.display()), s.clone()));
-                (Box::new(w), s)
-            };
-            let reporter = JsonEventsReporter::new(w, plan, &masker);
-            match reporter {
-                Ok(r) => Some(r),
-                // The plan line could not be written to the file: a bad path.
-                Err(e) if !is_stdout(p) => {
-                    return Err(Error::Usage(format!(
-                        "--events: cannot write {}: {}",
-                        p.display(),
-                        status.error().unwrap_or(e)
-                    )))
-                }
-                // Standard output failed: the run goes on, and says so at the end.
-                Err(_) => Some(JsonEventsReporter::without_plan(
-                    Box::new(std::io::sink()) as Box<dyn Write>,
-                    info.clone(),
-                )),
-            }
-        }
+        Some(p) => Some(events_reporter(p, plan, &info, &masker, &mut outputs)?),
         None => None,
     };
     let mut junit = match &args.junit {
@@ -240,13 +256,7 @@ pub fn cli_run(
         }
         None => None,
     };
-    let view = choose_view(
-        args.progress,
-        env,
-        out.quiet,
-        std::io::stderr().is_terminal(),
-    );
-    let (mut human, human_status) = human(view, out, events_to_stdout, info);
+    let (mut human, human_status) = human_for(args.progress, env, out, events_to_stdout, info);
     outputs.push(("to standard output".into(), human_status));
     let result = {
         let mut tee = Tee::new();
@@ -277,7 +287,8 @@ pub fn cli_run(
             }
         }
         Err(e) => {
-            let message = masker.mask(&e.to_string());
+            let e = Error::from(e);
+            let message = masker.mask(&e.with_help());
             if let Some(ev) = events.as_mut() {
                 ev.error(&message, e.exit_code());
             }
@@ -315,11 +326,12 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             Ok(Some(p)) => parsed.push(p),
             Ok(None) => {}
             Err(e) => {
-                return Err(Error::Usage(format!(
-                    "{}:{}: {e}",
-                    args.events.display(),
-                    n + 1
-                )))
+                return Err(CliError::BadReplayLine {
+                    path: args.events.clone(),
+                    line: n + 1,
+                    message: e,
+                }
+                .into())
             }
         }
     }
@@ -330,13 +342,7 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             _ => None,
         })
         .unwrap_or_default();
-    let view = choose_view(
-        args.progress,
-        env,
-        out.quiet,
-        std::io::stderr().is_terminal(),
-    );
-    let (mut human, status) = human(view, out, false, info);
+    let (mut human, status) = human_for(args.progress, env, out, false, info);
     let mut code = exit::SUCCESS;
     for p in parsed {
         match p {
@@ -350,10 +356,10 @@ pub fn replay(args: &ReplayArgs, env: &Environment, out: Output) -> Result<i32, 
             Parsed::Error { message, exit_code } => {
                 drop(human);
                 return Err(match exit_code {
-                    exit::ENVIRONMENT => Error::Environment(message),
-                    exit::STEP_FAILED => Error::Failed(message),
                     exit::INTERRUPTED => Error::Interrupted,
-                    _ => Error::Usage(message),
+                    // The recorded code, whatever it was (a usage error, an
+                    // internal one): the replay ends as the run did.
+                    exit_code => Error::Recorded { message, exit_code },
                 });
             }
         }

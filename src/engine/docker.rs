@@ -1,80 +1,43 @@
 //! Docker: the classic builder (`DOCKER_BUILDKIT=0`) and `docker manifest`, whose
 //! local manifest cache and `--insecure` flag only exist here.
 
-use super::argv::{self, BuildArgs, EngineTarget, Pull, RunCommand};
-use super::{find_digest, Engine, ListItem, Lookup, Session};
-use crate::environment::Environment;
-use crate::error::Error;
-use crate::spec::{Builder, EngineKind, Platform};
+use super::argv::EngineTarget;
+use super::{find_digest, image_inspect, Engine, ListItem, Lookup};
+use crate::spec::EngineKind;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Docker;
-
-impl Docker {
-    fn local(&self) -> Vec<String> {
-        self.base(None)
-    }
-}
 
 impl Engine for Docker {
     fn kind(&self) -> EngineKind {
         EngineKind::Docker
     }
 
-    fn base(&self, builder: Option<&Builder>) -> Vec<String> {
-        let mut v = vec!["docker".to_string()];
-        match builder {
-            Some(Builder::Host(h)) => v.extend(["--host".to_string(), h.clone()]),
-            Some(Builder::Context(c)) => v.extend(["--context".to_string(), c.clone()]),
-            None => {}
-        }
-        v
+    fn program(&self) -> &'static str {
+        "docker"
+    }
+
+    fn host_flag(&self) -> &'static str {
+        "--host"
+    }
+
+    fn context_flag(&self) -> &'static str {
+        "--context"
     }
 
     fn env(&self) -> Vec<(String, String)> {
         // BuildKit without the buildx plugin fails every build; the CLI's hints are
-        // noise in step output.
+        // noise in step output. dockerd treats loopback registries as plain HTTP
+        // by itself; other insecure registries are the daemon's configuration, and
+        // `docker manifest` gets `--insecure` per command: no other preparation.
         vec![
             ("DOCKER_BUILDKIT".into(), "0".into()),
             ("DOCKER_CLI_HINTS".into(), "false".into()),
         ]
     }
 
-    fn session(&self, _env: &Environment, _plain_http: &[String]) -> Result<Session, Error> {
-        // dockerd treats loopback registries as plain HTTP by itself; other
-        // insecure registries are the daemon's configuration, and `docker manifest`
-        // gets `--insecure` per command.
-        Ok(Session::new(self.env()))
-    }
-
-    fn build(&self, t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
-        argv::build_flags(t.base(), a)
-    }
-
     fn inspect_platform(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
-        let mut v = t.base();
-        v.extend(
-            [
-                "image",
-                "inspect",
-                "--format",
-                "{{.Os}}/{{.Architecture}}/{{.Variant}}",
-                reference,
-            ]
-            .map(String::from),
-        );
-        v
-    }
-
-    fn run(
-        &self,
-        t: &EngineTarget,
-        reference: &str,
-        platform: &Platform,
-        pull: Pull,
-        command: RunCommand<'_>,
-    ) -> Vec<String> {
-        argv::run_flags(t.base(), reference, platform, pull, command)
+        image_inspect(t, "{{.Os}}/{{.Architecture}}/{{.Variant}}", reference)
     }
 
     /// `docker push REF`: the digest is in its output.
@@ -150,7 +113,7 @@ impl Engine for Docker {
     }
 
     /// `docker manifest inspect --verbose REF` prints `{"Descriptor": {"digest": …}}`.
-    fn lookup(&self, reference: &str, insecure: bool) -> Lookup {
+    fn lookup(&self, reference: &str, insecure: bool, _scratch: &str) -> Lookup {
         let mut v = self.local();
         v.extend(["manifest", "inspect"].map(String::from));
         if insecure {
@@ -194,6 +157,7 @@ impl Engine for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Platform;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

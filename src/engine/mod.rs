@@ -2,27 +2,27 @@
 //! and [`Podman`].
 //!
 //! An engine is pure: it builds the argv of every command (the plan shows exactly
-//! these, and the runner runs exactly these) and reads what the engine printed.
-//! Running the commands — gating, retries, digests, verify, events — is shared by
-//! both engines in [`runner::EngineRunner`]. What only one engine needs stays
-//! inside it: docker's local manifest cache and `--insecure` flags, podman's
-//! `--digestfile`, registries.conf and containers.conf.
+//! these, and the runner runs exactly these), including the probes that preflight
+//! and doctor run, and reads what the engine printed ([`answers`]). It runs
+//! nothing and reads no file: running the commands — gating, retries, digests,
+//! verify, events — is `exec`'s, shared by both engines. What only one engine
+//! needs stays inside it: docker's local manifest cache and `--insecure` flags,
+//! podman's `--digestfile`, registries.conf and containers.conf (as text; exec
+//! reads and writes the files).
 
+pub mod answers;
 pub mod argv;
 pub mod docker;
 pub mod podman;
-pub mod runner;
-pub mod session;
 
+use std::path::PathBuf;
+
+pub use answers::find_digest;
 pub use argv::{BuildArgs, EngineTarget, Pull, RunCommand};
 pub use docker::Docker;
 pub use podman::Podman;
-pub use runner::EngineRunner;
-pub use session::Session;
 
 use crate::environment::Environment;
-use crate::error::Error;
-use crate::exec::process::Finished;
 use crate::spec::{Builder, EngineKind, Platform};
 
 /// The implementation of an engine kind.
@@ -51,26 +51,160 @@ pub struct Lookup {
     pub cleanup: Vec<Vec<String>>,
 }
 
+/// The configuration files an engine's run-wide preparation starts from; exec
+/// reads them and hands their text to [`Engine::prepare`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSources {
+    /// The registries.conf candidates, first readable one wins.
+    pub registries: Vec<PathBuf>,
+    /// The containers.conf layers, in order…
+    pub containers: Vec<PathBuf>,
+    /// …followed by the `*.conf` drop-ins of these directories, sorted by name.
+    pub containers_dirs: Vec<PathBuf>,
+}
+
+/// What [`Engine::prepare`] is given: the facts exec read.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInputs<'a> {
+    /// The registries reached without TLS.
+    pub plain_http: &'a [String],
+    /// The first registries.conf that could be read, and its text.
+    pub registries_conf: Option<(PathBuf, String)>,
+    /// The containers.conf layers that could be read, in order.
+    pub containers_conf: Vec<String>,
+    /// Why rootful podman's default `RLIMIT_NOFILE` cannot be set here, if so.
+    pub rlimit_problem: Option<String>,
+}
+
+/// The run-wide preparation of an engine: environment for every command, and
+/// files to write for the run (each one's path goes into its variable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preparation {
+    pub env: Vec<(String, String)>,
+    pub files: Vec<SessionFile>,
+    /// What the preparation changed, for the person running multiarch.
+    pub notes: Vec<String>,
+}
+
+/// A file of the run's preparation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFile {
+    pub name: &'static str,
+    pub text: String,
+    /// The variable that gets the file's path.
+    pub env_var: &'static str,
+    /// What to tell the person running multiarch about it.
+    pub note: FileNote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNote {
+    None,
+    /// containers.conf without default rlimits, and why.
+    NoDefaultUlimits {
+        why: String,
+    },
+}
+
+impl SessionFile {
+    /// The note about this file once it is written at `path`.
+    pub fn note(&self, path: &std::path::Path) -> Option<String> {
+        match &self.note {
+            FileNote::None => None,
+            FileNote::NoDefaultUlimits { why } => Some(format!(
+                "{why}: podman runs with containers.conf `default_ulimits = []` ({}), so containers inherit podman's own limits",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// `image inspect --format FORMAT REF` on `t`'s daemon.
+pub fn image_inspect(t: &EngineTarget, format: &str, reference: &str) -> Vec<String> {
+    let mut v = t.base();
+    v.extend(["image", "inspect", "--format", format, reference].map(String::from));
+    v
+}
+
 /// The argv of every command multiarch runs, and how to read the answers.
 /// `t` names the engine's daemon (the local one, or a native builder).
 pub trait Engine: std::fmt::Debug + Sync {
     fn kind(&self) -> EngineKind;
 
+    /// The program, and its flags that choose a daemon by address and by name
+    /// (`docker --host H` / `--context C`).
+    fn program(&self) -> &'static str;
+    fn host_flag(&self) -> &'static str;
+    fn context_flag(&self) -> &'static str;
+
     /// The program and the flags that choose its daemon (`docker --host H`).
-    fn base(&self, builder: Option<&Builder>) -> Vec<String>;
+    fn base(&self, builder: Option<&Builder>) -> Vec<String> {
+        let mut v = vec![self.program().to_string()];
+        match builder {
+            Some(Builder::Host(h)) => v.extend([self.host_flag().to_string(), h.clone()]),
+            Some(Builder::Context(c)) => v.extend([self.context_flag().to_string(), c.clone()]),
+            None => {}
+        }
+        v
+    }
+
+    /// The local daemon's program and flags.
+    fn local(&self) -> Vec<String> {
+        self.base(None)
+    }
 
     /// Environment every command of this engine gets.
     fn env(&self) -> Vec<(String, String)>;
 
-    /// Run-wide preparation: files and environment the commands need, removed when
-    /// the session is dropped. `plain_http` are the registries reached without TLS.
-    fn session(&self, env: &Environment, plain_http: &[String]) -> Result<Session, Error>;
+    /// The configuration files [`Engine::prepare`] starts from (none by default).
+    fn config_sources(&self, _env: &Environment) -> ConfigSources {
+        ConfigSources::default()
+    }
 
-    fn build(&self, t: &EngineTarget, a: &BuildArgs) -> Vec<String>;
+    /// Run-wide preparation, from what exec read of [`Engine::config_sources`].
+    /// An error is a message about a configuration file that cannot be used.
+    fn prepare(&self, _inputs: &SessionInputs<'_>) -> Result<Preparation, String> {
+        Ok(Preparation {
+            env: self.env(),
+            ..Preparation::default()
+        })
+    }
+
+    /// Prints the daemon's version: answers when the daemon is up.
+    fn probe_server(&self, t: &EngineTarget) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(["version", "--format", "{{.Server.Version}}"].map(String::from));
+        v
+    }
+
+    /// Prints the client's version.
+    fn probe_client(&self, t: &EngineTarget) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(["version", "--format", "{{.Client.Version}}"].map(String::from));
+        v
+    }
+
+    /// Lists the `manifest` subcommands (fails where there is no `manifest`).
+    fn manifest_help(&self) -> Vec<String> {
+        let mut v = self.local();
+        v.extend(["manifest", "--help"].map(String::from));
+        v
+    }
+
+    /// Succeeds when `reference` is an image of `t`'s daemon.
+    fn image_exists(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
+        image_inspect(t, "{{.Id}}", reference)
+    }
+
+    /// `build --build-arg ARCH=…`: the same flags for docker and podman.
+    fn build(&self, t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
+        argv::build_flags(t.base(), a)
+    }
 
     /// Prints `os/arch[/variant]` of a local image.
     fn inspect_platform(&self, t: &EngineTarget, reference: &str) -> Vec<String>;
 
+    /// `run --rm --network none --platform P …`: the same flags for docker and podman.
     fn run(
         &self,
         t: &EngineTarget,
@@ -78,7 +212,9 @@ pub trait Engine: std::fmt::Debug + Sync {
         platform: &Platform,
         pull: Pull,
         command: RunCommand<'_>,
-    ) -> Vec<String>;
+    ) -> Vec<String> {
+        argv::run_flags(t.base(), reference, platform, pull, command)
+    }
 
     /// Pushes a per-arch image. An engine that writes the pushed digest to a file
     /// writes it to `digest_file`.
@@ -91,18 +227,7 @@ pub trait Engine: std::fmt::Debug + Sync {
     /// Prints the local image's repository digests as a JSON array (a fallback when
     /// a push's digest cannot be read).
     fn repo_digests(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
-        let mut v = t.base();
-        v.extend(
-            [
-                "image",
-                "inspect",
-                "--format",
-                "{{json .RepoDigests}}",
-                reference,
-            ]
-            .map(String::from),
-        );
-        v
+        image_inspect(t, "{{json .RepoDigests}}", reference)
     }
 
     /// The commands that assemble the local list `list` from `items`. The first
@@ -117,7 +242,9 @@ pub trait Engine: std::fmt::Debug + Sync {
     fn manifest_inspect(&self, reference: &str, insecure: bool) -> Vec<String>;
 
     /// How to read the digest of a single-image `reference` from the registry.
-    fn lookup(&self, reference: &str, insecure: bool) -> Lookup;
+    /// `scratch` is a name no other lookup of this machine uses at the same time
+    /// (for an engine that needs a throwaway local object).
+    fn lookup(&self, reference: &str, insecure: bool, scratch: &str) -> Lookup;
 
     /// The digest in the answer of a [`Lookup`].
     fn lookup_digest(&self, stdout: &str) -> Option<String>;
@@ -131,48 +258,4 @@ pub trait Engine: std::fmt::Debug + Sync {
 
     /// Registers qemu's binfmt handlers, for hosts without `update-binfmts`.
     fn qemu_register(&self) -> Vec<String>;
-}
-
-/// Run a [`Lookup`] with `run`: the digest, or the failed command's output.
-pub fn registry_digest(
-    engine: &dyn Engine,
-    reference: &str,
-    insecure: bool,
-    run: &mut dyn FnMut(Vec<String>) -> Finished,
-) -> Result<String, Finished> {
-    let lookup = engine.lookup(reference, insecure);
-    let mut result = None;
-    for (i, argv) in lookup.commands.into_iter().enumerate() {
-        let f = run(argv);
-        if !f.exit.success() {
-            result = Some(Err(f));
-            break;
-        }
-        if i == lookup.answer {
-            let digest = engine.lookup_digest(&f.stdout.join("\n"));
-            result = Some(digest.ok_or(f));
-            break;
-        }
-    }
-    for argv in lookup.cleanup {
-        let _ = run(argv);
-    }
-    result.unwrap_or_else(|| {
-        Err(Finished {
-            exit: crate::exec::process::Exit::Code(-1),
-            stdout: Vec::new(),
-            stderr: vec![format!("no answer about {reference}")],
-            duration: std::time::Duration::ZERO,
-        })
-    })
-}
-
-/// `sha256:<64 hex>` in a line of output.
-pub fn find_digest(line: &str) -> Option<String> {
-    let i = line.find("sha256:")?;
-    let hex: String = line[i + 7..]
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
-    (hex.len() == 64).then(|| format!("sha256:{hex}"))
 }

@@ -13,89 +13,123 @@
 
 use std::path::PathBuf;
 
-use super::argv::{self, BuildArgs, EngineTarget, Pull, RunCommand};
-use super::session::unique_name;
-use super::{find_digest, Engine, ListItem, Lookup, Session};
+use super::argv::{self, BuildArgs, EngineTarget};
+use super::{
+    find_digest, image_inspect, ConfigSources, Engine, FileNote, ListItem, Lookup, Preparation,
+    SessionFile, SessionInputs,
+};
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::spec::reference;
-use crate::spec::{Builder, EngineKind, Platform};
+use crate::spec::EngineKind;
 
 /// `RLIMIT_NOFILE` that rootful podman sets in containers unless told otherwise.
 pub const ROOTFUL_NOFILE: u64 = 1_048_576;
 
-/// `CAP_SYS_RESOURCE`: needed to raise a hard rlimit.
-const CAP_SYS_RESOURCE: u32 = 24;
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Podman;
-
-impl Podman {
-    fn local(&self) -> Vec<String> {
-        self.base(None)
-    }
-}
 
 impl Engine for Podman {
     fn kind(&self) -> EngineKind {
         EngineKind::Podman
     }
 
-    fn base(&self, builder: Option<&Builder>) -> Vec<String> {
-        let mut v = vec!["podman".to_string()];
-        match builder {
-            Some(Builder::Host(h)) => v.extend(["--url".to_string(), h.clone()]),
-            Some(Builder::Context(c)) => v.extend(["--connection".to_string(), c.clone()]),
-            None => {}
-        }
-        v
+    fn program(&self) -> &'static str {
+        "podman"
+    }
+
+    fn host_flag(&self) -> &'static str {
+        "--url"
+    }
+
+    fn context_flag(&self) -> &'static str {
+        "--connection"
     }
 
     fn env(&self) -> Vec<(String, String)> {
         Vec::new()
     }
 
-    fn session(&self, env: &Environment, plain_http: &[String]) -> Result<Session, Error> {
-        let mut s = Session::new(self.env());
-        if !plain_http.is_empty() {
-            let (base_path, base) = read_first(&registries_conf_sources(env));
-            let text = registries_conf(base.as_deref(), plain_http).map_err(|e| {
-                Error::Environment(format!(
+    /// registries.conf as containers/image looks for it (first match wins):
+    /// `$CONTAINERS_REGISTRIES_CONF`, `~/.config/containers/registries.conf`,
+    /// `/etc/containers/registries.conf`. containers.conf as rootful podman reads
+    /// it (containers/common): `$CONTAINERS_CONF` alone, else the system file, the
+    /// admin's file and their drop-ins.
+    fn config_sources(&self, env: &Environment) -> ConfigSources {
+        let registries = match env.non_empty("CONTAINERS_REGISTRIES_CONF") {
+            Some(p) => vec![PathBuf::from(p)],
+            None => {
+                let mut v = Vec::new();
+                if let Some(home) = env.non_empty("HOME") {
+                    v.push(PathBuf::from(home).join(".config/containers/registries.conf"));
+                }
+                v.push(PathBuf::from("/etc/containers/registries.conf"));
+                v
+            }
+        };
+        let (containers, containers_dirs) = match env.non_empty("CONTAINERS_CONF") {
+            Some(p) => (vec![PathBuf::from(p)], Vec::new()),
+            None => (
+                vec![
+                    PathBuf::from("/usr/share/containers/containers.conf"),
+                    PathBuf::from("/etc/containers/containers.conf"),
+                ],
+                vec![
+                    PathBuf::from("/usr/share/containers/containers.conf.d"),
+                    PathBuf::from("/etc/containers/containers.conf.d"),
+                ],
+            ),
+        };
+        ConfigSources {
+            registries,
+            containers,
+            containers_dirs,
+        }
+    }
+
+    /// A registries.conf marking the plain-HTTP registries insecure (podman,
+    /// unlike dockerd, does not treat loopback ones so by itself); where rootful
+    /// podman's rlimit cannot be set, a containers.conf without default rlimits.
+    fn prepare(&self, inputs: &SessionInputs<'_>) -> Result<Preparation, String> {
+        let mut p = Preparation {
+            env: self.env(),
+            ..Preparation::default()
+        };
+        if !inputs.plain_http.is_empty() {
+            let (base_path, base) = match &inputs.registries_conf {
+                Some((path, text)) => (Some(path), Some(text.as_str())),
+                None => (None, None),
+            };
+            let text = registries_conf(base, inputs.plain_http).map_err(|e| {
+                format!(
                     "cannot add the plain-HTTP registries to {}: {e}",
                     base_path.map_or("registries.conf".into(), |p| p.display().to_string())
-                ))
+                )
             })?;
-            let path = s.write("registries.conf", &text)?;
-            s.env.push((
-                "CONTAINERS_REGISTRIES_CONF".into(),
-                path.display().to_string(),
-            ));
+            p.files.push(SessionFile {
+                name: "registries.conf",
+                text,
+                env_var: "CONTAINERS_REGISTRIES_CONF",
+                note: FileNote::None,
+            });
         }
-        if let Some(why) = rlimit_problem() {
-            let layers: Vec<(PathBuf, String)> = containers_conf_sources(env)
-                .into_iter()
-                .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
-                .collect();
-            let texts: Vec<&str> = layers.iter().map(|(_, t)| t.as_str()).collect();
+        if let Some(why) = &inputs.rlimit_problem {
+            let texts: Vec<&str> = inputs.containers_conf.iter().map(String::as_str).collect();
             match containers_conf_without_ulimits(&texts) {
-                Ok(Some(text)) => {
-                    let path = s.write("containers.conf", &text)?;
-                    s.env
-                        .push(("CONTAINERS_CONF".into(), path.display().to_string()));
-                    s.notes.push(format!(
-                        "{why}: podman runs with containers.conf `default_ulimits = []` ({}), so containers inherit podman's own limits",
-                        path.display()
-                    ));
-                }
-                Ok(None) => s.notes.push(format!(
+                Ok(Some(text)) => p.files.push(SessionFile {
+                    name: "containers.conf",
+                    text,
+                    env_var: "CONTAINERS_CONF",
+                    note: FileNote::NoDefaultUlimits { why: why.clone() },
+                }),
+                Ok(None) => p.notes.push(format!(
                     "{why}, and containers.conf sets default_ulimits: `podman run` fails unless they are within the limits"
                 )),
-                Err(e) => s.notes.push(format!(
+                Err(e) => p.notes.push(format!(
                     "{why}; containers.conf could not be read to work around it ({e})"
                 )),
             }
         }
-        Ok(s)
+        Ok(p)
     }
 
     /// Podman's `--cache-from` takes a repository (its cache is the layers pushed
@@ -115,29 +149,7 @@ impl Engine for Podman {
 
     /// Podman's image inspect has no variant field: `os/arch` only.
     fn inspect_platform(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
-        let mut v = t.base();
-        v.extend(
-            [
-                "image",
-                "inspect",
-                "--format",
-                "{{.Os}}/{{.Architecture}}",
-                reference,
-            ]
-            .map(String::from),
-        );
-        v
-    }
-
-    fn run(
-        &self,
-        t: &EngineTarget,
-        reference: &str,
-        platform: &Platform,
-        pull: Pull,
-        command: RunCommand<'_>,
-    ) -> Vec<String> {
-        argv::run_flags(t.base(), reference, platform, pull, command)
+        image_inspect(t, "{{.Os}}/{{.Architecture}}", reference)
     }
 
     /// `podman push --digestfile F REF`: podman's output has no digest.
@@ -209,8 +221,8 @@ impl Engine for Podman {
     /// Podman has no command that prints a remote single image's digest
     /// (`manifest inspect` refuses single images): a throwaway local list with the
     /// image as its only entry records it without pulling any layer.
-    fn lookup(&self, reference: &str, _insecure: bool) -> Lookup {
-        let probe = format!("localhost/multiarch-probe:{}", unique_name("lookup"));
+    fn lookup(&self, reference: &str, _insecure: bool, scratch: &str) -> Lookup {
+        let probe = format!("localhost/multiarch-probe:{scratch}");
         let mut create = self.local();
         create.extend(["manifest", "create", &probe].map(String::from));
         create.push(format!("docker://{reference}"));
@@ -251,59 +263,6 @@ impl Engine for Podman {
         .map(String::from)
         .to_vec()
     }
-}
-
-/// The registries.conf podman would read, first match wins (containers/image):
-/// `$CONTAINERS_REGISTRIES_CONF`, `~/.config/containers/registries.conf`,
-/// `/etc/containers/registries.conf`.
-fn registries_conf_sources(env: &Environment) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(p) = env.non_empty("CONTAINERS_REGISTRIES_CONF") {
-        v.push(PathBuf::from(p));
-        return v;
-    }
-    if let Some(home) = env.non_empty("HOME") {
-        v.push(PathBuf::from(home).join(".config/containers/registries.conf"));
-    }
-    v.push(PathBuf::from("/etc/containers/registries.conf"));
-    v
-}
-
-/// The containers.conf files rootful podman reads, in order (containers/common):
-/// `$CONTAINERS_CONF` alone, else the system file, the admin's file and its
-/// drop-ins.
-fn containers_conf_sources(env: &Environment) -> Vec<PathBuf> {
-    if let Some(p) = env.non_empty("CONTAINERS_CONF") {
-        return vec![PathBuf::from(p)];
-    }
-    let mut v = vec![
-        PathBuf::from("/usr/share/containers/containers.conf"),
-        PathBuf::from("/etc/containers/containers.conf"),
-    ];
-    for dir in [
-        "/usr/share/containers/containers.conf.d",
-        "/etc/containers/containers.conf.d",
-    ] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            let mut d: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                .collect();
-            d.sort();
-            v.extend(d);
-        }
-    }
-    v
-}
-
-fn read_first(paths: &[PathBuf]) -> (Option<PathBuf>, Option<String>) {
-    for p in paths {
-        if let Ok(t) = std::fs::read_to_string(p) {
-            return (Some(p.clone()), Some(t));
-        }
-    }
-    (None, None)
 }
 
 /// `base` (the registries.conf podman would have read, if any) with every registry
@@ -409,29 +368,6 @@ pub fn containers_conf_without_ulimits(layers: &[&str]) -> Result<Option<String>
     )))
 }
 
-/// Why rootful podman's default `RLIMIT_NOFILE` cannot be set here, if it cannot.
-pub fn rlimit_problem() -> Option<String> {
-    // SAFETY: plain queries of this process's ids and limits.
-    let euid = unsafe { libc::geteuid() };
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return None;
-    }
-    let caps = std::fs::read_to_string("/proc/self/status").ok()?;
-    let cap_eff = caps
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())?;
-    // rlim_t is not u64 on every target.
-    #[allow(clippy::unnecessary_cast)]
-    let hard = lim.rlim_max as u64;
-    rlimit_diagnosis(euid == 0, hard, cap_eff & (1 << CAP_SYS_RESOURCE) != 0)
-}
-
 /// Rootless podman caps its limits at the user's; rootful podman asks for
 /// [`ROOTFUL_NOFILE`], which only works when the hard limit is that high or the
 /// process may raise it.
@@ -446,6 +382,8 @@ pub fn rlimit_diagnosis(root: bool, nofile_hard: u64, cap_sys_resource: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Pull, RunCommand};
+    use crate::spec::{Builder, Platform};
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -629,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_lookup_uses_a_throwaway_list_and_removes_it() {
-        let l = Podman.lookup("reg/app/amd64:1", true);
+        let l = Podman.lookup("reg/app/amd64:1", true, "lookup-1");
         assert_eq!(l.commands.len(), 2);
         let probe = &l.commands[0][3];
         assert!(
@@ -642,7 +580,7 @@ mod tests {
         let answer = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:dd","platform":{"os":"linux","architecture":"amd64"}}]}"#;
         assert_eq!(Podman.lookup_digest(answer).as_deref(), Some("sha256:dd"));
         assert_ne!(
-            Podman.lookup("x:1", false).commands[0][3],
+            Podman.lookup("x:1", false, "lookup-2").commands[0][3],
             *probe,
             "probes never share a name"
         );
@@ -723,6 +661,47 @@ mod tests {
             None
         );
         assert!(containers_conf_without_ulimits(&[""]).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_preparation_is_files_to_write_and_what_to_say() {
+        let plain = ["127.0.0.1:5000".to_string()];
+        let p = Podman
+            .prepare(&SessionInputs {
+                plain_http: &plain,
+                ..SessionInputs::default()
+            })
+            .unwrap();
+        assert_eq!(p.files.len(), 1);
+        assert_eq!(p.files[0].env_var, "CONTAINERS_REGISTRIES_CONF");
+        assert!(p.files[0].text.contains("127.0.0.1:5000"));
+        assert_eq!(p.files[0].note(std::path::Path::new("/x")), None);
+        let broken = SessionInputs {
+            plain_http: &plain,
+            registries_conf: Some(("/etc/r.conf".into(), "registry = 3".into())),
+            ..SessionInputs::default()
+        };
+        assert!(Podman
+            .prepare(&broken)
+            .unwrap_err()
+            .starts_with("cannot add the plain-HTTP registries to /etc/r.conf"));
+        let limited = SessionInputs {
+            rlimit_problem: Some("no CAP_SYS_RESOURCE".into()),
+            containers_conf: vec!["[engine]\nruntime = \"crun\"\n".into()],
+            ..SessionInputs::default()
+        };
+        let p = Podman.prepare(&limited).unwrap();
+        assert_eq!(p.files[0].env_var, "CONTAINERS_CONF");
+        assert!(p.files[0].text.contains("default_ulimits = []"));
+        assert!(p.files[0]
+            .note(std::path::Path::new("/tmp/s/containers.conf"))
+            .unwrap()
+            .starts_with("no CAP_SYS_RESOURCE: podman runs with containers.conf `default_ulimits = []` (/tmp/s/containers.conf)"));
+        assert!(Podman
+            .prepare(&SessionInputs::default())
+            .unwrap()
+            .files
+            .is_empty());
     }
 
     #[test]

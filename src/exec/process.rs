@@ -90,21 +90,10 @@ impl Exit {
         match self {
             Exit::Code(c) => format!("exit code {c}"),
             Exit::Signal(s) => format!("killed by signal {s}"),
-            Exit::TimedOut(d) => format!("timed out after {}", humantime(*d)),
+            Exit::TimedOut(d) => format!("timed out after {}", crate::events::format::duration(*d)),
             Exit::Cancelled => "cancelled".into(),
             Exit::SpawnFailed(e) => format!("could not start: {e}"),
         }
-    }
-}
-
-pub fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
@@ -185,11 +174,26 @@ pub struct Finished {
     pub duration: Duration,
 }
 
+impl Finished {
+    /// The first line worth quoting (not blank): of stderr, then stdout; else
+    /// how it ended.
+    pub fn first_line(&self) -> String {
+        self.lines()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| self.exit.describe())
+    }
+
+    /// Every line, stderr first: what a failure's tail shows.
+    pub fn lines(&self) -> impl Iterator<Item = &String> {
+        self.stderr.iter().chain(self.stdout.iter())
+    }
+}
+
 /// Kill the group when the deadline passes, unless `done` fires first.
 fn watchdog(
     pgid: i32,
     timeout: Option<Duration>,
-    table: Arc<ProcessTable>,
     timed_out: Arc<AtomicBool>,
 ) -> Option<mpsc::Sender<()>> {
     let timeout = timeout?;
@@ -203,7 +207,6 @@ fn watchdog(
                 signal_group(pgid, libc::SIGKILL);
             }
         }
-        let _ = table;
     });
     Some(tx)
 }
@@ -217,138 +220,137 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
     }
 }
 
-/// Run with stdout and stderr merged, calling `on_line` for each line as it comes.
-pub fn run_streaming(
-    cmd: &Command,
-    table: &Arc<ProcessTable>,
-    on_line: &mut dyn FnMut(&str),
-) -> Finished {
-    let start = Instant::now();
-    let fail = |e: String| Finished {
-        exit: Exit::SpawnFailed(e),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        duration: start.elapsed(),
-    };
-    if table.is_cancelled() {
-        return Finished {
-            exit: Exit::Cancelled,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            duration: Duration::ZERO,
-        };
-    }
-    let Some(expr) = cmd.expression() else {
-        return fail("empty command".into());
-    };
-    let reader = match expr.stderr_to_stdout().reader() {
-        Ok(r) => r,
-        Err(e) => return fail(spawn_error(&cmd.argv, &e)),
-    };
-    let pgid = reader.pids().first().map_or(0, |p| *p as i32);
-    table.add(pgid);
-    if table.is_cancelled() {
-        signal_group(pgid, libc::SIGTERM);
-    }
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let done = watchdog(pgid, cmd.timeout, table.clone(), timed_out.clone());
-    let mut lines = Vec::new();
-    let mut buf = BufReader::new(&reader);
-    let mut raw = Vec::new();
-    loop {
-        raw.clear();
-        match buf.read_until(b'\n', &mut raw) {
-            Ok(0) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&raw);
-                // Progress output uses \r; keep the last state of each line.
-                let line = text
-                    .trim_end_matches(['\n', '\r'])
-                    .rsplit('\r')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                on_line(&line);
-                lines.push(line);
-            }
-            Err(_) => break,
-        }
-    }
-    let status = reader.try_wait().ok().flatten().map(|o| o.status);
-    drop(done);
-    table.remove(pgid);
-    let exit = if timed_out.load(Ordering::SeqCst) {
-        Exit::TimedOut(cmd.timeout.unwrap_or_default())
-    } else if table.is_cancelled() && !status.is_some_and(|s| s.success()) {
-        Exit::Cancelled
-    } else {
-        status.map_or(Exit::Code(-1), exit_of)
-    };
-    Finished {
-        exit,
-        stdout: lines,
-        stderr: Vec::new(),
-        duration: start.elapsed(),
-    }
+/// Where a command's output goes.
+pub enum Output<'a> {
+    /// Stdout and stderr merged into one ordered stream, each line handed to the
+    /// callback as it comes (and kept in [`Finished::stdout`]).
+    Merged(&'a mut dyn FnMut(&str)),
+    /// Stdout and stderr kept apart, read when the command ends (for commands
+    /// whose stdout is compared: `uname -m` in a container).
+    Captured,
 }
 
-/// Run and capture stdout and stderr separately (for commands whose stdout is
-/// compared: `uname -m` in a container).
-pub fn run_captured(cmd: &Command, table: &Arc<ProcessTable>) -> Finished {
+/// Run `cmd` in its own process group, registered in `table` so a cancellation
+/// reaches it, ended by its timeout: the one way multiarch starts a command.
+pub fn spawn(cmd: &Command, table: &Arc<ProcessTable>, output: Output<'_>) -> Finished {
     let start = Instant::now();
-    let fail = |e: String| Finished {
-        exit: Exit::SpawnFailed(e),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        duration: start.elapsed(),
-    };
-    if table.is_cancelled() {
-        return Finished {
-            exit: Exit::Cancelled,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            duration: Duration::ZERO,
-        };
-    }
-    let Some(expr) = cmd.expression() else {
-        return fail("empty command".into());
-    };
-    let handle = match expr.stdout_capture().stderr_capture().start() {
-        Ok(h) => h,
-        Err(e) => return fail(spawn_error(&cmd.argv, &e)),
-    };
-    let pgid = handle.pids().first().map_or(0, |p| *p as i32);
-    table.add(pgid);
-    if table.is_cancelled() {
-        signal_group(pgid, libc::SIGTERM);
-    }
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let done = watchdog(pgid, cmd.timeout, table.clone(), timed_out.clone());
-    let out = handle.wait().ok().cloned();
-    drop(done);
-    table.remove(pgid);
-    let split = |b: &[u8]| -> Vec<String> {
-        String::from_utf8_lossy(b)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
-    let (status, stdout, stderr) = match out {
-        Some(o) => (Some(o.status), split(&o.stdout), split(&o.stderr)),
-        None => (None, Vec::new(), Vec::new()),
-    };
-    let exit = if timed_out.load(Ordering::SeqCst) {
-        Exit::TimedOut(cmd.timeout.unwrap_or_default())
-    } else if table.is_cancelled() && !status.is_some_and(|s| s.success()) {
-        Exit::Cancelled
-    } else {
-        status.map_or(Exit::Code(-1), exit_of)
-    };
-    Finished {
+    let ended = |exit: Exit, stdout: Vec<String>, stderr: Vec<String>| Finished {
         exit,
         stdout,
         stderr,
         duration: start.elapsed(),
+    };
+    if table.is_cancelled() {
+        return Finished {
+            duration: Duration::ZERO,
+            ..ended(Exit::Cancelled, Vec::new(), Vec::new())
+        };
+    }
+    let Some(expr) = cmd.expression() else {
+        return ended(
+            Exit::SpawnFailed("empty command".into()),
+            Vec::new(),
+            Vec::new(),
+        );
+    };
+    let started = match output {
+        Output::Merged(on_line) => expr
+            .stderr_to_stdout()
+            .reader()
+            .map(|r| Running::Merged(r, on_line)),
+        Output::Captured => expr
+            .stdout_capture()
+            .stderr_capture()
+            .start()
+            .map(Running::Captured),
+    };
+    let running = match started {
+        Ok(r) => r,
+        Err(e) => {
+            return ended(
+                Exit::SpawnFailed(spawn_error(&cmd.argv, &e)),
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+    };
+    let pgid = running.pgid();
+    table.add(pgid);
+    if table.is_cancelled() {
+        signal_group(pgid, libc::SIGTERM);
+    }
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let done = watchdog(pgid, cmd.timeout, timed_out.clone());
+    let (status, stdout, stderr) = running.wait();
+    drop(done);
+    table.remove(pgid);
+    let exit = if timed_out.load(Ordering::SeqCst) {
+        Exit::TimedOut(cmd.timeout.unwrap_or_default())
+    } else if table.is_cancelled() && !status.is_some_and(|s| s.success()) {
+        Exit::Cancelled
+    } else {
+        status.map_or(Exit::Code(-1), exit_of)
+    };
+    ended(exit, stdout, stderr)
+}
+
+/// A started command, by how its output is read.
+enum Running<'a> {
+    Merged(duct::ReaderHandle, &'a mut dyn FnMut(&str)),
+    Captured(duct::Handle),
+}
+
+impl Running<'_> {
+    fn pgid(&self) -> i32 {
+        let pids = match self {
+            Running::Merged(r, _) => r.pids(),
+            Running::Captured(h) => h.pids(),
+        };
+        pids.first().map_or(0, |p| *p as i32)
+    }
+
+    /// Read the output to its end: the status (if it could be read), stdout and
+    /// stderr.
+    fn wait(self) -> (Option<std::process::ExitStatus>, Vec<String>, Vec<String>) {
+        match self {
+            Running::Merged(reader, on_line) => {
+                let mut lines = Vec::new();
+                let mut buf = BufReader::new(&reader);
+                let mut raw = Vec::new();
+                loop {
+                    raw.clear();
+                    match buf.read_until(b'\n', &mut raw) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&raw);
+                            // Progress output uses \r; keep the last state of each line.
+                            let line = text
+                                .trim_end_matches(['\n', '\r'])
+                                .rsplit('\r')
+                                .next()
+                                .unwrap_or("")
+                                .to_string();
+                            on_line(&line);
+                            lines.push(line);
+                        }
+                    }
+                }
+                let status = reader.try_wait().ok().flatten().map(|o| o.status);
+                (status, lines, Vec::new())
+            }
+            Running::Captured(handle) => {
+                let split = |b: &[u8]| -> Vec<String> {
+                    String::from_utf8_lossy(b)
+                        .lines()
+                        .map(str::to_string)
+                        .collect()
+                };
+                match handle.wait() {
+                    Ok(o) => (Some(o.status), split(&o.stdout), split(&o.stderr)),
+                    Err(_) => (None, Vec::new(), Vec::new()),
+                }
+            }
+        }
     }
 }
 
@@ -373,9 +375,11 @@ mod tests {
     fn streams_lines_and_exit_codes() {
         let t = ProcessTable::new();
         let mut seen = Vec::new();
-        let f = run_streaming(&sh("echo one; echo two >&2; exit 3"), &t, &mut |l| {
-            seen.push(l.to_string())
-        });
+        let f = spawn(
+            &sh("echo one; echo two >&2; exit 3"),
+            &t,
+            Output::Merged(&mut |l| seen.push(l.to_string())),
+        );
         assert_eq!(f.exit, Exit::Code(3));
         assert_eq!(seen, vec!["one", "two"]);
     }
@@ -383,7 +387,7 @@ mod tests {
     #[test]
     fn captured_keeps_stdout_apart() {
         let t = ProcessTable::new();
-        let f = run_captured(&sh("echo out; echo err >&2"), &t);
+        let f = spawn(&sh("echo out; echo err >&2"), &t, Output::Captured);
         assert!(f.exit.success());
         assert_eq!(f.stdout, vec!["out"]);
         assert_eq!(f.stderr, vec!["err"]);
@@ -394,7 +398,7 @@ mod tests {
         let t = ProcessTable::new();
         let mut cmd = sh("sleep 30 & sleep 30; wait");
         cmd.timeout = Some(Duration::from_millis(300));
-        let f = run_streaming(&cmd, &t, &mut |_| {});
+        let f = spawn(&cmd, &t, Output::Merged(&mut |_| {}));
         assert!(matches!(f.exit, Exit::TimedOut(_)), "{:?}", f.exit);
         assert!(f.duration < Duration::from_secs(10));
         assert_eq!(t.running(), 0);
@@ -403,10 +407,10 @@ mod tests {
     #[test]
     fn missing_programs_are_reported() {
         let t = ProcessTable::new();
-        let f = run_streaming(
+        let f = spawn(
             &Command::new(vec!["multiarch-no-such-program".into()]),
             &t,
-            &mut |_| {},
+            Output::Captured,
         );
         assert!(
             matches!(f.exit, Exit::SpawnFailed(ref m) if m.contains("not installed")),
@@ -420,7 +424,7 @@ mod tests {
         let t = ProcessTable::new();
         let mut cmd = sh("read x; echo got-$x");
         cmd.stdin = Some(b"abc\n".to_vec());
-        let f = run_captured(&cmd, &t);
+        let f = spawn(&cmd, &t, Output::Captured);
         assert_eq!(f.stdout, vec!["got-abc"]);
     }
 }

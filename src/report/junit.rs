@@ -1,16 +1,17 @@
 //! `--junit FILE`: a JUnit XML report, one test case per step, grouped in one test
 //! suite per image, as GitLab's test reports and GitHub's JUnit actions read it.
 //! Failures carry the reason and the last lines of output; steps that did not run
-//! are `<skipped/>` with the reason.
+//! are `<skipped/>` with the reason. Written by quick-junit (nextest's writer),
+//! which escapes the markup and counts tests, failures and skips.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
 use super::info::PlanInfo;
 use super::style::strip_controls;
-use super::summary::Counts;
 use super::{Reporter, RunEvent, RunSummary, StepReport, StepStatus};
 
 /// Lines of output kept per step for `<system-out>` of a failure.
@@ -74,44 +75,93 @@ impl<W: Write> Reporter for JUnitReporter<W> {
     }
 }
 
-/// Text for XML: markup escaped; characters XML 1.0 cannot hold (control
-/// characters other than newlines, escape sequences) removed. In attributes, a
-/// newline is written `&#10;` so parsers keep it.
-pub fn escape(s: &str) -> String {
+/// Stands in for a newline inside attribute values while quick-junit writes them
+/// (its writer leaves a raw newline there, which parsers read back as a space);
+/// [`finish`] turns it into `&#10;`. A private-use character, removed from all
+/// text first, so it only ever marks one of ours.
+const NEWLINE_MARK: char = '\u{E000}';
+
+/// Text for an XML text node, per line: escape sequences removed, other control
+/// characters dropped, tabs as spaces ([`strip_controls`]), and the characters
+/// XML 1.0 cannot hold (U+FFFE, U+FFFF) dropped. quick-junit escapes the markup.
+fn text(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for (i, line) in s.split('\n').enumerate() {
         if i > 0 {
             o.push('\n');
         }
-        escape_line(line, &mut o);
+        o.extend(
+            strip_controls(line)
+                .chars()
+                .filter(|&c| !matches!(c, '\u{FFFE}' | '\u{FFFF}' | NEWLINE_MARK)),
+        );
     }
     o
 }
 
+/// Text for an attribute value: as [`text`], its newlines kept as `&#10;`.
 fn attr(s: &str) -> String {
-    escape(s).replace('\n', "&#10;")
+    text(s).replace('\n', &NEWLINE_MARK.to_string())
 }
 
-fn escape_line(s: &str, o: &mut String) {
-    for c in strip_controls(s).chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            '\u{FFFE}' | '\u{FFFF}' => {}
-            c => o.push(c),
-        }
+/// The document quick-junit writes, with the attribute newlines put back.
+fn finish(report: &Report) -> String {
+    match report.to_string() {
+        Ok(xml) => xml.replace(NEWLINE_MARK, "&#10;"),
+        // Writing into a String cannot fail; say so in the file if it ever does.
+        Err(e) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- the JUnit report could not be written: {} -->\n<testsuites/>\n",
+            text(&e.to_string()).replace("--", "- -")
+        ),
     }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64())
 }
 
 fn suite_of<'a>(r: &StepReport, info: &'a PlanInfo) -> &'a str {
     info.image(&r.id).unwrap_or("multiarch")
+}
+
+/// One test case per step; its status as JUnit has it.
+fn case(r: &StepReport, suite: &str, output: &HashMap<String, VecDeque<String>>) -> TestCase {
+    let status = match &r.status {
+        StepStatus::Ok | StepStatus::Cached(_) => TestCaseStatus::success(),
+        StepStatus::Failed(why) | StepStatus::TimedOut(why) => {
+            let mut f = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            f.set_message(attr(why))
+                .set_type(if matches!(r.status, StepStatus::TimedOut(_)) {
+                    "timed-out"
+                } else {
+                    "failed"
+                })
+                .set_description(text(&r.tail.join("\n")));
+            f
+        }
+        StepStatus::Skipped(why) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(attr(why));
+            s
+        }
+        StepStatus::Cancelled => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message("cancelled: interrupted");
+            s
+        }
+    };
+    let mut c = TestCase::new(attr(&r.id), status);
+    c.set_classname(attr(&format!("multiarch.{suite}")))
+        .set_time(r.duration);
+    let system_out = match &r.status {
+        StepStatus::Ok => r.detail.as_deref().map(text),
+        StepStatus::Cached(why) => Some(text(&format!("cached: {why}"))),
+        StepStatus::Failed(_) | StepStatus::TimedOut(_) => output
+            .get(&r.id)
+            .filter(|l| !l.is_empty())
+            .map(|l| text(&l.iter().map(String::as_str).collect::<Vec<_>>().join("\n"))),
+        StepStatus::Skipped(_) | StepStatus::Cancelled => None,
+    };
+    if let Some(o) = system_out {
+        c.set_system_out(o);
+    }
+    c
 }
 
 pub fn render(
@@ -128,112 +178,43 @@ pub fn render(
             None => suites.push((name, vec![r])),
         }
     }
-    let total = Counts::of(&s.steps);
-    let mut o = String::new();
-    let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(
-        o,
-        r#"<testsuites name="multiarch" tests="{}" failures="{}" errors="0" skipped="{}" time="{}">"#,
-        s.steps.len(),
-        total.failed,
-        total.not_run,
-        secs(s.duration)
-    );
+    let mut report = Report::new("multiarch");
+    report.set_time(s.duration);
     for (name, steps) in suites {
-        let owned: Vec<StepReport> = steps.iter().map(|r| (*r).clone()).collect();
-        let c = Counts::of(&owned);
-        let time: Duration = steps.iter().map(|r| r.duration).sum();
-        let _ = writeln!(
-            o,
-            r#"  <testsuite name="{}" tests="{}" failures="{}" errors="0" skipped="{}" time="{}">"#,
-            attr(name),
-            steps.len(),
-            c.failed,
-            c.not_run,
-            secs(time)
-        );
-        for r in steps {
-            let _ = write!(
-                o,
-                r#"    <testcase name="{}" classname="multiarch.{}" time="{}""#,
-                attr(&r.id),
-                attr(name),
-                secs(r.duration)
-            );
-            match &r.status {
-                StepStatus::Ok => match &r.detail {
-                    Some(d) => {
-                        let _ = writeln!(o, ">");
-                        let _ = writeln!(o, "      <system-out>{}</system-out>", escape(d));
-                        let _ = writeln!(o, "    </testcase>");
-                    }
-                    None => {
-                        let _ = writeln!(o, "/>");
-                    }
-                },
-                StepStatus::Cached(why) => {
-                    let _ = writeln!(o, ">");
-                    let _ = writeln!(o, "      <system-out>cached: {}</system-out>", escape(why));
-                    let _ = writeln!(o, "    </testcase>");
-                }
-                StepStatus::Failed(why) | StepStatus::TimedOut(why) => {
-                    let kind = if matches!(r.status, StepStatus::TimedOut(_)) {
-                        "timed-out"
-                    } else {
-                        "failed"
-                    };
-                    let _ = writeln!(o, ">");
-                    let _ = writeln!(
-                        o,
-                        r#"      <failure message="{}" type="{kind}">{}</failure>"#,
-                        attr(why),
-                        escape(&r.tail.join("\n"))
-                    );
-                    if let Some(lines) = output.get(&r.id).filter(|l| !l.is_empty()) {
-                        let _ = writeln!(
-                            o,
-                            "      <system-out>{}</system-out>",
-                            escape(
-                                &lines
-                                    .iter()
-                                    .map(String::as_str)
-                                    .collect::<Vec<_>>()
-                                    .join("\n")
-                            )
-                        );
-                    }
-                    let _ = writeln!(o, "    </testcase>");
-                }
-                StepStatus::Skipped(why) => {
-                    let _ = writeln!(o, ">");
-                    let _ = writeln!(o, r#"      <skipped message="{}"/>"#, attr(why));
-                    let _ = writeln!(o, "    </testcase>");
-                }
-                StepStatus::Cancelled => {
-                    let _ = writeln!(o, ">");
-                    let _ = writeln!(o, r#"      <skipped message="cancelled: interrupted"/>"#);
-                    let _ = writeln!(o, "    </testcase>");
-                }
-            }
-        }
-        let _ = writeln!(o, "  </testsuite>");
+        let mut suite = TestSuite::new(attr(name));
+        suite.set_time(steps.iter().map(|r| r.duration).sum());
+        suite.add_test_cases(steps.iter().map(|r| case(r, name, output)));
+        report.add_test_suite(suite);
     }
-    let _ = writeln!(o, "</testsuites>");
-    o
+    finish(&report)
 }
 
 /// A report for a run that stopped before its steps (no engine, a missing need).
 pub fn render_error(message: &str) -> String {
-    let (m, text) = (attr(message), escape(message));
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<testsuites name="multiarch" tests="1" failures="0" errors="1" skipped="0" time="0.000">
-  <testsuite name="multiarch" tests="1" failures="0" errors="1" skipped="0" time="0.000">
-    <testcase name="preflight" classname="multiarch.preflight" time="0.000">
-      <error message="{m}" type="error">{text}</error>
-    </testcase>
-  </testsuite>
-</testsuites>
-"#
-    )
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    status
+        .set_message(attr(message))
+        .set_type("error")
+        .set_description(text(message));
+    let mut case = TestCase::new("preflight", status);
+    case.set_classname("multiarch.preflight")
+        .set_time(Duration::ZERO);
+    let mut suite = TestSuite::new("multiarch");
+    suite.set_time(Duration::ZERO).add_test_case(case);
+    let mut report = Report::new("multiarch");
+    report.set_time(Duration::ZERO).add_test_suite(suite);
+    finish(&report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_newlines_survive_and_the_mark_never_leaks() {
+        let xml = render_error("line one\nline \u{E000}two");
+        assert!(xml.contains(r#"message="line one&#10;line two""#), "{xml}");
+        assert!(!xml.contains(NEWLINE_MARK), "{xml}");
+        assert!(xml.contains(">line one\nline two</error>"), "{xml}");
+    }
 }

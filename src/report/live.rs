@@ -21,9 +21,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::info::PlanInfo;
 use super::style::{strip_controls, Style};
-use super::summary::{render_summary_with, short_digest};
+use super::summary::render_summary_with;
 use super::{Reporter, RunEvent, StepReport, StepStatus};
-use crate::exec::process::humantime;
+use crate::events::format::{self, short_digest};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LiveOptions {
@@ -156,7 +156,7 @@ impl<W: Write> LiveReporter<W> {
         }
         let time = match r.status {
             StepStatus::Skipped(_) | StepStatus::Cancelled => "        ".to_string(),
-            _ => format!("[{:>6}]", humantime(r.duration)),
+            _ => format!("[{:>6}]", format::duration(r.duration)),
         };
         let detail = match (&r.status, &r.digest) {
             (StepStatus::Ok | StepStatus::Cached(_), Some(d)) => s.dim(&short_digest(d)),

@@ -8,7 +8,7 @@ use super::info::PlanInfo;
 use super::style::Style;
 use super::summary::render_summary_with;
 use super::{Reporter, RunEvent, StepStatus};
-use crate::exec::process::humantime;
+use crate::events::format;
 
 pub struct PlainReporter<W: Write> {
     out: W,
@@ -52,7 +52,11 @@ pub(crate) fn finished_line(r: &super::StepReport, style: Style) -> String {
         .unwrap_or_default();
     match r.status {
         StepStatus::Skipped(_) | StepStatus::Cancelled => format!("[{}] {label}{reason}", r.id),
-        _ => format!("[{}] {label} ({}){reason}", r.id, humantime(r.duration)),
+        _ => format!(
+            "[{}] {label} ({}){reason}",
+            r.id,
+            format::duration(r.duration)
+        ),
     }
 }
 

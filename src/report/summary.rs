@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::info::PlanInfo;
 use super::style::Style;
 use super::{RunSummary, StepReport, StepStatus};
-use crate::exec::process::humantime;
+use crate::events::format::{self, short_digest};
 use crate::plan::StepKind;
 
 /// Something this run left in a registry.
@@ -95,14 +95,6 @@ fn label<'a>(p: &Published, info: &'a PlanInfo) -> &'a str {
         info.step(&p.step)
             .and_then(|s| s.arch.as_deref())
             .unwrap_or("image")
-    }
-}
-
-/// `sha256:0123456789ab…`: enough to tell digests apart in a table.
-pub fn short_digest(d: &str) -> String {
-    match d.strip_prefix("sha256:") {
-        Some(hex) if hex.len() > 12 => format!("sha256:{}…", &hex[..12]),
-        _ => d.to_string(),
     }
 }
 
@@ -197,7 +189,7 @@ pub fn render_summary_with(s: &RunSummary, info: &PlanInfo, style: Style) -> Str
         let time = if matches!(r.status, StepStatus::Skipped(_) | StepStatus::Cancelled) {
             "-".to_string()
         } else {
-            humantime(r.duration)
+            format::duration(r.duration)
         };
         let line = format!(
             "{:w$}  {}  {:>8}  {}",
@@ -248,7 +240,7 @@ pub fn render_summary_with(s: &RunSummary, info: &PlanInfo, style: Style) -> Str
         c.ok,
         c.failed,
         c.not_run,
-        humantime(s.duration)
+        format::duration(s.duration)
     );
     o
 }

@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 
 use crate::support::{git, Project};
 use clap::Parser;
+use multiarch::ci::gate::{self, github_condition, gitlab_pattern, RefKind};
 use multiarch::cli::Cli;
-use multiarch::pipeline::gate::{self, github_condition, gitlab_pattern, RefKind};
 use multiarch::spec::Patterns;
 use proptest::prelude::*;
 use serde_yaml::Value;
@@ -904,7 +904,7 @@ fn readme_shows_what_multiarch_ci_prints_for_the_example_spec() {
         assert!(
             shown == printed,
             "README's copy of `multiarch ci {system}` is stale; paste the output again:\n{}",
-            multiarch::pipeline::diff_hint(shown, &printed, 30)
+            multiarch::ci::diff_hint(shown, &printed, 30)
         );
     }
 }
@@ -979,7 +979,7 @@ mod linters {
     #[ignore = "needs check-jsonschema, actionlint and gitlab-ci-local: cargo xtask ci"]
     fn every_generated_file_passes_the_schemas_and_actionlint() {
         let tools = Tools::get();
-        let out_dir = support::TempDir::new("ci-lint");
+        let out_dir = support::temp_dir("ci-lint");
         let mut gitlab = Vec::new();
         let mut github = Vec::new();
         let mut n = 0;

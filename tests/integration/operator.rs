@@ -11,15 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Project, TempDir, SHA};
+use crate::support::fake_engine::{FakeEngine, Reply};
+use crate::support::{temp_dir, Project, SHA};
 use indicatif::{ProgressDrawTarget, TermLike};
 use multiarch::context::GitContext;
 use multiarch::doctor::Doctor;
+use multiarch::exec::pool::{self, PoolOptions};
 use multiarch::exec::process::ProcessTable;
-use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
+use multiarch::exec::{StepExecutor, StepIo, StepResult};
 use multiarch::plan::{Host, Plan, PlanOptions, Step, StepKind};
-use multiarch::report::events::{EventReader, Parsed};
 use multiarch::report::live::LiveOptions;
+use multiarch::report::replay::{EventReader, Parsed};
 use multiarch::report::{
     render_summary_with, CiLog, GroupedReporter, JUnitReporter, JsonEventsReporter, LiveReporter,
     PlainReporter, PlanInfo, Reporter, RunEvent, RunSummary, StepStatus, Style,
@@ -104,12 +106,12 @@ impl Reporter for Collect {
 /// time (a deterministic order), and return its events with fixed durations.
 fn recorded(plan: &Plan, fail: &[&'static str]) -> Vec<RunEvent> {
     let mut c = Collect::default();
-    scheduler::run(
+    pool::drive(
         plan,
         &Fake {
             fail: fail.to_vec(),
         },
-        &SchedulerOptions::default(),
+        &PoolOptions::default(),
         ProcessTable::new(),
         &mut c,
     );
@@ -379,9 +381,8 @@ fn the_events_stream_has_one_finished_event_per_step() {
     let events = recorded(&plan, &["build:hello/arm64v8"]);
     let mut out = Vec::new();
     {
-        let mut r =
-            JsonEventsReporter::new(&mut out, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+        let mut r = JsonEventsReporter::new(&mut out, &plan, &multiarch::events::Masker::default())
+            .unwrap();
         feed(&mut r, &events);
     }
     let out = text(out);
@@ -476,7 +477,7 @@ fn the_events_stream_masks_the_plan() {
     JsonEventsReporter::new(
         &mut out,
         &plan,
-        &multiarch::exec::mask::Masker::new(&["s3cr3t-value".into()]),
+        &multiarch::events::Masker::new(&["s3cr3t-value".into()]),
     )
     .unwrap();
     let out = text(out);
@@ -774,8 +775,7 @@ fn the_live_view_under_a_pty_renders_and_ends_clean() {
     {
         let mut f = std::fs::File::create(&file).unwrap();
         let mut r =
-            JsonEventsReporter::new(&mut f, &plan, &multiarch::exec::mask::Masker::default())
-                .unwrap();
+            JsonEventsReporter::new(&mut f, &plan, &multiarch::events::Masker::default()).unwrap();
         feed(&mut r, &events);
     }
     let bin = env!("CARGO_BIN_EXE_multiarch");
@@ -924,7 +924,7 @@ fn a_report_path_that_cannot_be_written_is_a_usage_error() {
 
 #[test]
 fn completions_for_each_shell() {
-    let dir = TempDir::new("completions");
+    let dir = temp_dir("completions");
     for (shell, marker) in [
         ("bash", "complete -F"),
         ("zsh", "#compdef multiarch"),
@@ -940,7 +940,7 @@ fn completions_for_each_shell() {
 
 #[test]
 fn every_subcommand_has_examples_in_its_help() {
-    let dir = TempDir::new("help");
+    let dir = temp_dir("help");
     for sub in [
         "check",
         "plan",
@@ -969,7 +969,7 @@ fn every_subcommand_has_examples_in_its_help() {
 
 #[test]
 fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
-    let tmp = TempDir::new("init");
+    let tmp = temp_dir("init");
     let dir = tmp.path().join("shop");
     for (path, text) in [
         ("Dockerfile", "FROM scratch\n"),
@@ -1046,7 +1046,7 @@ fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
 
 #[test]
 fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
-    let tmp = TempDir::new("init-empty");
+    let tmp = temp_dir("init-empty");
     let out = multiarch(tmp.path(), &["init"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Dockerfile"));
@@ -1059,25 +1059,22 @@ fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
 
 // ---------------------------------------------------------------- doctor
 
-/// A directory with a fake `docker` that answers like a working (or, with
-/// DOCKER_HOST=unix:///nonexistent, an unreachable) daemon.
+/// The fake engine (support::fake_engine) in `dir`, answering like a working
+/// docker 28.2.2 with dockerd 20.10.24 (and podman 4.3.1): a PATH with it first.
 fn fake_docker(dir: &Path) -> String {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = r#"#!/bin/sh
-down() { echo "Cannot connect to the Docker daemon at $DOCKER_HOST. Is the docker daemon running?" >&2; exit 1; }
-case "$*" in
-  "version --format {{.Client.Version}}") echo 28.2.2 ;;
-  "version --format {{.Server.Version}}") [ "$DOCKER_HOST" = unix:///nonexistent ] && down; echo 20.10.24 ;;
-  "manifest --help") echo "Usage:  docker manifest COMMAND"; echo "Commands:"; echo "  create      Create a local manifest list" ;;
-  *) echo "fake docker: $*" >&2; exit 64 ;;
-esac
-"#;
-    let path = bin.join("docker");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:/usr/bin:/bin", bin.display())
+    FakeEngine::new(dir).path()
+}
+
+/// As [`fake_docker`], with a daemon that does not answer (DOCKER_HOST=unix:///nonexistent).
+fn unreachable_docker(dir: &Path) -> String {
+    let fake = FakeEngine::new(dir);
+    fake.on(
+        "version --format {{.Server.Version}}",
+        [Reply::exit(1).stderr(
+            "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?",
+        )],
+    );
+    fake.path()
 }
 
 /// A registry's `/v2/` on a free loopback port: 200, or 401 without the right
@@ -1093,7 +1090,12 @@ fn fake_registry(auth: Option<&'static str>) -> String {
             let req = String::from_utf8_lossy(&buf[..n]);
             let ok = match auth {
                 None => true,
-                Some(a) => req.contains(&format!("Authorization: Basic {a}")),
+                // Header names are case-insensitive (HTTP/1.1 clients send them lowercased).
+                Some(a) => req.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == format!("Basic {a}")
+                    })
+                }),
             };
             let status = if ok { "200 OK" } else { "401 Unauthorized" };
             let _ = write!(
@@ -1159,21 +1161,8 @@ fn doctor_on_a_good_machine() {
 fn doctor_knows_podman() {
     let reg = fake_registry(None);
     let p = doctor_project(&reg);
-    let bin = p.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = r#"#!/bin/sh
-case "$*" in
-  "info --format {{.Version.Version}}") echo 4.3.1 ;;
-  "version --format {{.Client.Version}}") echo 4.3.1 ;;
-  "manifest --help") echo "Usage: podman manifest [command]"; echo "  create      Create manifest list or image index" ;;
-  *) echo "fake podman: $*" >&2; exit 64 ;;
-esac
-"#;
-    std::fs::write(bin.join("podman"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("podman"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let env = Environment::from_pairs([
-        ("PATH", format!("{}:/usr/bin:/bin", bin.display())),
+        ("PATH", fake_docker(p.path())),
         ("HOME", p.path().display().to_string()),
     ]);
     let mut d = Doctor::new(&env, p.path());
@@ -1197,7 +1186,7 @@ fn doctor_on_a_broken_machine() {
     let reg = "127.0.0.1:1";
     let p = doctor_project(reg);
     let env = Environment::from_pairs([
-        ("PATH", fake_docker(p.path())),
+        ("PATH", unreachable_docker(p.path())),
         ("DOCKER_HOST", "unix:///nonexistent".to_string()),
         ("HOME", p.path().display().to_string()),
     ]);
@@ -1378,4 +1367,28 @@ fn a_real_run_writes_events_and_junit() {
     let summary = stdout(&out);
     assert!(summary.contains("published:"), "{summary}");
     assert!(summary.contains("linux/amd64, linux/arm64/v8"), "{summary}");
+}
+
+#[test]
+fn a_replayed_error_ends_with_the_code_it_was_recorded_with() {
+    let p = Project::new_without_busybox();
+    for (code, shown) in [(3, 3), (1, 1), (2, 2), (101, 101), (130, 130)] {
+        let line = format!(
+            "{{\"event\":\"error\",\"message\":\"boom\\n  help: fix it\",\"exit_code\":{code}}}\n"
+        );
+        p.file("events.jsonl", &line);
+        let out = p
+            .command(&["replay", "events.jsonl", "--progress", "plain"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(shown), "recorded {code}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if code != 130 {
+            assert_eq!(err, "error: boom\n  help: fix it\n", "recorded {code}");
+        }
+    }
+    p.file("events.jsonl", "{\"event\":\"started\"\n");
+    let out = p.command(&["replay", "events.jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: events.jsonl:1: not JSON"));
 }

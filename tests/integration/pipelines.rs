@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{Project, TempDir, SHA};
+use crate::support::fake_engine::{FakeEngine, Reply};
+use crate::support::{temp_dir, Project, SHA};
 use multiarch::plan::{Action, Host};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step, StepKind};
 
@@ -115,7 +116,7 @@ fn insecure_registries_take_ipv6_hosts_and_ports() {
 #[test]
 fn plain_http_reaches_path_less_and_ipv6_loopback_registries() {
     use multiarch::engine::podman::registries_conf;
-    use multiarch::engine::session::plain_http_registries;
+    use multiarch::exec::session::plain_http_registries;
     for (registry, want) in [
         ("localhost:5000", vec!["localhost:5000"]),
         ("[::1]:5000/x", vec!["[::1]:5000"]),
@@ -297,7 +298,7 @@ fn per_arch_tables_override_one_arch() {
 
 #[test]
 fn a_templated_dockerfile_names_one_file_per_arch() {
-    let tmp = TempDir::new("per-arch");
+    let tmp = temp_dir("per-arch");
     for f in ["Dockerfile.amd64", "Dockerfile.arm64v8", "Dockerfile.armhf"] {
         std::fs::create_dir_all(tmp.path().join("img")).unwrap();
         std::fs::write(tmp.path().join("img").join(f), "FROM scratch\n").unwrap();
@@ -320,7 +321,7 @@ fn a_templated_dockerfile_names_one_file_per_arch() {
 
 #[test]
 fn changed_since_watches_every_per_arch_dockerfile() {
-    let tmp = TempDir::new("per-arch-paths");
+    let tmp = temp_dir("per-arch-paths");
     std::fs::create_dir_all(tmp.path().join("app")).unwrap();
     std::fs::create_dir_all(tmp.path().join("docker")).unwrap();
     for f in ["Dockerfile.amd64", "Dockerfile.arm64v8"] {
@@ -405,37 +406,15 @@ fn a_file_wide_entrypoint_setting_applies_to_every_image() {
 
 // ------------------------------------------------------------ a fake docker
 
-/// A `docker` on PATH that builds nothing and answers like dockerd with runc:
-/// an image without `uname` (`$FAKE_NO_UNAME`) fails to start with exit 127.
-/// Every call is appended to `calls`.
-fn fake_docker(dir: &Path) -> String {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = format!(
-        r#"#!/bin/sh
-echo "$*" >> {calls}
-case "$*" in
-  "version --format {{{{.Server.Version}}}}") echo 20.10.24 ;;
-  build*) [ -n "$FAKE_CAT" ] && cat "$FAKE_CAT" >> {calls}; echo "Successfully built 0123456789ab" ;;
-  "image inspect --format {{{{.Os}}}}/{{{{.Architecture}}}}/{{{{.Variant}}}} "*) echo "linux/amd64/" ;;
-  run*--entrypoint*)
-    if [ -n "$FAKE_NO_UNAME" ]; then
-      ep=$(echo "$*" | sed 's/.*--entrypoint \([^ ]*\).*/\1/')
-      echo "docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"$ep\": executable file not found in \$PATH: unknown." >&2
-      exit 127
-    fi
-    echo x86_64 ;;
-  run*) echo "usage: server [serve]" >&2; exit 64 ;;
-  *) echo "fake docker: $*" >&2; exit 64 ;;
-esac
-"#,
-        calls = dir.join("calls").display()
+/// The fake engine's answer for an image without `command`, as dockerd with
+/// runc gives it (exit 127).
+fn without(fake: &FakeEngine, command: &str) {
+    fake.on(
+        &format!("run *--entrypoint {command} *"),
+        [Reply::exit(127).stderr(&format!(
+            "docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"{command}\": executable file not found in $PATH: unknown."
+        ))],
     );
-    let path = bin.join("docker");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:/usr/bin:/bin", bin.display())
 }
 
 const ONE_ARCH: &str = r#"
@@ -447,21 +426,29 @@ name = "hello"
 context = "hello"
 "#;
 
-fn fake_project(spec: &str) -> (Project, String) {
+/// A project and a fake docker whose image has an ENTRYPOINT that refuses
+/// unknown arguments: a run that keeps it fails with exit 64.
+fn fake_project(spec: &str) -> (Project, FakeEngine) {
     let p = Project::new_without_busybox();
     p.file("multiarch.toml", spec)
         .file("hello/Dockerfile", "FROM scratch\n");
-    let path = fake_docker(p.path());
-    (p, path)
+    let fake = FakeEngine::new(p.path());
+    (p, fake)
 }
 
-fn run_fake(p: &Project, path: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Output {
+fn entrypoint_refuses_arguments(fake: &FakeEngine) {
+    fake.on("run *--entrypoint *", [Reply::pass()]);
+    fake.on("run *", [Reply::exit(64).stderr("usage: server [serve]")]);
+}
+
+fn run_command(p: &Project, fake: &FakeEngine) -> Command {
     let mut c = p.command(&["run", "--sha", SHA, "--branch", "main", "--stage", "build"]);
-    c.args(args).env("PATH", path).env_remove("DOCKER_HOST");
-    for (k, v) in extra_env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    c.env("PATH", fake.path()).env_remove("DOCKER_HOST");
+    c
+}
+
+fn run_fake(p: &Project, fake: &FakeEngine, args: &[&str]) -> Output {
+    run_command(p, fake).args(args).output().unwrap()
 }
 
 fn events(text: &str) -> Vec<serde_json::Value> {
@@ -472,8 +459,9 @@ fn events(text: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn an_image_without_uname_is_checked_by_its_config_platform() {
-    let (p, path) = fake_project(ONE_ARCH);
-    let out = run_fake(&p, &path, &[("FAKE_NO_UNAME", "1")], &["--events", "-"]);
+    let (p, fake) = fake_project(ONE_ARCH);
+    without(&fake, "uname");
+    let out = run_fake(&p, &fake, &["--events", "-"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let ev = events(&String::from_utf8_lossy(&out.stdout));
@@ -495,18 +483,21 @@ fn an_image_without_uname_is_checked_by_its_config_platform() {
         stderr.contains("platform checked from config: linux/amd64"),
         "{stderr}"
     );
-    let calls = std::fs::read_to_string(p.path().join("calls")).unwrap();
     assert!(
-        calls.contains("--entrypoint uname hello/amd64:"),
-        "the check replaced the entrypoint: {calls}"
+        !fake
+            .calls_matching("run *--entrypoint uname hello/amd64:*")
+            .is_empty(),
+        "the check replaced the entrypoint: {:?}",
+        fake.calls()
     );
 }
 
 #[test]
 fn an_explicit_command_that_is_missing_fails() {
     let spec = format!("{ONE_ARCH}verify = {{ command = [\"/hello\", \"--version\"] }}\n");
-    let (p, path) = fake_project(&spec);
-    let out = run_fake(&p, &path, &[("FAKE_NO_UNAME", "1")], &[]);
+    let (p, fake) = fake_project(&spec);
+    without(&fake, "/hello");
+    let out = run_fake(&p, &fake, &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("test:hello/amd64"), "{text}");
@@ -521,11 +512,13 @@ fn an_explicit_command_that_is_missing_fails() {
 fn keeping_the_entrypoint_passes_the_command_to_it() {
     // The fake image's ENTRYPOINT refuses unknown arguments (exit 64).
     let spec = format!("{ONE_ARCH}verify = {{ entrypoint = true }}\n");
-    let (p, path) = fake_project(&spec);
-    let out = run_fake(&p, &path, &[], &[]);
+    let (p, fake) = fake_project(&spec);
+    entrypoint_refuses_arguments(&fake);
+    let out = run_fake(&p, &fake, &[]);
     assert_eq!(out.status.code(), Some(1), "the entrypoint got `uname -m`");
-    let (p, path) = fake_project(ONE_ARCH);
-    let out = run_fake(&p, &path, &[], &[]);
+    let (p, fake) = fake_project(ONE_ARCH);
+    entrypoint_refuses_arguments(&fake);
+    let out = run_fake(&p, &fake, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -586,7 +579,7 @@ fn stdout_that_cannot_be_written_is_exit_1() {
         says_stdout(&to_full(p.command(&["completions", shell])));
     }
     says_stdout(&to_full(p.command(&["doctor"])));
-    let tmp = TempDir::new("init-full");
+    let tmp = temp_dir("init-full");
     std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let mut init = p.command(&["init"]);
     init.current_dir(tmp.path());
@@ -617,7 +610,7 @@ fn a_closed_pipe_ends_quietly() {
 
 #[test]
 fn report_paths_that_cannot_be_written_are_exit_2_before_anything_runs() {
-    let (p, path) = fake_project(ONE_ARCH);
+    let (p, fake) = fake_project(ONE_ARCH);
     for (flag, file) in [
         ("--junit", "/nonexistent/dir/x.xml"),
         ("--junit", "/proc/version"),
@@ -625,34 +618,29 @@ fn report_paths_that_cannot_be_written_are_exit_2_before_anything_runs() {
         ("--events", "/proc/version"),
         ("--events", "/nonexistent/dir/events.jsonl"),
     ] {
-        let _ = std::fs::remove_file(p.path().join("calls"));
-        let out = run_fake(&p, &path, &[], &[flag, file]);
+        let out = run_fake(&p, &fake, &[flag, file]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag} {file}: {err}");
         assert!(
             err.contains(&format!("{flag}: cannot write {file}")),
             "{flag} {file}: {err}"
         );
-        let calls = std::fs::read_to_string(p.path().join("calls")).unwrap_or_default();
         assert!(
-            !calls.contains("build"),
-            "{flag} {file}: nothing ran: {calls}"
+            fake.calls_matching("build *").is_empty(),
+            "{flag} {file}: nothing ran: {:?}",
+            fake.calls()
         );
     }
 }
 
 #[test]
 fn a_run_whose_summary_or_events_cannot_be_written_is_exit_1() {
-    let (p, path) = fake_project(ONE_ARCH);
-    let mut c = p.command(&["run", "--sha", SHA, "--branch", "main", "--stage", "build"]);
-    c.env("PATH", &path).env_remove("DOCKER_HOST");
-    let out = to_full(c);
+    let (p, fake) = fake_project(ONE_ARCH);
+    let out = to_full(run_command(&p, &fake));
     says_stdout(&out);
 
-    let mut c = p.command(&[
-        "run", "--sha", SHA, "--branch", "main", "--stage", "build", "--events", "-",
-    ]);
-    c.env("PATH", &path).env_remove("DOCKER_HOST");
+    let mut c = run_command(&p, &fake);
+    c.args(["--events", "-"]);
     let out = to_full(c);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -670,8 +658,8 @@ fn a_run_whose_summary_or_events_cannot_be_written_is_exit_1() {
 fn a_report_device_that_fails_at_the_end_is_exit_1() {
     // A device gets no placeholder (it could be a pipe): its write fails when the
     // report is written, and the run says which file.
-    let (p, path) = fake_project(ONE_ARCH);
-    let out = run_fake(&p, &path, &[], &["--junit", "/dev/full"]);
+    let (p, fake) = fake_project(ONE_ARCH);
+    let out = run_fake(&p, &fake, &["--junit", "/dev/full"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -682,16 +670,17 @@ fn a_report_device_that_fails_at_the_end_is_exit_1() {
 
 #[test]
 fn the_junit_file_holds_a_placeholder_until_the_report_replaces_it() {
-    let (p, path) = fake_project(ONE_ARCH);
+    let (p, fake) = fake_project(ONE_ARCH);
     let junit = p.path().join("report.xml");
-    let name = junit.to_str().unwrap();
-    let out = run_fake(&p, &path, &[("FAKE_CAT", name)], &["--junit", name]);
+    let during = p.path().join("during-the-build.xml");
+    fake.on("build *", [Reply::pass().copy(&junit, &during)]);
+    let out = run_fake(&p, &fake, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     // While the build ran, the file held a report saying the run had not ended.
-    let calls = std::fs::read_to_string(p.path().join("calls")).unwrap();
+    let then = std::fs::read_to_string(&during).unwrap();
     assert!(
-        calls.contains("multiarch run is still running, or ended before writing its report"),
-        "{calls}"
+        then.contains("multiarch run is still running, or ended before writing its report"),
+        "{then}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
@@ -707,7 +696,7 @@ fn the_junit_file_holds_a_placeholder_until_the_report_replaces_it() {
 // ------------------------------------------------------------ init
 
 fn init_in(files: &[&str], args: &[&str]) -> (String, String) {
-    let tmp = TempDir::new("init-per-arch");
+    let tmp = temp_dir("init-per-arch");
     let dir = tmp.path().join("project");
     for f in files {
         let p = dir.join(f);

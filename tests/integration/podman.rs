@@ -9,7 +9,8 @@ use crate::support;
 use std::process::{Command, Output};
 
 use crate::support::{engine_lock, Project, Registry, SHA};
-use multiarch::engine::{Engine, Podman, Session};
+use multiarch::exec::session::Session;
+use multiarch::spec::EngineKind;
 use multiarch::Environment;
 
 const NEEDS_PODMAN: &str = "needs podman, docker-registry and qemu binfmt; run by `cargo xtask ci`";
@@ -57,12 +58,12 @@ struct PodmanFor {
 
 impl PodmanFor {
     fn new(reg: &Registry) -> PodmanFor {
-        let session = Podman
-            .session(
-                &Environment::from_process(),
-                std::slice::from_ref(&reg.addr),
-            )
-            .expect("podman session");
+        let session = Session::prepare(
+            EngineKind::Podman,
+            &Environment::from_process(),
+            std::slice::from_ref(&reg.addr),
+        )
+        .expect("podman session");
         PodmanFor {
             session,
             registry: reg.addr.clone(),

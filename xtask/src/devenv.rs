@@ -6,14 +6,16 @@
 //! Every external program is run as an argv (never through a shell).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::io::Read;
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use multiarch::registry::{self, http::Client, Scheme};
 
 use crate::Result;
 
@@ -973,32 +975,10 @@ fn registry_config(storage: &Path, addr: &str) -> String {
 
 /// True when `addr` answers `GET /v2/` with 200 and the registry API header.
 pub fn registry_answers(addr: &str) -> bool {
-    let Some(socket) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect_timeout(&socket, Duration::from_secs(2)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    if stream.read_to_end(&mut response).is_err() {
-        return false;
-    }
-    let response = String::from_utf8_lossy(&response);
-    let mut lines = response.lines();
-    let status_ok = lines
-        .next()
-        .is_some_and(|l| l.starts_with("HTTP/1.") && l.split_whitespace().nth(1) == Some("200"));
-    let is_registry = lines.take_while(|l| !l.is_empty()).any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("docker-distribution-api-version:")
-    });
-    status_ok && is_registry
+    Client::new(Duration::from_secs(2))
+        .get(registry::v2_url(Scheme::Http, addr))
+        .send()
+        .is_ok_and(|a| a.status() == 200 && a.header("Docker-Distribution-Api-Version").is_some())
 }
 
 /// The persistent registry for `cargo xtask images`: reuses the one recorded in
@@ -1051,6 +1031,36 @@ mod tests {
         assert!(check_elf(&path, 183).is_ok());
         assert!(check_elf(&path, 62).is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A one-request server on loopback answering `head` (status line and headers).
+    fn answer_once(head: &'static str) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        thread::spawn(move || {
+            use std::io::Write;
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            );
+        });
+        addr
+    }
+
+    #[test]
+    fn registry_answers_wants_200_and_the_registry_header() {
+        let reg =
+            answer_once("HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry/2.0\r\n");
+        assert!(registry_answers(&reg));
+        let web = answer_once("HTTP/1.1 200 OK\r\n");
+        assert!(!registry_answers(&web), "a web server is not a registry");
+        let locked = answer_once(
+            "HTTP/1.1 401 Unauthorized\r\nDocker-Distribution-Api-Version: registry/2.0\r\n",
+        );
+        assert!(!registry_answers(&locked));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Test harness for the engine tests: a registry on a free loopback port, a
-//! project directory with its multiarch.toml, the multiarch binary, and a tiny
-//! HTTP client for asking the registry what it really serves.
+//! project directory with its multiarch.toml, the multiarch binary, and the
+//! library's HTTP client for asking the registry what it really serves.
+
+pub mod fake_engine;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use multiarch::registry::http::{self, Client};
+use multiarch::registry::{manifest_url, Scheme, MANIFEST_ACCEPT};
+pub use tempfile::TempDir;
 
 /// Engine tests share one docker daemon and its platform-blind build cache: they
 /// run one at a time.
@@ -51,7 +57,7 @@ impl Registry {
     }
 
     pub fn start_on(port: u16) -> Registry {
-        let dir = TempDir::new("registry");
+        let dir = temp_dir("registry");
         let addr = format!("127.0.0.1:{port}");
         let cfg = dir.path().join("config.yml");
         std::fs::write(
@@ -75,7 +81,7 @@ impl Registry {
 
     fn wait_ready(&self) {
         wait_until(Duration::from_secs(20), || {
-            http_get(&self.addr, "/v2/", "").is_some_and(|(s, _)| s == 200)
+            http::ping_v2(&client(), Scheme::Http, &self.addr, None).is_ok_and(|s| s == 200)
         })
         .expect("the registry answers /v2/");
     }
@@ -101,13 +107,11 @@ impl Registry {
 
     /// The status of a manifest in the registry (200 present, 404 absent) and its body.
     pub fn manifest(&self, repo: &str, reference: &str) -> (u16, String) {
-        let accept = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
-        http_get(
-            &self.addr,
-            &format!("/v2/{repo}/manifests/{reference}"),
-            accept,
-        )
-        .unwrap_or((0, String::new()))
+        client()
+            .get(manifest_url(Scheme::Http, &self.addr, repo, reference))
+            .accept(MANIFEST_ACCEPT)
+            .send()
+            .map_or((0, String::new()), |a| (a.status(), a.text().into_owned()))
     }
 
     /// The platforms of a pushed list, as `os/arch[/variant]`, sorted.
@@ -172,24 +176,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// GET over HTTP/1.0 to a loopback address: (status, body).
-pub fn http_get(addr: &str, path: &str, accept: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if !accept.is_empty() {
-        req.push_str(&format!("Accept: {accept}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+/// The client tests ask registries with (a short timeout: they are loopback).
+fn client() -> Client {
+    Client::new(Duration::from_secs(10))
 }
 
 /// Poll a condition until it holds or the deadline passes.
@@ -204,29 +193,12 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<(
     Err(format!("condition not met within {timeout:?}"))
 }
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        let base = std::env::temp_dir().join(format!(
-            "multiarch-test-{prefix}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&base).unwrap();
-        TempDir(base)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A private temporary directory (`multiarch-test-<prefix>-…`), removed on drop.
+pub fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("multiarch-test-{prefix}-"))
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 /// A project: a directory with a busybox base image, app images and a spec.
@@ -239,7 +211,7 @@ pub const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 impl Project {
     /// With `examples/busybox` (the per-arch base) already in place.
     pub fn new() -> Project {
-        let dir = TempDir::new("project");
+        let dir = temp_dir("project");
         let bb = dir.path().join("busybox");
         std::fs::create_dir_all(bb.join("rootfs")).unwrap();
         std::fs::copy(
@@ -274,7 +246,7 @@ impl Project {
     /// Without the busybox binaries (for tests that never reach an engine).
     pub fn new_without_busybox() -> Project {
         Project {
-            dir: TempDir::new("project"),
+            dir: temp_dir("project"),
         }
     }
 
@@ -564,7 +536,7 @@ pub struct SecondDaemon {
 
 impl SecondDaemon {
     pub fn start() -> SecondDaemon {
-        let dir = TempDir::new("dockerd");
+        let dir = temp_dir("dockerd");
         let sock = dir.path().join("docker.sock");
         let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
         let child = Command::new("dockerd")

@@ -10,7 +10,7 @@
 //! - `sim`: a greedy list schedule with no overhead, simulated: ready steps taken in
 //!   longest chain of steps first, then plan order (`chain`, the scheduler's
 //!   policy: it knows no durations), or longest remaining time first (`lpt`).
-//! - `multiarch`: `exec::scheduler::run`, steps sleeping in-process: the scheduler's
+//! - `multiarch`: `exec::pool::drive`, steps sleeping in-process: the pool's
 //!   own cost. It is also compared with the bound recomputed from the step times it
 //!   measured, which takes out the OS timer's overrun of each sleep.
 //! - `+spawn`: the same, each step running `sleep S` through `exec::process` as a
@@ -26,8 +26,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use multiarch::exec::pool::{self, PoolOptions};
 use multiarch::exec::process::{self, ProcessTable};
-use multiarch::exec::scheduler::{self, SchedulerOptions, StepExecutor, StepIo, StepResult};
+use multiarch::exec::{StepExecutor, StepIo, StepResult};
 use multiarch::report::Silent;
 use multiarch::{Environment, Plan, Spec, Step, StepKind};
 
@@ -172,7 +173,11 @@ impl StepExecutor for Fake {
             0 => vec!["true".to_string()],
             _ => vec!["sleep".to_string(), seconds(us)],
         };
-        let f = process::run_streaming(&process::Command::new(argv), &io.table, &mut |_| {});
+        let f = process::spawn(
+            &process::Command::new(argv),
+            &io.table,
+            process::Output::Merged(&mut |_| {}),
+        );
         match f.exit.success() {
             true => StepResult::ok(),
             false => StepResult::failed(f.exit.describe(), f.stdout),
@@ -191,12 +196,12 @@ fn with_multiarch(plan: &Plan, dag: &Dag, jobs: usize, spawn: bool) -> Result<(D
         cost: cost.map(|(s, &c)| (s.id.to_string(), c)).collect(),
         spawn,
     };
-    let opts = SchedulerOptions {
+    let opts = PoolOptions {
         jobs,
-        ..SchedulerOptions::default()
+        ..PoolOptions::default()
     };
     let t0 = Instant::now();
-    let summary = scheduler::run(plan, &fake, &opts, ProcessTable::new(), &mut Silent);
+    let summary = pool::drive(plan, &fake, &opts, ProcessTable::new(), &mut Silent);
     let wall = t0.elapsed();
     let took: HashMap<&str, u64> = (summary.steps.iter().filter(|s| s.status.is_ok()))
         .map(|s| (s.id.as_str(), s.duration.as_micros() as u64))

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::gate::{github_condition, posix_gates, publishing_globs};
+use super::CiError;
 use super::{job_ids, to_yaml, Layout, Ordered};
-use crate::error::Error;
 use crate::spec::{Arch, Platform, Spec};
 
 /// `(action, commit, version)`: pinned to a full commit, the version in a comment.
@@ -137,13 +137,10 @@ fn runner(arch: &Arch) -> (RunsOn, Option<Platform>) {
 }
 
 /// `.github/workflows/images.yml` for the spec; `root` is the repository's top.
-pub fn github(spec: &Spec, root: &Path) -> Result<String, Error> {
+pub fn github(spec: &Spec, root: &Path) -> Result<String, CiError> {
     let layout = Layout::new(spec, root)?;
     if layout.file.as_deref().is_some_and(|f| f.contains("${{")) {
-        return Err(Error::Usage(format!(
-            "the path {} holds `${{{{`, which GitHub would read as an expression: rename it",
-            layout.shown
-        )));
+        return Err(CiError::GitHubExpression(layout.shown.clone()));
     }
     let install = spec
         .ci

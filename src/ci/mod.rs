@@ -8,6 +8,7 @@
 //! spec reaches the YAML unescaped, and every word that reaches a shell is
 //! quoted for a POSIX shell ([`shell_words`]).
 
+mod error;
 pub mod gate;
 mod github;
 mod gitlab;
@@ -17,8 +18,8 @@ use std::path::Path;
 pub use github::github;
 pub use gitlab::{gitlab, Executor};
 
-use crate::error::Error;
 use crate::spec::{Arch, Platform, PushMode, Spec};
+pub use error::CiError;
 
 /// The seed article's emulation setup: registers qemu's binfmt handlers (with
 /// the F flag, so they work inside containers and builds).
@@ -28,9 +29,11 @@ const QEMU_REGISTER: &str =
 /// Words joined into one shell line, each quoted for a POSIX shell where it
 /// needs it: a path with spaces, `#`, `'` or `$(…)` stays one argument and
 /// executes nothing.
-pub fn shell_words(words: &[&str]) -> Result<String, Error> {
-    shlex::try_join(words.iter().copied())
-        .map_err(|e| Error::Usage(format!("cannot quote {words:?} for a shell: {e}")))
+pub fn shell_words(words: &[&str]) -> Result<String, CiError> {
+    shlex::try_join(words.iter().copied()).map_err(|e| CiError::Quote {
+        words: words.iter().map(|w| w.to_string()).collect(),
+        message: e.to_string(),
+    })
 }
 
 /// What both pipelines are made of.
@@ -45,24 +48,19 @@ struct Layout<'a> {
 }
 
 impl<'a> Layout<'a> {
-    fn new(spec: &'a Spec, root: &Path) -> Result<Layout<'a>, Error> {
-        let rel = spec.path.strip_prefix(root).map_err(|_| {
-            Error::Usage(format!(
-                "{} is not inside the repository at {}: CI jobs start at the repository's root",
-                spec.path.display(),
-                root.display()
-            ))
-        })?;
-        let shown = rel.to_str().ok_or_else(|| {
-            Error::Usage(format!(
-                "the path {} is not UTF-8: a CI file cannot name it",
-                rel.display()
-            ))
-        })?;
+    fn new(spec: &'a Spec, root: &Path) -> Result<Layout<'a>, CiError> {
+        let rel = spec
+            .path
+            .strip_prefix(root)
+            .map_err(|_| CiError::OutsideRepository {
+                spec: spec.path.clone(),
+                root: root.to_path_buf(),
+            })?;
+        let shown = rel
+            .to_str()
+            .ok_or_else(|| CiError::NotUtf8(rel.to_path_buf()))?;
         if shown.chars().any(char::is_control) {
-            return Err(Error::Usage(format!(
-                "the path {shown:?} holds a control character: a CI file cannot name it safely"
-            )));
+            return Err(CiError::ControlCharacter(shown.to_string()));
         }
         let file = (rel != Path::new(crate::spec::FILE_NAME)).then(|| shown.to_string());
         let mut names: Vec<&str> = Vec::new();
@@ -96,7 +94,7 @@ impl<'a> Layout<'a> {
     }
 
     /// `multiarch run [-f FILE] [--arch A] --stage S…`, quoted.
-    fn run_line(&self, arch: Option<&str>, stages: &[&str]) -> Result<String, Error> {
+    fn run_line(&self, arch: Option<&str>, stages: &[&str]) -> Result<String, CiError> {
         let mut words = vec!["multiarch", "run"];
         if let Some(f) = &self.file {
             words.extend(["-f", f.as_str()]);
@@ -120,7 +118,7 @@ impl<'a> Layout<'a> {
 
     /// The header every generated file starts with: the command that makes it
     /// (`multiarch ci SYSTEM [-f SPEC] [FLAG]`).
-    fn header(&self, system: &str, flag: Option<&str>, inexact: bool) -> Result<String, Error> {
+    fn header(&self, system: &str, flag: Option<&str>, inexact: bool) -> Result<String, CiError> {
         let mut command = format!("multiarch ci {system}");
         if let Some(f) = &self.file {
             command.push_str(" -f ");
@@ -225,8 +223,8 @@ pub fn diff_hint(current: &str, wanted: &str, max: usize) -> String {
     lines.join("\n")
 }
 
-fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, Error> {
-    serde_yaml::to_string(value).map_err(|e| Error::Usage(format!("cannot write YAML: {e}")))
+fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, CiError> {
+    serde_yaml::to_string(value).map_err(|e| CiError::Yaml(e.to_string()))
 }
 
 #[cfg(test)]

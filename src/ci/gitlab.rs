@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::gate::{self, gitlab_rule};
+use super::CiError;
 use super::{emulation_lines, handlers_needed, job_ids, to_yaml, Layout, Ordered};
-use crate::error::Error;
 use crate::spec::{Platform, Spec};
 
 /// The default job image: the docker CLI (Alpine, whose cargo builds multiarch).
@@ -122,7 +122,7 @@ fn dind_for(image: &str) -> String {
 }
 
 /// `.gitlab-ci.yml` for the spec; `root` is the repository's top directory.
-pub fn gitlab(spec: &Spec, root: &Path, executor: Executor) -> Result<String, Error> {
+pub fn gitlab(spec: &Spec, root: &Path, executor: Executor) -> Result<String, CiError> {
     let layout = Layout::new(spec, root)?;
     let job_image = spec
         .ci
@@ -172,7 +172,7 @@ pub fn gitlab(spec: &Spec, root: &Path, executor: Executor) -> Result<String, Er
     let builds = job_ids(&layout.arches, "build", str::to_string);
     let verifies = job_ids(&layout.arches, "verify", str::to_string);
     let per_arch =
-        |a: &crate::spec::Arch, stages: &[&str]| -> Result<(Vec<String>, Vec<String>), Error> {
+        |a: &crate::spec::Arch, stages: &[&str]| -> Result<(Vec<String>, Vec<String>), CiError> {
             let runner = a.runner_tags.is_empty().then_some(amd64.as_ref()).flatten();
             let mut script = emulation_lines(&handlers_needed(a, runner));
             script.push(layout.run_line(Some(&a.name), stages)?);

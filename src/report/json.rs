@@ -14,19 +14,17 @@
 //!
 //! Every step of the plan gets exactly one `step-finished` (run, skipped or
 //! cancelled). Lines, notes and reasons arrive masked from the scheduler; the plan
-//! event is masked here with the same secrets. [`EventReader`] reads a stream back
-//! into [`RunEvent`]s (tests, and re-rendering a recorded run).
-
-use std::io::Write;
-use std::time::Duration;
+//! event is masked here with the same secrets. A stream reads back into [`RunEvent`]s
+//! ([`super::replay::EventReader`]: tests, and re-rendering a recorded run).
 
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 
 use super::info::{PlanInfo, StepInfo};
 use super::summary::{outcome, published, Counts};
-use super::{Reporter, RunEvent, RunSummary, StepReport, StepStatus};
-use crate::exec::mask::Masker;
-use crate::plan::{Plan, StepKind};
+use crate::events::format::millis;
+use crate::events::{Masker, Reporter, RunEvent, RunSummary, StepReport};
+use crate::plan::Plan;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishedRecord {
@@ -44,14 +42,9 @@ pub struct FinishedRecord {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
+    /// The step's image, arch, tag and platforms, as the plan says.
+    #[serde(flatten)]
+    pub step: StepInfo,
     /// The last lines of output of a failed step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
@@ -112,63 +105,18 @@ pub enum Record {
     },
 }
 
-pub fn status_code(s: &StepStatus) -> &'static str {
-    match s {
-        StepStatus::Ok => "ok",
-        StepStatus::Cached(_) => "cached",
-        StepStatus::Failed(_) => "failed",
-        StepStatus::TimedOut(_) => "timed-out",
-        StepStatus::Skipped(_) => "skipped",
-        StepStatus::Cancelled => "cancelled",
-    }
-}
-
-fn status_from(code: &str, reason: Option<String>) -> Option<StepStatus> {
-    let r = reason.unwrap_or_default();
-    Some(match code {
-        "ok" => StepStatus::Ok,
-        "cached" => StepStatus::Cached(r),
-        "failed" => StepStatus::Failed(r),
-        "timed-out" => StepStatus::TimedOut(r),
-        "skipped" => StepStatus::Skipped(r),
-        "cancelled" => StepStatus::Cancelled,
-        _ => return None,
-    })
-}
-
-pub fn kind_from(s: &str) -> Option<StepKind> {
-    [
-        StepKind::SetupQemu,
-        StepKind::Build,
-        StepKind::Test,
-        StepKind::Push,
-        StepKind::ManifestCreate,
-        StepKind::ManifestPush,
-        StepKind::Verify,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
     let step = info.step(&r.id).cloned().unwrap_or_default();
     FinishedRecord {
         id: r.id.clone(),
         kind: r.kind.as_str().to_string(),
-        status: status_code(&r.status).to_string(),
+        status: r.status.code().to_string(),
         reason: r.status.reason().map(str::to_string),
         detail: r.detail.clone(),
         duration_ms: millis(r.duration),
         digest: r.digest.clone(),
         reference: r.reference.clone(),
-        image: step.image,
-        arch: step.arch,
-        tag: step.tag,
-        platforms: step.platforms,
+        step,
         tail: r.tail.clone(),
     }
 }
@@ -219,20 +167,6 @@ pub fn record(e: &RunEvent, info: &PlanInfo) -> Record {
     }
 }
 
-fn mask_value(v: &mut serde_json::Value, m: &Masker) {
-    match v {
-        serde_json::Value::String(s) => {
-            let masked = m.mask(s);
-            if masked != *s {
-                *s = masked;
-            }
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask_value(x, m)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| mask_value(x, m)),
-        _ => {}
-    }
-}
-
 /// The plan event: SPEC.md §4's object, `"event":"plan"` first, and the
 /// platforms of each step (a list's: its entries').
 pub fn plan_line(plan: &Plan, info: &PlanInfo, masker: &Masker) -> std::io::Result<String> {
@@ -248,7 +182,7 @@ pub fn plan_line(plan: &Plan, info: &PlanInfo, masker: &Masker) -> std::io::Resu
     if let Some(o) = v.as_object_mut() {
         o.insert("platforms".into(), serde_json::Value::Object(platforms));
     }
-    mask_value(&mut v, masker);
+    masker.mask_json(&mut v);
     let body = serde_json::to_string(&v)?;
     Ok(match body.strip_prefix('{') {
         Some(rest) if rest != "}" => format!("{{\"event\":\"plan\",{rest}"),
@@ -299,121 +233,34 @@ impl<W: Write> Reporter for JsonEventsReporter<W> {
     }
 }
 
-/// What one line of an events stream holds.
-#[derive(Debug, Clone)]
-pub enum Parsed {
-    Plan(PlanInfo),
-    Event(RunEvent),
-    Error { message: String, exit_code: i32 },
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reads an events stream back: the plan event into a [`PlanInfo`], the rest into
-/// [`RunEvent`]s (the summary is rebuilt from the step-finished events).
-#[derive(Debug, Default)]
-pub struct EventReader {
-    reports: Vec<StepReport>,
-    order: Vec<String>,
-}
-
-impl EventReader {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn read(&mut self, line: &str) -> Result<Option<Parsed>, String> {
-        let line = line.trim();
-        if line.is_empty() {
-            return Ok(None);
-        }
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-        if v.get("event").and_then(|e| e.as_str()) == Some("plan") {
-            let info = plan_info_of(&v);
-            self.order = info.order.clone();
-            return Ok(Some(Parsed::Plan(info)));
-        }
-        let r: Record = serde_json::from_value(v).map_err(|e| format!("not an event: {e}"))?;
-        Ok(Some(match r {
-            Record::Started { steps, jobs } => Parsed::Event(RunEvent::Started { steps, jobs }),
-            Record::StepStarted { id, command } => {
-                Parsed::Event(RunEvent::StepStarted { id, command })
-            }
-            Record::Output { id, line } => Parsed::Event(RunEvent::Output { id, line }),
-            Record::Note { id, message } => Parsed::Event(RunEvent::Note { id, message }),
-            Record::StepFinished(f) => {
-                let kind = kind_from(&f.kind).ok_or(format!("unknown step kind `{}`", f.kind))?;
-                let status = status_from(&f.status, f.reason)
-                    .ok_or(format!("unknown status `{}`", f.status))?;
-                let report = StepReport {
-                    id: f.id,
-                    kind,
-                    status,
-                    duration: Duration::from_millis(f.duration_ms),
-                    digest: f.digest,
-                    reference: f.reference,
-                    tail: f.tail,
-                    detail: f.detail,
-                };
-                self.reports.push(report.clone());
-                Parsed::Event(RunEvent::StepFinished(report))
-            }
-            Record::RunFinished(r) => Parsed::Event(RunEvent::Finished(RunSummary {
-                steps: self.in_plan_order(),
-                duration: Duration::from_millis(r.duration_ms),
-                interrupted: r.interrupted,
-            })),
-            Record::Error { message, exit_code } => Parsed::Error { message, exit_code },
-        }))
-    }
-}
-
-impl EventReader {
-    /// The summary lists steps in plan order, as the scheduler's does.
-    fn in_plan_order(&mut self) -> Vec<StepReport> {
-        let mut reports = std::mem::take(&mut self.reports);
-        let rank: std::collections::HashMap<&str, usize> = self
-            .order
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
-        reports.sort_by_key(|r| rank.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-        reports
-    }
-}
-
-fn plan_info_of(v: &serde_json::Value) -> PlanInfo {
-    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let platforms = v.get("platforms");
-    let listed = v
-        .get("steps")
-        .and_then(|x| x.as_array())
-        .map(|a| a.as_slice())
-        .unwrap_or(&[]);
-    let order = listed.iter().filter_map(|st| s(st, "id")).collect();
-    let steps = listed
-        .iter()
-        .filter_map(|st| {
-            let id = s(st, "id")?;
-            let platforms = platforms
-                .and_then(|p| p.get(&id))
-                .and_then(|p| serde_json::from_value(p.clone()).ok())
-                .unwrap_or_default();
-            Some((
-                id,
-                StepInfo {
-                    image: s(st, "image"),
-                    arch: s(st, "arch"),
-                    tag: s(st, "tag"),
-                    platforms,
-                },
-            ))
-        })
-        .collect();
-    PlanInfo {
-        steps,
-        order,
-        publish: v.get("publish").and_then(|p| p.as_bool()).unwrap_or(false),
-        publish_reason: s(v, "publish_reason").unwrap_or_default(),
+    #[test]
+    fn a_finished_step_is_one_flat_object_in_a_fixed_order() {
+        let r = Record::StepFinished(FinishedRecord {
+            id: "push:api/amd64".into(),
+            kind: "push".into(),
+            status: "ok".into(),
+            reason: None,
+            detail: None,
+            duration_ms: 812,
+            digest: Some("sha256:ab".into()),
+            reference: Some("reg/api/amd64:1".into()),
+            step: StepInfo {
+                image: Some("api".into()),
+                arch: Some("amd64".into()),
+                tag: None,
+                platforms: vec!["linux/amd64".into()],
+            },
+            tail: Vec::new(),
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"step-finished","id":"push:api/amd64","kind":"push","status":"ok","duration_ms":812,"digest":"sha256:ab","reference":"reg/api/amd64:1","image":"api","arch":"amd64","platforms":["linux/amd64"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
     }
 }

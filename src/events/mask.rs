@@ -1,7 +1,7 @@
 //! Secrets never appear in any output: every line, note, reason and summary goes
 //! through this before it reaches a reporter.
 
-use crate::report::{RunEvent, StepReport};
+use super::{RunEvent, StepReport, StepStatus};
 
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
@@ -29,8 +29,23 @@ impl Masker {
         out
     }
 
+    /// Every string of a JSON value (the plan event of `--events`).
+    pub fn mask_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => {
+                let masked = self.mask(s);
+                if masked != *s {
+                    *s = masked;
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.mask_json(x)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.mask_json(x)),
+            _ => {}
+        }
+    }
+
     fn report(&self, r: StepReport) -> StepReport {
-        use crate::report::StepStatus::*;
+        use StepStatus::*;
         StepReport {
             status: match r.status {
                 Failed(x) => Failed(self.mask(&x)),
@@ -84,5 +99,16 @@ mod tests {
             format!("a {MASK} b {MASK}")
         );
         assert_eq!(Masker::new(&["ab".into()]).mask("ab"), "ab");
+    }
+
+    #[test]
+    fn masks_json_strings_at_any_depth() {
+        let m = Masker::new(&["hunter22".into()]);
+        let mut v = serde_json::json!({"a": ["x hunter22", {"b": "hunter22"}], "n": 1});
+        m.mask_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": [format!("x {MASK}"), {"b": MASK}], "n": 1})
+        );
     }
 }

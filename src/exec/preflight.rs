@@ -1,0 +1,163 @@
+//! What is checked before any step runs: every engine the plan uses answers
+//! ([`engines_answer`]), the registries accept the credentials ([`login`]), and
+//! the needs outside the selection exist ([`check_external`]).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::process::{self, Command, Finished, Output, ProcessTable};
+use super::runner::registry_digest;
+use super::Credentials;
+use super::RunError;
+use crate::engine::EngineTarget;
+use crate::events::{Masker, Reporter};
+use crate::plan::{Plan, StepId, StepKind};
+use crate::spec::{Builder, EngineKind};
+
+/// Run a probe, captured, with a deadline.
+pub(super) fn quick(
+    argv: Vec<String>,
+    dir: &Path,
+    table: &Arc<ProcessTable>,
+    timeout: Duration,
+    env: &[(String, String)],
+) -> Finished {
+    let cmd = Command {
+        argv,
+        dir: Some(dir.to_path_buf()),
+        env: env.to_vec(),
+        stdin: None,
+        timeout: Some(timeout),
+    };
+    process::spawn(&cmd, table, Output::Captured)
+}
+
+/// Check that every engine the plan uses answers. Exit 3 otherwise, before any step.
+pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), RunError> {
+    for t in plan.engine_targets() {
+        let e = t.engine();
+        let f = quick(
+            e.probe_server(&t),
+            &plan.dir,
+            table,
+            Duration::from_secs(20),
+            &e.env(),
+        );
+        if !f.exit.success() || f.stdout.first().is_none_or(|v| v.trim().is_empty()) {
+            let which = match &t.builder {
+                None => format!("the local {} engine", t.kind.program()),
+                Some(Builder::Host(h)) => format!("the builder {h}"),
+                Some(Builder::Context(c)) => format!("the docker context {c}"),
+            };
+            let detail = f.first_line();
+            let how = match (t.kind, &t.builder) {
+                (EngineKind::Docker, None) => "start one: `sudo dockerd --bridge=none --iptables=false &` (or `systemctl start docker`), or set DOCKER_HOST; `cargo xtask images` sets one up on Debian",
+                (EngineKind::Podman, None) => "install podman (`apt-get install podman`), or use --engine docker",
+                _ => "check that the builder is up and reachable (`docker --host … version`)",
+            };
+            return Err(RunError::EngineUnreachable { which, detail, how });
+        }
+    }
+    Ok(())
+}
+
+/// `docker login --password-stdin` to each registry the credentials are for.
+pub fn login(
+    plan: &Plan,
+    creds: &Credentials,
+    table: &Arc<ProcessTable>,
+    masker: &Masker,
+    env: &[(String, String)],
+    reporter: &mut dyn Reporter,
+) -> Result<(), RunError> {
+    let registries: Vec<String> = match &creds.registry {
+        Some(r) => vec![r.clone()],
+        None => plan.registries().to_vec(),
+    };
+    if registries.is_empty() {
+        return Err(RunError::LoginWithoutRegistry);
+    }
+    let local = EngineTarget::local(plan.engine);
+    for r in registries {
+        let cmd = Command {
+            argv: local.engine().login(&local, &r, &creds.user),
+            dir: Some(plan.dir.clone()),
+            env: env.to_vec(),
+            stdin: Some(creds.password.clone().into_bytes()),
+            timeout: Some(Duration::from_secs(60)),
+        };
+        let f = process::spawn(&cmd, table, Output::Captured);
+        if !f.exit.success() {
+            let detail = masker.mask(&f.stderr.join(" "));
+            return Err(RunError::LoginFailed {
+                registry: r,
+                user: creds.user.clone(),
+                detail: detail.trim().to_string(),
+            });
+        }
+        super::note(
+            reporter,
+            masker,
+            "login",
+            format!("logged in to {r} as {}", creds.user),
+        );
+    }
+    Ok(())
+}
+
+/// Needs outside the selection must already exist: per-arch images and lists in the
+/// registry, built images locally. A missing one is an error (exit 1) naming it.
+pub fn check_external(
+    plan: &Plan,
+    table: &Arc<ProcessTable>,
+    env: &[(String, String)],
+) -> Result<(), RunError> {
+    let mut checked: BTreeSet<&StepId> = BTreeSet::new();
+    let mut missing = Vec::new();
+    let engine = EngineTarget::local(plan.engine);
+    for s in plan.steps() {
+        for need in s.external_needs() {
+            if need.id == StepId::SetupQemu || !checked.insert(&need.id) {
+                continue;
+            }
+            let kind = need.id.kind();
+            let local = matches!(kind, StepKind::Build | StepKind::Test);
+            // A pushed per-arch image was tested before its push: when the push is
+            // checked in the registry, the test need is satisfied with it.
+            if local
+                && need
+                    .id
+                    .with_kind(StepKind::Push)
+                    .is_some_and(|push| s.external_needs().iter().any(|n| n.id == push))
+            {
+                continue;
+            }
+            let Some(reference) = need.reference.as_deref() else {
+                continue;
+            };
+            let insecure = crate::registry::plain_http(reference, &plan.insecure_registries);
+            let mut ask = |a| quick(a, &plan.dir, table, Duration::from_secs(60), env);
+            let e = engine.engine();
+            let found = match kind {
+                StepKind::Build | StepKind::Test => {
+                    ask(e.image_exists(&engine, reference)).exit.success()
+                }
+                StepKind::ManifestCreate | StepKind::ManifestPush => {
+                    ask(e.manifest_inspect(reference, insecure)).exit.success()
+                }
+                _ => registry_digest(e, reference, insecure, &mut ask).is_ok(),
+            };
+            if !found {
+                let place = if local { "locally" } else { "in the registry" };
+                missing.push(format!("{} ({reference} is not {place})", need.id));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::ExternalNeedsMissing { missing })
+    }
+}

@@ -1,0 +1,79 @@
+//! A build step: the engine's build, then the built image's platform checked
+//! against the arch's. The classic builder's cache ignores the platform: a layer
+//! cached for one arch (FROM scratch, or a shared multi-arch base) can be reused
+//! for another. When that shows, the image is built once more without the cache.
+
+use super::EngineRunner;
+use crate::engine::answers::platform_matches;
+use crate::engine::{BuildArgs, EngineTarget};
+use crate::exec::executor::{StepIo, StepResult};
+use crate::plan::Step;
+use crate::spec::Platform;
+
+impl EngineRunner {
+    pub(super) fn build(
+        &self,
+        step: &Step,
+        io: &StepIo<'_>,
+        engine: &EngineTarget,
+        args: &BuildArgs,
+        reference: &str,
+        platform: &Platform,
+    ) -> StepResult {
+        let mut no_cache: Option<BuildArgs> = None;
+        loop {
+            let argv = engine
+                .engine()
+                .build(engine, no_cache.as_ref().unwrap_or(args));
+            let f = self.stream(argv, step, io);
+            let rebuild = no_cache.is_none();
+            if !f.exit.success() {
+                if rebuild
+                    && f.stdout
+                        .iter()
+                        .any(|l| l.contains("does not match the specified platform"))
+                {
+                    io.note("the build cache holds a layer of another platform; building again with --no-cache");
+                    no_cache = Some(without_cache(args));
+                    continue;
+                }
+                return self.fail("build failed", &f);
+            }
+            let inspect = self.captured(
+                engine.engine().inspect_platform(engine, reference),
+                step,
+                io,
+                false,
+            );
+            if !inspect.exit.success() {
+                return self.fail("cannot inspect the built image", &inspect);
+            }
+            let got = inspect.stdout.first().cloned().unwrap_or_default();
+            let shown = got.trim_end_matches('/');
+            if !platform_matches(&got, platform) {
+                if rebuild {
+                    io.note(&format!(
+                        "built {shown} instead of {platform}; building again with --no-cache"
+                    ));
+                    no_cache = Some(without_cache(args));
+                    continue;
+                }
+                return StepResult::failed(
+                    format!(
+                        "built {shown} but this arch is {platform}: the classic builder ignored --platform (a local base image of another platform?); remove the local base image and rebuild"
+                    ),
+                    f.stdout.iter().rev().take(10).rev().cloned().collect(),
+                );
+            }
+            io.line(&format!("image platform {shown} matches {platform}"));
+            return StepResult::ok();
+        }
+    }
+}
+
+fn without_cache(args: &BuildArgs) -> BuildArgs {
+    BuildArgs {
+        no_cache: true,
+        ..args.clone()
+    }
+}

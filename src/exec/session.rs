@@ -1,0 +1,237 @@
+//! What an engine prepares for one run: environment variables for its commands,
+//! files they read (podman's registries.conf), a directory for digest files. The
+//! directory and everything in it go when the session is dropped. The engine
+//! says what to write ([`crate::engine::Engine::prepare`], pure); the files are
+//! read and written here.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::SessionError;
+use crate::engine::{self, SessionInputs};
+use crate::environment::Environment;
+use crate::plan::{Action, Plan};
+use crate::spec::reference::{self, is_loopback_host};
+use crate::spec::EngineKind;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other session or probe of this machine uses at the same time.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The run-wide preparation of an engine.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Added to every command's environment.
+    pub env: Vec<(String, String)>,
+    /// What the preparation changed, for the person running multiarch.
+    pub notes: Vec<String>,
+    /// A private directory (0700) under the system's temp dir, removed on drop.
+    scratch: Option<tempfile::TempDir>,
+}
+
+impl Session {
+    /// The preparation of `kind` for a run that reaches `plain_http` registries
+    /// without TLS: the engine's configuration files read, its files written.
+    pub fn prepare(
+        kind: EngineKind,
+        env: &Environment,
+        plain_http: &[String],
+    ) -> Result<Session, SessionError> {
+        let engine = engine::engine(kind);
+        let sources = engine.config_sources(env);
+        let registries_conf = sources
+            .registries
+            .iter()
+            .find_map(|p| Some((p.clone(), std::fs::read_to_string(p).ok()?)));
+        let rlimit_problem = if sources.containers.is_empty() {
+            None
+        } else {
+            rlimit_problem()
+        };
+        let containers_conf = match rlimit_problem {
+            Some(_) => read_layers(&sources.containers, &sources.containers_dirs),
+            None => Vec::new(),
+        };
+        let inputs = SessionInputs {
+            plain_http,
+            registries_conf,
+            containers_conf,
+            rlimit_problem,
+        };
+        let prepared = engine.prepare(&inputs).map_err(SessionError::Config)?;
+        let mut s = Session::new(prepared.env);
+        for f in &prepared.files {
+            let path = s.write(f.name, &f.text)?;
+            s.env
+                .push((f.env_var.to_string(), path.display().to_string()));
+            s.notes.extend(f.note(&path));
+        }
+        s.notes.extend(prepared.notes);
+        Ok(s)
+    }
+
+    pub fn new(env: Vec<(String, String)>) -> Session {
+        Session {
+            env,
+            notes: Vec::new(),
+            scratch: None,
+        }
+    }
+
+    /// The session's directory, made on first use.
+    pub fn dir(&mut self) -> Result<&Path, SessionError> {
+        let d = match self.scratch.take() {
+            Some(d) => d,
+            // tempfile's default is 0777 less the umask; the registries.conf and
+            // digest files in here are this run's only.
+            None => tempfile::Builder::new()
+                .prefix("multiarch-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir()
+                .map_err(|source| SessionError::TempDir {
+                    dir: std::env::temp_dir(),
+                    source,
+                })?,
+        };
+        Ok(self.scratch.insert(d).path())
+    }
+
+    /// Writes `name` in the session's directory; returns its path.
+    pub fn write(&mut self, name: &str, text: &str) -> Result<PathBuf, SessionError> {
+        let path = self.dir()?.join(name);
+        std::fs::write(&path, text).map_err(|source| SessionError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    }
+
+    /// A path for a file a command writes (a digest file), unique in this run. Its
+    /// directory exists when the session made one; otherwise the system's temp dir.
+    pub fn file_for(&self, what: &str) -> PathBuf {
+        let name: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        match &self.scratch {
+            Some(d) => d.path().join(unique_name(&name)),
+            None => std::env::temp_dir().join(unique_name(&format!("multiarch-{name}"))),
+        }
+    }
+}
+
+/// The registries a plan reaches over plain HTTP: every `[project]
+/// insecure_registries` entry, and the loopback registries its references name.
+pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = plan.insecure_registries.clone();
+    let mut refs: Vec<&str> = Vec::new();
+    for s in plan.steps() {
+        refs.extend(s.reference());
+        match &s.action {
+            Action::ManifestCreate { entries, .. } => {
+                refs.extend(entries.iter().map(|e| e.reference.as_str()))
+            }
+            Action::Verify { reference, .. } => refs.push(reference),
+            _ => {}
+        }
+    }
+    // Needs outside the plan, in the order of their ids (each once).
+    let external: std::collections::BTreeMap<String, &str> = plan
+        .steps()
+        .iter()
+        .flat_map(|s| s.external_needs())
+        .filter_map(|e| Some((e.id.to_string(), e.reference.as_deref()?)))
+        .collect();
+    refs.extend(external.into_values());
+    for r in refs {
+        if let Some(d) = reference::parse(r).ok().and_then(|r| r.domain) {
+            if is_loopback_host(&d) && !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// The files of `layers` that can be read, then the `*.conf` files of `dirs`
+/// (each directory's sorted by name) that can.
+fn read_layers(layers: &[PathBuf], dirs: &[PathBuf]) -> Vec<String> {
+    let mut paths = layers.to_vec();
+    for dir in dirs {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut d: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            d.sort();
+            paths.extend(d);
+        }
+    }
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// `CAP_SYS_RESOURCE`: needed to raise a hard rlimit.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Why rootful podman's default `RLIMIT_NOFILE` cannot be set here, if it cannot
+/// (see [`crate::engine::podman::rlimit_diagnosis`]).
+pub fn rlimit_problem() -> Option<String> {
+    // SAFETY: plain queries of this process's ids and limits.
+    let euid = unsafe { libc::geteuid() };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let caps = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())?;
+    // rlim_t is not u64 on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let hard = lim.rlim_max as u64;
+    crate::engine::podman::rlimit_diagnosis(euid == 0, hard, cap_eff & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_sessions_files_are_private_and_go_with_it() {
+        let mut s = Session::new(Vec::new());
+        let path = s.write("registries.conf", "x = 1\n").unwrap();
+        let dir = path.parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 1\n");
+        assert!(s.file_for("push:a/amd64").starts_with(&dir));
+        drop(s);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn names_are_unique() {
+        assert_ne!(unique_name("x"), unique_name("x"));
+    }
+}

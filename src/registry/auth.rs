@@ -1,0 +1,231 @@
+//! Registry credentials: the ones the environment gives `run --login` and doctor,
+//! the `Authorization: Basic` value, and what docker's `config.json` holds.
+
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::environment::Environment;
+
+/// Registry credentials, from the environment only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The registry they are for; `None`: every registry of the plan.
+    pub registry: Option<String>,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("registry", &self.registry)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// MULTIARCH_REGISTRY_USER/_PASSWORD (registry: MULTIARCH_REGISTRY_LOGIN, else
+    /// every registry of the plan), else GitLab's CI_REGISTRY_USER/_PASSWORD for
+    /// CI_REGISTRY.
+    pub fn from_env(env: &Environment) -> Option<Credentials> {
+        if let (Some(u), Some(p)) = (
+            env.non_empty("MULTIARCH_REGISTRY_USER"),
+            env.non_empty("MULTIARCH_REGISTRY_PASSWORD"),
+        ) {
+            return Some(Credentials {
+                registry: env
+                    .non_empty("MULTIARCH_REGISTRY_LOGIN")
+                    .map(str::to_string),
+                user: u.into(),
+                password: p.into(),
+            });
+        }
+        if let (Some(u), Some(p), Some(r)) = (
+            env.non_empty("CI_REGISTRY_USER"),
+            env.non_empty("CI_REGISTRY_PASSWORD"),
+            env.non_empty("CI_REGISTRY"),
+        ) {
+            return Some(Credentials {
+                registry: Some(r.into()),
+                user: u.into(),
+                password: p.into(),
+            });
+        }
+        None
+    }
+
+    /// Whether they are meant for `host` (credentials without a registry are
+    /// meant for every one).
+    pub fn applies_to(&self, host: &str) -> bool {
+        self.registry.as_deref().is_none_or(|r| r == host)
+    }
+
+    /// Their `Authorization` header value.
+    pub fn basic(&self) -> String {
+        basic(&self.user, &self.password)
+    }
+}
+
+/// `Basic base64(user:password)`, the value of an `Authorization` header.
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// Where docker's config says the credentials for a registry are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerConfigAuth {
+    /// `credHelpers.<host>`: the helper `docker-credential-<name>` holds them.
+    Helper(String),
+    /// `auths.<host>` (what `docker login` writes); the user and password when
+    /// its `auth` value decodes to `user:password`.
+    Login(Option<(String, String)>),
+    /// Only `credsStore`: the store may hold them; it is not looked into.
+    Store(String),
+}
+
+/// docker's `config.json`: `$DOCKER_CONFIG/config.json`, else
+/// `$HOME/.docker/config.json`. `None` when there is none, or it is not JSON.
+pub fn docker_config(env: &Environment) -> Option<serde_json::Value> {
+    let dir = match env.non_empty("DOCKER_CONFIG") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env.non_empty("HOME")?).join(".docker"),
+    };
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// What docker's config says about credentials for `host`: a credential helper
+/// for it first, then a `docker login` entry (its key may be a URL such as
+/// `https://host/v1/`), then a credentials store that might hold them.
+pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigAuth> {
+    let v = docker_config(env)?;
+    if let Some(helper) = v
+        .get("credHelpers")
+        .and_then(|h| h.get(host))
+        .and_then(|h| h.as_str())
+    {
+        return Some(DockerConfigAuth::Helper(helper.to_string()));
+    }
+    let bare = |k: &str| {
+        k.trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(entry) = v
+        .get("auths")
+        .and_then(|a| a.as_object())
+        .and_then(|a| a.iter().find(|(k, _)| bare(k) == host))
+        .map(|(_, e)| e)
+    {
+        let pair = entry
+            .get("auth")
+            .and_then(|a| a.as_str())
+            .and_then(|a| STANDARD.decode(a).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            });
+        return Some(DockerConfigAuth::Login(pair));
+    }
+    v.get("credsStore")
+        .and_then(|s| s.as_str())
+        .map(|s| DockerConfigAuth::Store(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_is_base64_of_user_colon_password() {
+        assert_eq!(basic("user", "pa55"), "Basic dXNlcjpwYTU1");
+        assert_eq!(basic("", ""), "Basic Og==");
+        assert_eq!(basic("f", "oo"), "Basic Zjpvbw==");
+    }
+
+    #[test]
+    fn credentials_come_from_multiarch_variables_then_gitlab() {
+        let env = Environment::from_pairs([
+            ("MULTIARCH_REGISTRY_USER", "u"),
+            ("MULTIARCH_REGISTRY_PASSWORD", "p"),
+            ("CI_REGISTRY_USER", "ci"),
+            ("CI_REGISTRY_PASSWORD", "cp"),
+            ("CI_REGISTRY", "registry.gitlab.example"),
+        ]);
+        let c = Credentials::from_env(&env).unwrap();
+        assert_eq!((c.user.as_str(), c.registry.as_deref()), ("u", None));
+        assert!(c.applies_to("anything:5000"));
+        assert_eq!(c.basic(), basic("u", "p"));
+        assert!(!format!("{c:?}").contains("\"p\""), "{c:?}");
+
+        let env = env.with("MULTIARCH_REGISTRY_PASSWORD", "");
+        let c = Credentials::from_env(&env).unwrap();
+        assert_eq!(c.registry.as_deref(), Some("registry.gitlab.example"));
+        assert!(c.applies_to("registry.gitlab.example"));
+        assert!(!c.applies_to("127.0.0.1:5000"));
+        assert_eq!(Credentials::from_env(&Environment::empty()), None);
+    }
+
+    fn config(json: &str) -> (tempfile::TempDir, Environment) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("config.json"), json).unwrap();
+        let env = Environment::empty().with("DOCKER_CONFIG", d.path().to_str().unwrap());
+        (d, env)
+    }
+
+    #[test]
+    fn docker_config_helper_then_login_then_store() {
+        let (_d, env) = config(
+            r#"{"credHelpers":{"gcr.io":"gcloud"},
+                "auths":{"https://127.0.0.1:5000/v1/":{"auth":"dXNlcjpwYTU1"},"ghcr.io":{}},
+                "credsStore":"desktop"}"#,
+        );
+        let at = |h| docker_config_auth(&env, h);
+        assert_eq!(
+            at("gcr.io"),
+            Some(DockerConfigAuth::Helper("gcloud".into()))
+        );
+        assert_eq!(
+            at("127.0.0.1:5000"),
+            Some(DockerConfigAuth::Login(Some((
+                "user".into(),
+                "pa55".into()
+            ))))
+        );
+        assert_eq!(at("ghcr.io"), Some(DockerConfigAuth::Login(None)));
+        assert_eq!(
+            at("quay.io"),
+            Some(DockerConfigAuth::Store("desktop".into()))
+        );
+
+        let (_d, env) = config(r#"{"auths":{}}"#);
+        assert_eq!(docker_config_auth(&env, "quay.io"), None);
+        let (_d, env) = config("not json");
+        assert_eq!(docker_config_auth(&env, "quay.io"), None);
+        assert_eq!(docker_config_auth(&Environment::empty(), "quay.io"), None);
+    }
+
+    #[test]
+    fn docker_config_is_found_under_home_without_docker_config() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(".docker")).unwrap();
+        std::fs::write(
+            d.path().join(".docker/config.json"),
+            r#"{"auths":{"registry.lan:5000":{"auth":"YTpi"}}}"#,
+        )
+        .unwrap();
+        let env = Environment::empty().with("HOME", d.path().to_str().unwrap());
+        assert_eq!(
+            docker_config_auth(&env, "registry.lan:5000"),
+            Some(DockerConfigAuth::Login(Some(("a".into(), "b".into()))))
+        );
+    }
+}

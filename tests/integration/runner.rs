@@ -1,0 +1,951 @@
+//! The runner's behaviour without a daemon: `multiarch run` against the fake
+//! engine (support::fake_engine) — retries, the rebuild on a wrong platform,
+//! digests, `--skip-existing`, cancellation, keep-going and fail-fast, preflight,
+//! external needs, login secrets, atomic publishing. The real-engine tests
+//! (engine, faults, podman) check the same against dockerd and a registry.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::support::fake_engine::{FakeEngine, Reply};
+use crate::support::{processes_with, wait_until, Project, SHA};
+
+/// Two arches, each on its own (fake) native builder: no qemu, the same plan on
+/// any host.
+const TWO_ARCHES: &str = r#"
+[project]
+registry = "127.0.0.1:5999/acme"
+
+[arch.amd64]
+builder = "ssh://fake-amd64"
+[arch.arm64v8]
+builder = "ssh://fake-arm64"
+
+[archs]
+default = ["amd64", "arm64v8"]
+
+[[image]]
+name = "app"
+"#;
+
+const AMD64: &str = "127.0.0.1:5999/acme/app/amd64:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+const ARM64: &str = "127.0.0.1:5999/acme/app/arm64v8:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+const LIST: &str = "127.0.0.1:5999/acme/app:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+/// The digest the fake's default push prints for `reference`.
+fn default_digest(reference: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(reference.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}
+
+fn project(spec: &str) -> (Project, FakeEngine) {
+    let p = Project::new_without_busybox();
+    p.file("multiarch.toml", spec)
+        .file("Dockerfile", "FROM scratch\n");
+    let fake = FakeEngine::new(p.path());
+    (p, fake)
+}
+
+/// `multiarch run --branch main --sha SHA ARGS… --events EVENTS` with the fake on
+/// PATH and retries without backoff.
+fn command(p: &Project, fake: &FakeEngine, args: &[&str]) -> Command {
+    let mut c = p.command(&["run", "--branch", "main", "--sha", SHA]);
+    c.args(args)
+        .arg("--events")
+        .arg(p.path().join("events.jsonl"))
+        .env("PATH", fake.path())
+        .env("MULTIARCH_RETRY_BACKOFF_MS", "1")
+        .env_remove("DOCKER_HOST")
+        .env_remove("MULTIARCH_REGISTRY_PASSWORD")
+        .env_remove("CI_REGISTRY_PASSWORD");
+    c
+}
+
+/// What a run did: its exit code, its output, and its recorded events.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    events: Vec<serde_json::Value>,
+}
+
+impl Run {
+    fn of(p: &Project, out: Output) -> Run {
+        let r = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            events: std::fs::read_to_string(p.path().join("events.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect(),
+        };
+        eprintln!("--- stdout\n{}--- stderr\n{}", r.stdout, r.stderr);
+        r
+    }
+
+    fn finished(&self, id: &str) -> &serde_json::Value {
+        self.events
+            .iter()
+            .find(|e| e["event"] == "step-finished" && e["id"] == id)
+            .unwrap_or_else(|| panic!("{id} did not finish:\n{}", self.stdout))
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.finished(id)["status"].as_str().unwrap().to_string()
+    }
+
+    fn reason(&self, id: &str) -> String {
+        self.finished(id)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn notes(&self, id: &str) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "note" && e["id"] == id)
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn run(p: &Project, fake: &FakeEngine, args: &[&str]) -> Run {
+    Run::of(p, command(p, fake, args).output().unwrap())
+}
+
+fn lines(calls: &[crate::support::fake_engine::Call]) -> Vec<String> {
+    calls.iter().map(|c| c.line()).collect()
+}
+
+// ---------------------------------------------------------------- the harness
+
+#[test]
+fn the_fake_engine_runs_a_two_arch_pipeline_end_to_end() {
+    let (p, fake) = project(TWO_ARCHES);
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    for id in [
+        "build:app/amd64",
+        "test:app/arm64v8",
+        "push:app/arm64v8",
+        "manifest-push:app:latest",
+        "verify:app/amd64",
+        "verify:app/arm64v8",
+    ] {
+        assert_eq!(r.status(id), "ok", "{id}");
+    }
+    assert_eq!(
+        r.finished("push:app/amd64")["digest"],
+        default_digest(AMD64).as_str()
+    );
+    let calls = fake.calls();
+    let amd64: Vec<String> = calls
+        .iter()
+        .filter(|c| c.base == ["--host", "ssh://fake-amd64"])
+        .map(|c| c.line())
+        .collect();
+    assert_eq!(
+        amd64[0], "version --format {{.Server.Version}}",
+        "preflight first"
+    );
+    assert!(amd64[1].starts_with("build --build-arg ARCH=amd64 --platform linux/amd64 -t "));
+    assert_eq!(
+        amd64[2..5],
+        [
+            format!("image inspect --format {{{{.Os}}}}/{{{{.Architecture}}}}/{{{{.Variant}}}} {AMD64}"),
+            format!("run --rm --network none --platform linux/amd64 --pull never --entrypoint uname {AMD64} -m"),
+            format!("push {AMD64}"),
+        ]
+    );
+    // The lists are made on the local engine from the pushed digests.
+    let local: Vec<String> = lines(&calls)
+        .into_iter()
+        .zip(&calls)
+        .filter(|(_, c)| c.base.is_empty() && c.args[0] == "manifest")
+        .map(|(l, _)| l)
+        .collect();
+    let d_amd64 = default_digest(AMD64);
+    let d_arm64 = default_digest(ARM64);
+    for want in [
+        format!("manifest rm {LIST}"),
+        format!(
+            "manifest create --insecure {LIST} 127.0.0.1:5999/acme/app/amd64@{d_amd64} 127.0.0.1:5999/acme/app/arm64v8@{d_arm64}"
+        ),
+        format!("manifest annotate {LIST} 127.0.0.1:5999/acme/app/arm64v8@{d_arm64} --os linux --arch arm64 --variant v8"),
+        format!("manifest push --purge --insecure {LIST}"),
+        format!("manifest inspect --insecure {LIST}"),
+    ] {
+        assert!(local.contains(&want), "{want}\nin\n{}", local.join("\n"));
+    }
+    // Verify runs each platform by the digest the list serves for it.
+    assert!(
+        lines(&fake.calls_matching("run *--pull always*")).contains(&format!(
+            "run --rm --network none --platform linux/arm64/v8 --pull always --entrypoint uname 127.0.0.1:5999/acme/app@{d_arm64} -m"
+        )),
+        "{:#?}",
+        fake.calls_matching("run *")
+    );
+}
+
+// ---------------------------------------------------------------- retries
+
+const UNAVAILABLE: &str = "received unexpected HTTP status: 503 Service Unavailable";
+
+#[test]
+fn a_transient_push_failure_is_retried_and_the_list_gets_the_final_digest() {
+    let (p, fake) = project(TWO_ARCHES);
+    let busy = Reply::exit(1).stdout(UNAVAILABLE);
+    fake.on("push *amd64*", [busy.clone(), busy, Reply::pass()]);
+    let r = run(&p, &fake, &["--retries", "3"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(fake.calls_matching("push *amd64*").len(), 3);
+    let notes = r.notes("push:app/amd64");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    for (n, note) in notes.iter().enumerate() {
+        assert!(
+            note.starts_with(&format!(
+                "transient failure ({UNAVAILABLE}); retry {}/3 in ",
+                n + 1
+            )),
+            "{note}"
+        );
+    }
+    let create = lines(&fake.calls_matching("manifest create *"));
+    assert!(
+        create[0].contains(&format!(
+            "127.0.0.1:5999/acme/app/amd64@{}",
+            default_digest(AMD64)
+        )),
+        "{create:?}"
+    );
+}
+
+#[test]
+fn a_denied_push_is_not_retried_and_blocks_the_lists() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "push *amd64*",
+        [Reply::exit(1).stderr("unauthorized: authentication required")],
+    );
+    let r = run(&p, &fake, &["--retries", "3"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(fake.calls_matching("push *amd64*").len(), 1);
+    assert_eq!(r.status("push:app/amd64"), "failed");
+    assert_eq!(r.reason("push:app/amd64"), "push failed: exit code 1");
+    assert!(r.notes("push:app/amd64").is_empty());
+    assert_eq!(r.status("push:app/arm64v8"), "ok", "keep-going");
+    assert!(fake.calls_matching("manifest *").is_empty());
+    assert!(r
+        .reason(&format!("manifest-create:app:{SHA}"))
+        .contains("needs push:app/amd64 failed"));
+}
+
+#[test]
+fn retries_n_means_n_more_attempts() {
+    for (retries, attempts) in [("0", 1), ("2", 3)] {
+        let (p, fake) = project(TWO_ARCHES);
+        fake.on("push *amd64*", [Reply::exit(1).stdout(UNAVAILABLE)]);
+        let r = run(&p, &fake, &["--retries", retries]);
+        assert_eq!(r.code, Some(1));
+        assert_eq!(
+            fake.calls_matching("push *amd64*").len(),
+            attempts,
+            "--retries {retries}"
+        );
+        assert_eq!(r.notes("push:app/amd64").len(), attempts - 1);
+    }
+}
+
+#[test]
+fn a_list_that_is_not_found_is_read_once_per_verify() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        &format!("manifest inspect --insecure {LIST}"),
+        [Reply::exit(1).stderr("manifest unknown: manifest unknown")],
+    );
+    let r = run(&p, &fake, &["--retries", "3"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        fake.calls_matching(&format!("manifest inspect --insecure {LIST}"))
+            .len(),
+        2,
+        "one read by each verify, none retried"
+    );
+    assert_eq!(
+        r.reason("verify:app/amd64"),
+        format!("cannot read the pushed list {LIST}: exit code 1")
+    );
+}
+
+#[test]
+fn a_test_run_the_engine_could_not_start_is_retried_and_a_failing_command_is_not() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "run *--pull never*amd64*",
+        [
+            Reply::exit(125).stderr(&format!(
+                "docker: Error response from daemon: {UNAVAILABLE}."
+            )),
+            Reply::pass(),
+        ],
+    );
+    fake.on(
+        "run *--pull never*arm64v8*",
+        [Reply::exit(1).stdout("uname: broken")],
+    );
+    let r = run(&p, &fake, &["--retries", "3"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(fake.calls_matching("run *--pull never*amd64*").len(), 2);
+    assert_eq!(r.status("test:app/amd64"), "ok");
+    let notes = r.notes("test:app/amd64");
+    assert!(
+        notes.len() == 1
+            && notes[0].contains("503 Service Unavailable")
+            && notes[0].contains("retry 1/3"),
+        "{notes:?}"
+    );
+    assert_eq!(fake.calls_matching("run *--pull never*arm64v8*").len(), 1);
+    assert_eq!(r.status("test:app/arm64v8"), "failed");
+    assert_eq!(
+        r.reason("test:app/arm64v8"),
+        "test command failed: exit code 1"
+    );
+}
+
+// ---------------------------------------------------------------- builds of the wrong platform
+
+fn builds(fake: &FakeEngine, arch: &str) -> Vec<Vec<String>> {
+    fake.calls_matching(&format!("build --*ARCH={arch} *"))
+        .into_iter()
+        .map(|c| c.args)
+        .collect()
+}
+
+const INSPECT_AMD64: &str = "image inspect --format {{.Os}}/{{.Architecture}}/{{.Variant}} *amd64*";
+
+#[test]
+fn an_image_of_another_platform_is_built_again_without_the_cache() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        INSPECT_AMD64,
+        [Reply::ok().stdout("linux/arm64/v8"), Reply::pass()],
+    );
+    let r = run(&p, &fake, &["--stage", "build"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let b = builds(&fake, "amd64");
+    assert_eq!(b.len(), 2);
+    assert_ne!(b[0][1], "--no-cache");
+    assert_eq!(b[1][..2], ["build", "--no-cache"]);
+    assert_eq!(b[1][2..], b[0][1..], "otherwise the same build");
+    assert_eq!(
+        r.notes("build:app/amd64"),
+        ["built linux/arm64/v8 instead of linux/amd64; building again with --no-cache"]
+    );
+    assert_eq!(builds(&fake, "arm64v8").len(), 1);
+}
+
+#[test]
+fn a_cached_layer_of_another_platform_is_built_again_without_the_cache() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "build *ARCH=amd64*",
+        [
+            Reply::exit(1).stderr("The requested image's platform (linux/arm64/v8) does not match the specified platform (linux/amd64) and no specific platform was requested"),
+            Reply::pass(),
+        ],
+    );
+    let r = run(&p, &fake, &["--stage", "build"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let b = builds(&fake, "amd64");
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[1][..2], ["build", "--no-cache"]);
+    assert_eq!(
+        r.notes("build:app/amd64"),
+        ["the build cache holds a layer of another platform; building again with --no-cache"]
+    );
+}
+
+#[test]
+fn an_image_still_of_another_platform_after_the_rebuild_fails() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(INSPECT_AMD64, [Reply::ok().stdout("linux/arm64/v8")]);
+    let r = run(&p, &fake, &["--stage", "build"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(builds(&fake, "amd64").len(), 2, "one rebuild, no more");
+    assert_eq!(r.status("build:app/amd64"), "failed");
+    assert!(
+        r.reason("build:app/amd64").starts_with(
+            "built linux/arm64/v8 but this arch is linux/amd64: the classic builder ignored --platform"
+        ),
+        "{}",
+        r.reason("build:app/amd64")
+    );
+    assert_eq!(r.status("build:app/arm64v8"), "ok");
+}
+
+// ---------------------------------------------------------------- digests
+
+fn created(fake: &FakeEngine) -> String {
+    lines(&fake.calls_matching(&format!("manifest create --insecure {LIST} *"))).join("\n")
+}
+
+#[test]
+fn the_digest_is_the_last_one_the_push_prints() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "push *amd64*",
+        [Reply::ok()
+            .stdout(&format!("{}: Layer already exists", digest('a')))
+            .stdout(&format!("5eed: digest: {} size: 527", digest('b')))],
+    );
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(r.finished("push:app/amd64")["digest"], digest('b').as_str());
+    assert!(
+        created(&fake).contains(&format!(" 127.0.0.1:5999/acme/app/amd64@{} ", digest('b'))),
+        "{}",
+        created(&fake)
+    );
+}
+
+#[test]
+fn podman_s_digest_comes_from_its_digest_file() {
+    let (p, fake) = project(&TWO_ARCHES.replace("[project]\n", "[project]\nengine = \"podman\"\n"));
+    fake.on("push *amd64*", [Reply::ok().digest_file(&digest('d'))]);
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let push = &fake.calls_matching("push *amd64*")[0];
+    assert_eq!(push.program, "podman");
+    assert_eq!(push.base, ["--url", "ssh://fake-amd64"]);
+    assert_eq!(push.args[..2], ["push", "--digestfile"]);
+    assert_eq!(r.finished("push:app/amd64")["digest"], digest('d').as_str());
+    assert_eq!(
+        lines(&fake.calls_matching(&format!("manifest add *amd64* {LIST} *"))),
+        [format!(
+            "manifest add --os linux --arch amd64 {LIST} docker://127.0.0.1:5999/acme/app/amd64@{}",
+            digest('d')
+        )]
+    );
+}
+
+#[test]
+fn without_a_digest_in_the_output_the_local_repo_digests_are_asked() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("push *amd64*", [Reply::ok().stdout("pushed")]);
+    fake.on(
+        "image inspect --format {{json .RepoDigests}} *amd64*",
+        [Reply::ok().stdout(&format!(
+            "[\"127.0.0.1:5999/acme/app/amd64@{}\"]",
+            digest('c')
+        ))],
+    );
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    assert_eq!(r.finished("push:app/amd64")["digest"], digest('c').as_str());
+    assert!(created(&fake).contains(&format!("amd64@{}", digest('c'))));
+}
+
+#[test]
+fn a_push_whose_digest_cannot_be_read_fails() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("push *amd64*", [Reply::ok().stdout("pushed")]);
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.status("push:app/amd64"), "failed");
+    assert_eq!(
+        r.reason("push:app/amd64"),
+        "pushed, but the digest could not be read from the output"
+    );
+    assert!(fake.calls_matching("manifest create *").is_empty());
+}
+
+// ---------------------------------------------------------------- --skip-existing
+
+fn found(d: &str) -> Reply {
+    Reply::ok().stdout(&format!(
+        "{{\"Ref\":\"x\",\"Descriptor\":{{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"{d}\",\"size\":527}}}}"
+    ))
+}
+
+fn in_registry(fake: &FakeEngine) {
+    fake.on(
+        "manifest inspect --insecure --verbose *amd64*",
+        [found(&digest('1'))],
+    );
+    fake.on(
+        "manifest inspect --insecure --verbose *arm64v8*",
+        [found(&digest('2'))],
+    );
+}
+
+fn list_of(amd64: &str, arm64: &str) -> Reply {
+    Reply::ok().stdout(&format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"digest":"{amd64}","platform":{{"architecture":"amd64","os":"linux"}}}},{{"digest":"{arm64}","platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}}]}}"#
+    ))
+}
+
+#[test]
+fn skip_existing_builds_nothing_the_registry_has_and_lists_its_digests() {
+    let (p, fake) = project(TWO_ARCHES);
+    in_registry(&fake);
+    let r = run(&p, &fake, &["--skip-existing"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    for arch in ["amd64", "arm64v8"] {
+        for kind in ["build", "test", "push"] {
+            assert_eq!(
+                r.status(&format!("{kind}:app/{arch}")),
+                "cached",
+                "{kind} {arch}"
+            );
+        }
+    }
+    assert_eq!(
+        r.reason("build:app/amd64"),
+        format!("{AMD64} is already in the registry")
+    );
+    assert!(fake.calls_matching("build *").is_empty());
+    assert!(fake.calls_matching("push *").is_empty());
+    assert!(fake.calls_matching("run *--pull never*").is_empty());
+    assert!(
+        created(&fake).contains(&format!(
+            "127.0.0.1:5999/acme/app/amd64@{} 127.0.0.1:5999/acme/app/arm64v8@{}",
+            digest('1'),
+            digest('2')
+        )),
+        "{}",
+        created(&fake)
+    );
+    assert_eq!(r.status(&format!("manifest-push:app:{SHA}")), "ok");
+}
+
+#[test]
+fn skip_existing_leaves_a_list_that_is_already_published_alone() {
+    let (p, fake) = project(TWO_ARCHES);
+    in_registry(&fake);
+    fake.on(
+        "manifest inspect --insecure 127.0.0.1:5999/acme/app:*",
+        [list_of(&digest('1'), &digest('2'))],
+    );
+    let r = run(&p, &fake, &["--skip-existing"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    for tag in [SHA, "latest"] {
+        assert_eq!(r.status(&format!("manifest-create:app:{tag}")), "cached");
+        assert_eq!(r.status(&format!("manifest-push:app:{tag}")), "cached");
+    }
+    assert!(fake.calls_matching("manifest create *").is_empty());
+    assert!(fake.calls_matching("manifest push *").is_empty());
+    assert_eq!(r.status("verify:app/arm64v8"), "ok");
+    assert_eq!(
+        fake.calls_matching(&format!("manifest inspect --insecure {LIST}"))
+            .len(),
+        1,
+        "verify reads the list create already read"
+    );
+}
+
+#[test]
+fn skip_existing_publishes_a_list_that_differs_again() {
+    let (p, fake) = project(TWO_ARCHES);
+    in_registry(&fake);
+    fake.on(
+        &format!("manifest inspect --insecure {LIST}"),
+        [list_of(&digest('9'), &digest('2')), Reply::pass()],
+    );
+    let r = run(&p, &fake, &["--skip-existing"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    let notes = r.notes(&format!("manifest-create:app:{SHA}"));
+    assert!(
+        notes.len() == 1
+            && notes[0].starts_with(&format!("{LIST} in the registry is not this run's list (")),
+        "{notes:?}"
+    );
+    assert_eq!(r.status(&format!("manifest-create:app:{SHA}")), "ok");
+    assert_eq!(
+        fake.calls_matching(&format!("manifest push --purge --insecure {LIST}"))
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn skip_existing_needs_references_with_the_commit() {
+    let (p, fake) = project(&format!(
+        "{TWO_ARCHES}\n[tags]\narch = \"{{repo}}/{{arch}}:latest\"\n"
+    ));
+    let r = run(&p, &fake, &["--skip-existing"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr
+            .contains("--skip-existing needs per-arch references that contain the commit"),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.calls_matching("build *").is_empty());
+}
+
+// ---------------------------------------------------------------- signals, fail-fast, timeouts
+
+fn spawn(p: &Project, fake: &FakeEngine, args: &[&str]) -> std::process::Child {
+    command(p, fake, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: signalling the multiarch this test started.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Its exit code, if it ends within `within`.
+fn exit_within(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let mut code = None;
+    let _ = wait_until(within, || match child.try_wait() {
+        Ok(Some(s)) => {
+            code = s.code();
+            true
+        }
+        _ => false,
+    });
+    code
+}
+
+fn gone(fake: &FakeEngine) -> bool {
+    wait_until(Duration::from_secs(5), || {
+        processes_with(fake.marker()).is_empty()
+    })
+    .is_ok()
+}
+
+#[test]
+fn sigint_ends_the_run_and_every_process_of_its_steps() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("push *amd64*", [Reply::hang()]);
+    let mut child = spawn(&p, &fake, &[]);
+    wait_until(Duration::from_secs(30), || {
+        processes_with(fake.marker()).len() >= 2
+    })
+    .expect("the push hangs, with a grandchild");
+    signal(&child, libc::SIGINT);
+    let code = exit_within(&mut child, Duration::from_secs(8));
+    assert_eq!(
+        code,
+        Some(130),
+        "SIGTERM to the group ends it within the grace period"
+    );
+    assert!(gone(&fake), "{:?}", processes_with(fake.marker()));
+    let r = Run::of(&p, child.wait_with_output().unwrap());
+    assert_eq!(r.status("push:app/amd64"), "cancelled");
+    assert_eq!(
+        r.reason(&format!("manifest-create:app:{SHA}")),
+        "needs push:app/amd64 was cancelled"
+    );
+    let end = r.events.last().unwrap();
+    assert_eq!(
+        (&end["event"], &end["status"], &end["exit_code"]),
+        (&"run-finished".into(), &"interrupted".into(), &130.into())
+    );
+    assert!(fake.calls_matching("manifest *").is_empty());
+}
+
+#[test]
+fn a_second_sigint_kills_what_ignores_the_first() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("push *amd64*", [Reply::hang_ignoring_term()]);
+    let mut child = spawn(&p, &fake, &[]);
+    wait_until(Duration::from_secs(30), || fake.hanging()).expect("the push hangs");
+    wait_until(Duration::from_secs(5), || {
+        !processes_with(fake.marker()).is_empty()
+    })
+    .expect("the hanging process runs");
+    signal(&child, libc::SIGINT);
+    wait_until(Duration::from_secs(10), || fake.got_term()).expect("the push got SIGTERM");
+    assert!(!processes_with(fake.marker()).is_empty(), "and ignored it");
+    signal(&child, libc::SIGINT);
+    // Well before the 10 s grace would end it by SIGKILL anyway.
+    assert_eq!(exit_within(&mut child, Duration::from_secs(8)), Some(130));
+    assert!(gone(&fake), "{:?}", processes_with(fake.marker()));
+}
+
+#[test]
+fn fail_fast_ends_the_running_steps_and_starts_no_more() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("build *ARCH=arm64v8*", [Reply::hang()]);
+    fake.on(
+        "build *ARCH=amd64*",
+        [Reply::exit(1).after_hang().stdout("boom")],
+    );
+    // Both builds at once: the failing one waits until the other hangs.
+    let mut child = spawn(&p, &fake, &["--fail-fast", "--jobs", "2"]);
+    assert_eq!(exit_within(&mut child, Duration::from_secs(30)), Some(1));
+    assert!(gone(&fake), "{:?}", processes_with(fake.marker()));
+    let r = Run::of(&p, child.wait_with_output().unwrap());
+    assert_eq!(r.status("build:app/amd64"), "failed");
+    assert_eq!(r.status("build:app/arm64v8"), "cancelled");
+    assert!(fake.calls_matching("push *").is_empty());
+    assert!(fake.calls_matching("run *").is_empty());
+}
+
+#[test]
+fn keep_going_runs_the_other_arches_to_the_end() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("build *ARCH=amd64*", [Reply::exit(1).stdout("boom")]);
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.status("build:app/amd64"), "failed");
+    assert_eq!(r.reason("test:app/amd64"), "needs build:app/amd64 failed");
+    for id in ["build:app/arm64v8", "test:app/arm64v8", "push:app/arm64v8"] {
+        assert_eq!(r.status(id), "ok", "{id}");
+    }
+    assert_eq!(r.status(&format!("manifest-create:app:{SHA}")), "skipped");
+    assert_eq!(r.status("verify:app/arm64v8"), "skipped");
+    assert!(fake.calls_matching("manifest *").is_empty());
+}
+
+#[test]
+fn a_step_over_its_timeout_is_ended_with_its_processes() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("build *ARCH=amd64*", [Reply::hang()]);
+    let r = run(&p, &fake, &["--stage", "build", "--step-timeout", "1s"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.status("build:app/amd64"), "timed-out");
+    assert_eq!(
+        r.reason("build:app/amd64"),
+        "build failed: timed out after 1.0s"
+    );
+    assert_eq!(r.status("build:app/arm64v8"), "ok");
+    assert!(gone(&fake), "{:?}", processes_with(fake.marker()));
+}
+
+// ---------------------------------------------------------------- before the steps
+
+#[test]
+fn an_engine_that_does_not_answer_is_exit_3_before_any_step() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "version --format {{.Server.Version}}",
+        [Reply::exit(1).stderr("Cannot connect to the Docker daemon at ssh://fake-arm64. Is the docker daemon running?")],
+    );
+    let r = run(&p, &fake, &[]);
+    assert_eq!(r.code, Some(3));
+    assert!(
+        r.stderr
+            .contains("does not answer: Cannot connect to the Docker daemon")
+            && r.stderr.contains("help: "),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.calls_matching("build *").is_empty());
+}
+
+#[test]
+fn needs_outside_the_selection_must_be_in_the_registry() {
+    let (p, fake) = project(TWO_ARCHES);
+    let r = run(&p, &fake, &["--stage", "publish"]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains("needs outside this selection are missing:")
+            && r.stderr
+                .contains(&format!("push:app/amd64 ({AMD64} is not in the registry)")),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.calls_matching("manifest create *").is_empty());
+
+    let (p, fake) = project(TWO_ARCHES);
+    in_registry(&fake);
+    let r = run(&p, &fake, &["--stage", "publish"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(created(&fake).contains(&format!("amd64@{}", digest('1'))));
+}
+
+#[test]
+fn the_login_secret_goes_to_stdin_only_and_is_masked_everywhere() {
+    const PW: &str = "s3cr3t-pw-4711";
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on(
+        "build *ARCH=amd64*",
+        [Reply::exit(1).stdout(&format!("token={PW} rejected"))],
+    );
+    let junit = p.path().join("junit.xml");
+    let out = command(&p, &fake, &["--login", "--junit", junit.to_str().unwrap()])
+        .env("MULTIARCH_REGISTRY_USER", "ci-bot")
+        .env("MULTIARCH_REGISTRY_PASSWORD", PW)
+        .output()
+        .unwrap();
+    let r = Run::of(&p, out);
+    assert_eq!(r.code, Some(1));
+    let logins = fake.calls_matching("login *");
+    assert_eq!(logins.len(), 1);
+    assert_eq!(
+        logins[0].line(),
+        "login --username ci-bot --password-stdin 127.0.0.1:5999"
+    );
+    assert_eq!(logins[0].stdin.as_deref(), Some(PW));
+    assert!(fake
+        .calls()
+        .iter()
+        .all(|c| !c.args.iter().any(|a| a.contains(PW))));
+    let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for (what, text) in [
+        ("stdout", &r.stdout),
+        ("stderr", &r.stderr),
+        ("events", &events),
+        ("junit", &xml),
+    ] {
+        assert!(!text.contains(PW), "{what}: {text}");
+    }
+    assert!(r.stdout.contains("token=•••••• rejected"), "{}", r.stdout);
+    assert!(xml.contains("token=•••••• rejected"), "{xml}");
+}
+
+const TWO_IMAGES: &str = r#"
+[[image]]
+name = "tool"
+"#;
+
+#[test]
+fn atomic_publishing_holds_every_list_back_when_one_image_fails() {
+    for atomic in [false, true] {
+        let spec = format!("{TWO_ARCHES}{TWO_IMAGES}\n[publish]\natomic = {atomic}\n");
+        let (p, fake) = project(&spec);
+        fake.on("build *app/arm64v8*", [Reply::exit(1).stdout("boom")]);
+        let r = run(&p, &fake, &[]);
+        assert_eq!(r.code, Some(1));
+        let tool = r.status(&format!("manifest-create:tool:{SHA}"));
+        if atomic {
+            assert_eq!(tool, "skipped");
+            assert!(
+                r.reason(&format!("manifest-create:tool:{SHA}"))
+                    .starts_with("[publish] atomic: "),
+                "{}",
+                r.reason(&format!("manifest-create:tool:{SHA}"))
+            );
+            assert!(fake.calls_matching("manifest *").is_empty());
+        } else {
+            assert_eq!(tool, "ok");
+            assert!(!fake.calls_matching("manifest push *tool*").is_empty());
+        }
+        assert_eq!(r.status(&format!("manifest-create:app:{SHA}")), "skipped");
+    }
+}
+
+// ---------------------------------------------------------------- reads of the registry
+
+/// `multiarch run --stage verify` on a feature branch (no list) of a one-arch
+/// spec: the per-arch reference is read (over plain HTTP: loopback) by the check
+/// of needs outside the selection, then by the verify. The first read finds it;
+/// later ones fail with `read_error` when it is not empty.
+fn verify_reading(read_error: &str, extra: &[&str]) -> (Run, Vec<String>) {
+    let p = Project::new_without_busybox();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"127.0.0.1:5999/acme\"\n[archs]\ndefault = [\"amd64\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n");
+    let fake = FakeEngine::new(p.path());
+    let mut replies = vec![found(&format!("sha256:0123456789abcdef{}", "0".repeat(48)))];
+    if !read_error.is_empty() {
+        replies.push(Reply::exit(1).stderr(read_error));
+    }
+    fake.on("manifest inspect --insecure --verbose *", replies);
+    let mut c = p.command(&[
+        "run",
+        "--stage",
+        "verify",
+        "--branch",
+        "feature/x",
+        "--sha",
+        SHA,
+    ]);
+    c.args(extra)
+        .arg("--events")
+        .arg(p.path().join("events.jsonl"))
+        .env("PATH", fake.path())
+        .env("MULTIARCH_RETRY_BACKOFF_MS", "1")
+        .env_remove("DOCKER_HOST");
+    let r = Run::of(&p, c.output().unwrap());
+    (r, lines(&fake.calls()))
+}
+
+fn reads(calls: &[String]) -> usize {
+    calls
+        .iter()
+        .filter(|l| l.starts_with("manifest inspect"))
+        .count()
+}
+
+#[test]
+fn verify_on_a_branch_that_does_not_publish_reads_a_loopback_registry_over_plain_http() {
+    let (r, calls) = verify_reading("", &[]);
+    assert_eq!(r.code, Some(0), "{}\n{calls:#?}", r.stdout);
+    assert!(
+        calls
+            .iter()
+            .filter(|l| l.starts_with("manifest inspect"))
+            .all(|l| l.contains("--insecure")),
+        "every read of 127.0.0.1:5999 is plain HTTP:\n{calls:#?}"
+    );
+    assert!(
+        calls.iter().any(|l| l.starts_with("run ")
+            && l.contains("--platform linux/amd64")
+            && l.contains(" 127.0.0.1:5999/acme/app/amd64@sha256:0123")),
+        "the pushed image runs by digest:\n{calls:#?}"
+    );
+}
+
+#[test]
+fn a_transient_read_failure_is_retried_as_often_as_asked_and_no_more() {
+    // The check of the needs outside `--stage verify` reads once, then the verify.
+    for (retries, reads_wanted) in [("0", 1 + 1), ("2", 1 + 3)] {
+        let (r, calls) = verify_reading(UNAVAILABLE, &["--retries", retries]);
+        assert_eq!(r.code, Some(1), "{}", r.stdout);
+        assert_eq!(
+            reads(&calls),
+            reads_wanted,
+            "--retries {retries}:\n{calls:#?}"
+        );
+        assert_eq!(
+            r.stdout.contains("retry 2 in"),
+            retries == "2",
+            "each retry is reported:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn a_not_found_is_never_retried() {
+    let (r, calls) = verify_reading("manifest unknown: manifest unknown", &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(
+        reads(&calls),
+        2,
+        "the default 3 retries do not apply to a 404:\n{calls:#?}"
+    );
+}
