@@ -7,6 +7,7 @@ pub use crate::cli::CliError;
 pub use crate::context::ContextError;
 use crate::diagnostic::SpecErrors;
 pub use crate::exec::RunError;
+pub use crate::init::InitError;
 pub use crate::plan::PlanError;
 pub use crate::spec::LoadError;
 
@@ -26,6 +27,9 @@ pub enum Error {
     /// No plan can be made from the file and the options.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// `multiarch init` wrote nothing.
+    #[error(transparent)]
+    Init(InitError),
     /// Wrong arguments, or a file that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -100,6 +104,7 @@ impl Error {
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),
+            Error::Init(e) => e.exit_code(),
             Error::Interrupted => exit::INTERRUPTED,
             Error::Run(e) => e.exit_code(),
             Error::Cli(e) => e.exit_code(),
@@ -115,6 +120,17 @@ impl From<LoadError> for Error {
         match e {
             LoadError::Invalid(errs) => Error::Spec(errs),
             other => Error::Load(other),
+        }
+    }
+}
+
+/// The starter file's problems stay `Error::Spec`, rendered as every spec's are.
+impl From<InitError> for Error {
+    fn from(e: InitError) -> Self {
+        match e {
+            InitError::Invalid(errs) => Error::Spec(errs),
+            InitError::Load(e) => e.into(),
+            other => Error::Init(other),
         }
     }
 }
