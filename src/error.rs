@@ -30,9 +30,6 @@ pub enum Error {
     /// `multiarch init` wrote nothing.
     #[error(transparent)]
     Init(InitError),
-    /// Wrong arguments, or a file that cannot be used.
-    #[error("{0}")]
-    Usage(String),
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -100,7 +97,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
+            Error::Spec(_) | Error::Io { .. } => exit::USAGE,
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),
