@@ -68,7 +68,7 @@ fn main() {
         });
         let json = json.expect("writes into memory");
         json_t.push(d);
-        steps = plan.steps.len();
+        steps = plan.steps().len();
         bytes = json.len();
     }
 

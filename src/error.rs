@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 
 pub use crate::ci::CiError;
+pub use crate::context::ContextError;
 use crate::diagnostic::SpecErrors;
 pub use crate::exec::RunError;
+pub use crate::init::InitError;
+pub use crate::plan::PlanError;
 pub use crate::report::ReportError;
+pub use crate::spec::LoadError;
 
 pub use crate::exit;
 
@@ -14,9 +18,18 @@ pub enum Error {
     /// Problems in multiarch.toml, each with a span.
     #[error("{0}")]
     Spec(SpecErrors),
-    /// Wrong arguments, or a file that cannot be used.
-    #[error("{0}")]
-    Usage(String),
+    /// The spec file cannot be used (missing, a directory, too large, not UTF-8).
+    #[error(transparent)]
+    Load(LoadError),
+    /// What the command line or git says about the commit is wrong.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// No plan can be made from the file and the options.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// `multiarch init` wrote nothing.
+    #[error(transparent)]
+    Init(InitError),
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -64,6 +77,9 @@ impl Error {
     pub fn help(&self) -> Option<String> {
         use miette::Diagnostic;
         match self {
+            Error::Load(e) => e.help().map(|h| h.to_string()),
+            Error::Context(e) => e.help().map(|h| h.to_string()),
+            Error::Plan(e) => e.help().map(|h| h.to_string()),
             Error::Run(e) => e.help().map(|h| h.to_string()),
             Error::Report(e) => e.help().map(|h| h.to_string()),
             _ => None,
@@ -81,12 +97,37 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Spec(_) | Error::Usage(_) | Error::Io { .. } => exit::USAGE,
+            Error::Spec(_) | Error::Io { .. } => exit::USAGE,
+            Error::Load(e) => e.exit_code(),
+            Error::Context(e) => e.exit_code(),
+            Error::Plan(e) => e.exit_code(),
+            Error::Init(e) => e.exit_code(),
             Error::Interrupted => exit::INTERRUPTED,
             Error::Run(e) => e.exit_code(),
             Error::Report(e) => e.exit_code(),
             Error::Ci(_) => exit::USAGE,
             Error::Recorded { exit_code, .. } => *exit_code,
+        }
+    }
+}
+
+/// Problems in the file stay `Error::Spec`, the shape callers match on.
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Invalid(errs) => Error::Spec(errs),
+            other => Error::Load(other),
+        }
+    }
+}
+
+/// The starter file's problems stay `Error::Spec`, rendered as every spec's are.
+impl From<InitError> for Error {
+    fn from(e: InitError) -> Self {
+        match e {
+            InitError::Invalid(errs) => Error::Spec(errs),
+            InitError::Load(e) => e.into(),
+            other => Error::Init(other),
         }
     }
 }

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::SpecErrors;
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::spec::arch;
+use crate::spec::LoadError;
 use crate::spec::{Platform, Spec, FILE_NAME};
 
 /// Directories never searched: build output, dependencies, VCS and hidden ones
@@ -134,7 +135,7 @@ fn is_dockerfile(name: &str) -> bool {
 }
 
 /// Dockerfiles under `root`, as paths relative to it, sorted.
-pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, Error> {
+pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, InitError> {
     let mut found = Vec::new();
     let mut stack = vec![(PathBuf::new(), 0usize)];
     while let Some((rel, depth)) = stack.pop() {
@@ -142,7 +143,7 @@ pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, Error> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // The root itself must be readable; an unreadable subdirectory is skipped.
-            Err(e) if rel.as_os_str().is_empty() => return Err(Error::io(&dir, e)),
+            Err(e) if rel.as_os_str().is_empty() => return Err(InitError::io(&dir, e)),
             Err(_) => continue,
         };
         for entry in entries.flatten() {
@@ -568,21 +569,63 @@ fn normalise_arch(a: &str) -> String {
     a.to_string()
 }
 
+/// Why `multiarch init` wrote nothing (exit 2).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum InitError {
+    #[error("{} already exists; pass --force to overwrite it", path.display())]
+    Exists { path: PathBuf },
+    #[error("no Dockerfile, *.Dockerfile, Dockerfile.<arch> or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)", dir.display())]
+    NoDockerfiles { dir: PathBuf },
+    /// The directory cannot be read, or the file cannot be written.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The starter file would not pass `multiarch check` (a bug of init's).
+    #[error("{0}")]
+    Invalid(SpecErrors),
+    #[error(transparent)]
+    Load(LoadError),
+}
+
+impl InitError {
+    fn io(path: &Path, source: std::io::Error) -> InitError {
+        InitError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            InitError::Load(e) => e.exit_code(),
+            _ => crate::exit::USAGE,
+        }
+    }
+}
+
+impl From<LoadError> for InitError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Invalid(errs) => InitError::Invalid(errs),
+            other => InitError::Load(other),
+        }
+    }
+}
+
 /// Write `dir/multiarch.toml` for the Dockerfiles under `dir`.
-pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initialized, Error> {
+pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initialized, InitError> {
     let path = dir.join(FILE_NAME);
     if path.exists() && !opts.force {
-        return Err(Error::Usage(format!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        )));
+        return Err(InitError::Exists { path });
     }
     let files = find_dockerfiles(dir)?;
     if files.is_empty() {
-        return Err(Error::Usage(format!(
-            "no Dockerfile, *.Dockerfile, Dockerfile.<arch> or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)",
-            dir.display()
-        )));
+        return Err(InitError::NoDockerfiles {
+            dir: dir.to_path_buf(),
+        });
     }
     let root_name = std::fs::canonicalize(dir)
         .ok()
@@ -597,7 +640,7 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
     let text = starter(&root_name, &images, &opts.archs);
     // What `multiarch check` would say, before anything is written.
     Spec::from_str_in(&text, FILE_NAME, dir, env)?;
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| InitError::io(&path, e))?;
     Ok(Initialized { path, images })
 }
 

@@ -592,7 +592,12 @@ pub fn load_and_plan(
     });
     let changed_files = match &changed_since {
         Some(rev) => {
-            let files = git.changed_files(rev).map_err(Error::Usage)?;
+            let files = git.changed_files(rev).map_err(|message| {
+                crate::context::ContextError::ChangedFiles {
+                    rev: rev.clone(),
+                    message,
+                }
+            })?;
             // git prints paths from the repository's top; images' paths are relative
             // to the spec's directory.
             let top = git.toplevel().unwrap_or_else(|| spec.dir.clone());

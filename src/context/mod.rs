@@ -2,13 +2,16 @@
 //! then the CI's variables, then git itself.
 
 mod ci;
+mod error;
 mod git;
+mod host;
 
 pub use ci::{detect_ci, CiInfo};
+pub use error::ContextError;
 pub use git::{Git, GitCli, NoGit};
+pub use host::Host;
 
 use crate::environment::Environment;
-use crate::error::Error;
 use crate::spec::reference::sanitize_tag;
 use crate::spec::vars::{semver_parts, GitValues};
 
@@ -48,7 +51,7 @@ impl GitContext {
         env: &Environment,
         git: &dyn Git,
         flags: &Overrides,
-    ) -> Result<GitContext, Error> {
+    ) -> Result<GitContext, ContextError> {
         let ci = detect_ci(env);
         let mut ctx = GitContext {
             ci: ci.as_ref().map(|c| c.system),
@@ -57,9 +60,7 @@ impl GitContext {
         if let Some(sha) = &flags.sha {
             let s = sha.trim().to_ascii_lowercase();
             if !is_full_sha(&s) {
-                return Err(Error::Usage(format!(
-                    "--sha `{sha}` is not a full commit sha (40 hexadecimal digits); use `git rev-parse HEAD`"
-                )));
+                return Err(ContextError::BadSha { given: sha.clone() });
             }
             ctx.sha = Some(s);
             ctx.origin.push(("sha", "--sha".into()));

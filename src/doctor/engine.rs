@@ -109,9 +109,9 @@ impl Doctor<'_> {
             return Check::ok(format!("`{program} manifest` is available"));
         }
         let needed = plan.is_some_and(|p| {
-            p.steps
+            p.steps()
                 .iter()
-                .any(|s| matches!(s.kind, StepKind::ManifestCreate | StepKind::ManifestPush))
+                .any(|s| matches!(s.kind(), StepKind::ManifestCreate | StepKind::ManifestPush))
         });
         let what = format!("`{program} manifest` is not available");
         let c = if needed {

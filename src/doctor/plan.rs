@@ -3,9 +3,8 @@
 
 use super::{first_line, Blame, Check, Doctor};
 use crate::context::{GitCli, GitContext};
-use crate::error::Error;
 use crate::plan::{Plan, PlanOptions, StepKind};
-use crate::spec::Spec;
+use crate::spec::{LoadError, Spec};
 
 impl Doctor<'_> {
     pub(super) fn spec_check(&self, checks: &mut Vec<Check>) -> Option<Spec> {
@@ -51,7 +50,7 @@ impl Doctor<'_> {
                 )));
                 Some(spec)
             }
-            Err(Error::Spec(errs)) => {
+            Err(LoadError::Invalid(errs)) => {
                 let mut c = Check::fail(
                     format!(
                         "{name} has {} problem{}",
@@ -162,15 +161,15 @@ impl Doctor<'_> {
 
 pub(super) fn publish_check(plan: &Plan) -> Check {
     let lists: Vec<&str> = plan
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::ManifestPush)
-        .filter_map(|s| s.reference.as_deref())
+        .filter(|s| s.kind() == StepKind::ManifestPush)
+        .filter_map(|s| s.reference())
         .collect();
     let pushes = plan
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::Push)
+        .filter(|s| s.kind() == StepKind::Push)
         .count();
     let images = if pushes == 0 {
         "no per-arch image is pushed".to_string()
@@ -190,8 +189,8 @@ pub(super) fn publish_check(plan: &Plan) -> Check {
         for l in lists {
             c = c.detail(l.to_string());
         }
-        for s in &plan.skipped {
-            if matches!(s.kind, StepKind::ManifestCreate) {
+        for s in plan.skipped() {
+            if matches!(s.kind(), StepKind::ManifestCreate) {
                 c = c.detail(format!("left out: {} ({})", s.id, s.reason));
             }
         }

@@ -12,21 +12,26 @@ impl Doctor<'_> {
     pub(super) fn registry_checks(&self, plan: &Plan, checks: &mut Vec<Check>) {
         let uses = |s: &crate::plan::Step| {
             matches!(
-                s.kind,
+                s.kind(),
                 StepKind::Push
                     | StepKind::ManifestCreate
                     | StepKind::ManifestPush
                     | StepKind::Verify
             )
         };
-        let mut hosts: Vec<String> = plan.registries.clone();
+        let mut hosts: Vec<String> = plan.registries().to_vec();
         let mut hub = false;
         let refs = plan
-            .steps
+            .steps()
             .iter()
             .filter(|s| uses(s))
-            .filter_map(|s| s.reference.clone())
-            .chain(plan.external_refs.values().cloned());
+            .filter_map(|s| s.reference().map(str::to_string))
+            .chain(
+                plan.steps()
+                    .iter()
+                    .flat_map(|s| s.external_needs())
+                    .filter_map(|e| e.reference.as_deref().map(str::to_string)),
+            );
         for r in refs {
             match reference::parse(&r).ok().and_then(|r| r.domain) {
                 Some(d) => {
@@ -86,7 +91,7 @@ impl Doctor<'_> {
         }
         if let Some(c) = &creds {
             if let Some(r) = &c.registry {
-                if !plan.registries.contains(r) {
+                if !plan.registries().contains(r) {
                     checks.push(
                         Check::warn(format!(
                             "credentials: they are for {r}, which this plan does not push to; `run` logs in only with --login"

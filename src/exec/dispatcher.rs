@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use crate::events::StepStatus;
-use crate::graph::{Dag, Edge};
+use crate::graph::Dag;
 use crate::plan::{Plan, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct Dispatcher<'p> {
     plan: &'p Plan,
     /// need → step: a step's needs are its predecessors, in the order it lists
     /// them; its dependents are its successors, in plan order.
-    dag: Dag,
+    dag: &'p Dag,
     /// The longest chain of steps that waits on each step (itself included).
     depth: Vec<u32>,
     state: Vec<State>,
@@ -77,30 +77,13 @@ pub struct Dispatcher<'p> {
 
 impl<'p> Dispatcher<'p> {
     pub fn new(plan: &'p Plan, failure: FailureMode) -> Self {
-        let n = plan.steps.len();
-        let index: std::collections::HashMap<&str, usize> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let edges: Vec<Edge> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| {
-                let index = &index;
-                s.needs
-                    .iter()
-                    .filter_map(move |x| Some((*index.get(x.as_str())? as u32, i as u32)))
-            })
-            .collect();
-        let dag = Dag::from_edges(n, &edges);
+        let n = plan.steps().len();
+        let dag = plan.graph();
         let depth = dag.longest_chain();
         let producers = (0..n)
             .filter(|&i| {
                 matches!(
-                    plan.steps[i].kind,
+                    plan.steps()[i].kind(),
                     StepKind::SetupQemu | StepKind::Build | StepKind::Test | StepKind::Push
                 )
             })
@@ -169,7 +152,7 @@ impl<'p> Dispatcher<'p> {
         let &(key, i) = self
             .ready
             .iter()
-            .find(|&&(_, i)| !(gated && self.plan.steps[i].kind == StepKind::ManifestCreate))?;
+            .find(|&&(_, i)| !(gated && self.plan.steps()[i].kind() == StepKind::ManifestCreate))?;
         self.ready.remove(&(key, i));
         self.state[i] = State::Running;
         self.running += 1;
@@ -192,7 +175,7 @@ impl<'p> Dispatcher<'p> {
             self.stop = Stop::AllTasks {
                 reason: format!(
                     "not started: --fail-fast after {} failed",
-                    self.plan.steps[i].id
+                    self.plan.steps()[i].id
                 ),
             };
             effects.push(Effect::Terminate);
@@ -217,7 +200,7 @@ impl<'p> Dispatcher<'p> {
             && (self.stop != Stop::None
                 || !self.ready.iter().any(|&(_, i)| {
                     !(self.plan.atomic
-                        && self.plan.steps[i].kind == StepKind::ManifestCreate
+                        && self.plan.steps()[i].kind() == StepKind::ManifestCreate
                         && self.producers_ok < self.producers.len())
                 }))
     }
@@ -295,7 +278,7 @@ impl<'p> Dispatcher<'p> {
                             _ => None,
                         });
                 if let Some((j, st)) = blocked {
-                    let id = &self.plan.steps[j].id;
+                    let id = &self.plan.steps()[j].id;
                     let why = match st {
                         StepStatus::Failed(_) | StepStatus::TimedOut(_) => format!("{id} failed"),
                         StepStatus::Cancelled => format!("{id} was cancelled"),
@@ -328,11 +311,11 @@ impl<'p> Dispatcher<'p> {
         let mut skipped_any = false;
         for i in 0..self.state.len() {
             if self.state[i] == State::Pending
-                && self.plan.steps[i].kind == StepKind::ManifestCreate
+                && self.plan.steps()[i].kind() == StepKind::ManifestCreate
             {
                 let reason = format!(
                     "[publish] atomic: {} did not succeed, so no list is published",
-                    self.plan.steps[bad].id
+                    self.plan.steps()[bad].id
                 );
                 self.skip(i, reason, effects);
                 skipped_any = true;
@@ -346,48 +329,76 @@ impl<'p> Dispatcher<'p> {
 pub(crate) mod tests {
     use super::*;
     use crate::engine::EngineTarget;
-    use crate::plan::{Action, Plan, Step, StepKind};
+    use crate::plan::{Action, Draft, DraftStep, Name, Need, Plan, StepId, StepKind};
     use crate::spec::EngineKind;
 
-    pub(crate) fn step(id: &str, kind: StepKind, needs: &[&str]) -> Step {
-        Step {
-            id: id.into(),
+    /// A step of the test plans, by name: its id is `KIND:NAME/x`, or
+    /// `KIND:NAME:t` for a list; `needs` are names.
+    #[derive(Debug, Clone)]
+    pub(crate) struct TestStep {
+        name: String,
+        kind: StepKind,
+        needs: Vec<String>,
+    }
+
+    pub(crate) fn step(name: &str, kind: StepKind, needs: &[&str]) -> TestStep {
+        TestStep {
+            name: name.into(),
             kind,
-            image: None,
-            arch: None,
-            tag: None,
-            platform: None,
-            reference: Some(format!("ref/{id}")),
-            needs: needs.iter().map(|s| s.to_string()).collect(),
-            external_needs: Vec::new(),
-            timeout: None,
-            action: Action::Push {
-                engine: EngineTarget::local(EngineKind::Docker),
-                reference: id.into(),
-            },
+            needs: needs.iter().map(|n| n.to_string()).collect(),
         }
     }
 
-    pub(crate) fn plan(steps: Vec<Step>, atomic: bool) -> Plan {
-        Plan {
-            branch: Some("main".into()),
-            git_tag: None,
-            sha: None,
-            pull_request: None,
-            publish: true,
-            publish_reason: String::new(),
-            atomic,
-            engine: EngineKind::Docker,
-            dir: ".".into(),
-            jobs: None,
-            retries: None,
-            steps,
-            skipped: Vec::new(),
-            registries: Vec::new(),
-            external_refs: Default::default(),
-            immutable_refs: true,
-            insecure_registries: Vec::new(),
+    fn id_of(name: &str, kind: StepKind) -> StepId {
+        let n = Name::from(name);
+        StepId::per_arch(kind, &n, &"x".into())
+            .or_else(|| StepId::list(kind, &n, &"t".into()))
+            .unwrap_or(StepId::SetupQemu)
+    }
+
+    /// The name of a step of a test plan, from its id's text.
+    pub(crate) fn name(id: &str) -> &str {
+        let rest = id.split_once(':').map_or(id, |(_, r)| r);
+        &rest[..rest.len().saturating_sub(2)]
+    }
+
+    pub(crate) fn plan(steps: Vec<TestStep>, atomic: bool) -> Plan {
+        let ids: std::collections::HashMap<&str, StepId> = steps
+            .iter()
+            .map(|s| (s.name.as_str(), id_of(&s.name, s.kind)))
+            .collect();
+        let mut d = Draft::new();
+        for s in &steps {
+            d.push(DraftStep {
+                id: ids[s.name.as_str()].clone(),
+                needs: s
+                    .needs
+                    .iter()
+                    .map(|n| Need::Id(ids[n.as_str()].clone()))
+                    .collect(),
+                action: Action::Push {
+                    engine: EngineTarget::local(EngineKind::Docker),
+                    reference: s.name.clone(),
+                    platform: crate::spec::Platform::host(),
+                },
+                timeout: None,
+            });
         }
+        let mut p = d.seal().expect("a test plan has no cycle");
+        p.branch = Some("main".into());
+        p.publish = true;
+        p.atomic = atomic;
+        p.dir = ".".into();
+        p.immutable_refs = true;
+        p
+    }
+
+    /// `text` with each step's id replaced by its name.
+    fn short(plan: &Plan, text: &str) -> String {
+        let mut ids: Vec<String> = plan.steps().iter().map(|s| s.id.to_string()).collect();
+        ids.sort_by_key(|i| std::cmp::Reverse(i.len()));
+        ids.iter()
+            .fold(text.to_string(), |t, id| t.replace(id.as_str(), name(id)))
     }
 
     /// A run driven by hand: ids in, ids and statuses out.
@@ -412,10 +423,13 @@ pub(crate) mod tests {
         fn take(&mut self, effects: Vec<Effect>) {
             for e in effects {
                 match e {
-                    Effect::Finished(i, st) => self.ended.push(match st.reason() {
-                        Some(r) => format!("{}={}: {r}", self.plan.steps[i].id, st.code()),
-                        None => format!("{}={}", self.plan.steps[i].id, st.code()),
-                    }),
+                    Effect::Finished(i, st) => {
+                        let n = self.plan.steps()[i].image().unwrap_or_default();
+                        self.ended.push(match st.reason() {
+                            Some(r) => format!("{n}={}: {}", st.code(), short(self.plan, r)),
+                            None => format!("{n}={}", st.code()),
+                        })
+                    }
                     other => self.signals.push(other),
                 }
             }
@@ -425,13 +439,18 @@ pub(crate) mod tests {
         fn launch(&mut self, jobs: usize) -> Vec<&'p str> {
             let mut v = Vec::new();
             while let Some(i) = self.d.next(jobs) {
-                v.push(self.plan.steps[i].id.as_str());
+                v.push(self.plan.steps()[i].image().unwrap_or_default());
             }
             v
         }
 
         fn end(&mut self, id: &str, status: StepStatus) {
-            let i = self.plan.steps.iter().position(|s| s.id == id).unwrap();
+            let i = self
+                .plan
+                .steps()
+                .iter()
+                .position(|s| s.image() == Some(id))
+                .unwrap();
             let e = self.d.finished(i, status);
             self.take(e);
         }

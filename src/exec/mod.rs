@@ -80,7 +80,11 @@ fn setup_qemu_first(
     masker: &Masker,
     reporter: &mut dyn Reporter,
 ) -> Result<Option<(String, StepResult, Duration)>, RunError> {
-    let Some(step) = plan.steps.iter().find(|s| s.kind == StepKind::SetupQemu) else {
+    let Some(step) = plan
+        .steps()
+        .iter()
+        .find(|s| s.kind() == StepKind::SetupQemu)
+    else {
         return Ok(None);
     };
     let Action::SetupQemu { handlers, setup } = &step.action else {
@@ -90,7 +94,8 @@ fn setup_qemu_first(
     // The note that the setup runs comes first, then the setup's own lines as
     // they come: both closures speak through the one reporter.
     let reporter = std::cell::RefCell::new(reporter);
-    let say = |m: String| note(*reporter.borrow_mut(), masker, &step.id, m);
+    let id = step.id.to_string();
+    let say = |m: String| note(*reporter.borrow_mut(), masker, &id, m);
     let run = |argv: Vec<String>| {
         let cmd = Command {
             argv,
@@ -104,7 +109,7 @@ fn setup_qemu_first(
     };
     qemu::ensure(&Binfmt::default(), handlers, setup, run, say)
         .map_err(RunError::EmulationMissing)?;
-    Ok(Some((step.id.clone(), StepResult::ok(), t0.elapsed())))
+    Ok(Some((id, StepResult::ok(), t0.elapsed())))
 }
 
 /// Run a plan with a reporter: preflight, login, emulation, external needs, then
@@ -134,7 +139,7 @@ pub fn run(
             if opts.login
                 || c.registry
                     .as_ref()
-                    .is_none_or(|r| plan.registries.contains(r)) =>
+                    .is_none_or(|r| plan.registries().contains(r)) =>
         {
             preflight::login(plan, c, &table, &masker, &runner.env, reporter)?
         }

@@ -48,6 +48,8 @@ impl Default for PoolOptions {
 /// What the pool reports, and keeps for the summary.
 struct Reports<'a> {
     plan: &'a Plan,
+    /// Each step's id as events carry it, rendered once.
+    ids: Vec<String>,
     masker: Masker,
     reporter: &'a mut dyn Reporter,
     reports: Vec<Option<StepReport>>,
@@ -65,12 +67,12 @@ impl Reports<'_> {
         if t.len() > TAIL {
             t.remove(0);
         }
-        let id = self.plan.steps[i].id.clone();
+        let id = self.ids[i].clone();
         self.emit(RunEvent::Output { id, line });
     }
 
     fn note(&mut self, i: usize, message: String) {
-        let id = self.plan.steps[i].id.clone();
+        let id = self.ids[i].clone();
         self.emit(RunEvent::Note { id, message });
     }
 
@@ -96,14 +98,14 @@ impl Reports<'_> {
             Some((r, d)) => (r.digest.clone(), r.detail.clone(), d),
             None => (None, None, Duration::ZERO),
         };
-        let s = &self.plan.steps[i];
+        let s = &self.plan.steps()[i];
         let report = StepReport {
-            id: s.id.clone(),
-            kind: s.kind,
+            id: self.ids[i].clone(),
+            kind: s.kind(),
             status,
             duration,
             digest,
-            reference: s.reference.clone(),
+            reference: s.reference().map(str::to_string),
             tail,
             detail,
         };
@@ -166,10 +168,11 @@ pub fn drive(
     reporter: &mut dyn Reporter,
 ) -> RunSummary {
     let started = Instant::now();
-    let n = plan.steps.len();
+    let n = plan.steps().len();
     let jobs = opts.jobs.max(1);
     let mut out = Reports {
         plan,
+        ids: plan.steps().iter().map(|s| s.id.to_string()).collect(),
         masker: Masker::new(&opts.secrets),
         reporter,
         reports: vec![None; n],
@@ -179,7 +182,7 @@ pub fn drive(
     let digests: Mutex<HashMap<String, String>> = Mutex::new(HashMap::new());
     let mut dispatcher = Dispatcher::new(plan, opts.failure);
     for (id, res, d) in &opts.done {
-        let Some(i) = plan.steps.iter().position(|s| s.id == *id) else {
+        let Some(i) = out.ids.iter().position(|s| s == id) else {
             continue;
         };
         if let (Some(dg), Ok(mut m)) = (&res.digest, digests.lock()) {
@@ -211,9 +214,9 @@ pub fn drive(
     std::thread::scope(|scope| {
         loop {
             while let Some(i) = dispatcher.next(jobs) {
-                let step = &plan.steps[i];
+                let step = &plan.steps()[i];
                 out.emit(RunEvent::StepStarted {
-                    id: step.id.clone(),
+                    id: out.ids[i].clone(),
                     command: step.command(),
                 });
                 if workers < dispatcher.running() {
@@ -303,7 +306,7 @@ fn work(
             Err(_) => break,
         };
         let Ok(i) = next else { break };
-        let step = &plan.steps[i];
+        let step = &plan.steps()[i];
         let t0 = Instant::now();
         let io = StepIo::new(i, tx.clone(), digests, table.clone());
         let result =
@@ -312,7 +315,7 @@ fn work(
                     StepResult::failed("internal error: the step panicked", Vec::new())
                 });
         if let (Some(d), Ok(mut m)) = (&result.digest, digests.lock()) {
-            m.insert(step.id.clone(), d.clone());
+            m.insert(step.id.to_string(), d.clone());
         }
         let _ = tx.send(Msg::Finished(i, result, t0.elapsed()));
     }
@@ -334,7 +337,7 @@ fn start_signal_thread(tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::dispatcher::tests::{chain, plan, step};
+    use crate::exec::dispatcher::tests::{chain, name, plan, step, TestStep};
     use crate::exec::process::{self, Command, Output};
     use crate::plan::{Step, StepKind};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -359,7 +362,8 @@ mod tests {
 
     impl StepExecutor for Fake {
         fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
-            self.log.lock().unwrap().push(format!("start {}", step.id));
+            let me = step.image().unwrap_or_default();
+            self.log.lock().unwrap().push(format!("start {me}"));
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.started.fetch_add(1, Ordering::SeqCst);
             self.max.fetch_max(now, Ordering::SeqCst);
@@ -371,8 +375,8 @@ mod tests {
                 });
                 self.cv.notify_all();
             }
-            io.line(&format!("hello from {}", step.id));
-            let result = if self.slow.contains(&step.id.as_str()) {
+            io.line(&format!("hello from {me}"));
+            let result = if self.slow.contains(&me) {
                 let cmd = Command::new(vec!["sleep".into(), "30".into()]);
                 let f = process::spawn(&cmd, &io.table, Output::Captured);
                 if f.exit.success() {
@@ -380,19 +384,19 @@ mod tests {
                 } else {
                     StepResult::failed(f.exit.describe(), Vec::new())
                 }
-            } else if self.fail.contains(&step.id.as_str()) {
+            } else if self.fail.contains(&me) {
                 StepResult::failed("boom", vec!["last line".into()])
             } else {
-                StepResult::pushed(Some(format!("sha256:{}", step.id.len())))
+                StepResult::pushed(Some(format!("sha256:{}", me.len())))
             };
             self.running.fetch_sub(1, Ordering::SeqCst);
-            self.log.lock().unwrap().push(format!("end {}", step.id));
+            self.log.lock().unwrap().push(format!("end {me}"));
             result
         }
     }
 
     fn status<'a>(s: &'a RunSummary, id: &str) -> &'a StepStatus {
-        &s.steps.iter().find(|r| r.id == id).unwrap().status
+        &s.steps.iter().find(|r| name(&r.id) == id).unwrap().status
     }
 
     fn run_with(p: &Plan, fake: &Fake, jobs: usize, failure: FailureMode) -> RunSummary {
@@ -423,17 +427,17 @@ mod tests {
             *fake.log.lock().unwrap(),
             ["start a", "end a", "start b", "end b", "start c", "end c", "start x", "end x"]
         );
-        let c = s.steps.iter().find(|r| r.id == "c").unwrap();
+        let c = s.steps.iter().find(|r| name(&r.id) == "c").unwrap();
         assert_eq!(c.digest.as_deref(), Some("sha256:1"));
         assert!(c.tail.is_empty());
-        let x = s.steps.iter().find(|r| r.id == "x").unwrap();
+        let x = s.steps.iter().find(|r| name(&r.id) == "x").unwrap();
         assert_eq!(x.tail, ["last line"]);
         assert_eq!(s.exit_code(), 1);
     }
 
     #[test]
     fn the_job_limit_holds_and_is_used() {
-        let steps: Vec<Step> = (0..6)
+        let steps: Vec<TestStep> = (0..6)
             .map(|i| step(&format!("s{i}"), StepKind::Build, &[]))
             .collect();
         let p = plan(steps, false);
@@ -482,7 +486,11 @@ mod tests {
             false,
         );
         let opts = PoolOptions {
-            done: vec![("build:a".into(), StepResult::ok(), Duration::ZERO)],
+            done: vec![(
+                p.steps()[0].id.to_string(),
+                StepResult::ok(),
+                Duration::ZERO,
+            )],
             ..PoolOptions::default()
         };
         let fake = Fake::default();

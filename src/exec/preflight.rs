@@ -13,7 +13,7 @@ use super::Credentials;
 use super::RunError;
 use crate::engine::EngineTarget;
 use crate::events::{Masker, Reporter};
-use crate::plan::Plan;
+use crate::plan::{Plan, StepId, StepKind};
 use crate::spec::{Builder, EngineKind};
 
 /// Run a probe, captured, with a deadline.
@@ -74,7 +74,7 @@ pub fn login(
 ) -> Result<(), RunError> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
-        None => plan.registries.clone(),
+        None => plan.registries().to_vec(),
     };
     if registries.is_empty() {
         return Err(RunError::LoginWithoutRegistry);
@@ -114,44 +114,44 @@ pub fn check_external(
     table: &Arc<ProcessTable>,
     env: &[(String, String)],
 ) -> Result<(), RunError> {
-    let mut checked: BTreeSet<String> = BTreeSet::new();
+    let mut checked: BTreeSet<&StepId> = BTreeSet::new();
     let mut missing = Vec::new();
     let engine = EngineTarget::local(plan.engine);
-    for s in &plan.steps {
-        for need in &s.external_needs {
-            if need == "setup-qemu" || !checked.insert(need.clone()) {
+    for s in plan.steps() {
+        for need in s.external_needs() {
+            if need.id == StepId::SetupQemu || !checked.insert(&need.id) {
                 continue;
             }
-            let (kind, rest) = need.split_once(':').unwrap_or((need.as_str(), ""));
+            let kind = need.id.kind();
+            let local = matches!(kind, StepKind::Build | StepKind::Test);
             // A pushed per-arch image was tested before its push: when the push is
             // checked in the registry, the test need is satisfied with it.
-            if matches!(kind, "build" | "test")
-                && s.external_needs
-                    .iter()
-                    .any(|n| *n == format!("push:{rest}"))
+            if local
+                && need
+                    .id
+                    .with_kind(StepKind::Push)
+                    .is_some_and(|push| s.external_needs().iter().any(|n| n.id == push))
             {
                 continue;
             }
-            let Some(reference) = plan.external_refs.get(need).cloned() else {
+            let Some(reference) = need.reference.as_deref() else {
                 continue;
             };
-            let insecure = crate::registry::plain_http(&reference, &plan.insecure_registries);
+            let insecure = crate::registry::plain_http(reference, &plan.insecure_registries);
             let mut ask = |a| quick(a, &plan.dir, table, Duration::from_secs(60), env);
             let e = engine.engine();
             let found = match kind {
-                "build" | "test" => ask(e.image_exists(&engine, &reference)).exit.success(),
-                "manifest-create" | "manifest-push" => {
-                    ask(e.manifest_inspect(&reference, insecure)).exit.success()
+                StepKind::Build | StepKind::Test => {
+                    ask(e.image_exists(&engine, reference)).exit.success()
                 }
-                _ => registry_digest(e, &reference, insecure, &mut ask).is_ok(),
+                StepKind::ManifestCreate | StepKind::ManifestPush => {
+                    ask(e.manifest_inspect(reference, insecure)).exit.success()
+                }
+                _ => registry_digest(e, reference, insecure, &mut ask).is_ok(),
             };
             if !found {
-                let place = if matches!(kind, "build" | "test") {
-                    "locally"
-                } else {
-                    "in the registry"
-                };
-                missing.push(format!("{need} ({reference} is not {place})"));
+                let place = if local { "locally" } else { "in the registry" };
+                missing.push(format!("{} ({reference} is not {place})", need.id));
             }
         }
     }

@@ -136,8 +136,8 @@ impl Session {
 pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
     let mut out: Vec<String> = plan.insecure_registries.clone();
     let mut refs: Vec<&str> = Vec::new();
-    for s in &plan.steps {
-        refs.extend(s.reference.as_deref());
+    for s in plan.steps() {
+        refs.extend(s.reference());
         match &s.action {
             Action::ManifestCreate { entries, .. } => {
                 refs.extend(entries.iter().map(|e| e.reference.as_str()))
@@ -146,7 +146,14 @@ pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
             _ => {}
         }
     }
-    refs.extend(plan.external_refs.values().map(String::as_str));
+    // Needs outside the plan, in the order of their ids (each once).
+    let external: std::collections::BTreeMap<String, &str> = plan
+        .steps()
+        .iter()
+        .flat_map(|s| s.external_needs())
+        .filter_map(|e| Some((e.id.to_string(), e.reference.as_deref()?)))
+        .collect();
+    refs.extend(external.into_values());
     for r in refs {
         if let Some(d) = reference::parse(r).ok().and_then(|r| r.domain) {
             if is_loopback_host(&d) && !out.contains(&d) {

@@ -38,31 +38,31 @@ impl PlanInfo {
     pub fn from_plan(plan: &Plan) -> Self {
         // A list's platforms are its manifest-create's entries.
         let mut lists: BTreeMap<(Option<&str>, Option<&str>), Vec<String>> = BTreeMap::new();
-        for s in &plan.steps {
+        for s in plan.steps() {
             if let Action::ManifestCreate { entries, .. } = &s.action {
                 lists.insert(
-                    (s.image.as_deref(), s.tag.as_deref()),
+                    (s.image(), s.tag()),
                     entries.iter().map(|e| e.platform.to_string()).collect(),
                 );
             }
         }
         let steps = plan
-            .steps
+            .steps()
             .iter()
             .map(|s| {
-                let platforms = match s.kind {
+                let platforms = match s.kind() {
                     StepKind::ManifestCreate | StepKind::ManifestPush => lists
-                        .get(&(s.image.as_deref(), s.tag.as_deref()))
+                        .get(&(s.image(), s.tag()))
                         .cloned()
                         .unwrap_or_default(),
-                    _ => s.platform.iter().cloned().collect(),
+                    _ => s.platform().iter().map(|p| p.to_string()).collect(),
                 };
                 (
-                    s.id.clone(),
+                    s.id.to_string(),
                     StepInfo {
-                        image: s.image.clone(),
-                        arch: s.arch.clone(),
-                        tag: s.tag.clone(),
+                        image: s.image().map(str::to_string),
+                        arch: s.arch().map(str::to_string),
+                        tag: s.tag().map(str::to_string),
                         platforms,
                     },
                 )
@@ -70,7 +70,7 @@ impl PlanInfo {
             .collect();
         PlanInfo {
             steps,
-            order: plan.steps.iter().map(|s| s.id.clone()).collect(),
+            order: plan.steps().iter().map(|s| s.id.to_string()).collect(),
             publish: plan.publish,
             publish_reason: plan.publish_reason.clone(),
         }

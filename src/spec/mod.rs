@@ -1,10 +1,12 @@
 //! multiarch.toml: the checked model ([`Spec`]) and how it is loaded.
 //!
-//! Loading reads the file, parses TOML keeping spans, expands the environment
-//! (`${NAME}`), then validates everything (see [`crate::validate`]). Every problem
-//! found is reported at once, each pointing at the file, line and value.
+//! Loading reads the file ([`read_source`]), parses TOML keeping spans, expands
+//! the environment (`${NAME}`), then validates everything: `Spec::load` and
+//! `Spec::from_str_in` are defined with the validator, in validate/load.rs. Every
+//! problem found is reported at once, each pointing at the file, line and value.
 
 pub mod arch;
+mod error;
 pub mod raw;
 pub mod reference;
 pub mod template;
@@ -18,11 +20,10 @@ use std::time::Duration;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 pub use arch::{Arch, Builder, Platform};
+pub use error::LoadError;
 pub use template::Template;
 
-use crate::diagnostic::{Problem, SourceFile, SpecErrors};
-use crate::environment::Environment;
-use crate::error::Error;
+use crate::diagnostic::SourceFile;
 
 /// The file name looked for when no `-f` is given.
 pub const FILE_NAME: &str = "multiarch.toml";
@@ -238,93 +239,60 @@ impl Image {
     }
 }
 
+/// A spec file's text, read and checked to be usable (not a directory, not too
+/// large, UTF-8), with the names messages and paths need.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub text: String,
+    /// The path as given, for messages.
+    pub name: String,
+    /// The directory paths in the file are relative to.
+    pub dir: PathBuf,
+}
+
+/// Read a spec file: the I/O half of `Spec::load` (validating is the other).
+pub fn read_source(path: &Path) -> Result<Source, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(LoadError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit: MAX_FILE_SIZE,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok(Source {
+        text,
+        name: path.display().to_string(),
+        dir: dir.to_path_buf(),
+    })
+}
+
 impl Spec {
-    /// Load and validate a spec file with the given environment for `${NAME}`.
-    pub fn load(path: &Path, env: &Environment) -> Result<Spec, Error> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.is_dir() {
-            return Err(Error::Usage(format!(
-                "{} is a directory; give the path of a multiarch.toml",
-                path.display()
-            )));
-        }
-        if meta.len() > MAX_FILE_SIZE {
-            return Err(Error::Usage(format!(
-                "{} is {} bytes; a multiarch.toml is limited to {} MiB",
-                path.display(),
-                meta.len(),
-                MAX_FILE_SIZE / 1024 / 1024
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            Error::Usage(format!(
-                "{} is not UTF-8 text (invalid byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
-        let dir = path
-            .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        Spec::from_str_in(&text, &path.display().to_string(), &dir, env).map(|mut s| {
-            s.path = path.to_path_buf();
-            s
-        })
-    }
-
-    /// Validate spec text as if it were the file `name` in directory `dir`.
-    pub fn from_str_in(
-        text: &str,
-        name: &str,
-        dir: &Path,
-        env: &Environment,
-    ) -> Result<Spec, Error> {
-        let source = SourceFile::new(name, text);
-        let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
-        if !syntax.is_empty() {
-            let problems = syntax
-                .iter()
-                .map(|e| {
-                    let span = e.span().unwrap_or(0..0);
-                    Problem::new(
-                        "toml-syntax",
-                        span,
-                        format!("TOML syntax error: {}", e.message().trim()),
-                        "here",
-                    )
-                    .help("see https://toml.io for the syntax")
-                })
-                .collect();
-            return Err(Error::Spec(SpecErrors::new(&source, problems)));
-        }
-        let mut reader = raw::Reader::new(text, env);
-        let raw = reader.read(root.get_ref());
-        let mut problems = reader.problems;
-        let spec = crate::validate::validate(raw, &source, dir, &mut problems);
-        if !problems.is_empty() {
-            return Err(Error::Spec(SpecErrors::new(&source, problems)));
-        }
-        spec.map(|mut s| {
-            s.path = dir.join(FILE_NAME);
-            s
-        })
-        .ok_or_else(|| Error::Usage("internal: validation failed without a problem".into()))
-    }
-
     /// Find the spec: `explicit`, else ./multiarch.toml, else the nearest parent's.
-    pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+    pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, LoadError> {
         if let Some(p) = explicit {
             if !p.exists() {
-                return Err(Error::Usage(format!("{} does not exist", p.display())));
+                return Err(LoadError::NotFound {
+                    path: p.to_path_buf(),
+                });
             }
             return Ok(p.to_path_buf());
         }
@@ -336,10 +304,9 @@ impl Spec {
             }
             dir = d.parent();
         }
-        Err(Error::Usage(format!(
-            "no {FILE_NAME} in {} or any parent directory; create one with `multiarch init`, or pass -f FILE",
-            cwd.display()
-        )))
+        Err(LoadError::NoSpec {
+            cwd: cwd.to_path_buf(),
+        })
     }
 
     pub fn arch(&self, name: &str) -> Option<&Arch> {

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 mod deps;
+mod load;
 
 use crate::diagnostic::{closest, did_you_mean, Problem, SourceFile};
 use crate::spec::arch::{self, Arch, Builder, Platform};
@@ -20,22 +21,25 @@ use crate::spec::{
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
 const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
 
-/// Check a raw file. Problems are pushed to `problems`; the Spec is returned when
-/// enough of it was well-formed to build one (the caller discards it if any problem
-/// was found).
+/// Check a raw file, after the `problems` reading it found: the Spec when there is
+/// no problem at all, else every problem. An empty `Err` would be a validator bug
+/// (a part refused without saying why); `Spec::from_str_in` reports it as internal.
 pub fn validate(
     raw: RawFile,
     source: &SourceFile,
     dir: &Path,
-    problems: &mut Vec<Problem>,
-) -> Option<Spec> {
+    mut problems: Vec<Problem>,
+) -> Result<Spec, Vec<Problem>> {
     let mut v = Validator {
-        problems,
+        problems: &mut problems,
         dir,
         arches: BTreeMap::new(),
         defined: BTreeSet::new(),
     };
-    v.run(raw, source)
+    match v.run(raw, source) {
+        Some(spec) if problems.is_empty() => Ok(spec),
+        _ => Err(problems),
+    }
 }
 
 struct Validator<'a> {

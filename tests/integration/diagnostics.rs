@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use multiarch::{Environment, Error, Spec};
+use multiarch::spec::LoadError;
+use multiarch::{Environment, Spec};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -39,7 +40,7 @@ fn render(name: &str) -> String {
         Err(e) => e,
     };
     assert_eq!(err.exit_code(), 2, "{name}: {err}");
-    let Error::Spec(errs) = &err else {
+    let LoadError::Invalid(errs) = &err else {
         panic!("{name}: expected diagnostics about the file, got: {err}");
     };
     assert!(!errs.is_empty(), "{name}: no diagnostics");
@@ -90,7 +91,7 @@ fn locations(name: &str) -> Vec<String> {
     let path = fixtures().join("invalid").join(format!("{name}.toml"));
     let text = std::fs::read_to_string(path).unwrap();
     match Spec::from_str_in(&text, "multiarch.toml", &project(), &env()) {
-        Err(Error::Spec(errs)) => errs
+        Err(LoadError::Invalid(errs)) => errs
             .diagnostics
             .iter()
             .map(|d| format!("{} {}", d.location(), d.problem.code))

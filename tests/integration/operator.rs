@@ -73,13 +73,13 @@ struct Fake {
 
 impl StepExecutor for Fake {
     fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
-        io.line(&format!("{} {}", step.kind.as_str(), step.id));
+        io.line(&format!("{} {}", step.kind().as_str(), step.id));
         io.line("done");
-        if self.fail.contains(&step.id.as_str()) {
+        if self.fail.iter().any(|f| step.id == *f) {
             io.line("exec /bin/sh: exec format error");
             return StepResult::failed("build failed: exit code 1", Vec::new());
         }
-        let digest = match step.kind {
+        let digest = match step.kind() {
             StepKind::Push => Some(format!("sha256:{}", "a1".repeat(32))),
             StepKind::ManifestPush => Some(format!("sha256:{}", "b2".repeat(32))),
             _ => None,
@@ -393,7 +393,7 @@ fn the_events_stream_has_one_finished_event_per_step() {
     assert_eq!(lines[0]["event"], "plan");
     assert_eq!(
         lines[0]["steps"].as_array().unwrap().len(),
-        plan.steps.len()
+        plan.steps().len()
     );
     assert_eq!(
         lines[0]["platforms"]["manifest-push:hello:latest"],
@@ -406,7 +406,8 @@ fn the_events_stream_has_one_finished_event_per_step() {
         .filter(|l| l["event"] == "step-finished")
         .map(|l| l["id"].as_str().unwrap())
         .collect();
-    let mut want: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    let want: Vec<String> = plan.steps().iter().map(|s| s.id.to_string()).collect();
+    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
     let mut got = finished.clone();
     want.sort();
     got.sort();
@@ -500,7 +501,7 @@ fn the_junit_report_parses_and_has_a_test_case_per_step() {
     assert_eq!(root.tag_name().name(), "testsuites");
     assert_eq!(
         root.attribute("tests"),
-        Some(plan.steps.len().to_string().as_str())
+        Some(plan.steps().len().to_string().as_str())
     );
     assert_eq!(root.attribute("failures"), Some("1"));
     assert_eq!(root.attribute("skipped"), Some("8"));
@@ -514,7 +515,7 @@ fn the_junit_report_parses_and_has_a_test_case_per_step() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), plan.steps.len());
+    assert_eq!(cases.len(), plan.steps().len());
     let failed = cases
         .iter()
         .find(|c| c.attribute("name") == Some("build:hello/arm64v8"))

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use crate::support::fake_engine::{FakeEngine, Reply};
 use crate::support::{temp_dir, Project, SHA};
 use multiarch::plan::{Action, Host};
-use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step};
+use multiarch::{Environment, GitContext, Plan, PlanOptions, Spec, Step, StepKind};
 
 fn spec_in(dir: &Path, text: &str) -> Spec {
     Spec::from_str_in(text, "multiarch.toml", dir, &Environment::empty())
@@ -42,10 +42,10 @@ fn plan_of(text: &str, ctx: &GitContext) -> Plan {
 }
 
 fn step<'p>(plan: &'p Plan, id: &str) -> &'p Step {
-    plan.step(id).unwrap_or_else(|| {
+    plan.find_by_display(id).unwrap_or_else(|| {
         panic!(
             "no step {id} in {:?}",
-            plan.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+            plan.steps().iter().map(|s| &s.id).collect::<Vec<_>>()
         )
     })
 }
@@ -77,15 +77,15 @@ fn a_registry_needs_no_path() {
             "[project]\nregistry = \"{registry}\"\n[[image]]\nname = \"app\"\ncontext = \"app\"\n"
         );
         let p = plan_of(&text, &on_main());
-        assert_eq!(p.registries, [host], "{registry}");
+        assert_eq!(p.registries(), [host], "{registry}");
         let push = step(&p, "push:app/arm64v8");
         assert_eq!(
-            push.reference.as_deref(),
+            push.reference(),
             Some(format!("{registry}/app/arm64v8:{SHA}").as_str())
         );
         let create = step(&p, "manifest-create:app:latest");
         assert_eq!(
-            create.reference.as_deref(),
+            create.reference(),
             Some(format!("{registry}/app:latest").as_str())
         );
         assert_eq!(
@@ -194,18 +194,18 @@ fn makefile_style_per_arch_tags_and_version_lists() {
     let p = plan_of(MAKEFILE_TAGS, &on_tag("v1.4.2"));
     let r = |a: &str| {
         step(&p, &format!("push:app/{a}"))
-            .reference
-            .clone()
+            .reference()
             .unwrap()
+            .to_string()
     };
     assert_eq!(r("amd64"), "127.0.0.1:5000/acme/app:1.4.2_linux_amd64");
     assert_eq!(r("arm32v7"), "127.0.0.1:5000/acme/app:1.4.2_linux_arm_v7");
     assert_eq!(r("arm64v8"), "127.0.0.1:5000/acme/app:1.4.2_linux_arm64");
     let lists: Vec<&str> = p
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.id.starts_with("manifest-push:"))
-        .filter_map(|s| s.reference.as_deref())
+        .filter(|s| s.kind() == StepKind::ManifestPush)
+        .filter_map(|s| s.reference())
         .collect();
     assert_eq!(
         lists,
@@ -228,7 +228,7 @@ fn platform_tag_alone_makes_the_per_arch_reference_unique() {
     let text = "[tags]\narch = \"{repo}:{sha}_{platform_tag}\"\n[archs]\ndefault = [\"amd64\", \"arm32v6\", \"arm32v7\", \"arm64v8\"]\n[[image]]\nname = \"app\"\ncontext = \"app\"\n";
     let p = plan_of(text, &on_main());
     assert_eq!(
-        step(&p, "push:app/arm32v6").reference.as_deref(),
+        step(&p, "push:app/arm32v6").reference(),
         Some(format!("app:{SHA}_linux_arm_v6").as_str())
     );
 }
@@ -344,7 +344,7 @@ fn changed_since_watches_every_per_arch_dockerfile() {
         };
         Plan::new(&spec, &on_main(), &o)
             .unwrap()
-            .steps
+            .steps()
             .iter()
             .any(|s| s.id == "build:app/arm64v8")
     };

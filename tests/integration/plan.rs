@@ -75,28 +75,53 @@ fn plan_with(text: &str, ctx: &GitContext, o: &PlanOptions) -> Plan {
     Plan::new(&spec(text), ctx, o).unwrap_or_else(|e| panic!("plans: {e}"))
 }
 
-fn ids(plan: &Plan) -> Vec<&str> {
-    plan.steps.iter().map(|s| s.id.as_str()).collect()
+/// An id's text, kept for the rest of the test (assertions compare `&str`s).
+fn text(id: impl std::fmt::Display) -> &'static str {
+    Box::leak(id.to_string().into_boxed_str())
+}
+
+fn ids(plan: &Plan) -> Vec<&'static str> {
+    plan.steps().iter().map(|s| text(&s.id)).collect()
 }
 
 fn step<'p>(plan: &'p Plan, id: &str) -> &'p Step {
-    plan.step(id)
+    plan.find_by_display(id)
         .unwrap_or_else(|| panic!("no step {id} in {:?}", ids(plan)))
 }
 
-fn needs<'p>(plan: &'p Plan, id: &str) -> Vec<&'p str> {
-    step(plan, id).needs.iter().map(String::as_str).collect()
+/// The ids of a step's needs in the plan.
+fn needs(plan: &Plan, id: &str) -> Vec<&'static str> {
+    let idx = plan.find(&step(plan, id).id).unwrap();
+    plan.need_ids(idx).map(text).collect()
 }
 
-fn skipped(plan: &Plan) -> Vec<(&str, &str)> {
-    plan.skipped
+/// The ids of a step's needs outside the plan.
+fn external(plan: &Plan, id: &str) -> Vec<&'static str> {
+    step(plan, id)
+        .external_needs()
         .iter()
-        .map(|s| (s.id.as_str(), s.reason.as_str()))
+        .map(|e| text(&e.id))
+        .collect()
+}
+
+/// The reference an external need is checked by.
+fn external_ref(plan: &Plan, need: &str) -> Option<String> {
+    plan.steps()
+        .iter()
+        .flat_map(|s| s.external_needs())
+        .find(|e| e.id == need)
+        .and_then(|e| e.reference.as_deref().map(str::to_string))
+}
+
+fn skipped(plan: &Plan) -> Vec<(&'static str, &str)> {
+    plan.skipped()
+        .iter()
+        .map(|s| (text(&s.id), s.reason.as_str()))
         .collect()
 }
 
 fn count(plan: &Plan, kind: StepKind) -> usize {
-    plan.steps.iter().filter(|s| s.kind == kind).count()
+    plan.steps().iter().filter(|s| s.kind() == kind).count()
 }
 
 fn arch_ref(image: &str, arch: &str) -> String {
@@ -110,15 +135,16 @@ fn argv(v: &[&str]) -> Vec<String> {
 /// Every need is an earlier step; ids are unique.
 fn assert_topological(plan: &Plan) {
     let mut seen = BTreeSet::new();
-    for s in &plan.steps {
-        for n in &s.needs {
+    for idx in plan.indices() {
+        let s = plan.step(idx);
+        for n in plan.need_ids(idx) {
             assert!(
-                seen.contains(n.as_str()),
+                seen.contains(text(n)),
                 "{} needs {n}, which is not earlier in the plan",
                 s.id
             );
         }
-        assert!(seen.insert(s.id.as_str()), "{} is listed twice", s.id);
+        assert!(seen.insert(text(&s.id)), "{} is listed twice", s.id);
     }
 }
 
@@ -161,7 +187,7 @@ fn publish_branch_runs_the_whole_pipeline_in_order() {
     ] {
         assert_eq!(count(&p, kind), n, "{kind:?}");
     }
-    assert!(p.skipped.is_empty(), "{:?}", skipped(&p));
+    assert!(p.skipped().is_empty(), "{:?}", skipped(&p));
     assert_topological(&p);
 }
 
@@ -220,8 +246,11 @@ fn build_argv_is_the_articles_command() {
     let p = plan(SEED, &on_branch("main"));
     let b = step(&p, "build:app/arm64v8");
     let r = arch_ref("app", "arm64v8");
-    assert_eq!(b.reference.as_deref(), Some(r.as_str()));
-    assert_eq!(b.platform.as_deref(), Some("linux/arm64/v8"));
+    assert_eq!(b.reference(), Some(r.as_str()));
+    assert_eq!(
+        b.platform().map(|p| p.to_string()).as_deref(),
+        Some("linux/arm64/v8")
+    );
     assert_eq!(
         b.command(),
         argv(&[
@@ -277,11 +306,8 @@ fn build_argv_is_the_articles_command() {
 fn lists_are_made_of_the_pushed_digests() {
     let p = plan(SEED, &on_branch("main"));
     let create = step(&p, "manifest-create:app:latest");
-    assert_eq!(
-        create.reference.as_deref(),
-        Some("127.0.0.1:5000/acme/app:latest")
-    );
-    assert_eq!(create.tag.as_deref(), Some("latest"));
+    assert_eq!(create.reference(), Some("127.0.0.1:5000/acme/app:latest"));
+    assert_eq!(create.tag(), Some("latest"));
     let mut want = argv(&[
         "docker",
         "manifest",
@@ -335,15 +361,16 @@ fn feature_branch_pushes_per_arch_and_publishes_nothing() {
             ("manifest-push:app:latest", reason),
         ]
     );
-    let s = &p.skipped[0];
-    assert_eq!(s.kind, StepKind::ManifestCreate);
-    assert_eq!(s.image.as_deref(), Some("app"));
-    assert_eq!(s.tag.as_deref(), Some("{sha}"));
-    assert_eq!(s.arch, None);
+    let s = &p.skipped()[0];
+    assert_eq!(s.kind(), StepKind::ManifestCreate);
+    assert_eq!(s.image(), Some("app"));
+    assert_eq!(s.tag(), Some("{sha}"));
+    assert_eq!(s.arch(), None);
     // Verify pulls the pushed per-arch image by its digest.
     for a in ARCHES {
         let v = step(&p, &format!("verify:app/{a}"));
-        assert!(v.needs.contains(&format!("push:app/{a}")), "{:?}", v.needs);
+        let n = needs(&p, &format!("verify:app/{a}"));
+        assert!(n.contains(&format!("push:app/{a}").as_str()), "{n:?}");
         let by_digest = format!("{REG}/app/{a}@<digest of push:app/{a}>");
         assert!(v.command().contains(&by_digest), "{:?}", v.command());
         assert!(v.command().windows(2).any(|w| w == ["--pull", "always"]));
@@ -369,10 +396,10 @@ fn merge_request_builds_never_publish() {
     // push = "always" (the default) still pushes per arch on an MR build.
     assert_eq!(count(&p, StepKind::Push), 3);
     assert!(p
-        .skipped
+        .skipped()
         .iter()
         .all(|s| s.reason.contains("pull/merge-request")));
-    assert_eq!(p.skipped.len(), 4);
+    assert_eq!(p.skipped().len(), 4);
 }
 
 #[test]
@@ -387,7 +414,7 @@ fn merge_request_with_publish_branches_pushes_nothing() {
     assert_eq!(count(&p, StepKind::Verify), 0);
     assert_eq!(count(&p, StepKind::Build), 3);
     assert_eq!(count(&p, StepKind::Test), 3);
-    let kinds: BTreeSet<StepKind> = p.skipped.iter().map(|s| s.kind).collect();
+    let kinds: BTreeSet<StepKind> = p.skipped().iter().map(|s| s.kind()).collect();
     assert!(kinds.contains(&StepKind::Push), "{:?}", skipped(&p));
     assert!(kinds.contains(&StepKind::Verify), "{:?}", skipped(&p));
     assert_topological(&p);
@@ -465,18 +492,18 @@ fn a_git_tag_matching_publish_tags_publishes() {
     assert!(p.publish, "{}", p.publish_reason);
     assert!(p.publish_reason.contains("v*"), "{}", p.publish_reason);
     let lists: Vec<&str> = p
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::ManifestPush)
-        .map(|s| s.tag.as_deref().unwrap())
+        .filter(|s| s.kind() == StepKind::ManifestPush)
+        .map(|s| s.tag().unwrap())
         .collect();
     assert_eq!(lists, [SHA, "1.4.2", "1.4"]);
     // latest is only for main; this build has no branch.
     assert_eq!(
-        p.skipped
+        p.skipped()
             .iter()
-            .filter(|s| s.kind == StepKind::ManifestCreate)
-            .map(|s| (s.tag.as_deref().unwrap(), s.reason.as_str()))
+            .filter(|s| s.kind() == StepKind::ManifestCreate)
+            .map(|s| (s.tag().unwrap(), s.reason.as_str()))
             .collect::<Vec<_>>(),
         [(
             "latest",
@@ -503,10 +530,10 @@ fn on_main_the_version_tags_are_skipped_with_a_reason() {
     let p = plan(RELEASES, &on_branch("main"));
     assert!(p.publish);
     let lists: Vec<&str> = p
-        .steps
+        .steps()
         .iter()
-        .filter(|s| s.kind == StepKind::ManifestCreate)
-        .map(|s| s.tag.as_deref().unwrap())
+        .filter(|s| s.kind() == StepKind::ManifestCreate)
+        .map(|s| s.tag().unwrap())
         .collect();
     assert_eq!(lists, [SHA, "latest"]);
     let sk = skipped(&p);
@@ -529,12 +556,12 @@ fn spec_section_4_skipped_reason_for_a_version_tag() {
     );
     let p = plan(&text, &on_branch("main"));
     let s = p
-        .skipped
+        .skipped()
         .iter()
         .find(|s| s.id == "manifest-create:app:{version}")
         .expect("skipped");
-    assert_eq!(s.kind, StepKind::ManifestCreate);
-    assert_eq!(s.tag.as_deref(), Some("{version}"));
+    assert_eq!(s.kind(), StepKind::ManifestCreate);
+    assert_eq!(s.tag(), Some("{version}"));
     assert_eq!(s.reason, "no git tag: {version} has no value");
 }
 
@@ -581,13 +608,13 @@ fn image_selection_makes_dependencies_external() {
         ..opts()
     };
     let p = plan_with(BASE_APP, &on_branch("main"), &o);
-    assert!(p.steps.iter().all(|s| s.image.as_deref() != Some("base")));
+    assert!(p.steps().iter().all(|s| s.image() != Some("base")));
     for a in ARCHES {
-        let b = step(&p, &format!("build:app/{a}"));
+        let b = format!("build:app/{a}");
         let ext = format!("push:base/{a}");
-        assert_eq!(b.external_needs, std::slice::from_ref(&ext));
-        assert!(!b.needs.contains(&ext));
-        assert_eq!(p.external_refs.get(&ext), Some(&arch_ref("base", a)));
+        assert_eq!(external(&p, &b), [ext.as_str()]);
+        assert!(!needs(&p, &b).contains(&ext.as_str()));
+        assert_eq!(external_ref(&p, &ext), Some(arch_ref("base", a)));
     }
     assert_topological(&p);
 }
@@ -611,9 +638,9 @@ fn arch_selection_builds_one_arch_and_lists_nothing() {
     );
     // A list needs every arch: it is not assembled from one.
     assert!(p
-        .skipped
+        .skipped()
         .iter()
-        .any(|s| s.kind == StepKind::ManifestCreate && s.reason.contains("--arch")));
+        .any(|s| s.kind() == StepKind::ManifestCreate && s.reason.contains("--arch")));
 }
 
 #[test]
@@ -646,15 +673,14 @@ fn stage_build_is_qemu_build_and_test() {
         ..opts()
     };
     let p = plan_with(BASE_APP, &on_branch("main"), &o);
-    let kinds: BTreeSet<StepKind> = p.steps.iter().map(|s| s.kind).collect();
+    let kinds: BTreeSet<StepKind> = p.steps().iter().map(|s| s.kind()).collect();
     assert_eq!(
         kinds,
         [StepKind::SetupQemu, StepKind::Build, StepKind::Test].into()
     );
     // app's build needs base's push, which is another stage: external.
-    let b = step(&p, "build:app/arm64v8");
-    assert_eq!(b.needs, ["setup-qemu"]);
-    assert_eq!(b.external_needs, ["push:base/arm64v8"]);
+    assert_eq!(needs(&p, "build:app/arm64v8"), ["setup-qemu"]);
+    assert_eq!(external(&p, "build:app/arm64v8"), ["push:base/arm64v8"]);
     assert_topological(&p);
 }
 
@@ -674,17 +700,17 @@ fn stage_publish_needs_the_pushes_from_the_registry() {
             "manifest-push:app:latest".into(),
         ]
     );
-    let c = step(&p, "manifest-create:app:latest");
-    assert!(c.needs.is_empty());
+    let c = "manifest-create:app:latest";
+    assert!(needs(&p, c).is_empty());
     let want: Vec<String> = ARCHES
         .iter()
         .flat_map(|a| [format!("test:app/{a}"), format!("push:app/{a}")])
         .collect();
-    assert_eq!(c.external_needs, want);
+    assert_eq!(external(&p, c), want);
     for a in ARCHES {
         assert_eq!(
-            p.external_refs.get(&format!("push:app/{a}")),
-            Some(&arch_ref("app", a))
+            external_ref(&p, &format!("push:app/{a}")),
+            Some(arch_ref("app", a))
         );
     }
 }
@@ -705,11 +731,13 @@ fn stage_verify_needs_the_published_list() {
             "verify:app/arm64v8"
         ]
     );
-    let v = step(&p, "verify:app/amd64");
-    assert_eq!(v.external_needs, [format!("manifest-push:app:{SHA}")]);
     assert_eq!(
-        p.external_refs.get(&format!("manifest-push:app:{SHA}")),
-        Some(&format!("{REG}/app:{SHA}"))
+        external(&p, "verify:app/amd64"),
+        [format!("manifest-push:app:{SHA}")]
+    );
+    assert_eq!(
+        external_ref(&p, &format!("manifest-push:app:{SHA}")),
+        Some(format!("{REG}/app:{SHA}"))
     );
     assert_eq!(needs(&p, "verify:app/arm64v8"), ["setup-qemu"]);
 }
@@ -742,17 +770,18 @@ labels = { "org.example.branch" = "{branch}" }
     let tag = "feat---reboot---id--rm--rf--";
     assert!(multiarch::spec::reference::is_valid_tag(tag));
     assert!(
-        p.step(&format!("manifest-push:app:{tag}")).is_some(),
+        p.find_by_display(&format!("manifest-push:app:{tag}"))
+            .is_some(),
         "{:?}",
         ids(&p)
     );
     let b = step(&p, "build:app/amd64");
     assert_eq!(
-        b.reference.as_deref(),
+        b.reference(),
         Some(format!("{REG}/app/amd64:{tag}-0123456").as_str())
     );
     assert!(b.command().contains(&format!("BRANCH={tag}")));
-    for s in &p.steps {
+    for s in p.steps() {
         for c in &s.commands() {
             for a in c {
                 // (Spaces only appear in run-time placeholders: `<digest of …>`.)
@@ -779,11 +808,11 @@ fn a_long_branch_is_cut_to_a_valid_tag() {
     let branch = format!("-.feature/{}", "x".repeat(300));
     let p = plan(&text, &on_branch(&branch));
     let list = p
-        .steps
+        .steps()
         .iter()
-        .find(|s| s.kind == StepKind::ManifestPush)
+        .find(|s| s.kind() == StepKind::ManifestPush)
         .unwrap();
-    let tag = list.tag.as_deref().unwrap();
+    let tag = list.tag().unwrap();
     assert_eq!(tag.len(), 128);
     assert!(tag.starts_with("feature-xxx"));
     assert!(multiarch::spec::reference::is_valid_tag(tag));
@@ -799,7 +828,7 @@ fn plan_json_has_the_fields_of_spec_section_4() {
     assert_eq!(j["sha"], SHA);
     assert_eq!(j["publish"], true);
     let steps = j["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), p.steps.len());
+    assert_eq!(steps.len(), p.steps().len());
     let kinds: BTreeSet<&str> = [
         "setup-qemu",
         "build",
@@ -937,7 +966,8 @@ fn a_native_builder_needs_no_qemu() {
     );
     let p = plan(&text, &on_branch("main"));
     let b = step(&p, "build:app/arm64v8");
-    assert!(b.needs.is_empty(), "{:?}", b.needs);
+    let n = needs(&p, "build:app/arm64v8");
+    assert!(n.is_empty(), "{n:?}");
     assert_eq!(
         b.command()[..4],
         argv(&["docker", "--host", "ssh://builder@arm64-1", "build"])[..]
@@ -961,8 +991,11 @@ fn an_arm64_host_emulates_amd64() {
 fn every_step_kind_maps_to_its_stage() {
     let p = plan(BASE_APP, &on_branch("main"));
     let mut by_stage: BTreeMap<Stage, BTreeSet<StepKind>> = BTreeMap::new();
-    for s in &p.steps {
-        by_stage.entry(s.kind.stage()).or_default().insert(s.kind);
+    for s in p.steps() {
+        by_stage
+            .entry(s.kind().stage())
+            .or_default()
+            .insert(s.kind());
     }
     assert_eq!(by_stage[&Stage::Push], [StepKind::Push].into());
     assert_eq!(

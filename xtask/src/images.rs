@@ -34,7 +34,7 @@ pub fn run_images(
         args.extend(extra.iter().map(Into::into));
         return Ok(multiarch::cli::main_with(args, env));
     }
-    let spec = match Spec::load(&spec_path, &env) {
+    let spec = match Spec::load(&spec_path, &env).map_err(multiarch::Error::from) {
         Ok(s) => s,
         Err(e) => {
             eprint!("{}", render(&e));
@@ -44,7 +44,11 @@ pub fn run_images(
     let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default())
         .map_err(|e| e.to_string())?;
     let plan = Plan::new(&spec, &ctx, &PlanOptions::default()).map_err(|e| e.to_string())?;
-    eprintln!("xtask: {} steps; {}", plan.steps.len(), plan.publish_reason);
+    eprintln!(
+        "xtask: {} steps; {}",
+        plan.steps().len(),
+        plan.publish_reason
+    );
     let mut reporter = PlainReporter::new(std::io::stdout().lock(), false, false);
     let summary = match multiarch::run(&plan, &RunOptions::default(), &env, &mut reporter) {
         Ok(s) => s,
@@ -59,10 +63,10 @@ pub fn run_images(
             "\nimages are in the registry at {registry} (http://{registry}/v2/_catalog); try:"
         );
         if let Some(list) = plan
-            .steps
+            .steps()
             .iter()
-            .filter(|s| s.kind == multiarch::StepKind::ManifestPush)
-            .find_map(|s| s.reference.clone())
+            .filter(|s| s.kind() == multiarch::StepKind::ManifestPush)
+            .find_map(|s| s.reference().map(str::to_string))
         {
             println!("  docker run --rm --network none --platform linux/arm/v7 {list}");
         }

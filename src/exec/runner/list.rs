@@ -7,7 +7,7 @@ use crate::engine::answers::list_entries;
 use crate::engine::{EngineTarget, ListItem};
 use crate::events::format::short_digest;
 use crate::exec::executor::{StepIo, StepResult};
-use crate::plan::{ListEntry, Step};
+use crate::plan::{ListEntry, Step, StepId};
 
 impl EngineRunner {
     /// The digest of a per-arch reference: from this run's push, else the registry.
@@ -16,11 +16,11 @@ impl EngineRunner {
         step: &Step,
         io: &StepIo<'_>,
         engine: &EngineTarget,
-        push_step: &str,
+        push_step: &StepId,
         reference: &str,
         insecure: bool,
     ) -> Result<String, StepResult> {
-        if let Some(d) = io.digest_of(push_step) {
+        if let Some(d) = io.digest_of(&push_step.to_string()) {
             return Ok(d);
         }
         self.lookup(engine.kind, reference, insecure, step, io)

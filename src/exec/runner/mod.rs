@@ -214,7 +214,9 @@ impl StepExecutor for EngineRunner {
             | Action::Test {
                 reference, engine, ..
             }
-            | Action::Push { reference, engine } => Some((reference.as_str(), engine.kind)),
+            | Action::Push {
+                reference, engine, ..
+            } => Some((reference.as_str(), engine.kind)),
             _ => None,
         };
         if let Some((r, kind)) = per_arch {
@@ -260,7 +262,9 @@ impl StepExecutor for EngineRunner {
                 check,
                 "test",
             ),
-            Action::Push { engine, reference } => self.push(step, io, engine, reference),
+            Action::Push {
+                engine, reference, ..
+            } => self.push(step, io, engine, reference),
             Action::ManifestCreate {
                 engine,
                 list,

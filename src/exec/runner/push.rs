@@ -71,7 +71,7 @@ impl EngineRunner {
         engine: &dyn Engine,
         argv: impl FnOnce(&str) -> Vec<String>,
     ) -> (Finished, Option<String>) {
-        let file = self.session.file_for(&step.id);
+        let file = self.session.file_for(&step.id.to_string());
         let f = self.write(argv(&file.display().to_string()), step, io);
         let written = std::fs::read_to_string(&file).ok();
         let _ = std::fs::remove_file(&file);

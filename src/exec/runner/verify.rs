@@ -7,7 +7,7 @@ use crate::engine::answers::{digest_for_platform, is_missing_executable, platfor
 use crate::engine::{EngineTarget, Pull};
 use crate::exec::executor::{StepIo, StepResult};
 use crate::exec::retry::Retry;
-use crate::plan::{Check, Step};
+use crate::plan::{Check, Step, StepId};
 use crate::spec::Platform;
 
 /// Where a check runs.
@@ -25,7 +25,7 @@ pub(super) struct Verify<'a> {
     pub list: Option<&'a str>,
     /// The per-arch reference and the step that pushed it.
     pub reference: &'a str,
-    pub push_step: &'a str,
+    pub push_step: &'a StepId,
     pub platform: &'a Platform,
     pub insecure: bool,
 }

@@ -69,16 +69,16 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<(Duration, ScriptTimes)> {
     let t0 = Instant::now();
     let mut t = ScriptTimes::default();
     let mut images: Vec<String> = Vec::new();
-    for s in &plan.steps {
-        if let Some(i) = &s.image {
-            if !images.contains(i) {
-                images.push(i.clone());
+    for s in plan.steps() {
+        if let Some(i) = s.image() {
+            if !images.iter().any(|x| x == i) {
+                images.push(i.to_string());
             }
         }
     }
     for img in &images {
         let mut refs = Vec::new();
-        for s in plan.steps.iter().filter(|s| s.image.as_ref() == Some(img)) {
+        for s in plan.steps().iter().filter(|s| s.image() == Some(img)) {
             if let Action::Build {
                 reference,
                 platform,
@@ -96,10 +96,10 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<(Duration, ScriptTimes)> {
             }
         }
         let lists: Vec<String> = plan
-            .steps
+            .steps()
             .iter()
-            .filter(|s| s.image.as_ref() == Some(img) && s.kind == StepKind::ManifestPush)
-            .filter_map(|s| s.reference.clone())
+            .filter(|s| s.image() == Some(img) && s.kind() == StepKind::ManifestPush)
+            .filter_map(|s| s.reference().map(str::to_string))
             .collect();
         for list in &lists {
             run_argv(
@@ -367,7 +367,7 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
             round + 1,
             secs(m),
             secs(s) / secs(m),
-            full_plan.steps.len(),
+            full_plan.steps().len(),
             mt.breakdown()
         );
         seq.push(s);

@@ -40,15 +40,19 @@ const SHA: &str = "5c4ed01e5c4ed01e5c4ed01e5c4ed01e5c4ed01e";
 
 /// The step's duration in µs: a base by kind × 0.75 … 1.25 by an FNV-1a hash of the id.
 fn cost_us(step: &Step) -> u64 {
-    let base = match step.kind {
+    let base = match step.kind() {
         StepKind::SetupQemu | StepKind::Build => 10_000,
         StepKind::Push => 4_000,
         StepKind::Test | StepKind::ManifestPush | StepKind::Verify => 2_500,
         StepKind::ManifestCreate => 1_500,
     };
-    let h = step.id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let h = step
+        .id
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     base * (750 + h % 501) / 1000
 }
 
@@ -74,22 +78,14 @@ struct Dag {
 
 impl Dag {
     fn new(plan: &Plan, cost: impl Fn(&Step) -> u64) -> Result<Dag> {
-        let index: HashMap<&str, usize> = (plan.steps.iter().enumerate())
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
         let mut needs = Vec::new();
-        let mut dependents = vec![Vec::new(); plan.steps.len()];
-        for (i, s) in plan.steps.iter().enumerate() {
-            let ns: Option<Vec<usize>> = s
-                .needs
-                .iter()
-                .map(|x| index.get(x.as_str()).copied())
-                .collect();
-            let ns = ns.ok_or_else(|| format!("{} needs a step not in the plan", s.id))?;
-            ns.iter().for_each(|&j| dependents[j].push(i));
+        let mut dependents = vec![Vec::new(); plan.steps().len()];
+        for idx in plan.indices() {
+            let ns: Vec<usize> = plan.needs(idx).map(|j| j.index()).collect();
+            ns.iter().for_each(|&j| dependents[j].push(idx.index()));
             needs.push(ns);
         }
-        let cost = plan.steps.iter().map(cost).collect();
+        let cost = plan.steps().iter().map(cost).collect();
         Ok(Dag {
             needs,
             dependents,
@@ -168,7 +164,7 @@ struct Fake {
 
 impl StepExecutor for Fake {
     fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
-        let us = self.cost.get(&step.id).copied().unwrap_or(0);
+        let us = self.cost.get(&step.id.to_string()).copied().unwrap_or(0);
         if !self.spawn {
             std::thread::sleep(Duration::from_micros(us));
             return StepResult::ok();
@@ -195,9 +191,9 @@ fn seconds(us: u64) -> String {
 
 /// The wall time, and the bound recomputed from the step times the scheduler measured.
 fn with_multiarch(plan: &Plan, dag: &Dag, jobs: usize, spawn: bool) -> Result<(Duration, u64)> {
-    let cost = plan.steps.iter().zip(&dag.cost);
+    let cost = plan.steps().iter().zip(&dag.cost);
     let fake = Fake {
-        cost: cost.map(|(s, &c)| (s.id.clone(), c)).collect(),
+        cost: cost.map(|(s, &c)| (s.id.to_string(), c)).collect(),
         spawn,
     };
     let opts = PoolOptions {
@@ -210,14 +206,16 @@ fn with_multiarch(plan: &Plan, dag: &Dag, jobs: usize, spawn: bool) -> Result<(D
     let took: HashMap<&str, u64> = (summary.steps.iter().filter(|s| s.status.is_ok()))
         .map(|s| (s.id.as_str(), s.duration.as_micros() as u64))
         .collect();
-    if took.len() != plan.steps.len() {
+    if took.len() != plan.steps().len() {
         return Err(format!(
             "only {} of {} steps ran ok",
             took.len(),
-            plan.steps.len()
+            plan.steps().len()
         ));
     }
-    let measured = Dag::new(plan, |s| took.get(s.id.as_str()).copied().unwrap_or(0))?;
+    let measured = Dag::new(plan, |s| {
+        took.get(s.id.to_string().as_str()).copied().unwrap_or(0)
+    })?;
     Ok((wall, measured.bound(jobs)))
 }
 
@@ -311,13 +309,13 @@ fn bench(
         (dir.join("Makefile.timed"), dir.join("Makefile.zero"));
     write_makefile(&timed_mk, &dag)?;
     write_makefile(&zero_mk, &zero)?;
-    let n = plan.steps.len();
+    let n = plan.steps().len();
     let levels = dag.levels();
     let mut kinds: Vec<(StepKind, usize)> = Vec::new();
-    for s in &plan.steps {
-        match kinds.iter_mut().find(|(k, _)| *k == s.kind) {
+    for s in plan.steps() {
+        match kinds.iter_mut().find(|(k, _)| *k == s.kind()) {
             Some((_, c)) => *c += 1,
-            None => kinds.push((s.kind, 1)),
+            None => kinds.push((s.kind(), 1)),
         }
     }
     let kinds: Vec<String> = kinds

@@ -1,0 +1,18 @@
+//! What is wrong with what the command line or git says about the commit (exit 2).
+
+use crate::exit;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ContextError {
+    #[error("--sha `{given}` is not a full commit sha (40 hexadecimal digits); use `git rev-parse HEAD`")]
+    BadSha { given: String },
+    /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
+    #[error("{message}")]
+    ChangedFiles { rev: String, message: String },
+}
+
+impl ContextError {
+    pub fn exit_code(&self) -> i32 {
+        exit::USAGE
+    }
+}

@@ -1,0 +1,191 @@
+//! The lists of one image: a manifest-create and a manifest-push per tag that
+//! renders (or why a tag has no list in this build).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::refs::repo_of;
+use super::PlanBuilder;
+use crate::engine::argv::EngineTarget;
+use crate::plan::{
+    Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
+    StepKind,
+};
+use crate::spec::reference;
+use crate::spec::vars::GitValues;
+use crate::spec::{ManifestTag, PushMode};
+
+/// The first list of an image: what its verify steps check.
+pub(super) struct FirstList {
+    pub push: StepId,
+    /// The manifest-push step, when it is in this plan.
+    pub idx: Option<StepIdx>,
+    /// `REPO:TAG`.
+    pub list: String,
+}
+
+impl PlanBuilder<'_> {
+    /// The lists of image `i`, and the first of them.
+    pub(super) fn lists(&mut self, i: usize) -> Result<Option<FirstList>, PlanError> {
+        let spec = self.spec;
+        let img = &spec.images[i];
+        let mut first: Option<FirstList> = None;
+        let mut prev_push: Option<StepIdx> = None;
+        let mut listed: HashSet<String> = HashSet::new();
+        // Parsed once per arch, not once per tag.
+        let mut repositories: Vec<Option<String>> = vec![None; img.archs.len()];
+        for m in &spec.tags.manifest {
+            let tag = match self.list_tag(i, m) {
+                Ok(Some(tag)) => tag,
+                Ok(None) => continue,
+                Err(reason) => {
+                    self.skip_list(i, m, reason);
+                    continue;
+                }
+            };
+            if !listed.insert(tag.clone()) {
+                self.skip_list(i, m, format!("renders to `{tag}`, a tag already listed"));
+                continue;
+            }
+            let tag: Arc<str> = tag.into();
+            let list = format!("{}:{tag}", img.repo);
+            let insecure = self.insecure(&list);
+            let engine = EngineTarget::local(self.engine);
+            let test_on = spec.verify.enabled && spec.verify.before_push;
+            let mut needs = Vec::with_capacity(2 * img.archs.len());
+            let mut entries = Vec::with_capacity(img.archs.len());
+            for (at, a) in img.archs.iter().enumerate() {
+                let arch = self.arch(a)?;
+                if test_on {
+                    needs.push(self.need(StepKind::Test, i, at));
+                }
+                needs.push(self.need(StepKind::Push, i, at));
+                let reference = self.refs[i][at].clone();
+                let repository = repositories[at]
+                    .get_or_insert_with(|| repo_of(&reference))
+                    .clone();
+                entries.push(ListEntry {
+                    push_step: self.id(StepKind::Push, i, at),
+                    reference,
+                    repository,
+                    platform: arch.platform.clone(),
+                });
+            }
+            let image = &self.names.images[i];
+            let create_id = StepId::ManifestCreate {
+                image: image.clone(),
+                tag: tag.clone(),
+            };
+            let push_id = StepId::ManifestPush {
+                image: image.clone(),
+                tag,
+            };
+            let mut push_idx = None;
+            if self.sel.stage(Stage::Publish) {
+                let timeout = self.timeout(img);
+                let create = self.draft.push_with(
+                    create_id,
+                    Action::ManifestCreate {
+                        engine: engine.clone(),
+                        list: list.clone(),
+                        entries,
+                        insecure,
+                    },
+                    timeout,
+                    needs,
+                );
+                // Lists of one repository are pushed one after another: two
+                // `manifest push` of the same entries at once can conflict.
+                let idx = self.draft.push_with(
+                    push_id.clone(),
+                    Action::ManifestPush {
+                        engine,
+                        list: list.clone(),
+                        insecure,
+                    },
+                    timeout,
+                    std::iter::once(create).chain(prev_push).map(Need::Step),
+                );
+                push_idx = Some(idx);
+                prev_push = Some(idx);
+            }
+            if first.is_none() {
+                first = Some(FirstList {
+                    push: push_id,
+                    idx: push_idx,
+                    list,
+                });
+            }
+        }
+        Ok(first)
+    }
+
+    /// The tag of a list in this build; `Ok(None)` when the stages selected make
+    /// no list and say nothing; `Err(reason)` when the list is skipped.
+    fn list_tag(&self, i: usize, m: &ManifestTag) -> Result<Option<String>, String> {
+        if !self.publish {
+            return Err(format!(
+                "this build does not publish: {}",
+                self.publish_reason
+            ));
+        }
+        if self.spec.publish.push == PushMode::Never {
+            return Err("[publish] push = \"never\": nothing to list".into());
+        }
+        if !self.sel.stage(Stage::Publish) && !self.sel.stage(Stage::Verify) {
+            return Ok(None);
+        }
+        if self.sel.archs.is_some() && self.opts.stages.is_empty() {
+            return Err("--arch selects part of the image's arches; a list needs all of them (add --stage publish to assemble it from the registry)".into());
+        }
+        if m.when_git_tag && self.ctx.git_tag.is_none() {
+            return Err("when = \"git-tag\" and this build is not of a git tag".into());
+        }
+        if let Some(b) = &m.branches {
+            if !self.ctx.branch.as_deref().is_some_and(|br| b.is_match(br)) {
+                let br = self.ctx.branch.as_deref().unwrap_or("(none)");
+                return Err(format!(
+                    "branch `{br}` does not match this tag's branches ({})",
+                    b.patterns.join(", ")
+                ));
+            }
+        }
+        // Lists have no arch: a tag names the list of every arch.
+        let vars = self.vars(&self.spec.images[i], None, None);
+        let tag = m.tag.render(|n| vars.get(n)).map_err(|missing| {
+            format!(
+                "{}: {{{missing}}} has no value",
+                GitValues::why_missing(missing)
+            )
+        })?;
+        if !reference::is_valid_tag(&tag) {
+            return Err(format!("renders to `{tag}`, which is not a valid tag"));
+        }
+        Ok(Some(tag))
+    }
+
+    /// A list skipped before its tag rendered is named by the template.
+    fn skip_list(&mut self, i: usize, m: &ManifestTag, reason: String) {
+        let image = &self.names.images[i];
+        let shown: Arc<str> = m.tag.display().into();
+        for kind in [StepKind::ManifestCreate, StepKind::ManifestPush] {
+            if let Some(id) = StepId::list(kind, image, &shown) {
+                self.draft.skip(Skipped {
+                    id: SkipId::Step(id),
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// A need on a list push that is not in this plan: the list in the registry.
+pub(super) fn external_list(first: &FirstList) -> Need {
+    match first.idx {
+        Some(idx) => Need::Step(idx),
+        None => Need::External(ExternalNeed {
+            id: first.push.clone(),
+            reference: Some(first.list.as_str().into()),
+        }),
+    }
+}

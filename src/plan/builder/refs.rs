@@ -1,0 +1,117 @@
+//! The per-arch reference of every image and arch, templates rendered with the
+//! commit's values, and the registry facts derived from references.
+
+use crate::plan::PlanError;
+use crate::spec::reference::{self, is_loopback_host};
+use crate::spec::template::Template;
+use crate::spec::vars::{GitValues, Vars};
+
+use super::PlanBuilder;
+
+impl PlanBuilder<'_> {
+    /// No sha, and a template needs one: say which, before anything else.
+    pub(super) fn check_sha(&self) -> Result<(), PlanError> {
+        if self.git.sha.is_some() {
+            return Ok(());
+        }
+        let spec = self.spec;
+        let uses = |t: &Template| t.uses("sha") || t.uses("short_sha");
+        let mut users: Vec<&Template> = vec![&spec.tags.arch];
+        users.extend(spec.tags.manifest.iter().map(|m| &m.tag));
+        for i in &spec.images {
+            users.extend(
+                i.per_arch
+                    .values()
+                    .flat_map(|b| b.args.iter().map(|(_, t)| t)),
+            );
+            users.extend(i.labels.iter().map(|(_, t)| t));
+            users.extend(i.cache_from.iter());
+        }
+        match users.into_iter().find(|t| uses(t)) {
+            Some(t) => Err(PlanError::NoSha {
+                what: if t.span.is_empty() {
+                    String::from("the default per-arch reference {repo}/{arch}:{sha}")
+                } else {
+                    format!("line {}: `{}`", spec.line_of(t.span.start), t.display())
+                },
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Per-arch references of every image, selected or not (dependencies need
+    /// them), by image index and the image's arch position. With
+    /// --changed-since, an unchanged image is the one built at the base
+    /// revision: its references carry that revision's sha.
+    pub(super) fn render_refs(
+        &self,
+        affected: Option<&[bool]>,
+    ) -> Result<Vec<Vec<String>>, PlanError> {
+        let base_git = self.opts.base_sha.as_ref().map(|b| GitValues {
+            sha: Some(b.clone()),
+            short_sha: Some(b[..7.min(b.len())].to_string()),
+            ..self.git.clone()
+        });
+        let mut refs = Vec::with_capacity(self.spec.images.len());
+        for (i, img) in self.spec.images.iter().enumerate() {
+            let unchanged = affected.is_some_and(|a| !a[i]);
+            let mut of_image = Vec::with_capacity(img.archs.len());
+            for a in &img.archs {
+                let arch = self.arch(a)?;
+                let mut vars = self.vars(img, Some(arch), None);
+                if let (true, Some(g)) = (unchanged, base_git.as_ref()) {
+                    vars.git = g;
+                }
+                let r = self.render(&self.spec.tags.arch, &vars, "the per-arch reference")?;
+                if let Err(e) = reference::parse(&r) {
+                    return Err(PlanError::InvalidArchReference {
+                        image: img.name.clone(),
+                        arch: a.clone(),
+                        rendered: r,
+                        reason: e.to_string(),
+                    });
+                }
+                of_image.push(r);
+            }
+            refs.push(of_image);
+        }
+        Ok(refs)
+    }
+
+    /// Render a template that must have a value (`what` names it in the error).
+    pub(super) fn render(
+        &self,
+        t: &Template,
+        vars: &Vars<'_>,
+        what: &str,
+    ) -> Result<String, PlanError> {
+        t.render(|n| vars.get(n))
+            .map_err(|missing| PlanError::MissingValue {
+                what: what.to_string(),
+                template: t.display(),
+                at: if t.span.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (line {})", self.spec.line_of(t.span.start))
+                },
+                var: missing.to_string(),
+                why: GitValues::why_missing(missing).to_string(),
+            })
+    }
+
+    /// The registry of `reference` is spoken to over plain HTTP.
+    pub(super) fn insecure(&self, reference: &str) -> bool {
+        let domain = reference::parse(reference).ok().and_then(|r| r.domain);
+        match domain {
+            Some(d) => is_loopback_host(&d) || self.spec.project.insecure_registries.contains(&d),
+            None => false,
+        }
+    }
+}
+
+/// The repository of a reference (where `REPO@sha256:…` points).
+pub(super) fn repo_of(reference: &str) -> String {
+    reference::parse(reference)
+        .map(|r| r.repository())
+        .unwrap_or_else(|_| reference.to_string())
+}

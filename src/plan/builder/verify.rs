@@ -1,0 +1,77 @@
+//! The checks of what the registry serves: one verify step per pushed arch, of
+//! the image's first list (resolved to the arch's digest) or of the per-arch
+//! image when the build publishes no list.
+
+use super::lists::{external_list, FirstList};
+use super::refs::repo_of;
+use super::PlanBuilder;
+use crate::engine::argv::EngineTarget;
+use crate::plan::action::digest_placeholder;
+use crate::plan::{Action, Check, Need, PlanError, SkipId, Skipped, StepKind};
+
+impl PlanBuilder<'_> {
+    /// `pushed`: each selected arch position of image `i`, and whether it is pushed.
+    pub(super) fn verify(
+        &mut self,
+        i: usize,
+        pushed: &[(usize, bool)],
+        first: Option<FirstList>,
+    ) -> Result<(), PlanError> {
+        let img = &self.spec.images[i];
+        for &(at, is_pushed) in pushed {
+            let a = &img.archs[at];
+            let arch = self.arch(a)?;
+            if !is_pushed {
+                self.draft.skip(Skipped {
+                    id: SkipId::Step(self.id(StepKind::Verify, i, at)),
+                    reason: "nothing is pushed for this arch".into(),
+                });
+                continue;
+            }
+            let Some(settings) = img.build_for(a) else {
+                continue;
+            };
+            let reference = self.refs[i][at].clone();
+            let push_id = self.id(StepKind::Push, i, at);
+            let mut needs = Vec::with_capacity(2);
+            if arch.needs_emulation(&self.opts.host.platform) {
+                self.emulated.insert(a.clone());
+                needs.push(Need::Step(self.qemu));
+            }
+            let (list, run_reference) = match &first {
+                Some(f) => {
+                    needs.push(external_list(f));
+                    let by_digest =
+                        format!("{}@<digest of {} in {}>", img.repo, arch.platform, f.list);
+                    (Some(f.list.clone()), by_digest)
+                }
+                None => {
+                    needs.push(self.need(StepKind::Push, i, at));
+                    let by_digest =
+                        format!("{}@{}", repo_of(&reference), digest_placeholder(&push_id));
+                    (None, by_digest)
+                }
+            };
+            let insecure = list.as_deref().is_some_and(|l| self.insecure(l));
+            self.draft.push_with(
+                self.id(StepKind::Verify, i, at),
+                Action::Verify {
+                    engine: EngineTarget {
+                        kind: self.engine,
+                        builder: arch.builder.clone(),
+                    },
+                    list,
+                    reference,
+                    push_step: push_id,
+                    platform: arch.platform.clone(),
+                    run_reference,
+                    check: Check::of(arch, &settings.verify),
+                    insecure,
+                },
+                self.timeout(img),
+                needs,
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! SPEC.md §4: the plan as one JSON object, each step's commands derived while
+//! it is written (the argv of a plan of 40,000 steps never exists all at once).
+
+use serde::ser::SerializeSeq;
+use serde::Serialize;
+
+use crate::plan::{Plan, Skipped, StepId, StepIdx, StepKind};
+use crate::spec::Platform;
+
+#[derive(Serialize)]
+struct JsonStep<'a> {
+    id: &'a StepId,
+    kind: StepKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<Shown<'a, Platform>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+    needs: Needs<'a>,
+    #[serde(skip_serializing_if = "ExternalIds::is_empty")]
+    external_needs: ExternalIds<'a>,
+    command: &'a [String],
+    /// All of a step's commands, when it has more than its main one.
+    #[serde(skip_serializing_if = "single")]
+    commands: &'a [Vec<String>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_secs: Option<u64>,
+}
+
+/// A value written as its `Display` text, without a temporary string.
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+/// The ids of a step's needs in the plan.
+struct Needs<'a>(&'a Plan, StepIdx);
+
+impl Serialize for Needs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let needs = self.0.needs(self.1);
+        let mut seq = s.serialize_seq(Some(needs.len()))?;
+        for n in needs {
+            seq.serialize_element(&self.0.step(n).id)?;
+        }
+        seq.end()
+    }
+}
+
+/// The ids of a step's needs outside the plan.
+struct ExternalIds<'a>(&'a [crate::plan::ExternalNeed]);
+
+impl ExternalIds<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for ExternalIds<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            seq.serialize_element(&e.id)?;
+        }
+        seq.end()
+    }
+}
+
+struct JsonSteps<'a>(&'a Plan);
+
+impl Serialize for JsonSteps<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let plan = self.0;
+        let mut seq = ser.serialize_seq(Some(plan.steps().len()))?;
+        for idx in plan.indices() {
+            let s = plan.step(idx);
+            let (commands, main) = s.action.commands();
+            seq.serialize_element(&JsonStep {
+                id: &s.id,
+                kind: s.kind(),
+                image: s.image(),
+                arch: s.arch(),
+                tag: s.tag(),
+                platform: s.platform().map(Shown),
+                reference: s.reference(),
+                needs: Needs(plan, idx),
+                external_needs: ExternalIds(s.external_needs()),
+                command: commands.get(main).map_or(&[], |c| c.as_slice()),
+                commands: &commands,
+                timeout_secs: s.timeout.map(|t| t.as_secs()),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+fn single(commands: &&[Vec<String>]) -> bool {
+    commands.len() <= 1
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    version: u32,
+    branch: Option<&'a str>,
+    git_tag: Option<&'a str>,
+    sha: Option<&'a str>,
+    publish: bool,
+    publish_reason: &'a str,
+    pull_request: Option<&'a str>,
+    atomic: bool,
+    engine: &'a str,
+    steps: JsonSteps<'a>,
+    skipped: &'a [Skipped],
+}
+
+/// SPEC.md §4: one JSON object, indented for reading, written as it is
+/// serialised.
+pub fn write_json(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_json_styled(plan, out, true)
+}
+
+/// SPEC.md §4 on one line: what `plan --format json` writes to a pipe or a
+/// file, where a plan of thousands of steps would otherwise be mostly
+/// indentation.
+pub fn write_json_compact(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_json_styled(plan, out, false)
+}
+
+fn write_json_styled(
+    plan: &Plan,
+    out: &mut dyn std::io::Write,
+    pretty: bool,
+) -> std::io::Result<()> {
+    let j = JsonPlan {
+        version: 1,
+        branch: plan.branch.as_deref(),
+        git_tag: plan.git_tag.as_deref(),
+        sha: plan.sha.as_deref(),
+        publish: plan.publish,
+        publish_reason: &plan.publish_reason,
+        pull_request: plan.pull_request.as_deref(),
+        atomic: plan.atomic,
+        engine: plan.engine.program(),
+        steps: JsonSteps(plan),
+        skipped: plan.skipped(),
+    };
+    // serde_json writes token by token: through a concrete buffer, not a
+    // `dyn Write` call per token.
+    let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
+    if pretty {
+        serde_json::to_writer_pretty(&mut buf, &j).map_err(std::io::Error::other)?;
+    } else {
+        serde_json::to_writer(&mut buf, &j).map_err(std::io::Error::other)?;
+    }
+    std::io::Write::write_all(&mut buf, b"\n")?;
+    std::io::Write::flush(&mut buf)
+}
+
+/// SPEC.md §4: one JSON object.
+pub fn render_json(plan: &Plan) -> String {
+    let mut buf = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_json(plan, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
