@@ -285,8 +285,8 @@ pub struct RunArgs {
     /// MULTIARCH_REGISTRY_PASSWORD, or GitLab's CI_REGISTRY_USER / CI_REGISTRY_PASSWORD).
     #[arg(long)]
     pub login: bool,
-    /// Retries of transient registry failures (overrides [project] retries).
-    #[arg(long, value_name = "N")]
+    /// Retries of transient registry failures (overrides [project] retries; at most 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=crate::spec::MAX_RETRIES as i64))]
     pub retries: Option<u32>,
     /// Skip build, test and push of an arch whose per-arch reference (with the
     /// commit sha) is already in the registry: a rerun redoes only what failed.

@@ -31,6 +31,10 @@ pub const FILE_NAME: &str = "multiarch.toml";
 /// Files larger than this are refused before parsing: a spec is a few KiB.
 pub const MAX_FILE_SIZE: u64 = 4 * 1024 * 1024;
 
+/// The most retries of a transient registry failure, in the file and on the
+/// command line.
+pub const MAX_RETRIES: u32 = 20;
+
 /// A validated multiarch.toml.
 #[derive(Debug, Clone)]
 pub struct Spec {

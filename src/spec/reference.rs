@@ -308,7 +308,9 @@ pub fn is_loopback_host(domain: &str) -> bool {
 
 /// `{branch}` as a tag, the way docker/metadata-action does it: `/` and every
 /// character outside `[A-Za-z0-9_.-]` become `-`, a leading `.` or `-` is dropped,
-/// at most 128 characters.
+/// at most 128 characters. A longer name is cut to 120 and ends in `-` and 7 hex
+/// digits of the SHA-256 of the whole name, so two long branches that share
+/// their first 120 characters still get different tags.
 pub fn sanitize_tag(s: &str) -> String {
     let replaced: String = s
         .chars()
@@ -321,8 +323,18 @@ pub fn sanitize_tag(s: &str) -> String {
         })
         .collect();
     let trimmed = replaced.trim_start_matches(['.', '-']);
-    trimmed.chars().take(128).collect()
+    if trimmed.len() <= MAX_TAG {
+        return trimmed.to_string();
+    }
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(s.as_bytes());
+    let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    // Only ASCII is left after the replacement: byte and char counts agree.
+    format!("{}-{}", &trimmed[..MAX_TAG - 8], &short[..7])
 }
+
+/// The longest tag docker accepts.
+const MAX_TAG: usize = 128;
 
 #[cfg(test)]
 mod tests {
@@ -405,6 +417,11 @@ mod tests {
         assert_eq!(sanitize_tag("a b;c\nd"), "a-b-c-d");
         assert_eq!(sanitize_tag("Ünïcode"), "-n-code".trim_start_matches('-'));
         assert_eq!(sanitize_tag(&"x".repeat(300)).len(), 128);
+        assert_eq!(sanitize_tag(&"x".repeat(128)), "x".repeat(128));
+        let long = |end: &str| sanitize_tag(&format!("feature/{}{end}", "y".repeat(130)));
+        assert_ne!(long("a"), long("b"), "two long branches share a tag");
+        assert!(is_valid_tag(&long("a")) && long("a").len() == 128);
+        assert_eq!(long("a"), long("a"));
         assert!(is_valid_tag(&sanitize_tag("release/1.2")));
     }
 

@@ -153,9 +153,14 @@ pub fn parse(
                     break;
                 };
                 let inner = &raw[i + 2..close];
-                let (name, default) = match inner.find(":-") {
-                    Some(p) => (&inner[..p], Some(&inner[p + 2..])),
-                    None => (inner, None),
+                // `${NAME:-d}`: d when NAME is unset or empty, as a shell does;
+                // `${NAME-d}`: d only when NAME is unset.
+                let (name, default, empty_is_unset) = match inner.find(":-") {
+                    Some(p) => (&inner[..p], Some(&inner[p + 2..]), true),
+                    None => match inner.find('-') {
+                        Some(p) => (&inner[..p], Some(&inner[p + 1..]), false),
+                        None => (inner, None, false),
+                    },
                 };
                 let span = loc.at(i..close + 1);
                 if !is_env_name(name) {
@@ -169,7 +174,8 @@ pub fn parse(
                         .help("names are letters, digits and `_`, not starting with a digit: `${NAME}` or `${NAME:-default}`"),
                     );
                 } else {
-                    match env.get(name).or(default) {
+                    let value = env.get(name).filter(|v| !(empty_is_unset && v.is_empty()));
+                    match value.or(default) {
                         Some(v) => lit.push_str(v),
                         None => problems.push(
                             Problem::new(
@@ -314,6 +320,17 @@ mod tests {
             t.as_literal().as_deref(),
             Some("127.0.0.1:5000/acme/x:latest")
         );
+    }
+
+    #[test]
+    fn a_set_but_empty_variable_takes_the_colon_default_as_a_shell_does() {
+        let env = Environment::from_pairs([("EMPTY", ""), ("SET", "v")]);
+        let lit = |raw: &str| parse_ok(raw, &env).as_literal();
+        assert_eq!(lit("${EMPTY:-d}").as_deref(), Some("d"));
+        assert_eq!(lit("${EMPTY-d}").as_deref(), Some(""));
+        assert_eq!(lit("${UNSET-d}").as_deref(), Some("d"));
+        assert_eq!(lit("${SET:-d}${SET-d}").as_deref(), Some("vv"));
+        assert_eq!(lit("${EMPTY}").as_deref(), Some(""));
     }
 
     #[test]

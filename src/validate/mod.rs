@@ -171,13 +171,13 @@ impl Validator<'_> {
             }
         });
         let retries = p.retries.as_ref().and_then(|r| {
-            if !(0..=20).contains(&r.value) {
+            if !(0..=i64::from(crate::spec::MAX_RETRIES)).contains(&r.value) {
                 self.push(
                     Problem::new(
                         "bad-retries",
                         r.span.clone(),
                         format!("`retries = {}` is out of range", r.value),
-                        "must be between 0 and 20",
+                        format!("must be between 0 and {}", crate::spec::MAX_RETRIES),
                     )
                     .help("retries of a transient registry failure; 3 is a good value"),
                 );
@@ -984,6 +984,20 @@ impl Validator<'_> {
                 );
             }
         }
+        // A context outside is said once; its Dockerfiles are not judged too.
+        let mut context_outside = false;
+        if let Some(c) = &ri.context {
+            if let Some(outside) = escapes(self.dir, &context_abs) {
+                ok = false;
+                context_outside = true;
+                self.push(outside_repository(
+                    c.span.clone(),
+                    "build context",
+                    &c.value,
+                    &outside,
+                ));
+            }
+        }
         if let Some(t) = &ri.target {
             self.check_target(t);
         }
@@ -1127,6 +1141,15 @@ impl Validator<'_> {
                 }
             };
             let rel = context_rel.join(&file);
+            if context_outside {
+                continue;
+            }
+            if let Some(outside) = escapes(self.dir, &self.dir.join(&rel)) {
+                ok = false;
+                let span = written.map_or(name.span.clone(), |t| t.span.clone());
+                self.push(outside_repository(span, "Dockerfile", &file, &outside));
+                continue;
+            }
             if context_abs.is_dir() && !self.dir.join(&rel).is_file() {
                 ok = false;
                 // A plain `dockerfile` is missing for every arch: said once.
@@ -1398,6 +1421,35 @@ impl Validator<'_> {
 /// The file of `found` that `file` most likely means: for an arch, the one named
 /// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
 /// named for another arch.
+/// Where `path` resolves (after symlinks) when that is outside the repository
+/// of the spec in `dir`: the git work tree holding `dir` (the nearest ancestor
+/// with a `.git`), or `dir` itself when there is none. A pull request's spec
+/// must not be able to copy host files (credentials, `/etc`) into a pushed
+/// image. A path that does not exist is not judged here (it is reported as
+/// missing).
+fn escapes(dir: &Path, path: &Path) -> Option<PathBuf> {
+    let dir = dir.canonicalize().ok()?;
+    let root = dir
+        .ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&dir);
+    let real = path.canonicalize().ok()?;
+    (!real.starts_with(root)).then_some(real)
+}
+
+fn outside_repository(span: Range<usize>, what: &str, written: &str, real: &Path) -> Problem {
+    Problem::new(
+        "outside-repository",
+        span,
+        format!(
+            "{what} `{written}` is outside the repository (it resolves to {})",
+            real.display()
+        ),
+        "outside the repository",
+    )
+    .help("contexts and Dockerfiles must be inside the repository (its git work tree, else the directory of multiarch.toml), after symlinks: a build can copy every file they reach into a pushed image")
+}
+
 fn suggest_dockerfile<'f>(found: &'f [String], file: &str, arch: Option<&str>) -> Option<&'f str> {
     let arch_of = |f: &str| {
         let name = f.rsplit('/').next().unwrap_or(f);

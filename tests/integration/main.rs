@@ -9,6 +9,7 @@ mod ci_generation;
 mod diagnostics;
 mod engine;
 mod faults;
+mod hardening;
 mod layering;
 mod operator;
 mod pipelines;
