@@ -38,6 +38,9 @@ pub enum RunError {
     ExternalNeedsMissing { missing: Vec<String> },
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// SIGINT or SIGTERM before the first step: every child was ended.
+    #[error("interrupted (signal {signal}) during {during}; every child process was ended")]
+    Interrupted { during: &'static str, signal: i32 },
 }
 
 /// The engine's preparation for the run could not be made.
@@ -72,6 +75,7 @@ impl RunError {
             | RunError::EmulationMissing(_)
             | RunError::Session(_) => exit::ENVIRONMENT,
             RunError::ExternalNeedsMissing { .. } => exit::STEP_FAILED,
+            RunError::Interrupted { .. } => exit::INTERRUPTED,
         }
     }
 }

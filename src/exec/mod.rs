@@ -21,7 +21,7 @@ use crate::plan::{Action, Plan, StepKind};
 pub use dispatcher::FailureMode;
 pub use error::{RunError, SessionError};
 pub use executor::{StepExecutor, StepIo, StepResult};
-use pool::PoolOptions;
+use pool::{Interrupts, PoolOptions};
 use process::{Command, Output, ProcessTable};
 use qemu::Binfmt;
 pub use runner::EngineRunner;
@@ -121,7 +121,45 @@ pub fn run(
     reporter: &mut dyn Reporter,
 ) -> Result<RunSummary, RunError> {
     let table = ProcessTable::new();
-    preflight::engines_answer(plan, &table)?;
+    // From the first command on: a signal during preflight ends it as
+    // interrupted (exit 130), with its children ended, not by the default action.
+    let interrupts = if opts.handle_signals {
+        Interrupts::listen(table.clone()).map(Arc::new)
+    } else {
+        None
+    };
+    let result = run_listening(plan, opts, env, reporter, table, interrupts.clone());
+    if let Some(i) = interrupts {
+        i.close();
+    }
+    result
+}
+
+/// Preflight ended, or failed: as interrupted when a signal came meanwhile.
+fn unless_interrupted<T>(
+    interrupts: &Option<Arc<Interrupts>>,
+    during: &'static str,
+    r: Result<T, RunError>,
+) -> Result<T, RunError> {
+    match interrupts.as_ref().and_then(|i| i.received()) {
+        Some(signal) => Err(RunError::Interrupted { during, signal }),
+        None => r,
+    }
+}
+
+fn run_listening(
+    plan: &Plan,
+    opts: &RunOptions,
+    env: &Environment,
+    reporter: &mut dyn Reporter,
+    table: Arc<ProcessTable>,
+    interrupts: Option<Arc<Interrupts>>,
+) -> Result<RunSummary, RunError> {
+    unless_interrupted(
+        &interrupts,
+        "the engine checks",
+        preflight::engines_answer(plan, &table),
+    )?;
     let creds = Credentials::from_env(env);
     let mut secrets = Vec::new();
     if let Some(c) = &creds {
@@ -141,7 +179,12 @@ pub fn run(
                     .as_ref()
                     .is_none_or(|r| plan.registries().contains(r)) =>
         {
-            preflight::login(plan, c, &table, &masker, &runner.env, reporter)?
+            let registries = preflight::login_registries(plan, c)?;
+            // The login goes to a private copy of the user's config, removed
+            // with the runner: the user's config.json is never written.
+            runner.private_logins(plan.engine, env, &registries)?;
+            let r = preflight::login(c, &registries, &runner.env, &table, &masker, plan, reporter);
+            unless_interrupted(&interrupts, "login", r)?
         }
         (None, true) => return Err(RunError::LoginWithoutCredentials),
         _ => {}
@@ -162,14 +205,21 @@ pub fn run(
         runner.skip_existing = true;
     }
     let mut done = Vec::new();
-    if let Some(d) = setup_qemu_first(plan, &runner, &table, &masker, reporter)? {
+    let qemu = setup_qemu_first(plan, &runner, &table, &masker, reporter);
+    if let Some(d) = unless_interrupted(&interrupts, "the emulation setup", qemu)? {
         done.push(d);
     }
-    preflight::check_external(plan, &table, &runner.env)?;
+    let external = preflight::check_external(plan, &table, &runner.env);
+    unless_interrupted(
+        &interrupts,
+        "the checks of needs outside the selection",
+        external,
+    )?;
     let popts = PoolOptions {
         jobs: opts.jobs.or(plan.jobs).unwrap_or_else(cpus),
         failure: opts.failure,
         handle_signals: opts.handle_signals,
+        interrupts,
         grace: Duration::from_secs(10),
         secrets,
         done,

@@ -24,6 +24,9 @@ pub struct PoolOptions {
     pub failure: FailureMode,
     /// Listen for SIGINT/SIGTERM and end every child on one.
     pub handle_signals: bool,
+    /// A listener started before the pool (at the start of the run, so that a
+    /// signal during preflight is not lost): used instead of one of the pool's own.
+    pub interrupts: Option<Arc<Interrupts>>,
     /// Grace period between SIGTERM and SIGKILL for children.
     pub grace: Duration,
     /// Values never shown in any output.
@@ -38,6 +41,7 @@ impl Default for PoolOptions {
             jobs: 1,
             failure: FailureMode::KeepGoing,
             handle_signals: false,
+            interrupts: None,
             grace: Duration::from_secs(10),
             secrets: Vec::new(),
             done: Vec::new(),
@@ -200,11 +204,16 @@ pub fn drive(
     apply(&effects, &mut out, &mut signals, None);
 
     let (tx, rx) = mpsc::channel::<Msg>();
-    let signal_thread = if opts.handle_signals {
-        start_signal_thread(tx.clone())
-    } else {
-        None
+    let own = match (&opts.interrupts, opts.handle_signals) {
+        (None, true) => Interrupts::listen(table.clone()).map(Arc::new),
+        _ => None,
     };
+    let interrupts = opts.interrupts.as_ref().or(own.as_ref());
+    // A signal that came before the pool started (during preflight) interrupts it now.
+    for sig in interrupts.map(|i| i.attach(tx.clone())).unwrap_or_default() {
+        let effects = dispatcher.interrupt(sig);
+        apply(&effects, &mut out, &mut signals, None);
+    }
     // Steps run on up to `jobs` long-lived workers, started as needed. A thread per
     // step pays for its creation on every step and, on a busy machine, waits behind
     // the running tasks before it first runs; an idle worker just wakes.
@@ -252,8 +261,11 @@ pub fn drive(
         // Idle workers see the channel close and end; the scope waits for them.
         drop(work_tx);
     });
-    if let Some(h) = signal_thread {
-        h.close();
+    if let Some(i) = interrupts {
+        i.detach();
+    }
+    if let Some(i) = own {
+        i.close();
     }
     let interrupted = matches!(
         dispatcher.stop(),
@@ -321,17 +333,83 @@ fn work(
     }
 }
 
-fn start_signal_thread(tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::Handle> {
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]).ok()?;
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if tx.send(Msg::Signal(sig)).is_err() {
-                break;
+/// SIGINT and SIGTERM for the whole run, from its first command on. While the
+/// pool runs, each signal goes to it (the dispatcher decides); before that
+/// (preflight: engine probes, login, emulation setup, external checks) the
+/// first one cancels the process table (SIGTERM to every child, nothing new
+/// starts) and a second one kills what still runs. The signals are kept, so
+/// the run can end as interrupted (exit 130) and the pool can start
+/// interrupted.
+#[derive(Debug)]
+pub struct Interrupts {
+    relay: Arc<Mutex<Relay>>,
+    handle: signal_hook::iterator::Handle,
+}
+
+#[derive(Debug)]
+struct Relay {
+    received: Vec<i32>,
+    pool: Option<mpsc::Sender<Msg>>,
+    table: Arc<ProcessTable>,
+}
+
+impl Interrupts {
+    /// Start listening; `None` when the handlers cannot be installed.
+    pub fn listen(table: Arc<ProcessTable>) -> Option<Interrupts> {
+        let mut signals =
+            signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM]).ok()?;
+        let handle = signals.handle();
+        let relay = Arc::new(Mutex::new(Relay {
+            received: Vec::new(),
+            pool: None,
+            table,
+        }));
+        let r = relay.clone();
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let Ok(mut r) = r.lock() else { break };
+                r.received.push(sig);
+                match &r.pool {
+                    Some(tx) => {
+                        let _ = tx.send(Msg::Signal(sig));
+                    }
+                    None if r.received.len() == 1 => r.table.cancel(libc::SIGTERM),
+                    None => r.table.cancel(libc::SIGKILL),
+                }
             }
+        });
+        Some(Interrupts { relay, handle })
+    }
+
+    /// The first signal received so far.
+    pub fn received(&self) -> Option<i32> {
+        self.relay
+            .lock()
+            .ok()
+            .and_then(|r| r.received.first().copied())
+    }
+
+    /// From now on signals go to the pool; returns those received before.
+    fn attach(&self, tx: mpsc::Sender<Msg>) -> Vec<i32> {
+        match self.relay.lock() {
+            Ok(mut r) => {
+                r.pool = Some(tx);
+                r.received.clone()
+            }
+            Err(_) => Vec::new(),
         }
-    });
-    Some(handle)
+    }
+
+    fn detach(&self) {
+        if let Ok(mut r) = self.relay.lock() {
+            r.pool = None;
+        }
+    }
+
+    /// Stop listening: the signals' default actions are back.
+    pub fn close(&self) {
+        self.handle.close();
+    }
 }
 
 #[cfg(test)]

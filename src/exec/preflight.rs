@@ -63,15 +63,9 @@ pub fn engines_answer(plan: &Plan, table: &Arc<ProcessTable>) -> Result<(), RunE
     Ok(())
 }
 
-/// `docker login --password-stdin` to each registry the credentials are for.
-pub fn login(
-    plan: &Plan,
-    creds: &Credentials,
-    table: &Arc<ProcessTable>,
-    masker: &Masker,
-    env: &[(String, String)],
-    reporter: &mut dyn Reporter,
-) -> Result<(), RunError> {
+/// The registries a login is for: the credentials' own, else every registry
+/// of the plan.
+pub fn login_registries(plan: &Plan, creds: &Credentials) -> Result<Vec<String>, RunError> {
     let registries: Vec<String> = match &creds.registry {
         Some(r) => vec![r.clone()],
         None => plan.registries().to_vec(),
@@ -79,10 +73,24 @@ pub fn login(
     if registries.is_empty() {
         return Err(RunError::LoginWithoutRegistry);
     }
+    Ok(registries)
+}
+
+/// `docker login --password-stdin` to each of `registries`, with `env` (which
+/// points the engine at the run's private login config).
+pub fn login(
+    creds: &Credentials,
+    registries: &[String],
+    env: &[(String, String)],
+    table: &Arc<ProcessTable>,
+    masker: &Masker,
+    plan: &Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<(), RunError> {
     let local = EngineTarget::local(plan.engine);
     for r in registries {
         let cmd = Command {
-            argv: local.engine().login(&local, &r, &creds.user),
+            argv: local.engine().login(&local, r, &creds.user),
             dir: Some(plan.dir.clone()),
             env: env.to_vec(),
             stdin: Some(creds.password.clone().into_bytes()),
@@ -92,7 +100,7 @@ pub fn login(
         if !f.exit.success() {
             let detail = masker.mask(&f.stderr.join(" "));
             return Err(RunError::LoginFailed {
-                registry: r,
+                registry: r.clone(),
                 user: creds.user.clone(),
                 detail: detail.trim().to_string(),
             });

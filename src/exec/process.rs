@@ -131,10 +131,39 @@ impl Command {
         };
         Some(e.before_spawn(|cmd| {
             cmd.process_group(0);
+            die_with_parent(cmd);
             Ok(())
         }))
     }
 }
+
+/// The child gets SIGKILL when multiarch dies, even by SIGKILL (which no handler
+/// sees): Linux's parent-death signal, set between fork and exec. It is sent
+/// when the thread that started the child ends; [`spawn`] waits for its child on
+/// that thread, so that is when multiarch ends. A parent that died before the
+/// signal was set is seen by the parent pid changing. Grandchildren are not
+/// reached this way (a fork clears the setting); they are in the child's
+/// process group, which every cancellation signals.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    // SAFETY: getpid before the fork; prctl, getppid and raise are
+    // async-signal-safe, as a pre_exec hook needs.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut std::process::Command) {}
 
 /// `docker` → `/usr/bin/docker`, searched in the PATH the child will have (the
 /// command's own `PATH`, else this process's). duct sets the child's whole

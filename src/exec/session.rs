@@ -131,6 +131,150 @@ impl Session {
     }
 }
 
+/// Where `docker login` / `podman login` of a run write: a private copy of the
+/// user's configuration in the session's directory, so the password never
+/// reaches the user's files and goes with the session.
+impl Session {
+    /// Make the logins of this run private: returns the variable (and its value)
+    /// that points the engine's commands at the copy. The copy has every entry of
+    /// the user's but those of `registries` (the ones logged in to), so other
+    /// registries' logins, `credHelpers` and `credsStore` still work; docker's
+    /// other files (cli-plugins, contexts, buildx) are linked, not copied.
+    pub fn private_logins(
+        &mut self,
+        kind: EngineKind,
+        env: &Environment,
+        registries: &[String],
+    ) -> Result<(String, String), SessionError> {
+        let home = env.non_empty("HOME").map(PathBuf::from);
+        let docker_dir = env
+            .non_empty("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".docker")));
+        let (var, name, dir, source) = match kind {
+            EngineKind::Docker => {
+                let dir = self.dir()?.join("docker-config");
+                mkdir(&dir)?;
+                if let Some(user) = &docker_dir {
+                    link_entries(user, &dir)?;
+                }
+                let source = docker_dir.map(|d| d.join("config.json"));
+                ("DOCKER_CONFIG", "config.json", dir, source)
+            }
+            EngineKind::Podman => {
+                // containers-auth.json(5)'s order; REGISTRY_AUTH_FILE wins.
+                let candidates = [
+                    env.non_empty("REGISTRY_AUTH_FILE").map(PathBuf::from),
+                    env.non_empty("XDG_RUNTIME_DIR")
+                        .map(|d| Path::new(d).join("containers/auth.json")),
+                    home.as_ref()
+                        .map(|h| h.join(".config/containers/auth.json")),
+                    docker_dir.map(|d| d.join("config.json")),
+                ];
+                let source = candidates.into_iter().flatten().find(|p| p.is_file());
+                let dir = self.dir()?.to_path_buf();
+                ("REGISTRY_AUTH_FILE", "auth.json", dir, source)
+            }
+        };
+        let user = source
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let text = serde_json::to_string_pretty(&without_logins(user, registries))
+            .unwrap_or_else(|_| "{}".into());
+        let path = dir.join(name);
+        write_private(&path, &text)?;
+        let value = match kind {
+            EngineKind::Docker => dir,
+            EngineKind::Podman => path,
+        };
+        Ok((var.to_string(), value.display().to_string()))
+    }
+}
+
+fn mkdir(dir: &Path) -> Result<(), SessionError> {
+    std::fs::create_dir_all(dir).map_err(|source| SessionError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), SessionError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| SessionError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Every entry of docker's config directory but config.json, linked into `to`.
+fn link_entries(from: &Path, to: &Path) -> Result<(), SessionError> {
+    let Ok(rd) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        if e.file_name() == "config.json" {
+            continue;
+        }
+        let link = to.join(e.file_name());
+        std::os::unix::fs::symlink(e.path(), &link)
+            .map_err(|source| SessionError::Write { path: link, source })?;
+    }
+    Ok(())
+}
+
+/// The host of a config.json key: `https://host/v1/` → `host`.
+fn key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+/// A docker config.json (or containers auth.json) without what it says about
+/// `registries`: their `auths` and `credHelpers` entries go, so a login writes
+/// its own entry in the copy. A `credsStore` would take the new login into the
+/// user's store, so it becomes a `credHelpers` entry for every other registry
+/// the file knows (which is how the store is used for them anyway).
+pub fn without_logins(mut v: serde_json::Value, registries: &[String]) -> serde_json::Value {
+    let hosts: Vec<&str> = registries.iter().map(|r| key_host(r)).collect();
+    let Some(o) = v.as_object_mut() else {
+        return serde_json::json!({});
+    };
+    let mut known: Vec<String> = Vec::new();
+    if let Some(auths) = o.get_mut("auths").and_then(|a| a.as_object_mut()) {
+        auths.retain(|k, _| !hosts.contains(&key_host(k)));
+        known.extend(auths.keys().map(|k| key_host(k).to_string()));
+    }
+    let store = o.remove("credsStore");
+    let helpers = o
+        .entry("credHelpers")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(h) = helpers.as_object_mut() {
+        h.retain(|k, _| !hosts.contains(&key_host(k)));
+        if let Some(store) = store.filter(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
+            for host in known {
+                h.entry(host).or_insert_with(|| store.clone());
+            }
+        }
+    }
+    if o.get("credHelpers")
+        .is_some_and(|h| h.as_object().is_some_and(|h| h.is_empty()))
+    {
+        o.remove("credHelpers");
+    }
+    v
+}
+
 /// The registries a plan reaches over plain HTTP: every `[project]
 /// insecure_registries` entry, and the loopback registries its references name.
 pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
@@ -228,6 +372,69 @@ mod tests {
         assert!(s.file_for("push:a/amd64").starts_with(&dir));
         drop(s);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn the_private_config_has_every_login_but_the_ones_of_this_run() {
+        let user = serde_json::json!({
+            "auths": {
+                "https://127.0.0.1:5000/v1/": {"auth": "dXNlcjpvbGQ="},
+                "127.0.0.1:5000": {"auth": "dXNlcjpvbGQ="},
+                "other.lan": {"auth": "b3RoZXI6eA=="},
+                "stored.lan": {}
+            },
+            "credsStore": "pass",
+            "credHelpers": {"127.0.0.1:5000": "ecr", "gcr.io": "gcloud"},
+            "plugins": {"x": {"k": "v"}},
+            "currentContext": "pi"
+        });
+        let v = without_logins(user, &["127.0.0.1:5000".into()]);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "auths": {"other.lan": {"auth": "b3RoZXI6eA=="}, "stored.lan": {}},
+                "credHelpers": {"gcr.io": "gcloud", "other.lan": "pass", "stored.lan": "pass"},
+                "plugins": {"x": {"k": "v"}},
+                "currentContext": "pi"
+            })
+        );
+        assert_eq!(
+            without_logins(serde_json::json!([1]), &[]),
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn private_logins_leave_the_users_files_alone_and_go_with_the_session() {
+        let home = tempfile::tempdir().unwrap();
+        let user_dir = home.path().join(".docker");
+        std::fs::create_dir_all(user_dir.join("cli-plugins")).unwrap();
+        let config = r#"{"auths":{"reg.lan":{"auth":"eDp5"},"keep.lan":{"auth":"eDp5"}}}"#;
+        std::fs::write(user_dir.join("config.json"), config).unwrap();
+        let env = Environment::empty().with("HOME", home.path().to_str().unwrap());
+        let mut s = Session::new(Vec::new());
+        let (var, dir) = s
+            .private_logins(EngineKind::Docker, &env, &["reg.lan".into()])
+            .unwrap();
+        assert_eq!(var, "DOCKER_CONFIG");
+        let dir = PathBuf::from(dir);
+        let copy = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(
+            copy.contains("keep.lan") && !copy.contains("reg.lan"),
+            "{copy}"
+        );
+        let mode = std::fs::metadata(dir.join("config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(dir.join("cli-plugins").is_dir(), "plugins stay reachable");
+        drop(s);
+        assert!(!dir.exists());
+        assert_eq!(
+            std::fs::read_to_string(user_dir.join("config.json")).unwrap(),
+            config
+        );
     }
 
     #[test]

@@ -4,8 +4,11 @@
 
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
-use crate::support::Project;
+use crate::runner::{command, exit_within, gone, project, signal, spawn, Run, TWO_ARCHES};
+use crate::support::fake_engine::Reply;
+use crate::support::{processes_with, wait_until, Project};
 
 fn check(dir: &Path) -> Output {
     let p = Project::new_without_busybox();
@@ -127,4 +130,149 @@ fn an_empty_variable_takes_the_colon_default() {
         "{}",
         text(&out)
     );
+}
+
+// ---------------------------------------------------------------- logins, signals, SIGKILL
+
+const PW: &str = "hardening-pw-0042";
+const USER_CONFIG: &str = r#"{"auths":{"other.lan:5000":{"auth":"b3RoZXI6eA=="}},"credHelpers":{"gcr.io":"gcloud"},"plugins":{"x":{"k":"v"}}}"#;
+
+/// A home with a docker config.json of its own and an empty TMPDIR, for a
+/// `--login` run: the test reads both back afterwards.
+fn login_env(p: &Project, cmd: &mut std::process::Command) {
+    p.file("home/.docker/config.json", USER_CONFIG);
+    std::fs::create_dir_all(p.path().join("tmp")).unwrap();
+    cmd.env("HOME", p.path().join("home"))
+        .env_remove("DOCKER_CONFIG")
+        .env("TMPDIR", p.path().join("tmp"))
+        .env("MULTIARCH_REGISTRY_USER", "ci-bot")
+        .env("MULTIARCH_REGISTRY_PASSWORD", PW);
+}
+
+/// Nothing of the run is left: the user's config.json is byte-identical and
+/// the private login config (in TMPDIR) is gone.
+fn assert_login_left_nothing(p: &Project) {
+    let config = std::fs::read_to_string(p.path().join("home/.docker/config.json")).unwrap();
+    assert_eq!(config, USER_CONFIG, "the user's config.json changed");
+    let left: Vec<_> = std::fs::read_dir(p.path().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
+
+#[test]
+fn a_login_goes_to_a_private_config_that_goes_with_the_run() {
+    let (p, fake) = project(TWO_ARCHES);
+    let mut cmd = command(&p, &fake, &["--login"]);
+    login_env(&p, &mut cmd);
+    let r = Run::of(&p, cmd.output().unwrap());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(fake.calls_matching("login *").len(), 1);
+    assert_login_left_nothing(&p);
+}
+
+#[test]
+fn a_failed_step_after_a_login_leaves_nothing_either() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("push *amd64*", [Reply::exit(1).stderr("denied")]);
+    let mut cmd = command(&p, &fake, &["--login"]);
+    login_env(&p, &mut cmd);
+    let r = Run::of(&p, cmd.output().unwrap());
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_login_left_nothing(&p);
+}
+
+/// SIGTERM or SIGINT before the first step (the engine probe, the login) ends
+/// the run as interrupted: exit 130, the events file and the JUnit report say
+/// so, no `docker login` (or probe) is left, the private config is gone.
+#[test]
+fn a_signal_during_preflight_is_an_interruption() {
+    for (phase, pattern, sig) in [
+        ("login", "login *", libc::SIGTERM),
+        ("login", "login *", libc::SIGINT),
+        ("the engine checks", "version *", libc::SIGTERM),
+    ] {
+        let (p, fake) = project(TWO_ARCHES);
+        fake.on(pattern, [Reply::hang()]);
+        let junit = p.path().join("junit.xml");
+        let mut cmd = command(&p, &fake, &["--login", "--junit", junit.to_str().unwrap()]);
+        login_env(&p, &mut cmd);
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(30), || {
+            processes_with(fake.marker()).len() >= 2
+        })
+        .unwrap_or_else(|e| panic!("{phase}: the {pattern} call never hung: {e}"));
+        signal(&child, sig);
+        assert_eq!(
+            exit_within(&mut child, Duration::from_secs(10)),
+            Some(130),
+            "{phase}, signal {sig}"
+        );
+        assert!(gone(&fake), "{phase}: {:?}", processes_with(fake.marker()));
+        let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+        assert_eq!(last["exit_code"], 130, "{phase}: {events}");
+        let message = last["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("during {phase}")), "{message}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("interrupted"), "{phase}: {xml}");
+        assert!(!events.contains(PW) && !xml.contains(PW));
+        assert_login_left_nothing(&p);
+        assert!(fake.calls_matching("build *").is_empty(), "{phase}");
+    }
+}
+
+/// The pid, parent pid and process group of a process, from /proc (None once
+/// it is gone or a zombie).
+fn stat(pid: i32) -> Option<(i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if f.first() == Some(&"Z") {
+        return None;
+    }
+    Some((f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+}
+
+/// SIGKILL of multiarch (no handler can see it): its children die with it
+/// (the parent-death signal), within a second or two.
+#[test]
+fn children_die_with_a_killed_multiarch() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("build *", [Reply::hang()]);
+    let mut child = spawn(&p, &fake, &[]);
+    let me = child.id() as i32;
+    let mut direct: Vec<(i32, i32)> = Vec::new();
+    wait_until(Duration::from_secs(30), || {
+        direct = processes_with(fake.marker())
+            .iter()
+            .filter_map(|l| l.split(':').next()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                stat(pid)
+                    .filter(|(ppid, _)| *ppid == me)
+                    .map(|(_, g)| (pid, g))
+            })
+            .collect();
+        direct.len() >= 2
+    })
+    .expect("both builds hang as children of multiarch");
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let died = wait_until(Duration::from_secs(5), || {
+        direct.iter().all(|(pid, _)| stat(*pid).is_none())
+    });
+    // The grandchildren (in each child's process group) are the test's to end.
+    for (_, group) in &direct {
+        // SAFETY: signalling the process groups of the fake this test started.
+        unsafe {
+            libc::killpg(*group, libc::SIGKILL);
+        }
+    }
+    died.unwrap_or_else(|e| panic!("children outlived a SIGKILLed multiarch: {e}"));
 }

@@ -12,7 +12,7 @@ use crate::support::{processes_with, wait_until, Project, SHA};
 
 /// Two arches, each on its own (fake) native builder: no qemu, the same plan on
 /// any host.
-const TWO_ARCHES: &str = r#"
+pub(crate) const TWO_ARCHES: &str = r#"
 [project]
 registry = "127.0.0.1:5999/acme"
 
@@ -55,7 +55,7 @@ fn default_digest(reference: &str) -> String {
     format!("sha256:{}", text.split_whitespace().next().unwrap())
 }
 
-fn project(spec: &str) -> (Project, FakeEngine) {
+pub(crate) fn project(spec: &str) -> (Project, FakeEngine) {
     let p = Project::new_without_busybox();
     p.file("multiarch.toml", spec)
         .file("Dockerfile", "FROM scratch\n");
@@ -65,7 +65,7 @@ fn project(spec: &str) -> (Project, FakeEngine) {
 
 /// `multiarch run --branch main --sha SHA ARGS… --events EVENTS` with the fake on
 /// PATH and retries without backoff.
-fn command(p: &Project, fake: &FakeEngine, args: &[&str]) -> Command {
+pub(crate) fn command(p: &Project, fake: &FakeEngine, args: &[&str]) -> Command {
     let mut c = p.command(&["run", "--branch", "main", "--sha", SHA]);
     c.args(args)
         .arg("--events")
@@ -79,15 +79,15 @@ fn command(p: &Project, fake: &FakeEngine, args: &[&str]) -> Command {
 }
 
 /// What a run did: its exit code, its output, and its recorded events.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    events: Vec<serde_json::Value>,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) events: Vec<serde_json::Value>,
 }
 
 impl Run {
-    fn of(p: &Project, out: Output) -> Run {
+    pub(crate) fn of(p: &Project, out: Output) -> Run {
         let r = Run {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -605,7 +605,7 @@ fn skip_existing_needs_references_with_the_commit() {
 
 // ---------------------------------------------------------------- signals, fail-fast, timeouts
 
-fn spawn(p: &Project, fake: &FakeEngine, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(p: &Project, fake: &FakeEngine, args: &[&str]) -> std::process::Child {
     command(p, fake, args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -613,7 +613,7 @@ fn spawn(p: &Project, fake: &FakeEngine, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-fn signal(child: &std::process::Child, sig: i32) {
+pub(crate) fn signal(child: &std::process::Child, sig: i32) {
     // SAFETY: signalling the multiarch this test started.
     unsafe {
         libc::kill(child.id() as i32, sig);
@@ -621,7 +621,7 @@ fn signal(child: &std::process::Child, sig: i32) {
 }
 
 /// Its exit code, if it ends within `within`.
-fn exit_within(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+pub(crate) fn exit_within(child: &mut std::process::Child, within: Duration) -> Option<i32> {
     let mut code = None;
     let _ = wait_until(within, || match child.try_wait() {
         Ok(Some(s)) => {
@@ -633,7 +633,7 @@ fn exit_within(child: &mut std::process::Child, within: Duration) -> Option<i32>
     code
 }
 
-fn gone(fake: &FakeEngine) -> bool {
+pub(crate) fn gone(fake: &FakeEngine) -> bool {
     wait_until(Duration::from_secs(5), || {
         processes_with(fake.marker()).is_empty()
     })

@@ -84,6 +84,20 @@ impl EngineRunner {
         }
     }
 
+    /// Logins of this run go to a private copy of the user's engine config
+    /// (see [`Session::private_logins`]), for every later command too.
+    pub fn private_logins(
+        &mut self,
+        kind: EngineKind,
+        env: &Environment,
+        registries: &[String],
+    ) -> Result<(), SessionError> {
+        let var = self.session.private_logins(kind, env, registries)?;
+        self.env.retain(|(k, _)| *k != var.0);
+        self.env.push(var);
+        Ok(())
+    }
+
     /// What the engine's preparation changed, for the person running multiarch.
     pub fn notes(&self) -> &[String] {
         &self.session.notes

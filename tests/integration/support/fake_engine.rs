@@ -426,6 +426,11 @@ esac
 [ -n "$base" ] && shift 2
 line="$*"
 [ "$1" = login ] && cat > "$call.stdin"
+# As docker's login does: the entry goes into the config it is pointed at.
+if [ "$1" = login ] && [ "$flavour" = docker ]; then
+  conf="${DOCKER_CONFIG:-$HOME/.docker}"
+  mkdir -p "$conf" && printf '{"auths":{"fake":{"auth":"%s"}}}\n' "$(cat "$call.stdin")" > "$conf/config.json"
+fi
 if [ -n "$base" ]; then
   printf '%s\0' "$flavour" $base "$@" > "$call.tmp"
 else
