@@ -13,7 +13,19 @@ pub const MASK: &str = "••••••";
 impl Masker {
     pub fn new(secrets: &[String]) -> Self {
         // Very short values would mask ordinary text; credentials are longer.
-        let mut secrets: Vec<String> = secrets.iter().filter(|s| s.len() >= 4).cloned().collect();
+        // A multi-line secret (a JSON key for `_json_key`) reaches the output line
+        // by line, indented or not: each of its lines is a secret too.
+        let lines = secrets
+            .iter()
+            .filter(|s| s.contains('\n'))
+            .flat_map(|s| s.lines().map(|l| l.trim().to_string()));
+        let mut secrets: Vec<String> = secrets
+            .iter()
+            .cloned()
+            .chain(lines)
+            .filter(|s| s.len() >= 4)
+            .collect();
+        secrets.dedup();
         // Longest first, so a secret containing another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Masker { secrets }
@@ -99,6 +111,21 @@ mod tests {
             format!("a {MASK} b {MASK}")
         );
         assert_eq!(Masker::new(&["ab".into()]).mask("ab"), "ab");
+    }
+
+    #[test]
+    fn every_line_of_a_multi_line_secret_is_masked_on_its_own() {
+        let key = "{\n  \"type\": \"service_account\",\n  \"private_key\": \"-----BEGIN KEY-----\\nMIIEv\"\n}";
+        let m = Masker::new(&[key.into()]);
+        assert_eq!(
+            m.mask(&format!("login with {key} ok")),
+            format!("login with {MASK} ok")
+        );
+        for line in key.lines().filter(|l| l.trim().len() >= 4) {
+            let masked = m.mask(&format!("> {line}"));
+            assert!(!masked.contains(line.trim()), "{masked}");
+        }
+        assert_eq!(m.mask("{"), "{");
     }
 
     #[test]

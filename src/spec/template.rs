@@ -14,6 +14,34 @@ pub struct Template {
     pub segments: Vec<Segment>,
     /// Span of the whole value in the file.
     pub span: Range<usize>,
+    /// A secret environment variable (a credential, or a secret-looking name)
+    /// whose value is in this one, expanded from `${NAME}` or written out: a
+    /// build arg that holds it is refused.
+    pub secret_env: Option<String>,
+}
+
+const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
+
+/// Names (of build args, of environment variables) that look like they carry
+/// a secret.
+pub fn looks_secret(name: &str) -> bool {
+    let up = name.to_ascii_uppercase();
+    up.split('_').any(|w| SECRET_WORDS.contains(&w))
+        || SECRET_WORDS.iter().any(|s| *s != "KEY" && up.contains(s))
+}
+
+/// The secret-looking variable of `env` whose value `text` contains (values
+/// shorter than 4 characters are ignored, as the masking does).
+fn secret_in(text: &str, used: &[&str], env: &Environment) -> Option<String> {
+    if text.len() < 4 && used.is_empty() {
+        return None;
+    }
+    if let Some(u) = used.iter().find(|u| looks_secret(u)) {
+        return Some(u.to_string());
+    }
+    env.iter()
+        .find(|(k, v)| v.len() >= 4 && looks_secret(k) && text.contains(v))
+        .map(|(k, _)| k.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +82,7 @@ impl Template {
         Template {
             segments: vec![Segment::Literal(text.into())],
             span,
+            secret_env: None,
         }
     }
 
@@ -130,6 +159,8 @@ pub fn parse(
     let mut segments: Vec<Segment> = Vec::new();
     let mut lit = String::new();
     let mut problems = Vec::new();
+    // The environment variables expanded here, for [`Template::secret_env`].
+    let mut used: Vec<&str> = Vec::new();
     let bytes = raw.as_bytes();
     let mut i = 0;
     while i < raw.len() {
@@ -174,6 +205,7 @@ pub fn parse(
                         .help("names are letters, digits and `_`, not starting with a digit: `${NAME}` or `${NAME:-default}`"),
                     );
                 } else {
+                    used.push(name);
                     let value = env.get(name).filter(|v| !(empty_is_unset && v.is_empty()));
                     match value.or(default) {
                         Some(v) => lit.push_str(v),
@@ -285,7 +317,15 @@ pub fn parse(
     if !lit.is_empty() || segments.is_empty() {
         segments.push(Segment::Literal(lit));
     }
+    let text: String = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Literal(l) => Some(l.as_str()),
+            Segment::Var { .. } => None,
+        })
+        .collect();
     Ok(Template {
+        secret_env: secret_in(&text, &used, env),
         segments,
         span: loc.whole.clone(),
     })

@@ -19,7 +19,6 @@ use crate::spec::{
 };
 
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
-const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
 
 /// Check a raw file, after the `problems` reading it found: the Spec when there is
 /// no problem at all, else every problem. An empty `Err` would be a validator bug
@@ -1287,10 +1286,18 @@ impl Validator<'_> {
                     )
                     .help("remove it, or set `arch_arg` to another name"),
                 );
-            } else if looks_secret(&k.value) && !project.allow_secret_args.contains(&k.value) {
+            } else if project.allow_secret_args.contains(&k.value) {
+            } else if looks_secret(&k.value) {
                 self.push(
                     Problem::new("secret-build-arg", k.span.clone(), format!("build arg `{}` looks like a secret", k.value), "would be stored in the image")
                         .help(format!("build-arg values are recorded in the image history for anyone who pulls it; pass secrets another way, or if this is not a secret add it to [project] allow_secret_args = [\"{}\"]", k.value)),
+                );
+            } else if let Some(var) = &v.secret_env {
+                // The value is a secret whatever the arg's name: it would show in
+                // `ps` (argv) and in the image's history.
+                self.push(
+                    Problem::new("secret-build-arg", v.span.clone(), format!("build arg `{}` holds the value of {var}, a secret", k.value), "a secret's value")
+                        .help(format!("build-arg values are in the build's command line and the image history for anyone who pulls it; use a build secret (`secrets = {{ x = {{ env = \"{var}\" }} }}`), or if this is meant add it to [project] allow_secret_args = [\"{}\"]", k.value)),
                 );
             }
             self.check_vars(v, allowed, "a build arg", true);
@@ -1521,6 +1528,7 @@ pub(crate) fn default_arch_template() -> Template {
             },
         ],
         span: 0..0,
+        secret_env: None,
     }
 }
 
@@ -1533,6 +1541,7 @@ fn literal_template(t: &str) -> Template {
                 span: 0..0,
             }],
             span: 0..0,
+            secret_env: None,
         },
         None => Template::literal(t, 0..0),
     }
@@ -1561,12 +1570,7 @@ fn is_arg_name_like(s: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '-' | '.'))
 }
 
-/// Build-arg names that look like they carry a secret.
-pub fn looks_secret(name: &str) -> bool {
-    let up = name.to_ascii_uppercase();
-    up.split('_').any(|w| SECRET_WORDS.contains(&w))
-        || SECRET_WORDS.iter().any(|s| *s != "KEY" && up.contains(s))
-}
+pub use crate::spec::template::looks_secret;
 
 #[cfg(test)]
 mod tests {

@@ -276,3 +276,94 @@ fn children_die_with_a_killed_multiarch() {
     }
     died.unwrap_or_else(|e| panic!("children outlived a SIGKILLed multiarch: {e}"));
 }
+
+// ---------------------------------------------------------------- secrets
+
+/// A build arg that holds the registry password (or any secret-looking
+/// variable's value) would show in `ps` and the image history: refused like a
+/// secret-looking name, unless `allow_secret_args` names it.
+#[test]
+fn a_build_arg_holding_a_secret_value_is_refused() {
+    let p = Project::new_without_busybox();
+    p.file("Dockerfile", "FROM scratch\n");
+    let check_with = |args: &str, allow: &str| {
+        p.file(
+            "multiarch.toml",
+            &format!("[project]\n{allow}\n[[image]]\nname = \"app\"\nargs = {{ {args} }}\n"),
+        );
+        let out = p
+            .command(&["check"])
+            .env("MULTIARCH_REGISTRY_PASSWORD", PW)
+            .env("DEPLOY_TOKEN", "tok-123456")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out))
+    };
+    for args in [
+        "X = \"${MULTIARCH_REGISTRY_PASSWORD}\"",
+        "X = \"pre-${MULTIARCH_REGISTRY_PASSWORD}\"",
+        &format!("X = \"{PW}\""),
+        "X = \"${DEPLOY_TOKEN:-none}\"",
+        "X = \"tok-123456\"",
+    ] {
+        let (code, t) = check_with(args, "");
+        assert_eq!(code, Some(2), "{args}: {t}");
+        assert!(t.contains("holds the value of"), "{args}: {t}");
+        assert!(t.contains("multiarch.toml:5:"), "{args}: {t}");
+        if args.contains("${") {
+            assert!(!t.contains(PW), "the diagnostic shows the secret: {t}");
+        }
+        let (code, t) = check_with(args, "allow_secret_args = [\"X\"]");
+        assert_eq!(code, Some(0), "{args} allowed: {t}");
+    }
+    let (code, t) = check_with("X = \"${HOME}\"", "");
+    assert_eq!(code, Some(0), "{t}");
+}
+
+/// A multi-line secret (a JSON key for `_json_key`) is masked line by line:
+/// printed whole, or one line at a time by a step, no line of it reaches the
+/// output, the events or the JUnit report.
+#[test]
+fn every_line_of_a_multi_line_secret_is_masked() {
+    let key = "{\n  \"type\": \"service_account\",\n  \"private_key_id\": \"0123456789abcdef\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n\"\n}";
+    let (p, fake) = project(TWO_ARCHES);
+    let mut failing = Reply::exit(1);
+    for l in key.lines() {
+        failing = failing.stdout(&format!("echo: {l}"));
+    }
+    fake.on("build *ARCH=amd64*", [failing]);
+    let junit = p.path().join("junit.xml");
+    let mut cmd = command(&p, &fake, &["--login", "--junit", junit.to_str().unwrap()]);
+    login_env(&p, &mut cmd);
+    cmd.env("MULTIARCH_REGISTRY_USER", "_json_key")
+        .env("MULTIARCH_REGISTRY_PASSWORD", key);
+    let r = Run::of(&p, cmd.output().unwrap());
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let mut found = 0;
+    for (what, t) in [
+        ("stdout", &r.stdout),
+        ("stderr", &r.stderr),
+        ("events", &events),
+        ("junit", &xml),
+    ] {
+        for l in key.lines().map(str::trim).filter(|l| l.len() >= 4) {
+            // JSON and XML escape quotes: look for the line's longest bare word too.
+            let word = l
+                .split(['"', ' ', '\\'])
+                .max_by_key(|w| w.len())
+                .unwrap_or(l);
+            if t.contains(l) || t.contains(word) {
+                found += 1;
+                eprintln!("{what} holds `{l}`");
+            }
+        }
+    }
+    assert_eq!(found, 0, "secret lines found in the output");
+    assert!(r.stdout.contains("echo:   ••••••"), "{}", r.stdout);
+    assert_eq!(
+        fake.calls_matching("login *")[0].stdin.as_deref(),
+        Some(key)
+    );
+}
