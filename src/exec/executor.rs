@@ -79,7 +79,7 @@ pub(crate) enum Msg {
 /// process table for cancellation.
 pub struct StepIo<'a> {
     index: usize,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     digests: &'a Mutex<HashMap<String, String>>,
     pub table: Arc<ProcessTable>,
 }
@@ -87,7 +87,7 @@ pub struct StepIo<'a> {
 impl<'a> StepIo<'a> {
     pub(crate) fn new(
         index: usize,
-        tx: mpsc::Sender<Msg>,
+        tx: mpsc::SyncSender<Msg>,
         digests: &'a Mutex<HashMap<String, String>>,
         table: Arc<ProcessTable>,
     ) -> Self {

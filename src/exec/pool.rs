@@ -18,6 +18,9 @@ use crate::plan::Plan;
 /// Lines of output kept per step, for the summary of a failure.
 const TAIL: usize = 15;
 
+/// Messages (mostly output lines) between the workers and the reporters.
+const QUEUE: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub jobs: usize,
@@ -203,7 +206,9 @@ pub fn drive(
     let effects = dispatcher.start();
     apply(&effects, &mut out, &mut signals, None);
 
-    let (tx, rx) = mpsc::channel::<Msg>();
+    // Bounded: a step that prints faster than the reporters write waits (its
+    // pipe fills, the command blocks) instead of queueing its output in memory.
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
     let own = match (&opts.interrupts, opts.handle_signals) {
         (None, true) => Interrupts::listen(table.clone()).map(Arc::new),
         _ => None,
@@ -307,7 +312,7 @@ fn work(
     plan: &Plan,
     exec: &dyn StepExecutor,
     work_rx: &Mutex<mpsc::Receiver<usize>>,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     digests: &Mutex<HashMap<String, String>>,
     table: Arc<ProcessTable>,
 ) {
@@ -349,7 +354,7 @@ pub struct Interrupts {
 #[derive(Debug)]
 struct Relay {
     received: Vec<i32>,
-    pool: Option<mpsc::Sender<Msg>>,
+    pool: Option<mpsc::SyncSender<Msg>>,
     table: Arc<ProcessTable>,
 }
 
@@ -367,14 +372,24 @@ impl Interrupts {
         let r = relay.clone();
         std::thread::spawn(move || {
             for sig in signals.forever() {
-                let Ok(mut r) = r.lock() else { break };
-                r.received.push(sig);
-                match &r.pool {
-                    Some(tx) => {
-                        let _ = tx.send(Msg::Signal(sig));
+                let pool = {
+                    let Ok(mut r) = r.lock() else { break };
+                    r.received.push(sig);
+                    match &r.pool {
+                        Some(tx) => Some(tx.clone()),
+                        None if r.received.len() == 1 => {
+                            r.table.cancel(libc::SIGTERM);
+                            None
+                        }
+                        None => {
+                            r.table.cancel(libc::SIGKILL);
+                            None
+                        }
                     }
-                    None if r.received.len() == 1 => r.table.cancel(libc::SIGTERM),
-                    None => r.table.cancel(libc::SIGKILL),
+                };
+                // Sent outside the lock: the queue may be full for a moment.
+                if let Some(tx) = pool {
+                    let _ = tx.send(Msg::Signal(sig));
                 }
             }
         });
@@ -390,7 +405,7 @@ impl Interrupts {
     }
 
     /// From now on signals go to the pool; returns those received before.
-    fn attach(&self, tx: mpsc::Sender<Msg>) -> Vec<i32> {
+    fn attach(&self, tx: mpsc::SyncSender<Msg>) -> Vec<i32> {
         match self.relay.lock() {
             Ok(mut r) => {
                 r.pool = Some(tx);

@@ -343,29 +343,19 @@ impl Running<'_> {
     fn wait(self) -> (Option<std::process::ExitStatus>, Vec<String>, Vec<String>) {
         match self {
             Running::Merged(reader, on_line) => {
-                let mut lines = Vec::new();
-                let mut buf = BufReader::new(&reader);
-                let mut raw = Vec::new();
-                loop {
-                    raw.clear();
-                    match buf.read_until(b'\n', &mut raw) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&raw);
-                            // Progress output uses \r; keep the last state of each line.
-                            let line = text
-                                .trim_end_matches(['\n', '\r'])
-                                .rsplit('\r')
-                                .next()
-                                .unwrap_or("")
-                                .to_string();
-                            on_line(&line);
-                            lines.push(line);
-                        }
+                // Streamed to the reporters as it comes; only the last lines are
+                // kept (a digest, a failure's tail), so memory does not grow with
+                // the output.
+                let mut kept = std::collections::VecDeque::with_capacity(KEPT_LINES);
+                for_each_line(&reader, |line| {
+                    on_line(&line);
+                    if kept.len() == KEPT_LINES {
+                        kept.pop_front();
                     }
-                }
+                    kept.push_back(line);
+                });
                 let status = reader.try_wait().ok().flatten().map(|o| o.status);
-                (status, lines, Vec::new())
+                (status, kept.into(), Vec::new())
             }
             Running::Captured(handle) => {
                 let split = |b: &[u8]| -> Vec<String> {
@@ -380,6 +370,75 @@ impl Running<'_> {
                 }
             }
         }
+    }
+}
+
+/// The longest line streamed or kept, in bytes: the rest of a longer one is
+/// counted, and the line ends in `… (N bytes cut)`.
+pub const MAX_LINE: usize = 4096;
+
+/// The lines a streamed command keeps for its step (the last ones).
+pub const KEPT_LINES: usize = 200;
+
+/// Each line of `r` (lossy UTF-8, at most [`MAX_LINE`] bytes and a marker),
+/// read in bounded memory whatever the line lengths. Progress output rewrites a
+/// line with `\r`: the last state of each line is the line.
+fn for_each_line(r: impl std::io::Read, mut f: impl FnMut(String)) {
+    let mut buf = BufReader::with_capacity(64 * 1024, r);
+    let mut line: Vec<u8> = Vec::new();
+    let mut cut = 0usize;
+    let mut after_cr = false;
+    let push = |line: &mut Vec<u8>, cut: &mut usize, after_cr: &mut bool, b: &[u8]| {
+        if b.is_empty() {
+            return;
+        }
+        if std::mem::take(after_cr) {
+            line.clear();
+            *cut = 0;
+        }
+        let take = MAX_LINE.saturating_sub(line.len()).min(b.len());
+        line.extend_from_slice(&b[..take]);
+        *cut += b.len() - take;
+    };
+    let finish = |line: &mut Vec<u8>, cut: &mut usize| {
+        let mut s = String::from_utf8_lossy(line).into_owned();
+        if *cut > 0 {
+            s.push_str(&format!("… ({cut} bytes cut)"));
+        }
+        line.clear();
+        *cut = 0;
+        s
+    };
+    loop {
+        let chunk = match buf.fill_buf() {
+            Ok(c) if !c.is_empty() => c,
+            _ => break,
+        };
+        let n = chunk.len();
+        let mut start = 0;
+        while start < n {
+            let rest = &chunk[start..];
+            match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(p) => {
+                    push(&mut line, &mut cut, &mut after_cr, &rest[..p]);
+                    if rest[p] == b'\n' {
+                        after_cr = false;
+                        f(finish(&mut line, &mut cut));
+                    } else {
+                        after_cr = true;
+                    }
+                    start += p + 1;
+                }
+                None => {
+                    push(&mut line, &mut cut, &mut after_cr, rest);
+                    start = n;
+                }
+            }
+        }
+        buf.consume(n);
+    }
+    if !line.is_empty() || cut > 0 {
+        f(finish(&mut line, &mut cut));
     }
 }
 
@@ -431,6 +490,29 @@ mod tests {
         assert!(matches!(f.exit, Exit::TimedOut(_)), "{:?}", f.exit);
         assert!(f.duration < Duration::from_secs(10));
         assert_eq!(t.running(), 0);
+    }
+
+    #[test]
+    fn lines_are_cut_with_a_marker_and_progress_keeps_its_last_state() {
+        let long = "y".repeat(MAX_LINE + 10);
+        let input = format!("a\r\nprogress 1\rprogress 2\n{long}\nlast");
+        let mut seen = Vec::new();
+        for_each_line(input.as_bytes(), |l| seen.push(l));
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], "a");
+        assert_eq!(seen[1], "progress 2");
+        assert_eq!(seen[2], format!("{}… (10 bytes cut)", "y".repeat(MAX_LINE)));
+        assert_eq!(seen[3], "last");
+    }
+
+    #[test]
+    fn a_streamed_command_keeps_only_its_last_lines() {
+        let t = ProcessTable::new();
+        let mut n = 0;
+        let f = spawn(&sh("seq 1 1000"), &t, Output::Merged(&mut |_| n += 1));
+        assert_eq!(n, 1000);
+        assert_eq!(f.stdout.len(), KEPT_LINES);
+        assert_eq!(f.stdout.last().map(String::as_str), Some("1000"));
     }
 
     #[test]

@@ -367,3 +367,86 @@ fn every_line_of_a_multi_line_secret_is_masked() {
         Some(key)
     );
 }
+
+// ---------------------------------------------------------------- memory
+
+/// The peak RSS (VmHWM, KiB) of a running process, read until it ends.
+fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
+    let path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak = v;
+            }
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            return peak;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A step that prints 20 MB in 100-byte lines, or 50 MB as one line: the run's
+/// memory stays bounded, the output is streamed, and the kept tail of a long
+/// line says how much was cut.
+#[test]
+fn a_step_printing_megabytes_keeps_the_memory_bounded() {
+    let floods = [
+        (
+            "many lines",
+            "head -c 20000000 /dev/zero | tr '\\0' x | fold -w 99",
+        ),
+        ("one line", "head -c 50000000 /dev/zero | tr '\\0' x; echo"),
+    ];
+    for (what, flood) in floods {
+        let (p, fake) = project(TWO_ARCHES);
+        fake.on("build *ARCH=amd64*", [Reply::exit(1).sh(flood)]);
+        let mut child = command(&p, &fake, &["--stage", "build"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let peak = peak_rss_kib(&mut child);
+        let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+        eprintln!(
+            "{what}: peak RSS {} MB, events file {} MB",
+            peak / 1024,
+            events.len() >> 20
+        );
+        assert!(peak > 0, "{what}: no RSS read");
+        assert!(peak < 64 * 1024, "{what}: peak RSS {} MB", peak / 1024);
+        let failed = events
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["event"] == "step-finished" && e["id"] == "build:app/amd64")
+            .unwrap();
+        let tail = failed["tail"].as_array().unwrap();
+        assert!(
+            !tail.is_empty() && tail.len() <= 15,
+            "{what}: {}",
+            tail.len()
+        );
+        let longest = tail
+            .iter()
+            .map(|l| l.as_str().unwrap().len())
+            .max()
+            .unwrap();
+        assert!(longest <= 4200, "{what}: a tail line of {longest} bytes");
+        if what == "one line" {
+            let last = tail
+                .iter()
+                .rev()
+                .find(|l| l.as_str().unwrap().contains("bytes cut"))
+                .unwrap();
+            assert!(
+                last.as_str().unwrap().contains("(49995904 bytes cut)"),
+                "{last}"
+            );
+        }
+    }
+}

@@ -61,6 +61,7 @@ pub struct Reply {
     copy: Option<(PathBuf, PathBuf)>,
     after_hang: bool,
     hang: Option<Hang>,
+    sh: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,12 @@ impl Reply {
 
     pub fn stderr(mut self, line: &str) -> Reply {
         self.stderr.push(line.to_string());
+        self
+    }
+
+    /// Run a shell line (after the printed lines): an output flood, say.
+    pub fn sh(mut self, line: &str) -> Reply {
+        self.sh.push(line.to_string());
         self
     }
 
@@ -147,6 +154,9 @@ impl Reply {
         }
         for l in &self.stderr {
             s.push_str(&format!("  printf '%s\\n' {} >&2\n", sh_quote(l)));
+        }
+        for l in &self.sh {
+            s.push_str(&format!("  {l}\n"));
         }
         if let Some(d) = &self.digest_file {
             s.push_str(&format!(
