@@ -356,6 +356,11 @@ impl Validator<'_> {
                             Problem::new("bad-builder", b.span.clone(), format!("`{}` is not an engine endpoint", b.value), "expected unix://, tcp:// or ssh://")
                                 .help("for example \"ssh://builder@arm64-1\" or \"unix:///run/arm64/docker.sock\""),
                         );
+                    } else if let Some(port) = bad_endpoint_port(&b.value) {
+                        self.push(
+                            Problem::new("bad-builder", b.span.clone(), format!("port `{port}` of `{}` is out of range (1–65535)", b.value), "bad port")
+                                .help("for example \"tcp://arm64-1:2376\" or \"ssh://builder@arm64-1:2222\""),
+                        );
                     }
                     Some(Builder::Host(b.value.clone()))
                 }
@@ -1428,6 +1433,17 @@ impl Validator<'_> {
 /// The file of `found` that `file` most likely means: for an arch, the one named
 /// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
 /// named for another arch.
+/// The port of a `tcp://` or `ssh://` endpoint when it is not 1–65535.
+fn bad_endpoint_port(endpoint: &str) -> Option<&str> {
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("ssh://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (_, port) = reference::split_host_port(host_port);
+    port.filter(|p| !p.parse::<u16>().is_ok_and(|n| n > 0))
+}
+
 /// Where `path` resolves (after symlinks) when that is outside the repository
 /// of the spec in `dir`: the git work tree holding `dir` (the nearest ancestor
 /// with a `.git`), or `dir` itself when there is none. A pull request's spec
@@ -1575,6 +1591,16 @@ pub use crate::spec::template::looks_secret;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_ports_are_checked() {
+        assert_eq!(bad_endpoint_port("tcp://127.0.0.1:70000"), Some("70000"));
+        assert_eq!(bad_endpoint_port("ssh://pi@pi-1:0"), Some("0"));
+        assert_eq!(bad_endpoint_port("tcp://[::1]:99999/x"), Some("99999"));
+        assert_eq!(bad_endpoint_port("tcp://host:2376"), None);
+        assert_eq!(bad_endpoint_port("ssh://pi@pi-1"), None);
+        assert_eq!(bad_endpoint_port("unix:///run/x.sock"), None);
+    }
 
     #[test]
     fn secret_names() {

@@ -450,3 +450,73 @@ fn a_step_printing_megabytes_keeps_the_memory_bounded() {
         }
     }
 }
+
+// ---------------------------------------------------------------- report files, ports
+
+/// Every report file that cannot take its report is an error, never a silent
+/// exit 0 or a panic: `--junit`/`--events` to /dev/full or /proc/version, and
+/// `run --dry-run` to a full standard output.
+#[test]
+fn report_files_that_cannot_be_written_are_errors() {
+    for (flag, path) in [
+        ("--junit", "/dev/full"),
+        ("--junit", "/proc/version"),
+        ("--events", "/dev/full"),
+        ("--events", "/proc/version"),
+    ] {
+        let (p, fake) = project(TWO_ARCHES);
+        let mut c = p.command(&["run", "--branch", "main", "--sha", crate::support::SHA]);
+        c.args([flag, path]).env("PATH", fake.path());
+        let out = c.output().unwrap();
+        let t = text(&out);
+        let code = out.status.code();
+        assert!(matches!(code, Some(1..=3)), "{flag} {path}: {code:?} {t}");
+        assert!(
+            t.contains(path),
+            "{flag} {path}: the error names the file: {t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
+    }
+    let (p, _fake) = project(TWO_ARCHES);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = p
+        .command(&["run", "--dry-run", "--sha", crate::support::SHA])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("No space left"), "{}", text(&out));
+}
+
+/// A port outside 1–65535 is refused wherever one is accepted: the registry,
+/// `insecure_registries`, a builder endpoint.
+#[test]
+fn ports_outside_the_range_are_refused_everywhere() {
+    let p = Project::new_without_busybox();
+    p.file("Dockerfile", "FROM scratch\n");
+    for (line, port) in [
+        ("[project]\nregistry = \"127.0.0.1:70000/acme\"", "70000"),
+        ("[project]\nregistry = \"localhost:0\"", "0"),
+        (
+            "[project]\ninsecure_registries = [\"reg.lan:99999\"]",
+            "99999",
+        ),
+        ("[arch.amd64]\nbuilder = \"tcp://127.0.0.1:65536\"", "65536"),
+        ("[arch.amd64]\nbuilder = \"ssh://pi@pi-1:0\"", "0"),
+    ] {
+        p.file(
+            "multiarch.toml",
+            &format!("{line}\n[[image]]\nname = \"app\"\n"),
+        );
+        let out = p.command(&["check"]).output().unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{line}: {t}");
+        assert!(
+            t.contains(&format!("port `{port}`")) && t.contains("1–65535"),
+            "{line}: {t}"
+        );
+    }
+}
