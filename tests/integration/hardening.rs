@@ -520,3 +520,60 @@ fn ports_outside_the_range_are_refused_everywhere() {
         );
     }
 }
+
+// ---------------------------------------------------------------- time limits
+
+fn timeouts(p: &Project) -> Vec<(String, Option<u64>)> {
+    let out = p
+        .command(&[
+            "plan",
+            "--branch",
+            "main",
+            "--sha",
+            crate::support::SHA,
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                s["timeout_secs"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// Steps that wait on a registry or a container get 30 minutes unless
+/// configured; builds stay unbounded; `timeout` overrides (as `--step-timeout`
+/// does on `run`).
+#[test]
+fn registry_and_container_steps_have_a_default_time_limit() {
+    let p = Project::new_without_busybox();
+    p.file("Dockerfile", "FROM scratch\n").file(
+        "multiarch.toml",
+        "[project]\nregistry = \"127.0.0.1:5999/acme\"\n[[image]]\nname = \"app\"\n",
+    );
+    for (kind, t) in timeouts(&p) {
+        match kind.as_str() {
+            "build" | "setup-qemu" => assert_eq!(t, None, "{kind}"),
+            _ => assert_eq!(t, Some(1800), "{kind}"),
+        }
+    }
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"127.0.0.1:5999/acme\"\ntimeout = \"2h\"\n[[image]]\nname = \"app\"\n",
+    );
+    for (kind, t) in timeouts(&p) {
+        if kind != "setup-qemu" {
+            assert_eq!(t, Some(7200), "{kind}");
+        }
+    }
+}

@@ -78,7 +78,7 @@ impl PlanBuilder<'_> {
             };
             let mut push_idx = None;
             if self.sel.stage(Stage::Publish) {
-                let timeout = self.timeout(img);
+                let timeout = self.timeout(img, StepKind::ManifestCreate);
                 let create = self.draft.push_with(
                     create_id,
                     Action::ManifestCreate {

@@ -28,6 +28,10 @@ use crate::spec::vars::{GitValues, Vars};
 use crate::spec::{Arch, EngineKind, Image, PushMode, Spec};
 
 /// Image and arch names, each allocated once and shared by every id.
+
+/// The time limit of test, push, list and verify steps when none is configured.
+pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 struct Names {
     /// By image index.
     images: Vec<Arc<str>>,
@@ -253,11 +257,25 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
-    fn timeout(&self, img: &Image) -> Option<Duration> {
-        self.opts
+    /// A step's time limit: `--step-timeout`, the image's `timeout`, the
+    /// project's; else [`DEFAULT_REGISTRY_TIMEOUT`] for the steps that wait on a
+    /// registry or a container (a registry that holds a request open must not
+    /// hang the run forever). Builds stay unbounded unless configured.
+    fn timeout(&self, img: &Image, kind: StepKind) -> Option<Duration> {
+        let configured = self
+            .opts
             .step_timeout
             .or(img.timeout)
-            .or(self.spec.project.timeout)
+            .or(self.spec.project.timeout);
+        let bounded = matches!(
+            kind,
+            StepKind::Test
+                | StepKind::Push
+                | StepKind::ManifestCreate
+                | StepKind::ManifestPush
+                | StepKind::Verify
+        );
+        configured.or(bounded.then_some(DEFAULT_REGISTRY_TIMEOUT))
     }
 
     /// The id of a per-arch step of image `i`, arch position `at`.

@@ -32,7 +32,12 @@ impl PlanBuilder<'_> {
                 )));
             };
             let args = self.build_args(i, at, arch, settings)?;
-            let timeout = self.timeout(img);
+            let timeout = |kind| self.timeout(img, kind);
+            let (build_timeout, test_timeout, push_timeout) = (
+                timeout(StepKind::Build),
+                timeout(StepKind::Test),
+                timeout(StepKind::Push),
+            );
             let emulated = arch.needs_emulation(&self.opts.host.platform);
             if emulated {
                 self.emulated.insert(a.clone());
@@ -48,7 +53,7 @@ impl PlanBuilder<'_> {
                         platform: arch.platform.clone(),
                         args: Box::new(args),
                     },
-                    timeout,
+                    build_timeout,
                     needs,
                 ));
                 if test_on {
@@ -60,7 +65,7 @@ impl PlanBuilder<'_> {
                             platform: arch.platform.clone(),
                             check: Check::of(arch, &settings.verify),
                         },
-                        timeout,
+                        test_timeout,
                         slot.build.map(Need::Step),
                     ));
                 }
@@ -81,7 +86,7 @@ impl PlanBuilder<'_> {
                             reference,
                             platform: arch.platform.clone(),
                         },
-                        timeout,
+                        push_timeout,
                         [need],
                     ));
                 }

@@ -69,7 +69,7 @@ impl PlanBuilder<'_> {
                     check: Check::of(arch, &settings.verify),
                     insecure,
                 },
-                self.timeout(img),
+                self.timeout(img, StepKind::Verify),
                 needs,
             );
         }
