@@ -27,11 +27,10 @@ use crate::context::GitContext;
 use crate::spec::vars::{GitValues, Vars};
 use crate::spec::{Arch, EngineKind, Image, PushMode, Spec};
 
-/// Image and arch names, each allocated once and shared by every id.
-
 /// The time limit of test, push, list and verify steps when none is configured.
 pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// Image and arch names, each allocated once and shared by every id.
 struct Names {
     /// By image index.
     images: Vec<Arc<str>>,
