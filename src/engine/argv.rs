@@ -119,8 +119,47 @@ pub struct RunCommand<'a> {
     pub keep_entrypoint: bool,
 }
 
-/// `run --rm --network none --platform P --pull never|always [--entrypoint CMD0]
-/// REF ARGS…`: the same flags for docker and podman. Replacing the ENTRYPOINT
+/// The label every container multiarch starts carries: the run's id, so what a
+/// timeout, a cancellation or a killed CLI leaves is found and removed.
+pub const RUN_LABEL: &str = "multiarch.run";
+/// And the step's id, so a step's own container is found.
+pub const STEP_LABEL: &str = "multiarch.step";
+/// In a planned command, the run's id (known when it runs).
+pub const RUN_ID: &str = "<run-id>";
+/// In a planned command, the step's id (filled in when it runs).
+pub const STEP_ID: &str = "<step-id>";
+
+/// `--label multiarch.run=<run-id> --label multiarch.step=<step-id>`.
+pub fn container_labels() -> [String; 4] {
+    [
+        "--label".into(),
+        format!("{RUN_LABEL}={RUN_ID}"),
+        "--label".into(),
+        format!("{STEP_LABEL}={STEP_ID}"),
+    ]
+}
+
+/// A planned command as it runs: the run's and the step's id in its labels.
+pub fn with_ids(argv: &[String], run: &str, step: &str) -> Vec<String> {
+    let (run_label, step_label) = (
+        format!("{RUN_LABEL}={RUN_ID}"),
+        format!("{STEP_LABEL}={STEP_ID}"),
+    );
+    argv.iter()
+        .map(|a| {
+            if *a == run_label {
+                format!("{RUN_LABEL}={run}")
+            } else if *a == step_label {
+                format!("{STEP_LABEL}={step}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// `run --rm --network none --platform P --pull never|always --label … --label …
+/// [--entrypoint CMD0] REF ARGS…`: the same flags for docker and podman. Replacing the ENTRYPOINT
 /// makes a check such as `uname -m` work on images whose ENTRYPOINT is a server
 /// that refuses unknown arguments.
 pub fn run_flags(
@@ -135,6 +174,7 @@ pub fn run_flags(
     v.push(platform.to_string());
     v.push("--pull".into());
     v.push(pull.as_str().into());
+    v.extend(container_labels());
     let args = match (run.keep_entrypoint, run.command.split_first()) {
         (false, Some((first, rest))) => {
             v.push("--entrypoint".into());

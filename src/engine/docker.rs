@@ -1,7 +1,7 @@
 //! Docker: the classic builder (`DOCKER_BUILDKIT=0`) and `docker manifest`, whose
 //! local manifest cache and `--insecure` flag only exist here.
 
-use super::argv::EngineTarget;
+use super::argv::{self, EngineTarget};
 use super::{find_digest, image_inspect, Engine, ListItem, Lookup};
 use crate::spec::EngineKind;
 
@@ -137,20 +137,12 @@ impl Engine for Docker {
 
     /// The article's `docker run --privileged multiarch/qemu-user-static`.
     fn qemu_register(&self) -> Vec<String> {
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--privileged",
-            "--network",
-            "none",
-            "multiarch/qemu-user-static",
-            "--reset",
-            "-p",
-            "yes",
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut v: Vec<String> = ["docker", "run", "--rm", "--privileged", "--network", "none"]
+            .map(String::from)
+            .to_vec();
+        v.extend(argv::container_labels());
+        v.extend(["multiarch/qemu-user-static", "--reset", "-p", "yes"].map(String::from));
+        v
     }
 }
 

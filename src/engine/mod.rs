@@ -216,6 +216,26 @@ pub trait Engine: std::fmt::Debug + Sync {
         argv::run_flags(t.base(), reference, platform, pull, command)
     }
 
+    /// The ids of the containers (running or not) with every one of `labels`
+    /// (`key=value`).
+    fn labelled_containers(&self, t: &EngineTarget, labels: &[String]) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(["ps", "--all", "--quiet"].map(String::from));
+        for l in labels {
+            v.push("--filter".into());
+            v.push(format!("label={l}"));
+        }
+        v
+    }
+
+    /// Removes containers, running or not.
+    fn remove_containers(&self, t: &EngineTarget, ids: &[String]) -> Vec<String> {
+        let mut v = t.base();
+        v.extend(["rm", "--force"].map(String::from));
+        v.extend(ids.iter().cloned());
+        v
+    }
+
     /// Pushes a per-arch image. An engine that writes the pushed digest to a file
     /// writes it to `digest_file`.
     fn push(&self, t: &EngineTarget, reference: &str, digest_file: &str) -> Vec<String>;

@@ -248,20 +248,20 @@ impl Engine for Podman {
     /// Fully qualified: podman would otherwise resolve a short name through
     /// registries.conf (or ask which registry to use).
     fn qemu_register(&self) -> Vec<String> {
-        [
-            "podman",
-            "run",
-            "--rm",
-            "--privileged",
-            "--network",
-            "none",
-            "docker.io/multiarch/qemu-user-static",
-            "--reset",
-            "-p",
-            "yes",
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut v: Vec<String> = ["podman", "run", "--rm", "--privileged", "--network", "none"]
+            .map(String::from)
+            .to_vec();
+        v.extend(argv::container_labels());
+        v.extend(
+            [
+                "docker.io/multiarch/qemu-user-static",
+                "--reset",
+                "-p",
+                "yes",
+            ]
+            .map(String::from),
+        );
+        v
     }
 }
 
@@ -510,6 +510,10 @@ mod tests {
                 "linux/arm64/v8",
                 "--pull",
                 "always",
+                "--label",
+                "multiarch.run=<run-id>",
+                "--label",
+                "multiarch.step=<step-id>",
                 "--entrypoint",
                 "uname",
                 "r@sha256:cc",

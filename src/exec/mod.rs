@@ -98,14 +98,20 @@ fn setup_qemu_first(
     let say = |m: String| note(*reporter.borrow_mut(), masker, &id, m);
     let run = |argv: Vec<String>| {
         let cmd = Command {
-            argv,
+            argv: crate::engine::argv::with_ids(&argv, &runner.run_id, &id),
             dir: Some(plan.dir.clone()),
             env: runner.env.clone(),
             stdin: None,
             timeout: step.timeout.or(Some(Duration::from_secs(300))),
         };
         let mut line = |l: &str| say(l.to_string());
-        process::spawn(&cmd, table, Output::Merged(&mut line))
+        let f = process::spawn(&cmd, table, Output::Merged(&mut line));
+        runner.after_container(
+            &crate::engine::EngineTarget::local(plan.engine),
+            &id,
+            &f.exit,
+        );
+        f
     };
     qemu::ensure(&Binfmt::default(), handlers, setup, run, say)
         .map_err(RunError::EmulationMissing)?;
@@ -128,7 +134,25 @@ pub fn run(
     } else {
         None
     };
-    let result = run_listening(plan, opts, env, reporter, table, interrupts.clone());
+    // The engine's preparation (podman: a registries.conf for plain-HTTP
+    // registries) applies to login and the registry checks too; it goes (with
+    // the run's private login config) when the runner is dropped, on every
+    // path out.
+    let mut runner = EngineRunner::for_plan(plan, env)?;
+    let result = run_listening(
+        plan,
+        opts,
+        env,
+        reporter,
+        table,
+        interrupts.clone(),
+        &mut runner,
+    );
+    let interrupted = match &result {
+        Ok(s) => s.interrupted,
+        Err(e) => matches!(e, RunError::Interrupted { .. }),
+    };
+    runner.remove_run_containers(plan, interrupted);
     if let Some(i) = interrupts {
         i.close();
     }
@@ -154,6 +178,7 @@ fn run_listening(
     reporter: &mut dyn Reporter,
     table: Arc<ProcessTable>,
     interrupts: Option<Arc<Interrupts>>,
+    runner: &mut EngineRunner,
 ) -> Result<RunSummary, RunError> {
     unless_interrupted(
         &interrupts,
@@ -166,9 +191,6 @@ fn run_listening(
         secrets.push(c.password.clone());
     }
     let masker = Masker::new(&secrets);
-    // The engine's preparation (podman: a registries.conf for plain-HTTP
-    // registries) applies to login and the registry checks too.
-    let mut runner = EngineRunner::for_plan(plan, env)?;
     for n in runner.notes() {
         note(reporter, &masker, "engine", n.clone());
     }
@@ -224,5 +246,5 @@ fn run_listening(
         secrets,
         done,
     };
-    Ok(pool::drive(plan, &runner, &popts, table, reporter))
+    Ok(pool::drive(plan, runner, &popts, table, reporter))
 }

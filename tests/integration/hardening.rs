@@ -577,3 +577,55 @@ fn registry_and_container_steps_have_a_default_time_limit() {
         }
     }
 }
+
+// ---------------------------------------------------------------- containers
+
+/// A test step whose `docker run` times out: only the CLI was ended, so the
+/// step's container (found by the run's and the step's labels) is removed;
+/// a run that ends normally asks nothing more.
+#[test]
+fn a_timed_out_container_step_removes_its_container() {
+    let (p, fake) = project(TWO_ARCHES);
+    fake.on("run *linux/amd64*", [Reply::hang()]);
+    fake.on("ps --all --quiet *", [Reply::ok().stdout("c0ffee1")]);
+    fake.on("rm --force *", [Reply::ok()]);
+    let r = Run::of(
+        &p,
+        command(&p, &fake, &["--step-timeout", "2s", "--stage", "build"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_eq!(r.status("test:app/amd64"), "timed-out");
+    let run = fake
+        .calls_matching("run *linux/amd64*")
+        .iter()
+        .flat_map(|c| c.args.clone())
+        .find_map(|a| a.strip_prefix("multiarch.run=").map(str::to_string))
+        .expect("the container is labelled with the run");
+    let ps: Vec<String> = fake
+        .calls_matching("ps *")
+        .iter()
+        .map(|c| c.line())
+        .collect();
+    assert!(
+        ps.contains(&format!(
+            "ps --all --quiet --filter label=multiarch.run={run} --filter label=multiarch.step=test:app/amd64"
+        )),
+        "{ps:#?}"
+    );
+    assert!(!fake.calls_matching("rm --force c0ffee1").is_empty());
+    assert!(gone(&fake), "{:?}", processes_with(fake.marker()));
+
+    let (p, fake) = project(TWO_ARCHES);
+    let r = run_ok(&p, &fake);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        fake.calls_matching("ps *").is_empty(),
+        "a clean run sweeps nothing"
+    );
+}
+
+fn run_ok(p: &Project, fake: &crate::support::fake_engine::FakeEngine) -> Run {
+    Run::of(p, command(p, fake, &[]).output().unwrap())
+}

@@ -109,7 +109,7 @@ impl Run {
             .unwrap_or_else(|| panic!("{id} did not finish:\n{}", self.stdout))
     }
 
-    fn status(&self, id: &str) -> String {
+    pub(crate) fn status(&self, id: &str) -> String {
         self.finished(id)["status"].as_str().unwrap().to_string()
     }
 
@@ -169,11 +169,19 @@ fn the_fake_engine_runs_a_two_arch_pipeline_end_to_end() {
         "preflight first"
     );
     assert!(amd64[1].starts_with("build --build-arg ARCH=amd64 --platform linux/amd64 -t "));
+    // Every container is labelled with the run's id (one for the whole run).
+    let runs: std::collections::BTreeSet<&str> = calls
+        .iter()
+        .flat_map(|c| &c.args)
+        .filter_map(|a| a.strip_prefix("multiarch.run="))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = runs.first().unwrap();
     assert_eq!(
         amd64[2..5],
         [
             format!("image inspect --format {{{{.Os}}}}/{{{{.Architecture}}}}/{{{{.Variant}}}} {AMD64}"),
-            format!("run --rm --network none --platform linux/amd64 --pull never --entrypoint uname {AMD64} -m"),
+            format!("run --rm --network none --platform linux/amd64 --pull never --label multiarch.run={run} --label multiarch.step=test:app/amd64 --entrypoint uname {AMD64} -m"),
             format!("push {AMD64}"),
         ]
     );
@@ -200,7 +208,7 @@ fn the_fake_engine_runs_a_two_arch_pipeline_end_to_end() {
     // Verify runs each platform by the digest the list serves for it.
     assert!(
         lines(&fake.calls_matching("run *--pull always*")).contains(&format!(
-            "run --rm --network none --platform linux/arm64/v8 --pull always --entrypoint uname 127.0.0.1:5999/acme/app@{d_arm64} -m"
+            "run --rm --network none --platform linux/arm64/v8 --pull always --label multiarch.run={run} --label multiarch.step=verify:app/arm64v8 --entrypoint uname 127.0.0.1:5999/acme/app@{d_arm64} -m"
         )),
         "{:#?}",
         fake.calls_matching("run *")

@@ -19,7 +19,7 @@ use super::qemu::{self, Binfmt};
 use super::retry::{Retry, RetryPolicy};
 use super::session::{plain_http_registries, unique_name, Session};
 use super::SessionError;
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, EngineTarget};
 use crate::environment::Environment;
 use crate::events::StepStatus;
 use crate::plan::{Action, Plan, Step};
@@ -52,6 +52,11 @@ pub struct EngineRunner {
     /// Lists the registry already serves with exactly the entries this run would
     /// publish (`--skip-existing`): their manifest-push has nothing to do.
     unchanged: Mutex<HashSet<String>>,
+    /// This run's id, in the `multiarch.run` label of every container it starts.
+    pub run_id: String,
+    /// A container command of this run ended by a timeout, a cancellation or a
+    /// signal: its container may be left, and the run's end looks for them.
+    containers_left: std::sync::atomic::AtomicBool,
 }
 
 impl EngineRunner {
@@ -81,6 +86,66 @@ impl EngineRunner {
             existing: Default::default(),
             lists: Default::default(),
             unchanged: Default::default(),
+            run_id: unique_name("multiarch"),
+            containers_left: Default::default(),
+        }
+    }
+
+    /// Remove the containers of this run with every one of `labels` (besides
+    /// the run's own), on `t`'s engine: what a timed-out or cancelled `docker
+    /// run` leaves (only the CLI was ended). Its own process table: the run's
+    /// may be cancelled by now. Returns how many were removed.
+    pub fn remove_containers(&self, t: &EngineTarget, labels: &[String]) -> usize {
+        let table = process::ProcessTable::new();
+        let run = |argv| {
+            let cmd = Command {
+                argv,
+                dir: Some(self.dir.clone()),
+                env: self.env.clone(),
+                stdin: None,
+                timeout: Some(std::time::Duration::from_secs(60)),
+            };
+            process::spawn(&cmd, &table, Output::Captured)
+        };
+        let mut all = vec![format!("{}={}", engine::argv::RUN_LABEL, self.run_id)];
+        all.extend(labels.iter().cloned());
+        let e = t.engine();
+        let found = run(e.labelled_containers(t, &all));
+        let ids: Vec<String> = found
+            .stdout
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        run(e.remove_containers(t, &ids));
+        ids.len()
+    }
+
+    /// A container command ended as `exit`: when it did not end by itself, its
+    /// step's container is removed now (and the run's end looks again).
+    pub fn after_container(&self, t: &EngineTarget, step: &str, exit: &Exit) {
+        if matches!(exit, Exit::TimedOut(_) | Exit::Cancelled | Exit::Signal(_)) {
+            self.containers_left
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.remove_containers(t, &[format!("{}={step}", engine::argv::STEP_LABEL)]);
+        }
+    }
+
+    /// At the run's end (every path out): when a container command of the run
+    /// did not end by itself, or the run was interrupted, every container with
+    /// the run's label goes, on every engine of the plan.
+    pub fn remove_run_containers(&self, plan: &Plan, interrupted: bool) {
+        if interrupted
+            || self
+                .containers_left
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            for t in plan.engine_targets() {
+                self.remove_containers(&t, &[]);
+            }
         }
     }
 
@@ -105,7 +170,7 @@ impl EngineRunner {
 
     fn command(&self, argv: Vec<String>, step: &Step) -> Command {
         Command {
-            argv,
+            argv: engine::argv::with_ids(&argv, &self.run_id, &step.id.to_string()),
             dir: Some(self.dir.clone()),
             env: self.env.clone(),
             stdin: None,

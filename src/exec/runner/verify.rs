@@ -49,7 +49,9 @@ impl EngineRunner {
         let f = self
             .retry
             .run(Retry::EngineRun, io, || {
-                super::ok_or_err(self.captured(run_argv.clone(), step, io, true))
+                let f = self.captured(run_argv.clone(), step, io, true);
+                self.after_container(t.engine, &step.id.to_string(), &f.exit);
+                super::ok_or_err(f)
             })
             .unwrap_or_else(|f| f);
         if !f.exit.success() {
