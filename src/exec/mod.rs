@@ -227,7 +227,7 @@ fn run_listening(
         runner.skip_existing = true;
     }
     let mut done = Vec::new();
-    let qemu = setup_qemu_first(plan, &runner, &table, &masker, reporter);
+    let qemu = setup_qemu_first(plan, runner, &table, &masker, reporter);
     if let Some(d) = unless_interrupted(&interrupts, "the emulation setup", qemu)? {
         done.push(d);
     }
