@@ -629,3 +629,222 @@ fn a_timed_out_container_step_removes_its_container() {
 fn run_ok(p: &Project, fake: &crate::support::fake_engine::FakeEngine) -> Run {
     Run::of(p, command(p, fake, &[]).output().unwrap())
 }
+
+// ---------------------------------------------------------------- with the engine
+
+mod engine {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use super::{assert_login_left_nothing, stat, text, PW, USER_CONFIG};
+    use crate::support::{engine_lock, processes_with, wait_until, Project, Registry, SHA};
+
+    const NEEDS_ENGINE: &str =
+        "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`";
+
+    /// The busybox base for amd64 only, pushed to `${REG}/acme`; its check
+    /// (test and verify) is `CHECK`.
+    fn spec(check: &str) -> String {
+        format!(
+            "[project]\nregistry = \"${{REG}}/acme\"\n[archs]\ndefault = [\"amd64\"]\n[[image]]\nname = \"busybox\"\ncontext = \"busybox\"\nverify = {{ command = {check} }}\n"
+        )
+    }
+
+    /// The containers of any multiarch run whose image is in `registry`.
+    fn containers_of(registry: &str) -> Vec<String> {
+        let out = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--filter",
+                "label=multiarch.run",
+                "--format",
+                "{{.ID}} {{.Image}} {{.Labels}}",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker ps: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(registry))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `run --login` with the real docker CLI against a real registry: the
+    /// pushes work through the private config, and the user's config.json is
+    /// byte-identical afterwards, with nothing left in TMPDIR.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+    fn a_real_login_leaves_the_users_docker_config_alone() {
+        let _g = engine_lock();
+        let reg = Registry::start();
+        let p = Project::new();
+        p.file("multiarch.toml", &spec("[\"uname\", \"-m\"]"));
+        let mut cmd = p.command(&["run", "--login", "--branch", "main", "--sha", SHA]);
+        super::login_env(&p, &mut cmd);
+        let out = cmd.env("REG", &reg.addr).output().unwrap();
+        eprintln!("{}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "{NEEDS_ENGINE}: {}", text(&out));
+        assert!(text(&out).contains(&format!("logged in to {}", reg.addr)));
+        assert_login_left_nothing(&p);
+        assert!(!text(&out).contains(PW));
+        assert_eq!(
+            USER_CONFIG.len(),
+            std::fs::read(p.path().join("home/.docker/config.json"))
+                .unwrap()
+                .len()
+        );
+    }
+
+    /// A test step whose container never ends: on the step's timeout, and on
+    /// Ctrl-C, the container is removed, not only the docker CLI.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+    fn a_timed_out_or_cancelled_container_is_removed() {
+        let _g = engine_lock();
+        let reg = Registry::start();
+        let p = Project::new();
+        p.file("multiarch.toml", &spec("[\"sleep\", \"600\"]"));
+        let out = p.run(
+            &reg,
+            &[
+                "run",
+                "--stage",
+                "build",
+                "--sha",
+                SHA,
+                "--step-timeout",
+                "20s",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{NEEDS_ENGINE}: {}", text(&out));
+        assert!(text(&out).contains("timed out"), "{}", text(&out));
+        let left = containers_of(&reg.addr);
+        assert!(left.is_empty(), "a timed-out test left {left:?}");
+
+        // Ctrl-C while the container sleeps.
+        let mut child = p
+            .command(&["run", "--stage", "build", "--sha", SHA])
+            .env("REG", &reg.addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(60), || {
+            !containers_of(&reg.addr).is_empty()
+        })
+        .expect("the test container starts");
+        // SAFETY: signalling the multiarch this test started.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130));
+        let left = containers_of(&reg.addr);
+        assert!(left.is_empty(), "a cancelled test left {left:?}");
+    }
+
+    /// A "registry" that accepts connections and never answers: the push step
+    /// ends by its time limit, the run ends, and nothing of it is left running.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+    fn a_registry_that_never_answers_does_not_hang_the_run() {
+        let _g = engine_lock();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = held.clone();
+        std::thread::spawn(move || {
+            let mut streams = Vec::new();
+            for s in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut s2 = s.try_clone().unwrap();
+                // Read what comes, answer nothing, keep it open (until the test ends).
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 4096];
+                    while matches!(s2.read(&mut b), Ok(n) if n > 0) {}
+                });
+                streams.push(s);
+            }
+        });
+        let p = Project::new();
+        p.file("multiarch.toml", &spec("[\"uname\", \"-m\"]"));
+        let t0 = Instant::now();
+        let out = p
+            .command(&[
+                "run",
+                "--stage",
+                "build",
+                "--stage",
+                "push",
+                "--sha",
+                SHA,
+                "--step-timeout",
+                "25s",
+                "--retries",
+                "0",
+            ])
+            .env("REG", &addr)
+            .output()
+            .unwrap();
+        eprintln!("{}", text(&out));
+        assert_eq!(out.status.code(), Some(1), "{NEEDS_ENGINE}: {}", text(&out));
+        assert!(t0.elapsed() < Duration::from_secs(90), "{:?}", t0.elapsed());
+        assert!(
+            held.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the push reached the proxy"
+        );
+        assert!(
+            processes_with(&addr).is_empty(),
+            "{:?}",
+            processes_with(&addr)
+        );
+    }
+
+    /// SIGKILL of multiarch during a real `docker build`: the docker CLI dies
+    /// with it.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
+    fn a_killed_multiarch_takes_its_docker_build_with_it() {
+        let _g = engine_lock();
+        let reg = Registry::start();
+        let p = Project::new();
+        p.file("multiarch.toml", "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\"]\n[[image]]\nname = \"slow\"\ncontext = \"slow\"\n")
+            .file("slow/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"30\"]\n");
+        std::fs::copy(
+            crate::support::busybox_dir().join("amd64/busybox"),
+            p.path().join("slow/busybox"),
+        )
+        .unwrap();
+        let mut child = p
+            .command(&["run", "--stage", "build", "--sha", SHA])
+            .env("REG", &reg.addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = child.id() as i32;
+        let mut builds: Vec<i32> = Vec::new();
+        wait_until(Duration::from_secs(60), || {
+            builds = processes_with(&format!("{}/acme/slow", reg.addr))
+                .iter()
+                .filter_map(|l| l.split(':').next()?.parse::<i32>().ok())
+                .filter(|pid| stat(*pid).is_some_and(|(ppid, _)| ppid == me))
+                .collect();
+            !builds.is_empty()
+        })
+        .expect("docker build runs as a child of multiarch");
+        // SAFETY: signalling the multiarch this test started.
+        unsafe {
+            libc::kill(me, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        let died = wait_until(Duration::from_secs(10), || {
+            builds.iter().all(|pid| stat(*pid).is_none())
+        });
+        assert!(died.is_ok(), "docker build outlived multiarch: {builds:?}");
+    }
+}
