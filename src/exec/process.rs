@@ -287,11 +287,7 @@ pub fn spawn(cmd: &Command, table: &Arc<ProcessTable>, output: Output<'_>) -> Fi
             .stderr_to_stdout()
             .reader()
             .map(|r| Running::Merged(r, on_line)),
-        Output::Captured => expr
-            .stdout_capture()
-            .stderr_capture()
-            .start()
-            .map(Running::Captured),
+        Output::Captured => expr.stderr_capture().reader().map(Running::Captured),
     };
     let running = match started {
         Ok(r) => r,
@@ -326,7 +322,7 @@ pub fn spawn(cmd: &Command, table: &Arc<ProcessTable>, output: Output<'_>) -> Fi
 /// A started command, by how its output is read.
 enum Running<'a> {
     Merged(duct::ReaderHandle, &'a mut dyn FnMut(&str)),
-    Captured(duct::Handle),
+    Captured(duct::ReaderHandle),
 }
 
 impl Running<'_> {
@@ -347,7 +343,7 @@ impl Running<'_> {
                 // kept (a digest, a failure's tail), so memory does not grow with
                 // the output.
                 let mut kept = std::collections::VecDeque::with_capacity(KEPT_LINES);
-                for_each_line(&reader, |line| {
+                for_each_line(&reader, MAX_LINE, |line| {
                     on_line(&line);
                     if kept.len() == KEPT_LINES {
                         kept.pop_front();
@@ -357,16 +353,32 @@ impl Running<'_> {
                 let status = reader.try_wait().ok().flatten().map(|o| o.status);
                 (status, kept.into(), Vec::new())
             }
-            Running::Captured(handle) => {
-                let split = |b: &[u8]| -> Vec<String> {
-                    String::from_utf8_lossy(b)
-                        .lines()
-                        .map(str::to_string)
-                        .collect()
-                };
-                match handle.wait() {
-                    Ok(o) => (Some(o.status), split(&o.stdout), split(&o.stderr)),
-                    Err(_) => (None, Vec::new(), Vec::new()),
+            Running::Captured(reader) => {
+                // Kept whole (a JSON document is parsed from it), up to a budget:
+                // a check that floods stdout cannot fill the memory.
+                let mut stdout = Vec::new();
+                let mut left = CAPTURE_LIMIT;
+                let mut cut = 0usize;
+                for_each_line(&reader, CAPTURE_LIMIT, |line| {
+                    if line.len() <= left {
+                        left -= line.len();
+                        stdout.push(line);
+                    } else {
+                        cut += line.len();
+                    }
+                });
+                if cut > 0 {
+                    stdout.push(format!("… ({cut} bytes cut)"));
+                }
+                match reader.try_wait() {
+                    Ok(Some(o)) => {
+                        let stderr = String::from_utf8_lossy(&o.stderr)
+                            .lines()
+                            .map(str::to_string)
+                            .collect();
+                        (Some(o.status), stdout, stderr)
+                    }
+                    _ => (None, stdout, Vec::new()),
                 }
             }
         }
@@ -380,10 +392,13 @@ pub const MAX_LINE: usize = 4096;
 /// The lines a streamed command keeps for its step (the last ones).
 pub const KEPT_LINES: usize = 200;
 
-/// Each line of `r` (lossy UTF-8, at most [`MAX_LINE`] bytes and a marker),
+/// The most of a captured command's stdout that is kept, in bytes.
+pub const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Each line of `r` (lossy UTF-8, at most `max_line` bytes and a marker),
 /// read in bounded memory whatever the line lengths. Progress output rewrites a
 /// line with `\r`: the last state of each line is the line.
-fn for_each_line(r: impl std::io::Read, mut f: impl FnMut(String)) {
+fn for_each_line(r: impl std::io::Read, max_line: usize, mut f: impl FnMut(String)) {
     let mut buf = BufReader::with_capacity(64 * 1024, r);
     let mut line: Vec<u8> = Vec::new();
     let mut cut = 0usize;
@@ -396,7 +411,7 @@ fn for_each_line(r: impl std::io::Read, mut f: impl FnMut(String)) {
             line.clear();
             *cut = 0;
         }
-        let take = MAX_LINE.saturating_sub(line.len()).min(b.len());
+        let take = max_line.saturating_sub(line.len()).min(b.len());
         line.extend_from_slice(&b[..take]);
         *cut += b.len() - take;
     };
@@ -497,7 +512,7 @@ mod tests {
         let long = "y".repeat(MAX_LINE + 10);
         let input = format!("a\r\nprogress 1\rprogress 2\n{long}\nlast");
         let mut seen = Vec::new();
-        for_each_line(input.as_bytes(), |l| seen.push(l));
+        for_each_line(input.as_bytes(), MAX_LINE, |l| seen.push(l));
         assert_eq!(seen.len(), 4, "{seen:?}");
         assert_eq!(seen[0], "a");
         assert_eq!(seen[1], "progress 2");
@@ -513,6 +528,21 @@ mod tests {
         assert_eq!(n, 1000);
         assert_eq!(f.stdout.len(), KEPT_LINES);
         assert_eq!(f.stdout.last().map(String::as_str), Some("1000"));
+    }
+
+    #[test]
+    fn a_captured_flood_is_kept_up_to_its_budget() {
+        let t = ProcessTable::new();
+        let f = spawn(
+            &sh("head -c 20000000 /dev/zero | tr '\\0' x | fold -w 1000; echo err >&2; exit 3"),
+            &t,
+            Output::Captured,
+        );
+        assert_eq!(f.exit, Exit::Code(3));
+        let kept: usize = f.stdout.iter().map(String::len).sum();
+        assert!(kept < CAPTURE_LIMIT + 100, "{kept}");
+        assert!(f.stdout.last().is_some_and(|l| l.ends_with("bytes cut)")));
+        assert_eq!(f.stderr, vec!["err"]);
     }
 
     #[test]
