@@ -438,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn podman_logins_go_to_a_private_auth_file() {
+        let d = tempfile::tempdir().unwrap();
+        let auth = d.path().join("auth.json");
+        std::fs::write(&auth, r#"{"auths":{"reg.lan":{"auth":"eDp5"}}}"#).unwrap();
+        let env = Environment::empty().with("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
+        let mut s = Session::new(Vec::new());
+        let (var, file) = s
+            .private_logins(EngineKind::Podman, &env, &["reg.lan".into()])
+            .unwrap();
+        assert_eq!(var, "REGISTRY_AUTH_FILE");
+        assert_ne!(PathBuf::from(&file), auth);
+        assert_eq!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .replace([' ', '\n'], ""),
+            r#"{"auths":{}}"#
+        );
+        drop(s);
+        assert!(!PathBuf::from(file).exists());
+    }
+
+    #[test]
     fn names_are_unique() {
         assert_ne!(unique_name("x"), unique_name("x"));
     }
