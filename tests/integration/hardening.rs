@@ -660,6 +660,16 @@ mod engine {
         (g, Registry::start(), p)
     }
 
+    /// `run --stage build` in the background, its output dropped.
+    fn spawn_build_stage(p: &Project, reg: &Registry) -> std::process::Child {
+        p.command(&["run", "--stage", "build", "--sha", SHA])
+            .env("REG", &reg.addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// The containers of any multiarch run whose image is in `registry`.
     fn containers_of(registry: &str) -> Vec<String> {
         let out = std::process::Command::new("docker")
@@ -722,13 +732,7 @@ mod engine {
         assert!(left.is_empty(), "a timed-out test left {left:?}");
 
         // Ctrl-C while the container sleeps.
-        let mut child = p
-            .command(&["run", "--stage", "build", "--sha", SHA])
-            .env("REG", &reg.addr)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build_stage(&p, &reg);
         wait_until(Duration::from_secs(60), || {
             !containers_of(&reg.addr).is_empty()
         })
@@ -815,13 +819,7 @@ mod engine {
             p.path().join("slow/busybox"),
         )
         .unwrap();
-        let mut child = p
-            .command(&["run", "--stage", "build", "--sha", SHA])
-            .env("REG", &reg.addr)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build_stage(&p, &reg);
         let me = child.id() as i32;
         let mut builds: Vec<i32> = Vec::new();
         wait_until(Duration::from_secs(60), || {
