@@ -192,7 +192,7 @@ fn with_atomic_one_failing_arch_means_no_list_at_all() {
 }
 
 /// A listener that accepts and never answers: a push to it hangs.
-fn black_hole() -> String {
+pub(crate) fn black_hole() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
