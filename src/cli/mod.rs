@@ -8,12 +8,12 @@ mod run;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::context::{GitCli, GitContext, Overrides};
+use crate::context::{BuilderChoice, DockerCli, GitCli, GitContext, Overrides};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
-use crate::spec::{parse_duration, EngineKind, Spec};
+use crate::spec::{parse_duration, BuildMode, BuilderSetting, EngineKind, Spec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -229,6 +229,27 @@ pub struct Select {
     /// --pull`), as release pipelines that rebuild on base-image updates do.
     #[arg(long)]
     pub pull: bool,
+    /// The docker builder, overriding [project] builder: auto (BuildKit when the
+    /// docker CLI can), buildkit, classic.
+    #[arg(long, value_enum, value_name = "BUILDER")]
+    pub builder: Option<BuilderArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuilderArg {
+    Auto,
+    Buildkit,
+    Classic,
+}
+
+impl From<BuilderArg> for BuilderSetting {
+    fn from(b: BuilderArg) -> BuilderSetting {
+        match b {
+            BuilderArg::Auto => BuilderSetting::Auto,
+            BuilderArg::Buildkit => BuilderSetting::BuildKit,
+            BuilderArg::Classic => BuilderSetting::Classic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -620,21 +641,50 @@ pub fn load_and_plan(
         None => None,
     };
     let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
+    let engine = select.engine.map(|e| match e {
+        EngineArg::Docker => EngineKind::Docker,
+        EngineArg::Podman => EngineKind::Podman,
+    });
+    let builder = choose_builder(&spec, engine, select.builder, env)?;
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
         stages: select.stages.iter().map(|s| Stage::from(*s)).collect(),
-        engine: select.engine.map(|e| match e {
-            EngineArg::Docker => EngineKind::Docker,
-            EngineArg::Podman => EngineKind::Podman,
-        }),
+        engine,
         changed_files,
         base_sha,
         host: Host::detect(),
         step_timeout,
         no_cache: select.no_cache,
         pull: select.pull,
+        builder,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
     Ok((spec, plan))
+}
+
+/// The docker builder: `--builder`, else `[project] builder`, resolved against
+/// what the docker CLI can do (asked only when the engine is docker and the
+/// setting is not `classic`).
+pub fn choose_builder(
+    spec: &Spec,
+    engine: Option<EngineKind>,
+    flag: Option<BuilderArg>,
+    env: &Environment,
+) -> Result<BuilderChoice, Error> {
+    let setting = flag.map_or(spec.project.builder, BuilderSetting::from);
+    let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
+    if !docker || setting == BuilderSetting::Classic {
+        return Ok(BuilderChoice {
+            mode: BuildMode::Classic,
+            why: match docker {
+                true => format!("builder = \"{}\"", setting.as_str()),
+                false => "podman builds with buildah".into(),
+            },
+            note: None,
+        });
+    }
+    DockerCli::detect(env)
+        .choose(setting)
+        .map_err(|message| crate::context::ContextError::NoBuildKit { message }.into())
 }

@@ -1,4 +1,5 @@
-//! What is wrong with what the command line or git says about the commit (exit 2).
+//! What is wrong with what the command line or git says about the commit (exit 2),
+//! or with the docker CLI a builder needs (exit 3).
 
 use crate::exit;
 
@@ -9,10 +10,16 @@ pub enum ContextError {
     /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
     #[error("{message}")]
     ChangedFiles { rev: String, message: String },
+    /// BuildKit was asked for and the docker CLI cannot build with it (exit 3).
+    #[error("{message}")]
+    NoBuildKit { message: String },
 }
 
 impl ContextError {
     pub fn exit_code(&self) -> i32 {
-        exit::USAGE
+        match self {
+            ContextError::NoBuildKit { .. } => exit::ENVIRONMENT,
+            _ => exit::USAGE,
+        }
     }
 }

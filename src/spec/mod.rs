@@ -60,6 +60,74 @@ pub struct Project {
     pub retries: Option<u32>,
     pub insecure_registries: Vec<String>,
     pub allow_secret_args: Vec<String>,
+    /// `builder`: how docker builds (podman always builds with buildah).
+    pub builder: BuilderSetting,
+}
+
+/// `[project] builder` (and `--builder`): which docker builder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuilderSetting {
+    /// BuildKit when the docker CLI can, else classic with a note.
+    #[default]
+    Auto,
+    BuildKit,
+    Classic,
+}
+
+impl BuilderSetting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderSetting::Auto => "auto",
+            BuilderSetting::BuildKit => "buildkit",
+            BuilderSetting::Classic => "classic",
+        }
+    }
+}
+
+/// The docker builder a run uses, resolved from [`BuilderSetting`] and what the
+/// docker CLI can do (`context::DockerCli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildMode {
+    /// The legacy builder, `DOCKER_BUILDKIT=0 docker build`.
+    #[default]
+    Classic,
+    /// `DOCKER_BUILDKIT=1 docker build`: a CLI with BuildKit built in (< 23.0).
+    BuildKit,
+    /// `docker buildx build --load`: the buildx plugin.
+    Buildx,
+}
+
+impl BuildMode {
+    pub fn is_buildkit(self) -> bool {
+        self != BuildMode::Classic
+    }
+
+    /// As `plan`, `doctor` and the notes name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BuildMode::Classic => "classic (DOCKER_BUILDKIT=0 docker build)",
+            BuildMode::BuildKit => "buildkit (DOCKER_BUILDKIT=1 docker build)",
+            BuildMode::Buildx => "buildkit (docker buildx build --load)",
+        }
+    }
+}
+
+/// A build secret of an image: `RUN --mount=type=secret,id=ID` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub id: String,
+    pub source: SecretSource,
+    /// The `id = { … }` entry in the file.
+    pub span: Range<usize>,
+}
+
+/// Where a secret's value comes from at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretSource {
+    /// An environment variable, by name.
+    Env(String),
+    /// A file (`~/` expanded; relative paths are relative to the spec's directory).
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -224,6 +292,8 @@ pub struct Image {
     pub arch_arg: String,
     pub labels: Vec<(String, Template)>,
     pub cache_from: Vec<Template>,
+    /// Build secrets (BuildKit, podman).
+    pub secrets: Vec<Secret>,
     /// Globs of the files this image is built from (for `--changed-since`).
     pub paths: Vec<String>,
     pub depends_on: Vec<String>,
