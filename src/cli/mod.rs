@@ -663,7 +663,8 @@ pub fn load_and_plan(
     Ok((spec, plan))
 }
 
-/// The docker builder: `--builder`, else `[project] builder`, resolved against
+/// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
+/// builder`, resolved against
 /// what the docker CLI can do (asked only when the engine is docker and the
 /// setting is not `classic`).
 pub fn choose_builder(
@@ -672,7 +673,17 @@ pub fn choose_builder(
     flag: Option<BuilderArg>,
     env: &Environment,
 ) -> Result<BuilderChoice, Error> {
-    let setting = flag.map_or(spec.project.builder, BuilderSetting::from);
+    let from_env = match env.non_empty("MULTIARCH_BUILDER") {
+        None => None,
+        Some(v) => Some(BuilderArg::from_str(v, true).map_err(|_| {
+            crate::context::ContextError::BadBuilder {
+                given: v.to_string(),
+            }
+        })?),
+    };
+    let setting = flag
+        .or(from_env)
+        .map_or(spec.project.builder, BuilderSetting::from);
     let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
     if !docker || setting == BuilderSetting::Classic {
         return Ok(BuilderChoice {

@@ -10,6 +10,8 @@ pub enum ContextError {
     /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
     #[error("{message}")]
     ChangedFiles { rev: String, message: String },
+    #[error("MULTIARCH_BUILDER=`{given}` is not a builder: auto, buildkit or classic")]
+    BadBuilder { given: String },
     /// BuildKit was asked for and the docker CLI cannot build with it (exit 3).
     #[error("{message}")]
     NoBuildKit { message: String },

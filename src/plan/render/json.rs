@@ -5,7 +5,7 @@ use serde::ser::SerializeSeq;
 use serde::Serialize;
 
 use crate::plan::{Plan, Skipped, StepId, StepIdx, StepKind};
-use crate::spec::Platform;
+use crate::spec::{BuildMode, Platform};
 
 #[derive(Serialize)]
 struct JsonStep<'a> {
@@ -107,6 +107,13 @@ fn single(commands: &&[Vec<String>]) -> bool {
 }
 
 #[derive(Serialize)]
+struct JsonBuilder<'a> {
+    /// `classic`, `buildkit` (`DOCKER_BUILDKIT=1 docker build`) or `buildx`.
+    mode: &'a str,
+    why: &'a str,
+}
+
+#[derive(Serialize)]
 struct JsonPlan<'a> {
     version: u32,
     branch: Option<&'a str>,
@@ -117,6 +124,9 @@ struct JsonPlan<'a> {
     pull_request: Option<&'a str>,
     atomic: bool,
     engine: &'a str,
+    /// The docker builder and why (docker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    builder: Option<JsonBuilder<'a>>,
     steps: JsonSteps<'a>,
     skipped: &'a [Skipped],
 }
@@ -149,6 +159,14 @@ fn write_json_styled(
         pull_request: plan.pull_request.as_deref(),
         atomic: plan.atomic,
         engine: plan.engine.program(),
+        builder: (plan.engine == crate::spec::EngineKind::Docker).then(|| JsonBuilder {
+            mode: match plan.builder.mode {
+                BuildMode::Classic => "classic",
+                BuildMode::BuildKit => "buildkit",
+                BuildMode::Buildx => "buildx",
+            },
+            why: &plan.builder.why,
+        }),
         steps: JsonSteps(plan),
         skipped: plan.skipped(),
     };
