@@ -13,7 +13,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
-use crate::spec::{parse_duration, BuildMode, BuilderSetting, EngineKind, Spec};
+use crate::spec::{parse_duration, BuilderSetting, EngineKind, Spec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -664,38 +664,18 @@ pub fn load_and_plan(
 }
 
 /// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
-/// builder`, resolved against
-/// what the docker CLI can do (asked only when the engine is docker and the
-/// setting is not `classic`).
+/// builder`, resolved against what the docker CLI can do.
 pub fn choose_builder(
     spec: &Spec,
     engine: Option<EngineKind>,
     flag: Option<BuilderArg>,
     env: &Environment,
 ) -> Result<BuilderChoice, Error> {
-    let from_env = match env.non_empty("MULTIARCH_BUILDER") {
-        None => None,
-        Some(v) => Some(BuilderArg::from_str(v, true).map_err(|_| {
-            crate::context::ContextError::BadBuilder {
-                given: v.to_string(),
-            }
-        })?),
-    };
-    let setting = flag
-        .or(from_env)
-        .map_or(spec.project.builder, BuilderSetting::from);
     let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
-    if !docker || setting == BuilderSetting::Classic {
-        return Ok(BuilderChoice {
-            mode: BuildMode::Classic,
-            why: match docker {
-                true => format!("builder = \"{}\"", setting.as_str()),
-                false => "podman builds with buildah".into(),
-            },
-            note: None,
-        });
-    }
-    DockerCli::detect(env)
-        .choose(setting)
-        .map_err(|message| crate::context::ContextError::NoBuildKit { message }.into())
+    Ok(DockerCli::resolve(
+        flag.map(BuilderSetting::from),
+        spec.project.builder,
+        docker,
+        env,
+    )?)
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::ContextError;
 use crate::environment::Environment;
 use crate::spec::{BuildMode, BuilderSetting, Platform};
 
@@ -68,10 +69,10 @@ impl DockerCli {
     /// Ask the CLI (and /usr/bin/docker, when it is another one) what it can do.
     pub fn detect(env: &Environment) -> DockerCli {
         let program = DockerCli::program(env);
-        let buildx = answers(&program, &["buildx", "version"]).is_some();
-        let version = answers(&program, &["--version"]).and_then(|o| client_version(&o));
+        let buildx = answers(&program, &["buildx", "version"], env).is_some();
+        let version = answers(&program, &["--version"], env).and_then(|o| client_version(&o));
         let alternative = if program != DEBIAN_DOCKER {
-            answers(DEBIAN_DOCKER, &["--version"])
+            answers(DEBIAN_DOCKER, &["--version"], env)
                 .and_then(|o| client_version(&o))
                 .filter(|v| builtin_buildkit(v))
                 .map(|v| (DEBIAN_DOCKER.to_string(), v))
@@ -84,6 +85,42 @@ impl DockerCli {
             version,
             alternative,
         }
+    }
+
+    /// The builder of a run: `flag`, else `$MULTIARCH_BUILDER`, else the file's
+    /// setting, resolved against the CLI (asked only when the engine is docker
+    /// and the setting is not `classic`).
+    pub fn resolve(
+        flag: Option<BuilderSetting>,
+        file: BuilderSetting,
+        docker: bool,
+        env: &Environment,
+    ) -> Result<BuilderChoice, ContextError> {
+        let from_env = match env.non_empty("MULTIARCH_BUILDER") {
+            None => None,
+            Some("auto") => Some(BuilderSetting::Auto),
+            Some("buildkit") => Some(BuilderSetting::BuildKit),
+            Some("classic") => Some(BuilderSetting::Classic),
+            Some(v) => {
+                return Err(ContextError::BadBuilder {
+                    given: v.to_string(),
+                })
+            }
+        };
+        let setting = flag.or(from_env).unwrap_or(file);
+        if !docker || setting == BuilderSetting::Classic {
+            return Ok(BuilderChoice {
+                mode: BuildMode::Classic,
+                why: match docker {
+                    true => "builder = \"classic\"".into(),
+                    false => "podman builds with buildah".into(),
+                },
+                note: None,
+            });
+        }
+        DockerCli::detect(env)
+            .choose(setting)
+            .map_err(|message| ContextError::NoBuildKit { message })
     }
 
     /// The builder for `setting`, and why. `Err`: BuildKit was asked for and this
@@ -167,9 +204,13 @@ impl Default for BuilderChoice {
 }
 
 /// Stdout of `program args…` when it exits 0 within a few seconds.
-fn answers(program: &str, args: &[&str]) -> Option<String> {
-    let handle = duct::cmd(program, args)
-        .env("DOCKER_CLI_HINTS", "false")
+fn answers(program: &str, args: &[&str], env: &Environment) -> Option<String> {
+    let mut cmd = duct::cmd(program, args).env("DOCKER_CLI_HINTS", "false");
+    // The given environment's PATH (a test's fake docker) finds the program.
+    if let Some(path) = env.get("PATH") {
+        cmd = cmd.env("PATH", path);
+    }
+    let handle = cmd
         .stdin_null()
         .stderr_null()
         .stdout_capture()

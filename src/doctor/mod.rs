@@ -187,6 +187,7 @@ const ENGINE_VARS: &[&str] = &[
     "CONTAINERS_REGISTRIES_CONF",
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_HOME",
+    "MULTIARCH_DOCKER",
 ];
 
 /// The checks, and what they look at.
@@ -265,6 +266,9 @@ impl<'a> Doctor<'a> {
             machine.push(self.manifest_check(engine, plan.as_ref(), &table));
             if engine == EngineKind::Podman {
                 machine.push(podman_rlimit_check());
+            } else {
+                let setting = spec.as_ref().map(|s| s.project.builder).unwrap_or_default();
+                machine.push(self.builder_check(setting));
             }
         }
         if let Some(s) = &spec {
