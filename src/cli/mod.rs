@@ -677,5 +677,6 @@ pub fn choose_builder(
         spec.project.builder,
         docker,
         env,
+        crate::context::ALTERNATIVE_DOCKERS,
     )?)
 }

@@ -55,8 +55,9 @@ pub struct DockerCli {
     pub alternative: Option<(String, String)>,
 }
 
-/// Debian's docker.io 20.10 CLI, which has BuildKit built in.
-const DEBIAN_DOCKER: &str = "/usr/bin/docker";
+/// Where another docker CLI with BuildKit built in may be: Debian's docker.io
+/// 20.10 CLI, which a newer CLI first on PATH can hide.
+pub const ALTERNATIVE_DOCKERS: &[&str] = &["/usr/bin/docker"];
 
 impl DockerCli {
     /// The docker CLI named by `$MULTIARCH_DOCKER` (else `docker` on PATH).
@@ -66,19 +67,21 @@ impl DockerCli {
             .to_string()
     }
 
-    /// Ask the CLI (and /usr/bin/docker, when it is another one) what it can do.
-    pub fn detect(env: &Environment) -> DockerCli {
+    /// Ask the CLI what it can do, and `alternatives` (other CLIs to suggest,
+    /// [`ALTERNATIVE_DOCKERS`]) whether they have BuildKit built in.
+    pub fn detect(env: &Environment, alternatives: &[&str]) -> DockerCli {
         let program = DockerCli::program(env);
         let buildx = answers(&program, &["buildx", "version"], env).is_some();
         let version = answers(&program, &["--version"], env).and_then(|o| client_version(&o));
-        let alternative = if program != DEBIAN_DOCKER {
-            answers(DEBIAN_DOCKER, &["--version"], env)
-                .and_then(|o| client_version(&o))
-                .filter(|v| builtin_buildkit(v))
-                .map(|v| (DEBIAN_DOCKER.to_string(), v))
-        } else {
-            None
-        };
+        let alternative = alternatives
+            .iter()
+            .filter(|a| **a != program)
+            .find_map(|a| {
+                answers(a, &["--version"], env)
+                    .and_then(|o| client_version(&o))
+                    .filter(|v| builtin_buildkit(v))
+                    .map(|v| (a.to_string(), v))
+            });
         DockerCli {
             program,
             buildx,
@@ -95,6 +98,7 @@ impl DockerCli {
         file: BuilderSetting,
         docker: bool,
         env: &Environment,
+        alternatives: &[&str],
     ) -> Result<BuilderChoice, ContextError> {
         let from_env = match env.non_empty("MULTIARCH_BUILDER") {
             None => None,
@@ -118,7 +122,7 @@ impl DockerCli {
                 note: None,
             });
         }
-        DockerCli::detect(env)
+        DockerCli::detect(env, alternatives)
             .choose(setting)
             .map_err(|message| ContextError::NoBuildKit { message })
     }
@@ -256,7 +260,7 @@ mod tests {
             program: "docker".into(),
             buildx,
             version: version.map(String::from),
-            alternative: Some((DEBIAN_DOCKER.into(), "20.10.24+dfsg1".into())),
+            alternative: Some(("/usr/bin/docker".into(), "20.10.24+dfsg1".into())),
         }
     }
 

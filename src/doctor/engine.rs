@@ -14,7 +14,12 @@ impl Doctor<'_> {
     /// The docker builder a run would use, and why; what to install when `auto`
     /// falls back to the classic builder (a warning) or `buildkit` cannot be had.
     pub(super) fn builder_check(&self, setting: BuilderSetting) -> Check {
-        match DockerCli::resolve(None, setting, true, self.env) {
+        let alternatives: Vec<&str> = self
+            .docker_alternatives
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match DockerCli::resolve(None, setting, true, self.env, &alternatives) {
             Ok(c) => {
                 let what = format!("builder: {}: {}", c.mode.describe(), c.why);
                 match c.note {

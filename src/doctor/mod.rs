@@ -210,6 +210,8 @@ pub struct Doctor<'a> {
     pub timeout: Duration,
     /// `--engine`, overriding `[project] engine`.
     pub engine: Option<EngineKind>,
+    /// Other docker CLIs to suggest when the first one cannot build with BuildKit.
+    pub docker_alternatives: Vec<String>,
 }
 
 impl<'a> Doctor<'a> {
@@ -224,6 +226,10 @@ impl<'a> Doctor<'a> {
             binfmts_db: PathBuf::from("/var/lib/binfmts"),
             timeout: Duration::from_secs(20),
             engine: None,
+            docker_alternatives: crate::context::ALTERNATIVE_DOCKERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 

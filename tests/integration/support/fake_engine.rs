@@ -441,6 +441,7 @@ esac
 case "$line" in
   "version --format {{.Server.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 20.10.24 ;;
   "version --format {{.Client.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 28.2.2 ;;
+  "--version") [ "$flavour" = podman ] && echo "podman version 4.3.1" || echo "Docker version 28.2.2, build e6534b4" ;;
   "info --format {{.Version.Version}}") echo 4.3.1 ;;
   "manifest --help") echo "Usage:  $flavour manifest COMMAND"; echo "Commands:"; echo "  create      Create a local manifest list" ;;
   "build "*)
