@@ -5,6 +5,7 @@
 
 mod support;
 
+mod builders;
 mod ci_generation;
 mod diagnostics;
 mod engine;

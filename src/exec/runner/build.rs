@@ -38,7 +38,11 @@ impl EngineRunner {
         loop {
             let a = no_cache.as_ref().unwrap_or(args);
             let mut cmd = self.command(engine.engine().build(engine, a), step);
-            cmd.env.extend(engine.engine().build_env(a));
+            let extra = engine.engine().build_env(a);
+            // Replaced, not appended: the first setting of a variable is the one
+            // the child gets.
+            cmd.env.retain(|(k, _)| !extra.iter().any(|(x, _)| x == k));
+            cmd.env.extend(extra);
             let f = process::spawn(&cmd, &io.table, Output::Merged(&mut |l| io.line(l)));
             let rebuild = no_cache.is_none();
             if !f.exit.success() {

@@ -284,6 +284,11 @@ impl FakeEngine {
         &self.marker
     }
 
+    /// A file the fake wrote into its state (`buildkit`, `secret-seen`, …).
+    pub fn state(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.state.join(name)).ok()
+    }
+
     /// Whether a [`Reply::hang`] has started.
     pub fn hanging(&self) -> bool {
         self.state.join("hanging").exists()
@@ -447,6 +452,16 @@ case "$line" in
   "build "*)
     ref=$(flag -t "$@")
     flag --platform "$@" > "$STATE/images/$(key "$ref")"
+    # What a BuildKit build would see: its DOCKER_BUILDKIT, its secret's file.
+    printf '%s' "${DOCKER_BUILDKIT:-}" > "$STATE/buildkit"
+    s=$(flag --secret "$@")
+    if [ -n "$s" ]; then
+      src=${s#*src=}
+      cp "$src" "$STATE/secret-seen"
+      stat -c %a "$src" > "$STATE/secret-mode"
+      stat -c %a "${src%/*}" > "$STATE/secret-dir-mode"
+      printf '%s' "$src" > "$STATE/secret-path"
+    fi
     echo "Step 1/1 : FROM scratch"
     echo "Successfully built 0123456789ab"
     echo "Successfully tagged $ref" ;;

@@ -266,6 +266,8 @@ impl Project {
         c.args(args)
             .current_dir(self.path())
             .env_remove("DOCKER_BUILDKIT")
+            .env_remove("MULTIARCH_DOCKER")
+            .env_remove("MULTIARCH_BUILDER")
             .env("NO_COLOR", "1");
         for k in [
             "GITLAB_CI",
@@ -284,8 +286,21 @@ impl Project {
         c
     }
 
+    /// Run against the real engine, with the builder CI chose for this pass
+    /// (`MULTIARCH_TEST_BUILDER`, `MULTIARCH_TEST_DOCKER`: the engine tests run
+    /// once with the classic builder, once with BuildKit).
     pub fn run(&self, reg: &Registry, args: &[&str]) -> Output {
-        let out = self.command(args).env("REG", &reg.addr).output().unwrap();
+        let mut c = self.command(args);
+        c.env("REG", &reg.addr);
+        for (from, to) in [
+            ("MULTIARCH_TEST_BUILDER", "MULTIARCH_BUILDER"),
+            ("MULTIARCH_TEST_DOCKER", "MULTIARCH_DOCKER"),
+        ] {
+            if let Ok(v) = std::env::var(from) {
+                c.env(to, v);
+            }
+        }
+        let out = c.output().unwrap();
         eprintln!(
             "--- multiarch {}\n{}{}",
             args.join(" "),
