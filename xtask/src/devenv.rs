@@ -605,6 +605,7 @@ fn start_dockerd(state_dir: &Path, why: &str) -> Result<Dockerd> {
         .stderr(stderr)
         // Its own process group: a Ctrl-C on the xtask must not reach the daemon.
         .process_group(0);
+    keep_no_inherited_fds(&mut cmd);
     eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
     let started = Instant::now();
     let mut child = cmd
@@ -843,6 +844,23 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// A daemon that outlives the xtask must not keep the descriptors the xtask
+/// inherited: under `flock /tmp/multiarch-engine.lock cargo xtask …` that is the
+/// lock, and a registry holding it blocks every later engine run on the machine.
+/// They are marked close-on-exec in the child (std's own are already).
+fn keep_no_inherited_fds(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: fcntl is async-signal-safe; nothing is allocated between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 3..1024 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            Ok(())
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Registry
 
@@ -913,6 +931,7 @@ fn start_registry_once(state_dir: &Path) -> Result<Result<Registry>> {
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0);
+    keep_no_inherited_fds(&mut cmd);
     eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
     let mut child = cmd
         .spawn()
