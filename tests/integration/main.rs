@@ -6,6 +6,7 @@
 mod support;
 
 mod builders;
+mod buildkit_engine;
 mod ci_generation;
 mod diagnostics;
 mod engine;

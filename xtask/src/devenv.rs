@@ -844,6 +844,27 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The docker CLI to build with BuildKit when the first `docker` on PATH cannot
+/// (no buildx plugin, 23.0 or newer) and Debian's /usr/bin/docker (20.10, with
+/// BuildKit built in) is there; `None` when the first one can, or none can.
+pub fn buildkit_docker() -> Option<String> {
+    use multiarch::context::{DockerCli, ALTERNATIVE_DOCKERS};
+    use multiarch::spec::{BuildMode, BuilderSetting};
+    let env = multiarch::Environment::from_process();
+    let cli = DockerCli::detect(&env, ALTERNATIVE_DOCKERS);
+    let choice = cli.choose(BuilderSetting::Auto).ok()?;
+    if choice.mode != BuildMode::Classic {
+        eprintln!("xtask: builder: {}: {}", choice.mode.describe(), choice.why);
+        return None;
+    }
+    let (path, version) = cli.alternative?;
+    eprintln!(
+        "xtask: builder: BuildKit through {path} ({version}): MULTIARCH_DOCKER={path} ({})",
+        choice.why
+    );
+    Some(path)
+}
+
 /// A daemon that outlives the xtask must not keep the descriptors the xtask
 /// inherited: under `flock /tmp/multiarch-engine.lock cargo xtask …` that is the
 /// lock, and a registry holding it blocks every later engine run on the machine.

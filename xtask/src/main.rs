@@ -69,6 +69,10 @@ pub struct EngineEnv {
     pub state_dir: PathBuf,
     pub busybox_dir: PathBuf,
     pub dockerd: devenv::Dockerd,
+    /// The docker CLI that builds with BuildKit, when it is not the first
+    /// `docker` on PATH (Debian's /usr/bin/docker behind a newer CLI without
+    /// buildx): what `MULTIARCH_DOCKER` is set to.
+    pub buildkit_docker: Option<String>,
 }
 
 /// Packages, qemu, dockerd and busybox, in that order; prints how long it took.
@@ -79,6 +83,7 @@ pub fn setup_engine() -> Result<EngineEnv> {
     devenv::ensure_binfmt()?;
     let dockerd = devenv::ensure_dockerd(&state_dir)?;
     let busybox_dir = devenv::ensure_busybox(&devenv::default_busybox_dir()?)?;
+    let buildkit_docker = devenv::buildkit_docker();
     eprintln!(
         "xtask: engine environment ready in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -87,6 +92,7 @@ pub fn setup_engine() -> Result<EngineEnv> {
         state_dir,
         busybox_dir,
         dockerd,
+        buildkit_docker,
     })
 }
 
@@ -94,7 +100,13 @@ fn images_task(extra: &[String]) -> Result<i32> {
     let env = setup_engine()?;
     let registry = devenv::ensure_registry(&env.state_dir)?;
     let root = devenv::workspace_root();
-    let code = images::run_images(&root, &registry, &env.busybox_dir, extra)?;
+    let code = images::run_images(
+        &root,
+        &registry,
+        &env.busybox_dir,
+        env.buildkit_docker.as_deref(),
+        extra,
+    )?;
     if code == 0 {
         println!("images: pushed to {registry} (http://{registry}/v2/_catalog lists them)");
     } else {
