@@ -6,7 +6,7 @@
 mod support;
 
 mod builders;
-mod buildkit_engine;
+mod buildkit;
 mod ci_generation;
 mod diagnostics;
 mod engine;
