@@ -140,6 +140,10 @@ pub fn run(
     // registries) applies to login and the registry checks too.
     let mut runner = EngineRunner::for_plan(plan, env)?;
     runner.secrets = build_secrets;
+    // The docker CLI the caller's environment names (process::spawn reads it).
+    if let Some(d) = env.non_empty("MULTIARCH_DOCKER") {
+        runner.env.push(("MULTIARCH_DOCKER".into(), d.to_string()));
+    }
     for n in runner.notes() {
         note(reporter, &masker, "engine", n.clone());
     }

@@ -116,7 +116,7 @@ fn images_task(extra: &[String]) -> Result<i32> {
 }
 
 fn bench_task(args: &[String]) -> Result<i32> {
-    const PARTS: &[&str] = &["planning", "scheduler", "startup", "pipeline"];
+    const PARTS: &[&str] = &["planning", "scheduler", "startup", "pipeline", "buildkit"];
     let mut quick = false;
     let mut parts: Vec<&str> = Vec::new();
     for a in args {
@@ -143,7 +143,26 @@ fn bench_task(args: &[String]) -> Result<i32> {
                 let env = setup_engine()?;
                 let registry = devenv::ensure_registry(&env.state_dir)?;
                 images::stage_busybox(&root, &env.busybox_dir)?;
-                bench::pipeline::pipeline(&root, &registry, if quick { 1 } else { 3 })?;
+                let rounds = if quick { 1 } else { 3 };
+                // The classic builder, then BuildKit where the machine has it.
+                let classic = multiarch::plan::BuilderChoice::default();
+                bench::pipeline::pipeline(&root, &registry, rounds, &classic, None)?;
+                match bench::buildkit::choice(env.buildkit_docker.as_deref()) {
+                    Ok(bk) => bench::pipeline::pipeline(
+                        &root,
+                        &registry,
+                        rounds,
+                        &bk,
+                        env.buildkit_docker.as_deref(),
+                    )?,
+                    Err(e) => println!("pipeline with BuildKit: skipped: {e}"),
+                }
+            }
+            "buildkit" => {
+                let env = setup_engine()?;
+                let registry = devenv::ensure_registry(&env.state_dir)?;
+                images::stage_busybox(&root, &env.busybox_dir)?;
+                bench::buildkit::run(&root, &registry, env.buildkit_docker.as_deref(), quick)?;
             }
             _ => {}
         }
