@@ -52,6 +52,32 @@ fn multiarch(p: &Project, fake: &FakeEngine, args: &[&str]) -> Command {
     c
 }
 
+/// `multiarch run` on main with plain progress and `-v`, `--events` and
+/// `--junit` to `files` (as many as given): its exit code and all it printed.
+fn run(p: &Project, fake: &FakeEngine, files: &[&std::path::Path]) -> (Option<i32>, String) {
+    let mut c = multiarch(
+        p,
+        fake,
+        &[
+            "run",
+            "--branch",
+            "main",
+            "--sha",
+            SHA,
+            "--progress",
+            "plain",
+            "-v",
+        ],
+    );
+    for (flag, f) in ["--events", "--junit"].iter().zip(files) {
+        c.arg(flag).arg(f);
+    }
+    let out = c.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
 fn plan_json(p: &Project, fake: &FakeEngine, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["plan", "--format", "json", "--branch", "main", "--sha", SHA];
     args.extend(extra);
@@ -131,24 +157,8 @@ fn auto_falls_back_to_classic_on_a_cli_without_buildkit_and_says_why_once() {
     let argv = build_argv(&plan);
     assert!(!argv.contains(&"--progress".to_string()), "{argv:?}");
     assert!(!argv.iter().any(|a| a.contains("BUILDKIT")), "{argv:?}");
-    let out = multiarch(
-        &p,
-        &fake,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--progress",
-            "plain",
-        ],
-    )
-    .output()
-    .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = run(&p, &fake, &[]);
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         text.matches("building with the classic builder: docker 28.2.2 has no buildx plugin")
             .count(),
@@ -225,29 +235,8 @@ fn a_secret_reaches_the_build_as_a_private_file_that_is_gone_afterwards() {
     docker_20(&fake);
     let junit = p.path().join("junit.xml");
     let events = p.path().join("events.jsonl");
-    let out = multiarch(
-        &p,
-        &fake,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--progress",
-            "plain",
-            "-v",
-        ],
-    )
-    .arg("--events")
-    .arg(&events)
-    .arg("--junit")
-    .arg(&junit)
-    .output()
-    .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = run(&p, &fake, &[&events, &junit]);
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         fake.state("buildkit").as_deref(),
         Some("1"),
@@ -297,27 +286,8 @@ fn a_secret_the_build_prints_is_masked() {
         [Reply::pass().stdout(&format!("#7 0.31 token is {SECRET}"))],
     );
     let events = p.path().join("events.jsonl");
-    let out = multiarch(
-        &p,
-        &fake,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "-v",
-            "--progress",
-            "plain",
-        ],
-    )
-    .arg("--events")
-    .arg(&events)
-    .output()
-    .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = run(&p, &fake, &[&events]);
+    assert_eq!(code, Some(0), "{text}");
     let body = std::fs::read_to_string(&events).unwrap();
     assert!(body.contains("token is ••••••"), "{body}");
     assert!(!body.contains(SECRET) && !text.contains(SECRET), "{text}");

@@ -28,6 +28,10 @@ fn buildkit_docker() -> String {
     }
 }
 
+fn cross_example() -> String {
+    std::fs::read_to_string(crate::support::workspace().join("examples/cross/Dockerfile")).unwrap()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -47,6 +51,23 @@ fn buildkit(p: &Project, reg: &Registry, args: &[&str], env: &[(&str, &str)]) ->
     let out = c.output().unwrap();
     eprintln!("--- multiarch {}\n{}", args.join(" "), text(&out));
     out
+}
+
+/// `multiarch run` of a publishing build on main with BuildKit, its plain
+/// progress shown (`-v`).
+fn publish(p: &Project, reg: &Registry, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut args = vec![
+        "run",
+        "--branch",
+        "main",
+        "--sha",
+        SHA,
+        "--progress",
+        "plain",
+        "-v",
+    ];
+    args.extend(extra);
+    buildkit(p, reg, &args, env)
 }
 
 fn docker(args: &[&str]) -> Output {
@@ -73,22 +94,6 @@ fn run_in(reference: &str, platform: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The build stage runs on the build machine's platform: a static busybox of
-/// BUILDARCH, whatever the target is.
-const CROSS: &str = r#"ARG BASE
-FROM --platform=$BUILDPLATFORM scratch AS tools-amd64
-COPY busybox/rootfs/amd64/busybox /bin/busybox
-FROM --platform=$BUILDPLATFORM scratch AS tools-arm64
-COPY busybox/rootfs/arm64v8/busybox /bin/busybox
-FROM tools-${BUILDARCH} AS build
-ARG TARGETARCH
-ARG TARGETVARIANT
-RUN ["/bin/busybox", "sh", "-c", "echo \"built for ${TARGETARCH}${TARGETVARIANT:+/$TARGETVARIANT} on $(/bin/busybox uname -m)\" > /out"]
-FROM ${BASE}
-COPY --from=build /out /etc/cross
-CMD ["cat", "/etc/cross"]
-"#;
-
 const SPEC: &str = r#"
 [project]
 registry = "${REG}/acme"
@@ -110,22 +115,10 @@ fn a_cross_compiled_image_is_built_natively_for_every_arch_and_runs_as_each() {
         "multiarch.toml",
         &format!("{SPEC}\n[[image]]\nname = \"cross\"\ndockerfile = \"cross/Dockerfile\"\ndepends_on = [\"busybox\"]\nargs = {{ BASE = \"{{image.busybox}}\" }}\n"),
     )
-    .file("cross/Dockerfile", CROSS);
-    let out = buildkit(
-        &p,
-        &reg,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--progress",
-            "plain",
-            "-v",
-        ],
-        &[],
-    );
+    // The repository's own example: its build stage is a static busybox of the
+    // build machine's arch, from busybox/rootfs as here.
+    .file("cross/Dockerfile", &cross_example());
+    let out = publish(&p, &reg, &[], &[]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
@@ -145,7 +138,7 @@ fn a_cross_compiled_image_is_built_natively_for_every_arch_and_runs_as_each() {
         let r = format!("{}/acme/cross/{arch}:{SHA}", reg.addr);
         assert_eq!(
             run_in(&r, platform, &[]),
-            format!("built for {target} on x86_64"),
+            format!("cross-compiled for {target} on x86_64"),
             "{arch}: the build stage ran natively"
         );
         let uname = run_in(&r, platform, &["uname", "-m"]);
@@ -180,23 +173,10 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
     let events = p.path().join("events.jsonl");
     let junit = p.path().join("junit.xml");
     let (ev, ju) = (events.display().to_string(), junit.display().to_string());
-    let out = buildkit(
+    let out = publish(
         &p,
         &reg,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--progress",
-            "plain",
-            "-v",
-            "--events",
-            &ev,
-            "--junit",
-            &ju,
-        ],
+        &["--events", &ev, "--junit", &ju],
         &[("NPM_TOKEN", SECRET)],
     );
     let all = text(&out);
@@ -275,21 +255,7 @@ fn a_rebuild_on_an_empty_cache_reuses_the_registry_s_layers() {
         "slow/Dockerfile",
         "ARG BASE\nFROM ${BASE}\nRUN i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo expensive-step-ran > /done\nCMD [\"cat\", \"/done\"]\n",
     );
-    let first = buildkit(
-        &p,
-        &reg,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--progress",
-            "plain",
-            "-v",
-        ],
-        &[],
-    );
+    let first = publish(&p, &reg, &[], &[]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let prune = docker(&["builder", "prune", "-af"]);
     assert!(prune.status.success(), "{}", text(&prune));
@@ -305,23 +271,7 @@ fn a_rebuild_on_an_empty_cache_reuses_the_registry_s_layers() {
     }
     // The same commit again, its base taken from the registry: rebuilt from the
     // registry's cache.
-    let again = buildkit(
-        &p,
-        &reg,
-        &[
-            "run",
-            "--branch",
-            "main",
-            "--sha",
-            SHA,
-            "--image",
-            "slow",
-            "--progress",
-            "plain",
-            "-v",
-        ],
-        &[],
-    );
+    let again = publish(&p, &reg, &["--image", "slow"], &[]);
     let all = text(&again);
     assert_eq!(again.status.code(), Some(0), "{all}");
     assert!(all.contains("importing cache manifest from"), "{all}");
