@@ -660,6 +660,9 @@ pub fn load_and_plan(
         builder,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
+    if plan.engine == EngineKind::Docker && opts.builder.mode == crate::spec::BuildMode::Classic {
+        classic_can_build(&spec, &plan, &opts.builder.why)?;
+    }
     Ok((spec, plan))
 }
 
@@ -679,4 +682,32 @@ pub fn choose_builder(
         env,
         crate::context::ALTERNATIVE_DOCKERS,
     )?)
+}
+
+/// The classic builder fails on `RUN --mount`: say so before anything runs,
+/// at the Dockerfile's line (a Dockerfile that cannot be read is the build's
+/// to report).
+fn classic_can_build(spec: &Spec, plan: &Plan, why: &str) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for s in plan.steps() {
+        let plan::Action::Build { args, .. } = &s.action else {
+            continue;
+        };
+        if !seen.insert(args.dockerfile.clone()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(spec.dir.join(&args.dockerfile)) else {
+            continue;
+        };
+        if let Some((line, kind)) = crate::spec::buildkit_mount(&text) {
+            return Err(crate::context::ContextError::MountNeedsBuildKit {
+                file: args.dockerfile.clone(),
+                line,
+                kind,
+                why: why.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,17 @@ pub enum ContextError {
     /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
     #[error("{message}")]
     ChangedFiles { rev: String, message: String },
+    /// A Dockerfile mounts a cache or secret and the builder is classic.
+    #[error("{file}:{line} uses `RUN --mount=type={kind}`, which needs BuildKit, and the builder is classic: {why}")]
+    #[diagnostic(help(
+        "use builder = \"buildkit\" (or --builder buildkit), or engine = \"podman\": the classic builder has no `RUN --mount`"
+    ))]
+    MountNeedsBuildKit {
+        file: String,
+        line: usize,
+        kind: &'static str,
+        why: String,
+    },
     #[error("MULTIARCH_BUILDER=`{given}` is not a builder: auto, buildkit or classic")]
     BadBuilder { given: String },
     /// BuildKit was asked for and the docker CLI cannot build with it (exit 3).

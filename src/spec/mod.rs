@@ -112,6 +112,25 @@ impl BuildMode {
     }
 }
 
+/// The first `RUN --mount=type=cache|secret|ssh` of a Dockerfile's text: its
+/// line (1-based) and the mount's type. Those need BuildKit; the classic builder
+/// fails on them with a parse error.
+pub fn buildkit_mount(dockerfile: &str) -> Option<(usize, &'static str)> {
+    for (n, line) in dockerfile.lines().enumerate() {
+        let l = line.trim_start();
+        let is_run = l.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("run "));
+        if !is_run {
+            continue;
+        }
+        for kind in ["cache", "secret", "ssh"] {
+            if l.contains(&format!("--mount=type={kind}")) {
+                return Some((n + 1, kind));
+            }
+        }
+    }
+    None
+}
+
 /// A build secret of an image: `RUN --mount=type=secret,id=ID` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
@@ -434,6 +453,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildkit_mounts_are_found_in_run_lines_only() {
+        let f = "FROM x\n# RUN --mount=type=cache,target=/c\nrun --mount=type=cache,target=/root/.cache go build\n";
+        assert_eq!(buildkit_mount(f), Some((3, "cache")));
+        assert_eq!(
+            buildkit_mount("FROM x\nRUN --mount=type=secret,id=npm npm ci\n"),
+            Some((2, "secret"))
+        );
+        assert_eq!(buildkit_mount("FROM x\nRUN make\n"), None);
+    }
 
     #[test]
     fn durations() {

@@ -357,3 +357,31 @@ fn secrets_are_checked_with_spans() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn a_cache_mount_with_the_classic_builder_exits_2_at_its_dockerfile_line() {
+    let spec = SPEC.replace("secrets = { npm = { env = \"NPM_TOKEN\" } }\n", "");
+    let (p, fake) = project(&spec);
+    p.file(
+        "Dockerfile",
+        "FROM scratch\nRUN --mount=type=cache,target=/root/.cache make\n",
+    );
+    let out = multiarch(&p, &fake, &["plan", "--builder", "classic", "--sha", SHA])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Dockerfile:2 uses `RUN --mount=type=cache`, which needs BuildKit"),
+        "{err}"
+    );
+    docker_20(&fake);
+    let ok = multiarch(&p, &fake, &["plan", "--sha", SHA])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "auto picks BuildKit, which has cache mounts"
+    );
+}
