@@ -385,3 +385,40 @@ fn a_cache_mount_with_the_classic_builder_exits_2_at_its_dockerfile_line() {
         "auto picks BuildKit, which has cache mounts"
     );
 }
+
+#[test]
+fn a_secret_s_file_is_removed_when_the_run_is_interrupted_mid_build() {
+    use std::time::Duration;
+    let (p, fake) = project(SPEC);
+    docker_20(&fake);
+    fake.on("build *", [Reply::hang()]);
+    let mut child = multiarch(&p, &fake, &["run", "--branch", "main", "--sha", SHA])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until(Duration::from_secs(30), || fake.hanging())
+        .expect("the build hangs");
+    let path = fake
+        .state("secret-path")
+        .expect("the build got a secret file");
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "there while the build runs"
+    );
+    // SAFETY: signalling the multiarch this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut code = None;
+    let _ = crate::support::wait_until(Duration::from_secs(15), || match child.try_wait() {
+        Ok(Some(s)) => {
+            code = s.code();
+            true
+        }
+        _ => false,
+    });
+    assert_eq!(code, Some(130));
+    let dir = std::path::Path::new(&path).parent().unwrap();
+    assert!(!dir.exists(), "{} is removed after Ctrl-C", dir.display());
+}

@@ -438,6 +438,20 @@ else
 fi
 mv "$call.tmp" "$call.argv"
 
+# What a build sees, whatever its rule does: its DOCKER_BUILDKIT, its secret's file.
+case "$line" in
+  "build "*)
+    printf '%s' "${DOCKER_BUILDKIT:-}" > "$STATE/buildkit"
+    s=$(flag --secret "$@")
+    if [ -n "$s" ]; then
+      src=${s#*src=}
+      cp "$src" "$STATE/secret-seen"
+      stat -c %a "$src" > "$STATE/secret-mode"
+      stat -c %a "${src%/*}" > "$STATE/secret-dir-mode"
+      printf '%s' "$src" > "$STATE/secret-path"
+    fi ;;
+esac
+
 @REPLIES@
 case "$line" in
 @RULES@
@@ -452,16 +466,6 @@ case "$line" in
   "build "*)
     ref=$(flag -t "$@")
     flag --platform "$@" > "$STATE/images/$(key "$ref")"
-    # What a BuildKit build would see: its DOCKER_BUILDKIT, its secret's file.
-    printf '%s' "${DOCKER_BUILDKIT:-}" > "$STATE/buildkit"
-    s=$(flag --secret "$@")
-    if [ -n "$s" ]; then
-      src=${s#*src=}
-      cp "$src" "$STATE/secret-seen"
-      stat -c %a "$src" > "$STATE/secret-mode"
-      stat -c %a "${src%/*}" > "$STATE/secret-dir-mode"
-      printf '%s' "$src" > "$STATE/secret-path"
-    fi
     echo "Step 1/1 : FROM scratch"
     echo "Successfully built 0123456789ab"
     echo "Successfully tagged $ref" ;;
