@@ -41,6 +41,10 @@ pub enum RunError {
     /// SIGINT or SIGTERM before the first step: every child was ended.
     #[error("interrupted (signal {signal}) during {during}; every child process was ended")]
     Interrupted { during: &'static str, signal: i32 },
+    /// A build secret's value cannot be read (said before any build runs).
+    #[error("build secret `{id}`: {detail}")]
+    #[diagnostic(help("a secret comes from an environment variable that is set, or a readable file ([[image]] secrets)"))]
+    SecretUnavailable { id: String, detail: String },
 }
 
 /// The engine's preparation for the run could not be made.
@@ -73,7 +77,8 @@ impl RunError {
             RunError::EngineUnreachable { .. }
             | RunError::LoginFailed { .. }
             | RunError::EmulationMissing(_)
-            | RunError::Session(_) => exit::ENVIRONMENT,
+            | RunError::Session(_)
+            | RunError::SecretUnavailable { .. } => exit::ENVIRONMENT,
             RunError::ExternalNeedsMissing { .. } => exit::STEP_FAILED,
             RunError::Interrupted { .. } => exit::INTERRUPTED,
         }
