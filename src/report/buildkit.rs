@@ -2,11 +2,13 @@
 //! runs now (`#5 [build 2/3] RUN make`), and whether it was `CACHED` or `DONE`,
 //! instead of whichever output line came last.
 //!
-//!     #5 [build 2/3] RUN make
-//!     #5 0.412 cc -O2 …
-//!     #5 DONE 3.1s
-//!     #6 [stage-1 2/2] COPY --from=build /out /out
-//!     #6 CACHED
+//! ```text
+//! #5 [build 2/3] RUN make
+//! #5 0.412 cc -O2 …
+//! #5 DONE 3.1s
+//! #6 [stage-1 2/2] COPY --from=build /out /out
+//! #6 CACHED
+//! ```
 
 use std::collections::HashMap;
 
