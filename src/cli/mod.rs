@@ -599,6 +599,16 @@ pub fn load_and_plan(
     cwd: &std::path::Path,
 ) -> Result<(Spec, Plan), Error> {
     let path = Spec::locate(file.file.as_deref(), cwd)?;
+    // What the docker CLI can build with is asked while the file loads (a
+    // docker CLI start is longer than loading most files), unless podman or
+    // the classic builder is asked for on the command line.
+    let engine = select.engine.map(|e| match e {
+        EngineArg::Docker => EngineKind::Docker,
+        EngineArg::Podman => EngineKind::Podman,
+    });
+    let detecting = (engine != Some(EngineKind::Podman)
+        && !matches!(select.builder, Some(BuilderArg::Classic)))
+    .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
     let spec = Spec::load(&path, env)?;
     let git = GitCli::new(&spec.dir);
     let overrides = Overrides {
@@ -641,11 +651,7 @@ pub fn load_and_plan(
         None => None,
     };
     let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
-    let engine = select.engine.map(|e| match e {
-        EngineArg::Docker => EngineKind::Docker,
-        EngineArg::Podman => EngineKind::Podman,
-    });
-    let builder = choose_builder(&spec, engine, select.builder, env)?;
+    let builder = choose_builder(&spec, engine, select.builder, env, detecting)?;
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
@@ -668,19 +674,25 @@ pub fn load_and_plan(
 
 /// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
 /// builder`, resolved against what the docker CLI can do.
+/// `detecting`: the CLI's answers already being asked for, else they are asked
+/// here when needed.
 pub fn choose_builder(
     spec: &Spec,
     engine: Option<EngineKind>,
     flag: Option<BuilderArg>,
     env: &Environment,
+    detecting: Option<crate::context::Detecting>,
 ) -> Result<BuilderChoice, Error> {
     let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
-    Ok(DockerCli::resolve(
+    Ok(DockerCli::resolve_with(
         flag.map(BuilderSetting::from),
         spec.project.builder,
         docker,
         env,
-        crate::context::ALTERNATIVE_DOCKERS,
+        || match detecting {
+            Some(d) => d.wait(env),
+            None => DockerCli::detect(env, crate::context::ALTERNATIVE_DOCKERS),
+        },
     )?)
 }
 

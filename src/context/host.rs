@@ -68,26 +68,55 @@ impl DockerCli {
     }
 
     /// Ask the CLI what it can do, and `alternatives` (other CLIs to suggest,
-    /// [`ALTERNATIVE_DOCKERS`]) whether they have BuildKit built in.
+    /// [`ALTERNATIVE_DOCKERS`]) whether they have BuildKit built in. The probes
+    /// run at once: each is a docker CLI start (20–40 ms), and `plan` waits for
+    /// them.
     pub fn detect(env: &Environment, alternatives: &[&str]) -> DockerCli {
         let program = DockerCli::program(env);
-        let buildx = answers(&program, &["buildx", "version"], env).is_some();
-        let version = answers(&program, &["--version"], env).and_then(|o| client_version(&o));
-        let alternative = alternatives
+        let others: Vec<&str> = alternatives
             .iter()
-            .filter(|a| **a != program)
-            .find_map(|a| {
-                answers(a, &["--version"], env)
-                    .and_then(|o| client_version(&o))
-                    .filter(|v| builtin_buildkit(v))
-                    .map(|v| (a.to_string(), v))
-            });
+            .copied()
+            .filter(|a| *a != program)
+            .collect();
+        let (buildx, version, alternative) = std::thread::scope(|scope| {
+            let buildx = scope.spawn(|| answers(&program, &["buildx", "version"], env).is_some());
+            let version = scope
+                .spawn(|| answers(&program, &["--version"], env).and_then(|o| client_version(&o)));
+            let others: Vec<_> = others
+                .iter()
+                .map(|a| {
+                    scope.spawn(move || {
+                        answers(a, &["--version"], env)
+                            .and_then(|o| client_version(&o))
+                            .filter(|v| builtin_buildkit(v))
+                            .map(|v| (a.to_string(), v))
+                    })
+                })
+                .collect();
+            // A probe cannot panic but through a bug: then it answered nothing.
+            (
+                buildx.join().unwrap_or(false),
+                version.join().unwrap_or(None),
+                others.into_iter().find_map(|h| h.join().unwrap_or(None)),
+            )
+        });
         DockerCli {
             program,
             buildx,
             version,
             alternative,
         }
+    }
+
+    /// Start [`DockerCli::detect`] on a thread, for a caller that has other
+    /// work first (loading the file); [`Detecting::wait`] gives the answer.
+    pub fn detect_in_background(env: &Environment, alternatives: &[&str]) -> Detecting {
+        let env = env.clone();
+        let alternatives: Vec<String> = alternatives.iter().map(|a| a.to_string()).collect();
+        Detecting(std::thread::spawn(move || {
+            let alternatives: Vec<&str> = alternatives.iter().map(String::as_str).collect();
+            DockerCli::detect(&env, &alternatives)
+        }))
     }
 
     /// The builder of a run: `flag`, else `$MULTIARCH_BUILDER`, else the file's
@@ -99,6 +128,20 @@ impl DockerCli {
         docker: bool,
         env: &Environment,
         alternatives: &[&str],
+    ) -> Result<BuilderChoice, ContextError> {
+        DockerCli::resolve_with(flag, file, docker, env, || {
+            DockerCli::detect(env, alternatives)
+        })
+    }
+
+    /// [`DockerCli::resolve`] with the CLI's answers from `detect`, called only
+    /// when they are needed.
+    pub fn resolve_with(
+        flag: Option<BuilderSetting>,
+        file: BuilderSetting,
+        docker: bool,
+        env: &Environment,
+        detect: impl FnOnce() -> DockerCli,
     ) -> Result<BuilderChoice, ContextError> {
         let from_env = match env.non_empty("MULTIARCH_BUILDER") {
             None => None,
@@ -122,7 +165,7 @@ impl DockerCli {
                 note: None,
             });
         }
-        DockerCli::detect(env, alternatives)
+        detect()
             .choose(setting)
             .map_err(|message| ContextError::NoBuildKit { message })
     }
@@ -195,6 +238,21 @@ pub struct BuilderChoice {
     pub why: String,
     /// Said once per run: `auto` fell back to the classic builder.
     pub note: Option<String>,
+}
+
+/// A [`DockerCli::detect`] running on its own thread.
+pub struct Detecting(std::thread::JoinHandle<DockerCli>);
+
+impl Detecting {
+    /// The answers; a probe thread that died answers as a CLI that is not there.
+    pub fn wait(self, env: &Environment) -> DockerCli {
+        self.0.join().unwrap_or_else(|_| DockerCli {
+            program: DockerCli::program(env),
+            buildx: false,
+            version: None,
+            alternative: None,
+        })
+    }
 }
 
 impl Default for BuilderChoice {
