@@ -39,6 +39,8 @@ pub struct RunOptions {
     /// Skip build/test/push of an arch whose per-arch reference (one containing
     /// the commit sha) is already in the registry.
     pub skip_existing: bool,
+    /// `--force-tags`: floating tags move even to an older commit's list.
+    pub force_tags: bool,
 }
 
 impl Default for RunOptions {
@@ -50,6 +52,7 @@ impl Default for RunOptions {
             login: false,
             handle_signals: true,
             skip_existing: false,
+            force_tags: false,
         }
     }
 }
@@ -161,11 +164,12 @@ pub fn run(
         }
         runner.skip_existing = true;
     }
+    runner.force_tags = opts.force_tags;
     let mut done = Vec::new();
     if let Some(d) = setup_qemu_first(plan, &runner, &table, &masker, reporter)? {
         done.push(d);
     }
-    preflight::check_external(plan, &table, &runner.env)?;
+    preflight::check_external(plan, &table, &runner)?;
     let popts = PoolOptions {
         jobs: opts.jobs.or(plan.jobs).unwrap_or_else(cpus),
         failure: opts.failure,

@@ -16,20 +16,13 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
-/// Which index multiarch writes (`[publish] index`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IndexFormat {
-    #[default]
-    Oci,
-    Docker,
-}
+pub use crate::spec::IndexFormat;
 
-impl IndexFormat {
-    pub fn media_type(self) -> &'static str {
-        match self {
-            IndexFormat::Oci => OCI_INDEX,
-            IndexFormat::Docker => DOCKER_LIST,
-        }
+/// The media type of the list `format` makes.
+pub fn index_media_type(format: IndexFormat) -> &'static str {
+    match format {
+        IndexFormat::Oci => OCI_INDEX,
+        IndexFormat::Docker => DOCKER_LIST,
     }
 }
 
@@ -196,7 +189,7 @@ pub fn build(format: IndexFormat, entries: &[Descriptor], annotations: &[(String
     let oci = format == IndexFormat::Oci;
     let mut m = Map::new();
     m.insert("schemaVersion".into(), json!(2));
-    m.insert("mediaType".into(), json!(format.media_type()));
+    m.insert("mediaType".into(), json!(index_media_type(format)));
     m.insert(
         "manifests".into(),
         Value::Array(entries.iter().map(|e| e.to_json(oci)).collect()),

@@ -15,7 +15,7 @@ use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
     glob, parse_duration, ArchBuild, Ci, EngineKind, Image, ManifestTag, Patterns, Project,
-    Publish, PushMode, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
+    Publish, PushMode, IndexFormat, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
 };
 
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
@@ -762,11 +762,30 @@ impl Validator<'_> {
                 PushMode::Always
             }
         };
+        let index = match p.index.as_ref().map(|s| (s.value.as_str(), s.span.clone())) {
+            None | Some(("oci", _)) => IndexFormat::Oci,
+            Some(("docker", _)) => IndexFormat::Docker,
+            Some((other, span)) => {
+                self.push(
+                    Problem::new(
+                        "unknown-index-format",
+                        span,
+                        format!("unknown index format `{other}`"),
+                        "not an index format",
+                    )
+                    .help(did_you_mean(other, ["oci", "docker"]).unwrap_or_else(|| {
+                        "index is \"oci\" (an annotated OCI image index) or \"docker\" (a Docker manifest list)".into()
+                    })),
+                );
+                IndexFormat::Oci
+            }
+        };
         Some(Publish {
             branches: branches?,
             tags: tags?,
             push,
             atomic: p.atomic.as_ref().is_some_and(|a| a.value),
+            index,
         })
     }
 

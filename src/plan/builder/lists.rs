@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::refs::repo_of;
 use super::PlanBuilder;
-use crate::engine::argv::EngineTarget;
+use super::labels::oci_labels;
 use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
     StepKind,
@@ -50,7 +50,6 @@ impl PlanBuilder<'_> {
             let tag: Arc<str> = tag.into();
             let list = format!("{}:{tag}", img.repo);
             let insecure = self.insecure(&list);
-            let engine = EngineTarget::local(self.engine);
             let test_on = spec.verify.enabled && spec.verify.before_push;
             let mut needs = Vec::with_capacity(2 * img.archs.len());
             let mut entries = Vec::with_capacity(img.archs.len());
@@ -86,21 +85,23 @@ impl PlanBuilder<'_> {
                 let create = self.draft.push_with(
                     create_id,
                     Action::ManifestCreate {
-                        engine: engine.clone(),
                         list: list.clone(),
                         entries,
+                        annotations: oci_labels(self.ctx, &self.git),
+                        format: spec.publish.index,
                         insecure,
                     },
                     timeout,
                     needs,
                 );
-                // Lists of one repository are pushed one after another: two
-                // `manifest push` of the same entries at once can conflict.
+                // Lists of one repository are pushed one after another, the
+                // immutable `{sha}` list first: a floating tag moves after it.
                 let idx = self.draft.push_with(
                     push_id.clone(),
                     Action::ManifestPush {
-                        engine,
                         list: list.clone(),
+                        format: spec.publish.index,
+                        floating: is_floating(m),
                         insecure,
                     },
                     timeout,
@@ -177,6 +178,14 @@ impl PlanBuilder<'_> {
             }
         }
     }
+}
+
+/// SPEC.md §2: a list tag without `{sha}`, `{short_sha}`, `{git_tag}` or
+/// `{version}` is floating (`latest`, `{branch}`, `{major}.{minor}`).
+fn is_floating(m: &ManifestTag) -> bool {
+    !["sha", "short_sha", "git_tag", "version"]
+        .iter()
+        .any(|v| m.tag.uses(v))
 }
 
 /// A need on a list push that is not in this plan: the list in the registry.
