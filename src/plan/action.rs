@@ -207,7 +207,12 @@ impl Action {
                 entries, insecure, ..
             } => entries
                 .iter()
-                .map(|e| Request::get(&format!("{}@{}", e.repository, digest_placeholder(&e.push_step)), *insecure))
+                .map(|e| {
+                    Request::get(
+                        &format!("{}@{}", e.repository, digest_placeholder(&e.push_step)),
+                        *insecure,
+                    )
+                })
                 .collect(),
             Action::ManifestPush {
                 list,
@@ -256,7 +261,11 @@ fn url_of(reference: &str, insecure: bool) -> String {
             None => (reference, "latest".to_string()),
         },
     };
-    let scheme = if insecure { Scheme::Http } else { Scheme::Https };
+    let scheme = if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
     match Repo::parse(&format!("{name}:latest")) {
         Some((r, _)) => manifest_url(scheme, &r.host, &r.name, &tag),
         None => format!("{scheme}://{name}/manifests/{tag}"),
@@ -283,9 +292,7 @@ impl Action {
             Action::Build { reference, .. }
             | Action::Test { reference, .. }
             | Action::Push { reference, .. } => Some(reference),
-            Action::ManifestCreate { list, .. } | Action::ManifestPush { list, .. } => {
-                Some(list)
-            }
+            Action::ManifestCreate { list, .. } | Action::ManifestPush { list, .. } => Some(list),
             Action::Verify {
                 list, reference, ..
             } => Some(list.as_deref().unwrap_or(reference)),

@@ -152,7 +152,10 @@ pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigA
 /// What a registry is authenticated with.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (`identitytoken`, a helper's `<token>` user).
     IdentityToken(String),
 }
@@ -352,7 +355,10 @@ mod tests {
         assert_eq!(c.param("service"), Some("reg, 1"));
         assert_eq!(c.param("scope"), Some("repository:a/b:pull,push"));
         let c = Challenge::parse(r#"Basic realm="Registry Realm""#);
-        assert_eq!((c.scheme.as_str(), c.param("realm")), ("basic", Some("Registry Realm")));
+        assert_eq!(
+            (c.scheme.as_str(), c.param("realm")),
+            ("basic", Some("Registry Realm"))
+        );
         assert_eq!(Challenge::parse("Basic").params, vec![]);
     }
 
@@ -360,7 +366,10 @@ mod tests {
     fn helpers_answer_json_and_identity_tokens() {
         assert_eq!(
             helper_answer(r#"{"ServerURL":"r","Username":"u","Secret":"p"}"#).unwrap(),
-            Some(Secret::Basic { user: "u".into(), password: "p".into() })
+            Some(Secret::Basic {
+                user: "u".into(),
+                password: "p".into()
+            })
         );
         assert_eq!(
             helper_answer(r#"{"Username":"<token>","Secret":"t"}"#).unwrap(),
@@ -370,7 +379,9 @@ mod tests {
         let (_d, env) = config(r#"{"auths":{"reg:1":{"identitytoken":"tok"}}}"#);
         assert_eq!(
             docker_config_auth(&env, "reg:1"),
-            Some(DockerConfigAuth::Login(Some(Secret::IdentityToken("tok".into()))))
+            Some(DockerConfigAuth::Login(Some(Secret::IdentityToken(
+                "tok".into()
+            ))))
         );
         assert!(!format!("{:?}", Secret::IdentityToken("tok".into())).contains("tok"));
     }

@@ -41,7 +41,9 @@ impl Repo {
         let r = reference::parse(image).ok()?;
         let (host, name) = match &r.domain {
             Some(d) => (d.clone(), r.path.clone()),
-            None if !r.path.contains('/') => (DOCKER_HUB.to_string(), format!("library/{}", r.path)),
+            None if !r.path.contains('/') => {
+                (DOCKER_HUB.to_string(), format!("library/{}", r.path))
+            }
             None => (DOCKER_HUB.to_string(), r.path.clone()),
         };
         Some((Repo { host, name }, r.digest.or(r.tag)))
@@ -306,11 +308,14 @@ impl Registry {
         let r = match r.header("Location") {
             Some(loc) if (300..400).contains(&r.status()) => {
                 let loc = absolute(&url, loc);
-                self.http.get(loc.clone()).send().map_err(|e| Error::NoAnswer {
-                    method: "GET".into(),
-                    url: loc,
-                    source: e,
-                })?
+                self.http
+                    .get(loc.clone())
+                    .send()
+                    .map_err(|e| Error::NoAnswer {
+                        method: "GET".into(),
+                        url: loc,
+                        source: e,
+                    })?
             }
             _ => r,
         };
@@ -341,7 +346,9 @@ impl Registry {
             to.name,
             from.name
         );
-        let r = self.send(to, &[from], Access::Push, &|c| c.post(url.clone(), Vec::new()))?;
+        let r = self.send(to, &[from], Access::Push, &|c| {
+            c.post(url.clone(), Vec::new())
+        })?;
         match r.status() {
             201 => Ok(()),
             202 => Err(Error::Other(format!(
@@ -489,8 +496,11 @@ impl Registry {
                 retry_after: retry_after(&r),
             });
         }
-        let v: serde_json::Value = serde_json::from_slice(r.body())
-            .map_err(|e| Error::Other(format!("{realm}: the token server's answer is not JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(r.body()).map_err(|e| {
+            Error::Other(format!(
+                "{realm}: the token server's answer is not JSON: {e}"
+            ))
+        })?;
         v.get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
@@ -528,9 +538,8 @@ impl Registry {
             return Ok(None);
         };
         match run.get(&helper, host) {
-            Ok(out) => auth::helper_answer(&out).map_err(|e| {
-                Error::Other(format!("docker-credential-{helper} get {host}: {e}"))
-            }),
+            Ok(out) => auth::helper_answer(&out)
+                .map_err(|e| Error::Other(format!("docker-credential-{helper} get {host}: {e}"))),
             // A store that does not know the registry says so and exits 1.
             Err(e) if e.contains("credentials not found") => Ok(None),
             Err(e) => Err(Error::Other(format!(
@@ -595,14 +604,20 @@ fn registry_message(r: &Response) -> String {
                 .map(|e| {
                     let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
                     let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
-                    format!("{code}: {msg}").trim_matches([' ', ':']).to_string()
+                    format!("{code}: {msg}")
+                        .trim_matches([' ', ':'])
+                        .to_string()
                 })
                 .collect();
             if !m.is_empty() {
                 return m.join("; ");
             }
         }
-        if let Some(d) = v.get("details").or_else(|| v.get("error")).and_then(|d| d.as_str()) {
+        if let Some(d) = v
+            .get("details")
+            .or_else(|| v.get("error"))
+            .and_then(|d| d.as_str())
+        {
             return d.to_string();
         }
     }
@@ -682,10 +697,16 @@ mod tests {
     #[test]
     fn repositories_of_references() {
         let (r, t) = Repo::parse("127.0.0.1:5000/acme/api:1").unwrap();
-        assert_eq!((r.host.as_str(), r.name.as_str()), ("127.0.0.1:5000", "acme/api"));
+        assert_eq!(
+            (r.host.as_str(), r.name.as_str()),
+            ("127.0.0.1:5000", "acme/api")
+        );
         assert_eq!(t.as_deref(), Some("1"));
         let (r, _) = Repo::parse("busybox").unwrap();
-        assert_eq!((r.host.as_str(), r.name.as_str()), (DOCKER_HUB, "library/busybox"));
+        assert_eq!(
+            (r.host.as_str(), r.name.as_str()),
+            (DOCKER_HUB, "library/busybox")
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let (_, t) = Repo::parse(&format!("reg:5000/x:1@{d}")).unwrap();
         assert_eq!(t, Some(d));

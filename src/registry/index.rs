@@ -103,7 +103,10 @@ impl Descriptor {
             m.insert("platform".into(), Value::Object(pm));
         }
         if with_annotations && !self.annotations.is_empty() {
-            m.insert("annotations".into(), Value::Object(self.annotations.clone()));
+            m.insert(
+                "annotations".into(),
+                Value::Object(self.annotations.clone()),
+            );
         }
         Value::Object(m)
     }
@@ -185,7 +188,11 @@ pub fn image_entries(entries: &[Descriptor]) -> impl Iterator<Item = &Descriptor
 
 /// The index bytes: `entries` in order, with `annotations` (OCI only; a Docker
 /// manifest list has none, and neither have its entries).
-pub fn build(format: IndexFormat, entries: &[Descriptor], annotations: &[(String, String)]) -> Vec<u8> {
+pub fn build(
+    format: IndexFormat,
+    entries: &[Descriptor],
+    annotations: &[(String, String)],
+) -> Vec<u8> {
     let oci = format == IndexFormat::Oci;
     let mut m = Map::new();
     m.insert("schemaVersion".into(), json!(2));

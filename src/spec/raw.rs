@@ -627,7 +627,11 @@ impl<'a> Reader<'a> {
         let Some(t) = self.table("publish", node, "[publish] branches = [\"main\"]") else {
             return;
         };
-        self.known_keys(t, &["branches", "tags", "push", "atomic", "index"], "[publish]");
+        self.known_keys(
+            t,
+            &["branches", "tags", "push", "atomic", "index"],
+            "[publish]",
+        );
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "branches" => {

@@ -14,8 +14,8 @@ use crate::spec::reference::{self, is_valid_tag};
 use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
-    glob, parse_duration, ArchBuild, Ci, EngineKind, Image, ManifestTag, Patterns, Project,
-    Publish, PushMode, IndexFormat, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
+    glob, parse_duration, ArchBuild, Ci, EngineKind, Image, IndexFormat, ManifestTag, Patterns,
+    Project, Publish, PushMode, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
 };
 
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];

@@ -83,15 +83,22 @@ impl EngineRunner {
                 Err(r) => return r,
             };
             let Some((source, _)) = Repo::parse(&e.reference) else {
-                return StepResult::failed(format!("`{}` is not an image reference", e.reference), Vec::new());
+                return StepResult::failed(
+                    format!("`{}` is not an image reference", e.reference),
+                    Vec::new(),
+                );
             };
-            let child = match self.read_child(io, &source, &e.reference, &digest, &e.platform, format) {
-                Ok(c) => c,
-                Err(why) => return StepResult::failed(why, Vec::new()),
-            };
+            let child =
+                match self.read_child(io, &source, &e.reference, &digest, &e.platform, format) {
+                    Ok(c) => c,
+                    Err(why) => return StepResult::failed(why, Vec::new()),
+                };
             if source != target {
                 if let Err(e) = self.copy_into(io, &source, &target, &child.manifests) {
-                    return StepResult::failed(format!("cannot copy {} into {target}: {e}", e_ref(&source, &digest)), Vec::new());
+                    return StepResult::failed(
+                        format!("cannot copy {} into {target}: {e}", e_ref(&source, &digest)),
+                        Vec::new(),
+                    );
                 }
             }
             images.push((e.platform.clone(), child.entries[0].digest.clone()));
@@ -138,7 +145,11 @@ impl EngineRunner {
                 ));
             }
         }
-        StepResult::ok_with(format!("{} entries, {}", descriptors.len(), short_digest(&digest)))
+        StepResult::ok_with(format!(
+            "{} entries, {}",
+            descriptors.len(),
+            short_digest(&digest)
+        ))
     }
 
     /// Read one entry by digest: its manifest, its config's platform (which must
@@ -171,7 +182,11 @@ impl EngineRunner {
         let entries = index::entries(&m.bytes)
             .ok_or_else(|| format!("{reference} is an index that cannot be read"))?;
         let matching: Vec<&Descriptor> = index::image_entries(&entries)
-            .filter(|e| e.platform.as_ref().is_some_and(|p| index::same_platform(p, want)))
+            .filter(|e| {
+                e.platform
+                    .as_ref()
+                    .is_some_and(|p| index::same_platform(p, want))
+            })
             .collect();
         let image = match matching.as_slice() {
             [one] => (*one).clone(),
@@ -193,7 +208,12 @@ impl EngineRunner {
         };
         let im = self
             .get_manifest(io, source, &image.digest)?
-            .ok_or_else(|| format!("{reference}: its {want} entry {} is not in the registry", image.digest))?;
+            .ok_or_else(|| {
+                format!(
+                    "{reference}: its {want} entry {} is not in the registry",
+                    image.digest
+                )
+            })?;
         self.check_config(io, source, reference, &im, want)?;
         let mut out = Child {
             entries: vec![Descriptor {
@@ -205,10 +225,16 @@ impl EngineRunner {
         // A Docker manifest list has no annotations: attestations cannot be told
         // apart there, so they are left out of it.
         if format == IndexFormat::Oci {
-            for a in entries.iter().filter(|e| e.attests() == Some(image.digest.as_str())) {
-                let am = self
-                    .get_manifest(io, source, &a.digest)?
-                    .ok_or_else(|| format!("{reference}: its attestation {} is not in the registry", a.digest))?;
+            for a in entries
+                .iter()
+                .filter(|e| e.attests() == Some(image.digest.as_str()))
+            {
+                let am = self.get_manifest(io, source, &a.digest)?.ok_or_else(|| {
+                    format!(
+                        "{reference}: its attestation {} is not in the registry",
+                        a.digest
+                    )
+                })?;
                 out.entries.push(a.clone());
                 out.manifests.push(am);
             }
@@ -225,13 +251,19 @@ impl EngineRunner {
         m: &Manifest,
         want: &Platform,
     ) -> Result<(), String> {
-        let (config, _) = index::image_blobs(&m.bytes)
-            .ok_or_else(|| format!("{reference}: {} is not an image manifest ({})", m.digest, m.media_type))?;
+        let (config, _) = index::image_blobs(&m.bytes).ok_or_else(|| {
+            format!(
+                "{reference}: {} is not an image manifest ({})",
+                m.digest, m.media_type
+            )
+        })?;
         let bytes = self
             .retry
-            .run_registry(&format!("reading the config of {reference}"), Some(io), || {
-                self.registry.get_blob(source, &config.digest)
-            })
+            .run_registry(
+                &format!("reading the config of {reference}"),
+                Some(io),
+                || self.registry.get_blob(source, &config.digest),
+            )
             .map_err(|e| format!("cannot read the config of {reference}: {e}"))?;
         let got = index::config_platform(&bytes)
             .ok_or_else(|| format!("{reference}: its config names no os/architecture"))?;
@@ -266,9 +298,11 @@ impl EngineRunner {
         manifests: &[Manifest],
     ) -> Result<(), client::Error> {
         for m in manifests {
-            let there = self.retry.run_registry("checking the list's repository", Some(io), || {
-                self.registry.head_manifest(target, &m.digest)
-            })?;
+            let there =
+                self.retry
+                    .run_registry("checking the list's repository", Some(io), || {
+                        self.registry.head_manifest(target, &m.digest)
+                    })?;
             if there.is_some() {
                 continue;
             }
@@ -279,9 +313,11 @@ impl EngineRunner {
                     })?;
                 }
             }
-            self.retry.run_registry("copying a manifest", Some(io), || {
-                self.registry.put_manifest(target, &m.digest, &m.media_type, &m.bytes)
-            })?;
+            self.retry
+                .run_registry("copying a manifest", Some(io), || {
+                    self.registry
+                        .put_manifest(target, &m.digest, &m.media_type, &m.bytes)
+                })?;
         }
         Ok(())
     }
@@ -305,7 +341,9 @@ impl EngineRunner {
         }
         let Some(built) = self.built(list) else {
             return StepResult::failed(
-                format!("{list} was not assembled in this run (its manifest-create did not succeed)"),
+                format!(
+                    "{list} was not assembled in this run (its manifest-create did not succeed)"
+                ),
                 Vec::new(),
             );
         };
@@ -328,9 +366,12 @@ impl EngineRunner {
                 }
             }
         }
-        let put = self.retry.run_registry(&format!("PUT {list}"), Some(io), || {
-            self.registry.put_manifest(&repo, &tag, built.media_type, &built.bytes)
-        });
+        let put = self
+            .retry
+            .run_registry(&format!("PUT {list}"), Some(io), || {
+                self.registry
+                    .put_manifest(&repo, &tag, built.media_type, &built.bytes)
+            });
         match put {
             Ok(d) => {
                 io.line(&format!("{list} → {d}"));
@@ -351,9 +392,11 @@ impl EngineRunner {
         tag: &str,
         built: &Built,
     ) -> Result<Option<(String, String)>, client::Error> {
-        let Some(now) = self.retry.run_registry(&format!("reading {repo}:{tag}"), Some(io), || {
-            self.registry.get_manifest(repo, tag)
-        })?
+        let Some(now) =
+            self.retry
+                .run_registry(&format!("reading {repo}:{tag}"), Some(io), || {
+                    self.registry.get_manifest(repo, tag)
+                })?
         else {
             return Ok(None);
         };
@@ -367,7 +410,8 @@ impl EngineRunner {
         };
         const REVISION: &str = "org.opencontainers.image.revision";
         const CREATED: &str = "org.opencontainers.image.created";
-        let (Some(their_rev), Some(our_rev)) = (get(&theirs, REVISION), get(&ours, REVISION)) else {
+        let (Some(their_rev), Some(our_rev)) = (get(&theirs, REVISION), get(&ours, REVISION))
+        else {
             return Ok(None);
         };
         if their_rev == our_rev {
@@ -409,7 +453,9 @@ impl EngineRunner {
         io: Option<&StepIo<'_>>,
     ) -> Result<Option<String>, client::Error> {
         let Some((repo, Some(tag))) = Repo::parse(reference) else {
-            return Err(client::Error::Other(format!("`{reference}` is not a tagged reference")));
+            return Err(client::Error::Other(format!(
+                "`{reference}` is not a tagged reference"
+            )));
         };
         self.retry
             .run_registry(&format!("reading {reference}"), io, || {

@@ -20,10 +20,10 @@ use super::retry::{Retry, RetryPolicy};
 use super::session::{plain_http_registries, Session};
 use super::SessionError;
 use crate::engine;
-use crate::registry::client::{CredentialHelper, Registry};
 use crate::environment::Environment;
 use crate::events::StepStatus;
 use crate::plan::{Action, Plan, Step};
+use crate::registry::client::{CredentialHelper, Registry};
 use crate::spec::reference;
 use crate::spec::EngineKind;
 
@@ -158,11 +158,7 @@ impl EngineRunner {
     }
 
     /// With `--skip-existing`: the digest of `reference` when the registry has it.
-    fn existing(
-        &self,
-        io: &StepIo<'_>,
-        reference: &str,
-    ) -> Option<String> {
+    fn existing(&self, io: &StepIo<'_>, reference: &str) -> Option<String> {
         if !self.skip_existing {
             return None;
         }

@@ -2,16 +2,16 @@
 //! before pushing; the registry's, by digest, after publishing), its output
 //! compared with what the arch must print.
 
-use super::{repo_of, EngineRunner};
 use super::list::Published;
+use super::{repo_of, EngineRunner};
 use crate::engine::answers::{is_missing_executable, platform_matches};
-use crate::events::format::short_digest;
-use crate::registry::client::Repo;
-use crate::registry::index;
 use crate::engine::{EngineTarget, Pull};
+use crate::events::format::short_digest;
 use crate::exec::executor::{StepIo, StepResult};
 use crate::exec::retry::Retry;
 use crate::plan::{Check, Step, StepId};
+use crate::registry::client::Repo;
+use crate::registry::index;
 use crate::spec::Platform;
 
 /// Where a check runs.
@@ -200,26 +200,47 @@ impl EngineRunner {
             let want: Vec<String> = built.images.iter().map(|(p, _)| p.to_string()).collect();
             let mut got: Vec<String> = images
                 .iter()
-                .map(|e| e.platform.as_ref().map_or("(no platform)".into(), |p| index::normalized(p).to_string()))
+                .map(|e| {
+                    e.platform
+                        .as_ref()
+                        .map_or("(no platform)".into(), |p| index::normalized(p).to_string())
+                })
                 .collect();
-            let mut want_n: Vec<String> = built.images.iter().map(|(p, _)| index::normalized(p).to_string()).collect();
+            let mut want_n: Vec<String> = built
+                .images
+                .iter()
+                .map(|(p, _)| index::normalized(p).to_string())
+                .collect();
             got.sort();
             want_n.sort();
             if got != want_n {
                 return Err(fail(format!(
                     "{list} lists {}; this run's list is {}",
-                    if got.is_empty() { "no image".to_string() } else { got.join(", ") },
+                    if got.is_empty() {
+                        "no image".to_string()
+                    } else {
+                        got.join(", ")
+                    },
                     want.join(", ")
                 )));
             }
         }
         let mine: Vec<&&index::Descriptor> = images
             .iter()
-            .filter(|e| e.platform.as_ref().is_some_and(|p| index::same_platform(p, v.platform)))
+            .filter(|e| {
+                e.platform
+                    .as_ref()
+                    .is_some_and(|p| index::same_platform(p, v.platform))
+            })
             .collect();
         let entry = match mine.as_slice() {
             [one] => one,
-            [] => return Err(fail(format!("the pushed list {list} has no entry for {}", v.platform))),
+            [] => {
+                return Err(fail(format!(
+                    "the pushed list {list} has no entry for {}",
+                    v.platform
+                )))
+            }
             more => {
                 return Err(fail(format!(
                     "the pushed list {list} has {} entries for {}",

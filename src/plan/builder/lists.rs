@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::labels::oci_labels;
 use super::refs::repo_of;
 use super::PlanBuilder;
-use super::labels::oci_labels;
 use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
     StepKind,
