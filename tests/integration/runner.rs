@@ -36,30 +36,23 @@ fn digest(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }
 
-/// The digest the fake's default push prints for `reference`.
-fn default_digest(reference: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(reference.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    format!("sha256:{}", text.split_whitespace().next().unwrap())
+/// The fake registry's host as the tests write it: the fake registry listens on
+/// a free port, and the spec, the calls and the runs' output are rewritten
+/// between the two.
+const REGISTRY_FILE: &str = ".fake-registry";
+
+/// The digest the fake's default push wrote for `reference` (after the run).
+fn default_digest(fake: &FakeEngine, reference: &str) -> String {
+    fake.pushed_digest(reference)
 }
 
 fn project(spec: &str) -> (Project, FakeEngine) {
     let p = Project::new_without_busybox();
-    p.file("multiarch.toml", spec)
-        .file("Dockerfile", "FROM scratch\n");
     let fake = FakeEngine::new(p.path());
+    let host = fake.start_registry();
+    p.file("multiarch.toml", &fake.real(spec))
+        .file("Dockerfile", "FROM scratch\n")
+        .file(REGISTRY_FILE, &host);
     (p, fake)
 }
 
@@ -88,15 +81,24 @@ struct Run {
 
 impl Run {
     fn of(p: &Project, out: Output) -> Run {
+        let host = std::fs::read_to_string(p.path().join(REGISTRY_FILE)).unwrap_or_default();
+        let shown = |t: String| {
+            if host.is_empty() {
+                t
+            } else {
+                t.replace(&host, crate::support::fake_engine::SHOWN_REGISTRY)
+            }
+        };
         let r = Run {
             code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            events: std::fs::read_to_string(p.path().join("events.jsonl"))
-                .unwrap_or_default()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-                .collect(),
+            stdout: shown(String::from_utf8_lossy(&out.stdout).into_owned()),
+            stderr: shown(String::from_utf8_lossy(&out.stderr).into_owned()),
+            events: shown(
+                std::fs::read_to_string(p.path().join("events.jsonl")).unwrap_or_default(),
+            )
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect(),
         };
         eprintln!("--- stdout\n{}--- stderr\n{}", r.stdout, r.stderr);
         r
@@ -156,7 +158,7 @@ fn the_fake_engine_runs_a_two_arch_pipeline_end_to_end() {
     }
     assert_eq!(
         r.finished("push:app/amd64")["digest"],
-        default_digest(AMD64).as_str()
+        default_digest(&fake, AMD64).as_str()
     );
     let calls = fake.calls();
     let amd64: Vec<String> = calls
@@ -184,8 +186,8 @@ fn the_fake_engine_runs_a_two_arch_pipeline_end_to_end() {
         .filter(|(_, c)| c.base.is_empty() && c.args[0] == "manifest")
         .map(|(l, _)| l)
         .collect();
-    let d_amd64 = default_digest(AMD64);
-    let d_arm64 = default_digest(ARM64);
+    let d_amd64 = default_digest(&fake, AMD64);
+    let d_arm64 = default_digest(&fake, ARM64);
     for want in [
         format!("manifest rm {LIST}"),
         format!(
@@ -234,7 +236,7 @@ fn a_transient_push_failure_is_retried_and_the_list_gets_the_final_digest() {
     assert!(
         create[0].contains(&format!(
             "127.0.0.1:5999/acme/app/amd64@{}",
-            default_digest(AMD64)
+            default_digest(&fake, AMD64)
         )),
         "{create:?}"
     );

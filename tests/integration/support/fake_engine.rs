@@ -233,9 +233,66 @@ pub struct FakeEngine {
     state: PathBuf,
     marker: String,
     rules: RefCell<Vec<(String, Vec<Reply>)>>,
+    /// The fake registry, if started; its host is shown as [`SHOWN_REGISTRY`].
+    registry: RefCell<Option<super::fake_registry::FakeRegistry>>,
 }
 
+/// How calls and runs show the fake registry's host, whatever its port.
+pub const SHOWN_REGISTRY: &str = "127.0.0.1:5999";
+
 impl FakeEngine {
+    /// Serve what the fake's pushes write over the distribution API
+    /// ([`super::fake_registry`]), on a free port.
+    pub fn start_registry(&self) -> String {
+        let r = super::fake_registry::FakeRegistry::start(&self.state.join("oci"));
+        let host = r.host.clone();
+        *self.registry.borrow_mut() = Some(r);
+        host
+    }
+
+    /// The fake registry ([`FakeEngine::start_registry`] first).
+    pub fn registry(&self) -> std::cell::Ref<'_, super::fake_registry::FakeRegistry> {
+        std::cell::Ref::map(self.registry.borrow(), |r| {
+            r.as_ref().expect("start_registry first")
+        })
+    }
+
+    /// The fake registry's requests, its host shown as the tests write it.
+    pub fn requests(&self) -> Vec<String> {
+        self.registry().requests()
+    }
+
+    /// The digest of what the fake's push of `reference` wrote.
+    pub fn pushed_digest(&self, reference: &str) -> String {
+        let real = self.real(reference);
+        let r = real.split_once('/').map_or(real.as_str(), |(_, r)| r);
+        let (repo, tag) = r.rsplit_once(':').unwrap();
+        let f = self
+            .state
+            .join("oci/m")
+            .join(super::fake_registry::key(repo))
+            .join(super::fake_registry::key(tag));
+        multiarch::registry::client::sha256(
+            &std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+        )
+    }
+
+    /// `text` with the registry's host as the tests write it.
+    pub fn shown(&self, text: &str) -> String {
+        match &*self.registry.borrow() {
+            Some(r) => text.replace(r.host.as_str(), SHOWN_REGISTRY),
+            None => text.to_string(),
+        }
+    }
+
+    /// `text` with the registry's real host.
+    pub fn real(&self, text: &str) -> String {
+        match &*self.registry.borrow() {
+            Some(r) => text.replace(SHOWN_REGISTRY, &r.host),
+            None => text.to_string(),
+        }
+    }
+
     /// The fake in `dir/bin`, its state in `dir/fake-engine`.
     pub fn new(dir: &Path) -> FakeEngine {
         let bin = dir.join("bin");
@@ -246,6 +303,8 @@ impl FakeEngine {
             state.join("images"),
             state.join("lists"),
             state.join("registry"),
+            state.join("oci/m"),
+            state.join("oci/b"),
         ] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -259,6 +318,7 @@ impl FakeEngine {
             state,
             marker,
             rules: RefCell::new(Vec::new()),
+            registry: RefCell::new(None),
         };
         f.write();
         f
@@ -268,6 +328,7 @@ impl FakeEngine {
     /// repeats. Rules are tried in the order they were added.
     pub fn on(&self, pattern: &str, replies: impl IntoIterator<Item = Reply>) -> &Self {
         let replies: Vec<Reply> = replies.into_iter().collect();
+        let pattern = &self.real(pattern);
         assert!(!replies.is_empty(), "a rule needs a reply");
         self.rules.borrow_mut().push((pattern.to_string(), replies));
         self.write();
@@ -309,7 +370,7 @@ impl FakeEngine {
                 let raw = std::fs::read(dir.join(n)).unwrap();
                 let mut words: Vec<String> = raw
                     .split(|&b| b == 0)
-                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .map(|w| self.shown(&String::from_utf8_lossy(w)))
                     .collect();
                 words.pop(); // after the last NUL
                 let program = words.remove(0);
@@ -393,6 +454,23 @@ count() {
   flock -u 9
   echo "$n"
 }
+# Write image $1 into the fake registry's directory (support::fake_registry): a
+# config of its built platform and a manifest; print the manifest's digest.
+oci_push() {
+  p=$(cat "$STATE/images/$(key "$1")" 2>/dev/null || echo linux/amd64)
+  os=${p%%/*}; rest=${p#*/}; arch=${rest%%/*}; var=
+  case "$rest" in */*) var=",\"variant\":\"${rest#*/}\"" ;; esac
+  cfg="{\"architecture\":\"$arch\",\"os\":\"$os\"$var}"
+  cd="sha256:$(sha "$cfg")"
+  printf '%s' "$cfg" > "$STATE/oci/b/$(key "$cd")"
+  m="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"$cd\",\"size\":${#cfg}},\"layers\":[]}"
+  md="sha256:$(sha "$m")"
+  r=${1#*/}; repo=${r%:*}
+  mkdir -p "$STATE/oci/m/$(key "$repo")"
+  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "$md")"
+  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "${r##*:}")"
+  printf '%s' "$md"
+}
 uname_of() {
   case "$1" in
     linux/amd64*) echo x86_64 ;;
@@ -467,7 +545,7 @@ case "$line" in
   "run "*) uname_of "$(flag --platform "$@")" ;;
   "push "*)
     ref=$(last "$@")
-    d="sha256:$(sha "$ref")"
+    d=$(oci_push "$ref")
     df=$(flag --digestfile "$@")
     if [ -n "$df" ]; then
       printf '%s' "$d" > "$df"

@@ -3,6 +3,7 @@
 //! library's HTTP client for asking the registry what it really serves.
 
 pub mod fake_engine;
+pub mod fake_registry;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
