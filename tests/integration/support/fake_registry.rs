@@ -18,6 +18,8 @@ struct Fault {
     path: String,
     status: u16,
     times: usize,
+    /// Matching requests let through before the fault starts.
+    after: usize,
 }
 
 #[derive(Default)]
@@ -63,11 +65,24 @@ impl FakeRegistry {
     /// The next `times` requests `METHOD …path…` (path containing `path`) are
     /// answered `status`.
     pub fn fail(&self, method: &str, path: &str, status: u16, times: usize) -> &Self {
+        self.fail_after(method, path, status, times, 0)
+    }
+
+    /// As [`FakeRegistry::fail`], after `after` matching requests went through.
+    pub fn fail_after(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        times: usize,
+        after: usize,
+    ) -> &Self {
         self.state.lock().unwrap().faults.push(Fault {
             method: method.into(),
             path: path.into(),
             status,
             times,
+            after,
         });
         self
     }
@@ -152,9 +167,13 @@ fn serve(c: TcpStream, dir: &Path, state: &Mutex<State>) {
         s.faults
             .iter_mut()
             .find(|f| f.times > 0 && f.method == method && path.contains(&f.path))
-            .map(|f| {
+            .and_then(|f| {
+                if f.after > 0 {
+                    f.after -= 1;
+                    return None;
+                }
                 f.times -= 1;
-                f.status
+                Some(f.status)
             })
     };
     let answer = match fault {
