@@ -261,11 +261,9 @@ impl<'a> Doctor<'a> {
             }
             machine.push(c);
         }
-        if installed {
-            machine.push(self.manifest_check(engine, plan.as_ref(), &table));
-            if engine == EngineKind::Podman {
-                machine.push(podman_rlimit_check());
-            }
+        // Lists are made over the registry's API: no `manifest` command is needed.
+        if installed && engine == EngineKind::Podman {
+            machine.push(podman_rlimit_check());
         }
         if let Some(s) = &spec {
             machine.extend(self.emulation_checks(s));

@@ -83,7 +83,7 @@ pub enum Error {
         method: String,
         url: String,
         #[source]
-        source: http::Error,
+        source: Box<http::Error>,
     },
     /// An answer that is not a success, with the registry's own message.
     #[error("{method} {url}: {status} {message}")]
@@ -308,14 +308,7 @@ impl Registry {
         let r = match r.header("Location") {
             Some(loc) if (300..400).contains(&r.status()) => {
                 let loc = absolute(&url, loc);
-                self.http
-                    .get(loc.clone())
-                    .send()
-                    .map_err(|e| Error::NoAnswer {
-                        method: "GET".into(),
-                        url: loc,
-                        source: e,
-                    })?
+                self.http.get(loc).send().map_err(no_answer)?
             }
             _ => r,
         };
@@ -567,7 +560,7 @@ fn no_answer(e: http::Error) -> Error {
     Error::NoAnswer {
         method: e.method.to_string(),
         url: e.url.clone(),
-        source: e,
+        source: Box::new(e),
     }
 }
 
