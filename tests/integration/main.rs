@@ -15,5 +15,6 @@ mod pipelines;
 mod plan;
 mod podman;
 mod properties;
+mod publishing;
 mod runner;
 mod scale;
