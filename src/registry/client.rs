@@ -749,4 +749,197 @@ mod tests {
             None
         );
     }
+
+    /// A server on a free loopback port: each request (line, Authorization)
+    /// goes to `answer`, which returns the raw response; what it saw is kept.
+    fn serve(
+        answer: impl Fn(&str, Option<&str>, &str) -> String + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = l.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let answer = Arc::new(answer);
+        let h = host.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { break };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut auth = None;
+                loop {
+                    let mut hdr = String::new();
+                    r.read_line(&mut hdr).unwrap();
+                    let hdr = hdr.trim_end().to_string();
+                    if hdr.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = hdr
+                        .strip_prefix("authorization: ")
+                        .or_else(|| hdr.strip_prefix("Authorization: "))
+                    {
+                        auth = Some(v.to_string());
+                    }
+                }
+                let line = line.trim_end().to_string();
+                s.lock()
+                    .unwrap()
+                    .push(format!("{line} {}", auth.as_deref().unwrap_or("-")));
+                let a = answer(&line, auth.as_deref(), &h);
+                let _ = c.write_all(a.as_bytes());
+            }
+        });
+        (host, seen)
+    }
+
+    fn reply(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+    #[test]
+    fn a_bearer_challenge_gets_a_token_for_the_scope_once() {
+        let (host, seen) = serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                assert_eq!(
+                    auth,
+                    Some(auth::basic("u", "p").as_str()),
+                    "the token server gets the credentials"
+                );
+                return reply("200 OK", "", r#"{"token":"tok-1"}"#);
+            }
+            if auth != Some("Bearer tok-1") {
+                return reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"reg\"\r\n"),
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                );
+            }
+            let d = sha256(MANIFEST.as_bytes());
+            reply(
+                "200 OK",
+                &format!("Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {d}\r\n"),
+                MANIFEST,
+            )
+        });
+        let env = Environment::from_pairs([
+            ("MULTIARCH_REGISTRY_USER", "u"),
+            ("MULTIARCH_REGISTRY_PASSWORD", "p"),
+        ]);
+        let reg = Registry::new(&env, &[], Duration::from_secs(5));
+        let repo = Repo {
+            host: host.clone(),
+            name: "acme/api".into(),
+        };
+        for _ in 0..2 {
+            let m = reg.get_manifest(&repo, "latest").unwrap().unwrap();
+            assert_eq!(m.media_type, super::super::index::OCI_INDEX);
+            assert_eq!(m.digest, sha256(MANIFEST.as_bytes()));
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "GET /v2/acme/api/manifests/latest HTTP/1.1 -".to_string(),
+                format!(
+                    "GET /token?service=reg&scope=repository%3Aacme%2Fapi%3Apull HTTP/1.1 {}",
+                    auth::basic("u", "p")
+                ),
+                "GET /v2/acme/api/manifests/latest HTTP/1.1 Bearer tok-1".to_string(),
+                "GET /v2/acme/api/manifests/latest HTTP/1.1 Bearer tok-1".to_string(),
+            ],
+            "the token is asked once and reused for the scope"
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_fails_once_with_the_registrys_message() {
+        let (host, seen) = serve(|_, _, _| {
+            reply(
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"r\"\r\nContent-Type: application/json\r\n",
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )
+        });
+        let env = Environment::from_pairs([
+            ("MULTIARCH_REGISTRY_USER", "u"),
+            ("MULTIARCH_REGISTRY_PASSWORD", "wrong"),
+        ]);
+        let reg = Registry::new(&env, &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let e = reg
+            .put_manifest(
+                &repo,
+                "latest",
+                super::super::index::OCI_INDEX,
+                MANIFEST.as_bytes(),
+            )
+            .unwrap_err();
+        assert_eq!(e.status(), Some(401));
+        assert_eq!(e.transient(), None, "never retried");
+        assert!(
+            e.to_string()
+                .ends_with("401 UNAUTHORIZED: authentication required"),
+            "{e}"
+        );
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "anonymous, then basic: no more"
+        );
+    }
+
+    #[test]
+    fn a_digest_that_is_not_the_bytes_is_an_error() {
+        let (host, _) = serve(|_, _, _| {
+            reply(
+                "200 OK",
+                &format!("Docker-Content-Digest: sha256:{}\r\n", "0".repeat(64)),
+                MANIFEST,
+            )
+        });
+        let reg = Registry::new(&Environment::empty(), &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "a".into(),
+        };
+        let e = reg.get_manifest(&repo, "latest").unwrap_err();
+        assert!(matches!(e, Error::Digest { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_credential_helper_answers_for_the_registry() {
+        struct Helper;
+        impl CredentialHelper for Helper {
+            fn get(&self, helper: &str, server: &str) -> Result<String, String> {
+                assert_eq!(helper, "test");
+                Ok(format!(
+                    r#"{{"ServerURL":"{server}","Username":"hu","Secret":"hp"}}"#
+                ))
+            }
+        }
+        let (host, seen) = serve(|_, auth, _| match auth {
+            Some(a) if a == auth::basic("hu", "hp") => reply("200 OK", "", "{}"),
+            _ => reply(
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"r\"\r\n",
+                "",
+            ),
+        });
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
+        let env = Environment::empty().with("DOCKER_CONFIG", d.path().to_str().unwrap());
+        let reg = Registry::new(&env, &[], Duration::from_secs(5)).with_helper(Arc::new(Helper));
+        assert_eq!(reg.ping(&host).unwrap(), 200);
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
 }
