@@ -864,6 +864,54 @@ fn atomic_publishing_holds_every_list_back_when_one_image_fails() {
     }
 }
 
+#[test]
+fn an_atomic_release_whose_tag_move_fails_puts_every_moved_tag_back() {
+    let spec = format!("{TWO_ARCHES}{TWO_IMAGES}\n[publish]\natomic = true\n");
+    let (p, fake) = project(&spec);
+    // The release before: both images' lists.
+    assert_eq!(run(&p, &fake, &[]).code, Some(0));
+    let before = |repo: &str| fake.registry().manifest(repo, "latest").unwrap();
+    let (app, tool) = (before("acme/app"), before("acme/tool"));
+    // The next commit; one specific PUT fails (a fault proxy's 500), retried
+    // and then given up.
+    const NEXT: &str = "0000000000000000000000000000000000000abc";
+    fake.registry()
+        .fail("PUT", "/v2/acme/tool/manifests/latest", 500, 100);
+    let mut c = p.command(&["run", "--branch", "main", "--sha", NEXT]);
+    c.arg("--events")
+        .arg(p.path().join("events.jsonl"))
+        .env("PATH", fake.path())
+        .env("MULTIARCH_RETRY_BACKOFF_MS", "1")
+        .env_remove("DOCKER_HOST");
+    let r = Run::of(&p, c.output().unwrap());
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert_eq!(r.status("manifest-push:tool:latest"), "failed");
+    let reason = r.reason("manifest-push:tool:latest");
+    assert!(reason.contains("[publish] atomic: "), "{reason}");
+    // Every tag is where it was: the floating ones name the old lists, the new
+    // commit's tags are gone.
+    assert_eq!(before("acme/app"), app, "app:latest put back");
+    assert_eq!(before("acme/tool"), tool);
+    for repo in ["acme/app", "acme/tool"] {
+        assert_eq!(
+            fake.registry().manifest(repo, NEXT),
+            None,
+            "{repo}:{NEXT} removed: {reason}"
+        );
+    }
+    // Each undo is said.
+    let said: Vec<String> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .filter(|m| m.contains("put back to") || m.contains("removed (it did not exist before)"))
+        .collect();
+    assert!(!said.is_empty(), "{:#?}", r.events);
+    // No verify passes on a release that was put back.
+    assert_ne!(r.status("verify:app/amd64"), "ok");
+}
+
 // ---------------------------------------------------------------- reads of the registry
 
 /// `multiarch run --stage verify` on a feature branch (no list) of a one-arch

@@ -35,6 +35,14 @@ pub(super) enum Published {
     Kept { digest: String, why: String },
 }
 
+/// `[publish] atomic`: the tags this run moved, with what each named before
+/// (`None`: it did not exist), and the failure that stopped the moves.
+#[derive(Debug, Default)]
+pub(super) struct TagMoves {
+    moved: Vec<(Repo, String, String, Option<Manifest>)>,
+    failed: Option<String>,
+}
+
 /// One entry as it goes into the index, and the manifests behind it.
 struct Child {
     entries: Vec<Descriptor>,
@@ -125,6 +133,21 @@ impl EngineRunner {
             digest: digest.clone(),
             images,
         };
+        // Atomic: every index is in the registry by digest before any tag moves.
+        if self.atomic {
+            let put = self
+                .retry
+                .run_registry(&format!("PUT {target}@{digest}"), Some(io), || {
+                    self.registry
+                        .put_manifest(&target, &digest, built.media_type, &built.bytes)
+                });
+            if let Err(e) = put {
+                return StepResult::failed(
+                    format!("cannot push the index by digest: {e}"),
+                    Vec::new(),
+                );
+            }
+        }
         if let Ok(mut m) = self.indexes.lock() {
             m.insert(list.to_string(), built);
         }
@@ -366,6 +389,9 @@ impl EngineRunner {
                 }
             }
         }
+        if self.atomic {
+            return self.move_tag_atomically(io, image, list, &repo, &tag, &built);
+        }
         let put = self
             .retry
             .run_registry(&format!("PUT {list}"), Some(io), || {
@@ -379,6 +405,89 @@ impl EngineRunner {
                 StepResult::pushed(Some(d))
             }
             Err(e) => StepResult::failed(format!("manifest push failed: {e}"), Vec::new()),
+        }
+    }
+
+    /// `[publish] atomic`: move one tag, remembering what it named; when the
+    /// move fails, put every tag this run moved back (or remove one that did
+    /// not exist, where the registry allows) and say so. After a failure no
+    /// other tag moves.
+    fn move_tag_atomically(
+        &self,
+        io: &StepIo<'_>,
+        image: &str,
+        list: &str,
+        repo: &Repo,
+        tag: &str,
+        built: &Built,
+    ) -> StepResult {
+        let Ok(mut moves) = self.tag_moves.lock() else {
+            return StepResult::failed(
+                "[publish] atomic: the tag moves' lock is poisoned",
+                Vec::new(),
+            );
+        };
+        if let Some(why) = &moves.failed {
+            return StepResult::failed(
+                format!("[publish] atomic: {why}; {list} is left where it was"),
+                Vec::new(),
+            );
+        }
+        let before = self
+            .retry
+            .run_registry(&format!("reading {list}"), Some(io), || {
+                self.registry.get_manifest(repo, tag)
+            });
+        let put = before.and_then(|before| {
+            self.retry
+                .run_registry(&format!("PUT {list}"), Some(io), || {
+                    self.registry
+                        .put_manifest(repo, tag, built.media_type, &built.bytes)
+                })
+                .map(|d| (before, d))
+        });
+        match put {
+            Ok((before, d)) => {
+                io.line(&format!("{list} → {d}"));
+                moves
+                    .moved
+                    .push((repo.clone(), tag.to_string(), list.to_string(), before));
+                drop(moves);
+                self.record(image, list, Published::Pushed(d.clone()));
+                StepResult::pushed(Some(d))
+            }
+            Err(e) => {
+                moves.failed = Some(format!("moving {list} failed"));
+                let mut said = Vec::new();
+                for (r, t, l, before) in moves.moved.iter().rev() {
+                    let undo = match before {
+                        Some(m) => self
+                            .retry
+                            .run_registry(&format!("putting {l} back"), Some(io), || {
+                                self.registry.put_manifest(r, t, &m.media_type, &m.bytes)
+                            })
+                            .map(|_| format!("{l} put back to {}", short_digest(&m.digest))),
+                        None => self.registry.delete_manifest(r, t).map(|d| match d {
+                            client::Deleted::Yes => format!("{l} removed (it did not exist before)"),
+                            client::Deleted::NotAllowed => format!(
+                                "{l} cannot be removed (the registry does not delete tags): it names this run's index"
+                            ),
+                        }),
+                    };
+                    let line = undo.unwrap_or_else(|e| format!("{l} could not be put back: {e}"));
+                    io.note(&line);
+                    said.push(line);
+                }
+                let undone = if said.is_empty() {
+                    "no tag had moved".to_string()
+                } else {
+                    said.join("; ")
+                };
+                StepResult::failed(
+                    format!("manifest push failed: {e}; [publish] atomic: {undone}"),
+                    Vec::new(),
+                )
+            }
         }
     }
 

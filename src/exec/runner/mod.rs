@@ -57,6 +57,11 @@ pub struct EngineRunner {
     /// Lists the registry already serves as exactly the index this run would
     /// publish (`--skip-existing`): their manifest-push has nothing to do.
     unchanged: Mutex<HashSet<String>>,
+    /// `[publish] atomic`: indexes are PUT by digest when assembled, and the
+    /// tags moved one at a time under this lock, each remembered with what it
+    /// named before, so a failed move puts every moved tag back.
+    pub atomic: bool,
+    tag_moves: Mutex<list::TagMoves>,
 }
 
 impl EngineRunner {
@@ -73,6 +78,7 @@ impl EngineRunner {
         let mut r = Self::with_session(plan.dir.clone(), session);
         r.insecure = plan.insecure_registries.clone();
         r.registry = Arc::new(registry_for(env, &r.insecure, &plan.dir));
+        r.atomic = plan.atomic;
         Ok(r)
     }
 
@@ -94,6 +100,8 @@ impl EngineRunner {
             indexes: Default::default(),
             published: Default::default(),
             unchanged: Default::default(),
+            atomic: false,
+            tag_moves: Default::default(),
         }
     }
 

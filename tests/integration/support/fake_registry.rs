@@ -245,11 +245,17 @@ fn route(method: &str, path: &str, body: &[u8], dir: &Path) -> Answer {
                 let d = store(dir, repo, reference, body);
                 ok(201, vec![("Docker-Content-Digest".into(), d)], Vec::new())
             }
+            // By digest: the manifest and every tag naming it; by tag (OCI
+            // 1.1): the tag only.
             "DELETE" => {
                 let r = dir.join("m").join(key(repo));
                 let Ok(gone) = std::fs::read(r.join(key(reference))) else {
                     return Answer::error(404, "MANIFEST_UNKNOWN", "manifest unknown");
                 };
+                if !reference.starts_with("sha256:") {
+                    let _ = std::fs::remove_file(r.join(key(reference)));
+                    return ok(202, vec![], Vec::new());
+                }
                 for e in std::fs::read_dir(&r).unwrap().flatten() {
                     if std::fs::read(e.path()).ok().as_deref() == Some(&gone[..]) {
                         let _ = std::fs::remove_file(e.path());
