@@ -386,9 +386,8 @@ impl Registry {
         if first.status() != 401 {
             return Ok(first);
         }
-        let Some(challenge) = first.challenge().map(str::to_string) else {
-            return Ok(first);
-        };
+        // A 401 without a challenge: basic credentials, if there are any.
+        let challenge = first.challenge().unwrap_or("Basic").to_string();
         let Some(authorization) = self.authorize(&repo.host, &challenge, &scopes)? else {
             return Ok(first);
         };
