@@ -879,12 +879,17 @@ impl Validator<'_> {
         default_archs: &[String],
         verify: &Verify,
     ) -> Vec<Image> {
-        let mut out: Vec<Image> = Vec::new();
+        // Names first (a missing, invalid or second name rejects the image),
+        // then the images themselves, checked on several threads, then what
+        // depends on the order (repositories used twice). Problems come out in
+        // file order, as if it were one loop.
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        let mut repos: HashMap<String, Range<usize>> = HashMap::new();
-        for ri in &raw.images {
+        let mut rejected: Vec<(usize, Problem)> = Vec::new();
+        let mut named: Vec<(usize, &RawImage, &Sp<String>)> = Vec::new();
+        for (k, ri) in raw.images.iter().enumerate() {
             let Some(name) = &ri.name else {
-                self.push(
+                rejected.push((
+                    k,
                     Problem::new(
                         "missing-key",
                         ri.span.clone(),
@@ -892,7 +897,7 @@ impl Validator<'_> {
                         "no name",
                     )
                     .help("add `name = \"app\"` (lowercase letters, digits, `.`, `_`, `-`)"),
-                );
+                ));
                 continue;
             };
             if !is_image_name(&name.value) {
@@ -902,7 +907,8 @@ impl Validator<'_> {
                 } else {
                     "names match [a-z0-9][a-z0-9._-]*".into()
                 };
-                self.push(
+                rejected.push((
+                    k,
                     Problem::new(
                         "bad-image-name",
                         name.span.clone(),
@@ -910,11 +916,12 @@ impl Validator<'_> {
                         "invalid name",
                     )
                     .help(help),
-                );
+                ));
                 continue;
             }
             if let Some(first) = names.get(&name.value) {
-                self.push(
+                rejected.push((
+                    k,
                     Problem::new(
                         "duplicate-image",
                         name.span.clone(),
@@ -923,34 +930,108 @@ impl Validator<'_> {
                     )
                     .related(first.clone(), "first defined here")
                     .help("image names are unique; rename or remove one"),
-                );
+                ));
                 continue;
             }
             names.insert(name.value.clone(), name.span.clone());
-            if let Some(img) = self.image(ri, name, project, default_archs, verify) {
-                if let Some(first) = repos.get(&img.repo) {
-                    let span = ri
-                        .repository
-                        .as_ref()
-                        .map_or(name.span.clone(), |r| r.span.clone());
-                    self.push(
-                        Problem::new(
-                            "duplicate-repository",
-                            span,
-                            format!("two images push to `{}`", img.repo),
-                            "same repository",
-                        )
-                        .related(first.clone(), "also used here")
-                        .help("give each image its own `repository`"),
-                    );
-                }
-                repos.insert(
-                    img.repo.clone(),
-                    ri.repository
-                        .as_ref()
-                        .map_or(name.span.clone(), |r| r.span.clone()),
+            named.push((k, ri, name));
+        }
+        let checked = self.check_images(&named, project, default_archs, verify);
+        let mut rejected = rejected.into_iter().peekable();
+        let mut out: Vec<Image> = Vec::new();
+        let mut repos: HashMap<String, Range<usize>> = HashMap::new();
+        for (&(k, ri, name), (img, problems)) in named.iter().zip(checked) {
+            while let Some((_, p)) = rejected.next_if(|(at, _)| *at < k) {
+                self.push(p);
+            }
+            self.problems.extend(problems);
+            let Some(img) = img else {
+                continue;
+            };
+            if let Some(first) = repos.get(&img.repo) {
+                let span = ri
+                    .repository
+                    .as_ref()
+                    .map_or(name.span.clone(), |r| r.span.clone());
+                self.push(
+                    Problem::new(
+                        "duplicate-repository",
+                        span,
+                        format!("two images push to `{}`", img.repo),
+                        "same repository",
+                    )
+                    .related(first.clone(), "also used here")
+                    .help("give each image its own `repository`"),
                 );
-                out.push(img);
+            }
+            repos.insert(
+                img.repo.clone(),
+                ri.repository
+                    .as_ref()
+                    .map_or(name.span.clone(), |r| r.span.clone()),
+            );
+            out.push(img);
+        }
+        for (_, p) in rejected {
+            self.push(p);
+        }
+        out
+    }
+
+    /// Each named image checked on its own ([`Validator::image`]), with the
+    /// problems it has: on up to eight threads for a large file (a monorepo of
+    /// a thousand images), in order. The built-in arches the images name are
+    /// added to the table as one loop would.
+    fn check_images(
+        &mut self,
+        named: &[(usize, &RawImage, &Sp<String>)],
+        project: &Project,
+        default_archs: &[String],
+        verify: &Verify,
+    ) -> Vec<(Option<Image>, Vec<Problem>)> {
+        let (dir, arches, defined) = (self.dir, &self.arches, &self.defined);
+        let check = |chunk: &[(usize, &RawImage, &Sp<String>)]| {
+            let mut problems = Vec::new();
+            let mut v = Validator {
+                problems: &mut problems,
+                dir,
+                arches: arches.clone(),
+                defined: defined.clone(),
+            };
+            let mut out = Vec::with_capacity(chunk.len());
+            for &(_, ri, name) in chunk {
+                let before = v.problems.len();
+                let img = v.image(ri, name, project, default_archs, verify);
+                out.push((img, v.problems.split_off(before)));
+            }
+            (out, v.arches)
+        };
+        const PER_THREAD: usize = 64;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(named.len() / PER_THREAD);
+        let results = if threads < 2 {
+            vec![check(named)]
+        } else {
+            let size = named.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = named
+                    .chunks(size)
+                    .map(|chunk| scope.spawn(move || check(chunk)))
+                    .collect();
+                handles
+                    .into_iter()
+                    // A panic in a checker is a bug: raise it here.
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        let mut out = Vec::with_capacity(named.len());
+        for (checked, arches) in results {
+            out.extend(checked);
+            for (name, arch) in arches {
+                self.arches.entry(name).or_insert(arch);
             }
         }
         out
@@ -1115,6 +1196,9 @@ impl Validator<'_> {
 
         let mut per_arch = BTreeMap::new();
         let mut missing_once = false;
+        // One stat per distinct file: eight arches usually share one Dockerfile.
+        let context_is_dir = context_abs.is_dir();
+        let mut is_file: HashMap<PathBuf, bool> = HashMap::new();
         for a in &archs {
             let Some(arch) = self.arches.get(a).cloned() else {
                 continue;
@@ -1146,7 +1230,11 @@ impl Validator<'_> {
                 }
             };
             let rel = context_rel.join(&file);
-            if context_abs.is_dir() && !self.dir.join(&rel).is_file() {
+            if context_is_dir
+                && !*is_file
+                    .entry(rel.clone())
+                    .or_insert_with(|| self.dir.join(&rel).is_file())
+            {
                 ok = false;
                 // A plain `dockerfile` is missing for every arch: said once.
                 let per_arch_problem = written.is_some_and(|t| t.as_literal().is_none())

@@ -307,3 +307,61 @@ name = "root"
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.images.len(), 4);
 }
+
+/// A monorepo-sized file is checked on several threads; its problems still come
+/// in file order, each image's where a single loop would put it: names refused
+/// before the images are checked, repositories used twice after.
+#[test]
+fn large_file_problems_in_file_order() {
+    let mut text = String::from("version = 1\n[archs]\ndefault = [\"amd64\"]\n");
+    let mut expected = Vec::new();
+    for i in 0..600 {
+        match i % 100 {
+            // An unknown arch: found by the image's own check.
+            10 => {
+                text.push_str(&format!(
+                    "[[image]]\nname = \"img-{i}\"\narchs = [\"nope{i}\"]\n"
+                ));
+                expected.push(format!("nope{i}"));
+            }
+            // The name of the image before: refused before any image is checked.
+            20 => {
+                text.push_str(&format!("[[image]]\nname = \"img-{}\"\n", i - 1));
+                expected.push(format!("img-{}", i - 1));
+            }
+            // The repository of the image before: found after the check.
+            30 => {
+                text.push_str(&format!(
+                    "[[image]]\nname = \"img-{i}\"\nrepository = \"img-{}\"\n",
+                    i - 1
+                ));
+                expected.push(format!("`img-{}`", i - 1));
+            }
+            _ => text.push_str(&format!("[[image]]\nname = \"img-{i}\"\n")),
+        }
+    }
+    let Err(LoadError::Invalid(errs)) =
+        Spec::from_str_in(&text, "multiarch.toml", &project(), &env())
+    else {
+        panic!("expected diagnostics");
+    };
+    // (Two images in one repository also share a reference: a check of the
+    // whole plan, not of one image, left out here.)
+    let ours = ["unknown-arch", "duplicate-image", "duplicate-repository"];
+    let problems: Vec<_> = errs
+        .diagnostics
+        .iter()
+        .map(|d| &d.problem)
+        .filter(|p| ours.contains(&p.code))
+        .collect();
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+    for (m, e) in messages.iter().zip(&expected) {
+        assert!(
+            m.contains(e.as_str()),
+            "`{m}` should name {e}: {messages:#?}"
+        );
+    }
+    let starts: Vec<usize> = problems.iter().map(|p| p.span.start).collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+}

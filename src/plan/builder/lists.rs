@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::labels::oci_labels;
-use super::refs::repo_of;
 use super::PlanBuilder;
 use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
@@ -44,8 +43,8 @@ impl PlanBuilder<'_> {
         let mut prev_deferred: Option<StepId> = None;
         let atomic = spec.publish.atomic;
         let mut listed: HashSet<String> = HashSet::new();
-        // Parsed once per arch, not once per tag.
-        let mut repositories: Vec<Option<String>> = vec![None; img.archs.len()];
+        // Every list of the image is in its repository, on one registry.
+        let insecure = self.insecure(&img.repo);
         for m in &spec.tags.manifest {
             let tag = match self.list_tag(i, m) {
                 Ok(Some(tag)) => tag,
@@ -61,7 +60,6 @@ impl PlanBuilder<'_> {
             }
             let tag: Arc<str> = tag.into();
             let list = format!("{}:{tag}", img.repo);
-            let insecure = self.insecure(&list);
             let test_on = spec.verify.enabled && spec.verify.before_push;
             let mut needs = Vec::with_capacity(2 * img.archs.len());
             let mut entries = Vec::with_capacity(img.archs.len());
@@ -72,9 +70,7 @@ impl PlanBuilder<'_> {
                 }
                 needs.push(self.need(StepKind::Push, i, at));
                 let reference = self.refs[i][at].clone();
-                let repository = repositories[at]
-                    .get_or_insert_with(|| repo_of(&reference))
-                    .clone();
+                let repository = self.repos[i][at].clone();
                 entries.push(ListEntry {
                     push_step: self.id(StepKind::Push, i, at),
                     reference,

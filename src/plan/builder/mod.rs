@@ -102,6 +102,8 @@ pub(super) struct PlanBuilder<'a> {
     names: Names,
     /// Per-arch references, by image index and the image's arch position.
     refs: Vec<Vec<String>>,
+    /// The repository of each per-arch reference (where `REPO@sha256:…` points).
+    repos: Vec<Vec<String>>,
     slots: Vec<Vec<Slot>>,
     draft: Draft,
     qemu: StepIdx,
@@ -142,6 +144,7 @@ impl<'a> PlanBuilder<'a> {
             pushes,
             names: Names::new(spec),
             refs: Vec::new(),
+            repos: Vec::new(),
             slots: spec
                 .images
                 .iter()
@@ -160,7 +163,11 @@ impl<'a> PlanBuilder<'a> {
         self.check_sha()?;
         let spec = self.spec;
         let affected = self.affected_images();
-        self.refs = self.render_refs(affected.as_deref())?;
+        (self.refs, self.repos) = self
+            .render_refs(affected.as_deref())?
+            .into_iter()
+            .map(|of_image| of_image.into_iter().unzip())
+            .unzip();
         // An upper bound of the steps: build, test, push and verify per arch, a
         // create and a push per list, setup-qemu.
         let bound: usize = spec

@@ -40,13 +40,14 @@ impl PlanBuilder<'_> {
     }
 
     /// Per-arch references of every image, selected or not (dependencies need
-    /// them), by image index and the image's arch position. With
+    /// them), by image index and the image's arch position, each with its
+    /// repository (where `REPO@sha256:…` points). With
     /// --changed-since, an unchanged image is the one built at the base
     /// revision: its references carry that revision's sha.
     pub(super) fn render_refs(
         &self,
         affected: Option<&[bool]>,
-    ) -> Result<Vec<Vec<String>>, PlanError> {
+    ) -> Result<Vec<Vec<(String, String)>>, PlanError> {
         let base_git = self.opts.base_sha.as_ref().map(|b| GitValues {
             sha: Some(b.clone()),
             short_sha: Some(b[..7.min(b.len())].to_string()),
@@ -63,15 +64,18 @@ impl PlanBuilder<'_> {
                     vars.git = g;
                 }
                 let r = self.render(&self.spec.tags.arch, &vars, "the per-arch reference")?;
-                if let Err(e) = reference::parse(&r) {
-                    return Err(PlanError::InvalidArchReference {
-                        image: img.name.clone(),
-                        arch: a.clone(),
-                        rendered: r,
-                        reason: e.to_string(),
-                    });
-                }
-                of_image.push(r);
+                let repository = match reference::parse(&r) {
+                    Ok(parsed) => parsed.repository(),
+                    Err(e) => {
+                        return Err(PlanError::InvalidArchReference {
+                            image: img.name.clone(),
+                            arch: a.clone(),
+                            rendered: r,
+                            reason: e.to_string(),
+                        })
+                    }
+                };
+                of_image.push((r, repository));
             }
             refs.push(of_image);
         }
@@ -107,11 +111,4 @@ impl PlanBuilder<'_> {
             None => false,
         }
     }
-}
-
-/// The repository of a reference (where `REPO@sha256:…` points).
-pub(super) fn repo_of(reference: &str) -> String {
-    reference::parse(reference)
-        .map(|r| r.repository())
-        .unwrap_or_else(|_| reference.to_string())
 }

@@ -3,7 +3,6 @@
 //! image when the build publishes no list.
 
 use super::lists::{external_list, FirstList};
-use super::refs::repo_of;
 use super::PlanBuilder;
 use crate::engine::argv::EngineTarget;
 use crate::plan::action::digest_placeholder;
@@ -18,6 +17,8 @@ impl PlanBuilder<'_> {
         first: Option<FirstList>,
     ) -> Result<(), PlanError> {
         let img = &self.spec.images[i];
+        // The first list is in the image's repository: one registry for all arches.
+        let list_insecure = first.is_some() && self.insecure(&img.repo);
         for &(at, is_pushed) in pushed {
             let a = &img.archs[at];
             let arch = self.arch(a)?;
@@ -55,11 +56,11 @@ impl PlanBuilder<'_> {
                 None => {
                     needs.push(self.need(StepKind::Push, i, at));
                     let by_digest =
-                        format!("{}@{}", repo_of(&reference), digest_placeholder(&push_id));
+                        format!("{}@{}", self.repos[i][at], digest_placeholder(&push_id));
                     (None, by_digest)
                 }
             };
-            let insecure = list.as_deref().is_some_and(|l| self.insecure(l));
+            let insecure = list.is_some() && list_insecure;
             self.draft.push_with(
                 self.id(StepKind::Verify, i, at),
                 Action::Verify {

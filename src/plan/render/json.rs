@@ -3,9 +3,9 @@
 
 use serde::ser::SerializeSeq;
 use serde::Serialize;
+use std::io::Write;
 
-use crate::plan::Request;
-use crate::plan::{Plan, Skipped, StepId, StepIdx, StepKind};
+use crate::plan::{Plan, Request, Skipped, StepId, StepIdx, StepKind};
 use crate::spec::Platform;
 
 #[derive(Serialize)]
@@ -26,7 +26,7 @@ struct JsonStep<'a> {
     #[serde(skip_serializing_if = "ExternalIds::is_empty")]
     external_needs: ExternalIds<'a>,
     /// Left out for a step performed over the registry's API (`request`).
-    #[serde(skip_serializing_if = "no_command")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a [String]>,
     /// All of a step's commands, when it has more than its main one.
     #[serde(skip_serializing_if = "single")]
@@ -90,33 +90,42 @@ impl Serialize for JsonSteps<'_> {
         let plan = self.0;
         let mut seq = ser.serialize_seq(Some(plan.steps().len()))?;
         for idx in plan.indices() {
-            let s = plan.step(idx);
-            let (commands, main) = s.action.commands();
-            let requests = s.action.requests();
-            // A list step's main request is its last (the PUT, or the read of
-            // the entries).
-            let command = commands.get(main).map(|c| c.as_slice());
-            seq.serialize_element(&JsonStep {
-                id: &s.id,
-                kind: s.kind(),
-                image: s.image(),
-                arch: s.arch(),
-                tag: s.tag(),
-                platform: s.platform().map(Shown),
-                reference: s.reference(),
-                needs: Needs(plan, idx),
-                external_needs: ExternalIds(s.external_needs()),
-                command: match (command, requests.is_empty()) {
-                    (None, false) => None,
-                    (c, _) => Some(c.unwrap_or(&[])),
-                },
-                commands: &commands,
-                request: requests.first(),
-                requests: &requests,
-                timeout_secs: s.timeout.map(|t| t.as_secs()),
-            })?;
+            seq.serialize_element(&OneStep(plan, idx))?;
         }
         seq.end()
+    }
+}
+
+/// One step of the plan, its commands derived while it is written.
+struct OneStep<'a>(&'a Plan, StepIdx);
+
+impl Serialize for OneStep<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let (plan, idx) = (self.0, self.1);
+        let s = plan.step(idx);
+        let (commands, main) = s.action.commands();
+        let requests = s.action.requests();
+        let command = commands.get(main).map(|c| c.as_slice());
+        JsonStep {
+            id: &s.id,
+            kind: s.kind(),
+            image: s.image(),
+            arch: s.arch(),
+            tag: s.tag(),
+            platform: s.platform().map(Shown),
+            reference: s.reference(),
+            needs: Needs(plan, idx),
+            external_needs: ExternalIds(s.external_needs()),
+            command: match (command, requests.is_empty()) {
+                (None, false) => None,
+                (c, _) => Some(c.unwrap_or(&[])),
+            },
+            commands: &commands,
+            request: requests.first(),
+            requests: &requests,
+            timeout_secs: s.timeout.map(|t| t.as_secs()),
+        }
+        .serialize(ser)
     }
 }
 
@@ -128,12 +137,9 @@ fn single_request(requests: &&[Request]) -> bool {
     requests.len() <= 1
 }
 
-fn no_command(c: &Option<&[String]>) -> bool {
-    c.is_none()
-}
-
+/// The plan's fields before its steps.
 #[derive(Serialize)]
-struct JsonPlan<'a> {
+struct JsonHead<'a> {
     version: u32,
     branch: Option<&'a str>,
     git_tag: Option<&'a str>,
@@ -143,6 +149,12 @@ struct JsonPlan<'a> {
     pull_request: Option<&'a str>,
     atomic: bool,
     engine: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    #[serde(flatten)]
+    head: JsonHead<'a>,
     steps: JsonSteps<'a>,
     skipped: &'a [Skipped],
 }
@@ -165,7 +177,7 @@ fn write_json_styled(
     out: &mut dyn std::io::Write,
     pretty: bool,
 ) -> std::io::Result<()> {
-    let j = JsonPlan {
+    let head = JsonHead {
         version: 1,
         branch: plan.branch.as_deref(),
         git_tag: plan.git_tag.as_deref(),
@@ -175,19 +187,116 @@ fn write_json_styled(
         pull_request: plan.pull_request.as_deref(),
         atomic: plan.atomic,
         engine: plan.engine.program(),
-        steps: JsonSteps(plan),
-        skipped: plan.skipped(),
     };
     // serde_json writes token by token: through a concrete buffer, not a
     // `dyn Write` call per token.
     let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
-    if pretty {
-        serde_json::to_writer_pretty(&mut buf, &j).map_err(std::io::Error::other)?;
+    let workers = workers(plan.steps().len());
+    if pretty || workers < 2 {
+        let j = JsonPlan {
+            head,
+            steps: JsonSteps(plan),
+            skipped: plan.skipped(),
+        };
+        if pretty {
+            serde_json::to_writer_pretty(&mut buf, &j).map_err(std::io::Error::other)?;
+        } else {
+            serde_json::to_writer(&mut buf, &j).map_err(std::io::Error::other)?;
+        }
     } else {
-        serde_json::to_writer(&mut buf, &j).map_err(std::io::Error::other)?;
+        // The same bytes as serde_json's compact form of JsonPlan: the head's
+        // object without its `}`, the steps written by several threads in
+        // blocks and put together in order, then the skipped steps.
+        let mut h = serde_json::to_vec(&head).map_err(std::io::Error::other)?;
+        h.pop();
+        buf.write_all(&h)?;
+        buf.write_all(b",\"steps\":[")?;
+        write_steps_parallel(plan, workers, &mut buf)?;
+        buf.write_all(b"],\"skipped\":")?;
+        serde_json::to_writer(&mut buf, plan.skipped()).map_err(std::io::Error::other)?;
+        buf.write_all(b"}")?;
     }
-    std::io::Write::write_all(&mut buf, b"\n")?;
-    std::io::Write::flush(&mut buf)
+    buf.write_all(b"\n")?;
+    buf.flush()
+}
+
+/// Steps per block of the parallel writer.
+const BLOCK: usize = 512;
+
+/// Threads for writing `steps` steps: one below two blocks, else up to the
+/// machine's cores (at most 8).
+fn workers(steps: usize) -> usize {
+    if steps < 2 * BLOCK {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(steps / BLOCK)
+}
+
+/// The steps' objects, comma-separated, in plan order: worker threads take the
+/// next block of [`BLOCK`] steps and serialise it; this thread writes the
+/// blocks in order as they arrive. A write error stops the workers.
+fn write_steps_parallel(plan: &Plan, workers: usize, out: &mut dyn Write) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let steps = plan.steps().len();
+    let blocks = steps.div_ceil(BLOCK);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<(usize, std::io::Result<Vec<u8>>)>(2 * workers);
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= blocks || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let bytes = block_json(plan, b * BLOCK..steps.min((b + 1) * BLOCK));
+                if tx.send((b, bytes)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut want = 0;
+        let result = (|| {
+            for (b, bytes) in &rx {
+                waiting.insert(b, bytes?);
+                while let Some(bytes) = waiting.remove(&want) {
+                    if want > 0 {
+                        out.write_all(b",")?;
+                    }
+                    out.write_all(&bytes)?;
+                    want += 1;
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        // Dropping the receiver ends a worker blocked on a full channel.
+        drop(rx);
+        result
+    })
+}
+
+/// The comma-separated objects of the steps in `range`.
+fn block_json(plan: &Plan, range: std::ops::Range<usize>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(range.len() * 1024);
+    for (n, i) in range.enumerate() {
+        if n > 0 {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut buf, &OneStep(plan, StepIdx::new(i)))
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(buf)
 }
 
 /// SPEC.md §4: one JSON object.
