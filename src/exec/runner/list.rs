@@ -31,6 +31,9 @@ pub(super) struct Built {
 pub(super) enum Published {
     /// The tag names this run's index.
     Pushed(String),
+    /// A floating tag moved to this run's index: a newer commit's run may move
+    /// it on.
+    Floating(String),
     /// A floating tag left where it was (the digest it names), and why.
     Kept { digest: String, why: String },
 }
@@ -401,7 +404,12 @@ impl EngineRunner {
         match put {
             Ok(d) => {
                 io.line(&format!("{list} → {d}"));
-                self.record(image, list, Published::Pushed(d.clone()));
+                let p = if floating {
+                    Published::Floating(d.clone())
+                } else {
+                    Published::Pushed(d.clone())
+                };
+                self.record(image, list, p);
                 StepResult::pushed(Some(d))
             }
             Err(e) => StepResult::failed(format!("manifest push failed: {e}"), Vec::new()),
@@ -494,7 +502,7 @@ impl EngineRunner {
     /// SPEC.md §2: when the list `tag` names now is of a commit after this
     /// build's (a descendant; or, when either commit is outside the local
     /// history, created later), its digest and `kept TAG at SHORT: newer`.
-    fn newer_there(
+    pub(super) fn newer_there(
         &self,
         io: &StepIo<'_>,
         repo: &Repo,
@@ -512,31 +520,36 @@ impl EngineRunner {
         if now.digest == built.digest {
             return Ok(None);
         }
-        let theirs = index::annotations(&now.bytes);
-        let ours = index::annotations(&built.bytes);
-        let get = |m: &serde_json::Map<String, serde_json::Value>, k: &str| {
-            m.get(k).and_then(|v| v.as_str()).map(str::to_string)
-        };
-        const REVISION: &str = "org.opencontainers.image.revision";
-        const CREATED: &str = "org.opencontainers.image.created";
-        let (Some(their_rev), Some(our_rev)) = (get(&theirs, REVISION), get(&ours, REVISION))
-        else {
-            return Ok(None);
-        };
-        if their_rev == our_rev {
-            return Ok(None);
-        }
-        let short: String = their_rev.chars().take(7).collect();
-        let newer = match GitCli::new(&self.dir).is_ancestor(&our_rev, &their_rev) {
-            Some(descendant) => descendant.then(|| "newer".to_string()),
-            None => match (get(&theirs, CREATED), get(&ours, CREATED)) {
-                (Some(t), Some(o)) if t > o => Some(format!(
-                    "newer ({short} is not in the local history; created {t}, after this commit's {o})"
-                )),
-                _ => None,
-            },
-        };
+        let short = revision(&now.bytes).unwrap_or_default();
+        let short: String = short.chars().take(7).collect();
+        let newer = self.later(&now.bytes, &built.bytes);
         Ok(newer.map(|why| (now.digest, format!("kept {tag} at {short}: {why}"))))
+    }
+
+    /// Why index `a` is of a commit after index `b`'s (its revision a
+    /// descendant of `b`'s; or, when either is outside the local history, its
+    /// `created` later), or `None` when it is not or cannot be told.
+    pub(super) fn later(&self, a: &[u8], b: &[u8]) -> Option<String> {
+        let (ra, rb) = (revision(a)?, revision(b)?);
+        if ra == rb {
+            return None;
+        }
+        match GitCli::new(&self.dir).is_ancestor(&rb, &ra) {
+            Some(descendant) => descendant.then(|| "newer".to_string()),
+            None => {
+                let created = |bytes: &[u8]| {
+                    index::annotations(bytes)
+                        .get("org.opencontainers.image.created")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                };
+                let (ca, cb) = (created(a)?, created(b)?);
+                let short: String = ra.chars().take(7).collect();
+                (ca > cb).then(|| {
+                    format!("newer ({short} is not in the local history; created {ca}, after this commit's {cb})")
+                })
+            }
+        }
     }
 
     pub(super) fn built(&self, list: &str) -> Option<Built> {
@@ -572,6 +585,14 @@ impl EngineRunner {
             })
             .map(|h| h.map(|h| h.digest))
     }
+}
+
+/// An index's `org.opencontainers.image.revision`.
+fn revision(bytes: &[u8]) -> Option<String> {
+    index::annotations(bytes)
+        .get("org.opencontainers.image.revision")?
+        .as_str()
+        .map(str::to_string)
 }
 
 fn e_ref(repo: &Repo, digest: &str) -> String {

@@ -14,6 +14,13 @@ use crate::registry::client::Repo;
 use crate::registry::index;
 use crate::spec::Platform;
 
+/// What became of a floating tag this run moved.
+enum Moved {
+    On,
+    BackAndRestored,
+    Elsewhere,
+}
+
 /// Where a check runs.
 pub(super) struct Target<'a> {
     pub engine: &'a EngineTarget,
@@ -172,7 +179,28 @@ impl EngineRunner {
                 .registry_digest(tag_list, Some(io))
                 .map_err(|e| fail(format!("cannot read {tag_list}: {e}")))?;
             match (p, served) {
-                (Published::Pushed(d), Some(s)) if *d == s => {}
+                (Published::Pushed(d) | Published::Floating(d), Some(s)) if *d == s => {}
+                // Another run moved a floating tag: on to a newer commit (as
+                // it should), or back to an older one (its check raced this
+                // run's push), which this run undoes.
+                (Published::Floating(d), s) => match self.moved(io, tag_list) {
+                    Moved::On => io.line(&format!(
+                        "{tag_list} has moved on from this run's {} to a newer commit's {}",
+                        short_digest(d),
+                        s.as_deref().map_or("nothing".to_string(), short_digest)
+                    )),
+                    Moved::BackAndRestored => io.note(&format!(
+                        "{tag_list} had been moved back to an older commit's list by another run; it names this run's {} again",
+                        short_digest(d)
+                    )),
+                    Moved::Elsewhere => {
+                        return Err(fail(format!(
+                            "{tag_list} names {}, not the index this run pushed ({})",
+                            s.as_deref().map_or("nothing".to_string(), short_digest),
+                            short_digest(d)
+                        )))
+                    }
+                },
                 (Published::Pushed(d), s) => {
                     return Err(fail(format!(
                         "{tag_list} names {}, not the index this run pushed ({})",
@@ -261,5 +289,38 @@ impl EngineRunner {
         }
         io.line(&format!("{list} serves {} as {}", v.platform, entry.digest));
         Ok(format!("{}@{}", repo_of(list), entry.digest))
+    }
+
+    /// Where another run moved the floating `list` this run pushed, by SPEC.md
+    /// §2's rule: on to a later commit's list, or back to an earlier one (then
+    /// this run's index is PUT again: the tag only moves forward).
+    fn moved(&self, io: &StepIo<'_>, list: &str) -> Moved {
+        let (Some((repo, Some(tag))), Some(built)) = (Repo::parse(list), self.built(list)) else {
+            return Moved::Elsewhere;
+        };
+        let Ok(Some(now)) = self
+            .retry
+            .run_registry(&format!("reading {list}"), Some(io), || {
+                self.registry.get_manifest(&repo, &tag)
+            })
+        else {
+            return Moved::Elsewhere;
+        };
+        if self.later(&now.bytes, &built.bytes).is_some() {
+            return Moved::On;
+        }
+        if self.later(&built.bytes, &now.bytes).is_none() {
+            return Moved::Elsewhere;
+        }
+        let put = self
+            .retry
+            .run_registry(&format!("PUT {list}"), Some(io), || {
+                self.registry
+                    .put_manifest(&repo, &tag, built.media_type, &built.bytes)
+            });
+        match put {
+            Ok(_) => Moved::BackAndRestored,
+            Err(_) => Moved::Elsewhere,
+        }
     }
 }

@@ -11,12 +11,10 @@
 //!    one repeats;
 //! 2. else the defaults of a working engine: `version` answers, `build`
 //!    records the platform of its `-t` tag and `image inspect` answers it,
-//!    `run --platform P` prints the uname of P, `push REF` prints (docker) or
-//!    writes to `--digestfile` (podman) `sha256:<sha256 of REF>`, `manifest
-//!    create`/`annotate`/`add` record a list that `manifest push` publishes and
-//!    `manifest inspect LIST` then prints as JSON, `manifest rm` exits 1 (no
-//!    cached list), and per-arch lookups (`manifest inspect --verbose REF`,
-//!    podman's probe list) find nothing in the registry;
+//!    `run --platform P` prints the uname of P, `push REF` writes a config of
+//!    the built platform and a manifest into the directory the fake registry
+//!    serves ([`super::fake_registry`]) and prints (docker) or writes to
+//!    `--digestfile` (podman) the manifest's digest;
 //! 3. anything else fails with exit 64 and says so on stderr.
 
 use std::cell::RefCell;
@@ -301,8 +299,6 @@ impl FakeEngine {
             bin.clone(),
             state.join("calls"),
             state.join("images"),
-            state.join("lists"),
-            state.join("registry"),
             state.join("oci/m"),
             state.join("oci/b"),
         ] {
@@ -483,18 +479,6 @@ uname_of() {
     *) echo unknown ;;
   esac
 }
-# A recorded list ("REF OS ARCH VARIANT" lines) as `manifest inspect` prints it.
-list_json() {
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":['
-  sep=
-  while read -r ref os arch variant; do
-    printf '%s{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":527,"digest":"%s","platform":{"architecture":"%s","os":"%s"' "$sep" "${ref#*@}" "$arch" "$os"
-    [ -n "$variant" ] && printf ',"variant":"%s"' "$variant"
-    printf '}}'
-    sep=,
-  done < "$1"
-  printf ']}\n'
-}
 
 call="$STATE/calls/$(date +%s%N)-$$"
 case "$1" in
@@ -520,7 +504,6 @@ case "$line" in
   "version --format {{.Server.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 20.10.24 ;;
   "version --format {{.Client.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 28.2.2 ;;
   "info --format {{.Version.Version}}") echo 4.3.1 ;;
-  "manifest --help") echo "Usage:  $flavour manifest COMMAND"; echo "Commands:"; echo "  create      Create a local manifest list" ;;
   "build "*)
     ref=$(flag -t "$@")
     flag --platform "$@" > "$STATE/images/$(key "$ref")"
@@ -554,39 +537,6 @@ case "$line" in
       echo "The push refers to repository [${ref%:*}]"
       echo "latest: digest: $d size: 527"
     fi ;;
-  "manifest rm "*) echo "No such manifest: $(last "$@")" >&2; exit 1 ;;
-  "rmi --ignore "*) ;;
-  "manifest create "*docker://*) echo "Error: reading manifest $(last "$@" | sed 's,^docker://,,'): manifest unknown" >&2; exit 1 ;;
-  "manifest create "*)
-    shift 2
-    [ "$1" = --insecure ] && shift
-    : > "$STATE/lists/$(key "$1")"
-    echo "Created manifest list $1" ;;
-  "manifest annotate "*)
-    shift 2
-    v=$(flag --variant "$@")
-    echo "$2 $(flag --os "$@") $(flag --arch "$@") $v" >> "$STATE/lists/$(key "$1")" ;;
-  "manifest add "*)
-    ref=$(last "$@")
-    list=$(eval "printf '%s' \"\${$(($# - 1))}\"")
-    echo "${ref#docker://} $(flag --os "$@") $(flag --arch "$@") $(flag --variant "$@")" >> "$STATE/lists/$(key "$list")" ;;
-  "manifest push "*)
-    case "$(last "$@")" in
-      docker://*) list=$(eval "printf '%s' \"\${$(($# - 1))}\"") ;;
-      *) list=$(last "$@") ;;
-    esac
-    f="$STATE/lists/$(key "$list")"
-    [ -e "$f" ] || { echo "No such manifest: $list" >&2; exit 1; }
-    cp "$f" "$STATE/registry/$(key "$list")"
-    d="sha256:$(sha "$(cat "$f")")"
-    df=$(flag --digestfile "$@")
-    if [ -n "$df" ]; then printf '%s' "$d" > "$df"; else echo "Pushed ref $list@$d"; echo "$d"; fi ;;
-  "manifest inspect "*--verbose*) echo "no such manifest: $(last "$@")" >&2; exit 1 ;;
-  "manifest inspect "*)
-    ref=$(last "$@")
-    f="$STATE/registry/$(key "$ref")"
-    [ -e "$f" ] || { echo "no such manifest: $ref" >&2; exit 1; }
-    list_json "$f" ;;
   "login "*) echo "Login Succeeded" ;;
   *) echo "fake $flavour: unexpected call: $line" >&2; exit 64 ;;
 esac
