@@ -151,8 +151,15 @@ pub fn check_external(
                     .exit
                     .success()
                 }
-                // Lists and per-arch images alike: the registry's API.
-                _ => matches!(runner.registry_digest(reference, None), Ok(Some(_))),
+                // Lists and per-arch images alike: the registry's API. A
+                // registry that refuses the read (401, 403) says why.
+                _ => match runner.registry_digest(reference, None) {
+                    Ok(found) => found.is_some(),
+                    Err(e) => {
+                        missing.push(format!("{} ({reference} cannot be read: {e})", need.id));
+                        continue;
+                    }
+                },
             };
             if !found {
                 let place = if local { "locally" } else { "in the registry" };

@@ -315,7 +315,11 @@ impl EngineRunner {
     }
 
     /// Make the manifests (and their blobs) of `source` available in `target`
-    /// by digest, as `docker manifest push` does: blobs are mounted.
+    /// by digest, as `docker manifest push` does: blobs are mounted. The lists
+    /// of one image share their entries: each is copied once per run, one copy
+    /// at a time (distribution 2.8 can answer a manifest PUT `blob unknown` while
+    /// the same blob is being mounted into the repository by another request;
+    /// such a PUT is tried again after mounting once more).
     fn copy_into(
         &self,
         io: &StepIo<'_>,
@@ -323,29 +327,61 @@ impl EngineRunner {
         target: &Repo,
         manifests: &[Manifest],
     ) -> Result<(), client::Error> {
+        let Ok(mut copied) = self.copied.lock() else {
+            return Err(client::Error::Other("the copy lock is poisoned".into()));
+        };
         for m in manifests {
-            let there =
-                self.retry
-                    .run_registry("checking the list's repository", Some(io), || {
-                        self.registry.head_manifest(target, &m.digest)
-                    })?;
-            if there.is_some() {
+            let key = format!("{target}@{}", m.digest);
+            if copied.contains(&key) {
                 continue;
             }
-            if let Some((config, layers)) = index::image_blobs(&m.bytes) {
-                for b in std::iter::once(&config).chain(layers.iter()) {
-                    self.retry.run_registry("mounting a blob", Some(io), || {
-                        self.registry.mount_blob(target, source, &b.digest)
-                    })?;
+            let mut tries = 0;
+            loop {
+                match self.copy_one(io, source, target, m) {
+                    Ok(()) => break,
+                    Err(e) if e.status() == Some(400) && tries == 0 => {
+                        tries += 1;
+                        io.note(&format!(
+                            "copying {} into {target}: {e}; once more",
+                            m.digest
+                        ));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            self.retry
-                .run_registry("copying a manifest", Some(io), || {
-                    self.registry
-                        .put_manifest(target, &m.digest, &m.media_type, &m.bytes)
-                })?;
+            copied.insert(key);
         }
         Ok(())
+    }
+
+    fn copy_one(
+        &self,
+        io: &StepIo<'_>,
+        source: &Repo,
+        target: &Repo,
+        m: &Manifest,
+    ) -> Result<(), client::Error> {
+        let there = self
+            .retry
+            .run_registry("checking the list's repository", Some(io), || {
+                self.registry.head_manifest(target, &m.digest)
+            })?;
+        if there.is_some() {
+            return Ok(());
+        }
+        if let Some((config, layers)) = index::image_blobs(&m.bytes) {
+            for b in std::iter::once(&config).chain(layers.iter()) {
+                self.retry.run_registry("mounting a blob", Some(io), || {
+                    self.registry.mount_blob(target, source, &b.digest)
+                })?;
+            }
+        }
+        self.retry
+            .run_registry("copying a manifest", Some(io), || {
+                self.registry
+                    .put_manifest(target, &m.digest, &m.media_type, &m.bytes)
+            })
+            .map(|_| ())
     }
 
     pub(super) fn manifest_push(

@@ -62,6 +62,8 @@ pub struct EngineRunner {
     /// named before, so a failed move puts every moved tag back.
     pub atomic: bool,
     tag_moves: Mutex<list::TagMoves>,
+    /// Entries copied into a list's repository (`REPO@DIGEST`), one copy at a time.
+    copied: Mutex<HashSet<String>>,
 }
 
 impl EngineRunner {
@@ -102,6 +104,7 @@ impl EngineRunner {
             unchanged: Default::default(),
             atomic: false,
             tag_moves: Default::default(),
+            copied: Default::default(),
         }
     }
 
