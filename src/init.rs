@@ -469,11 +469,16 @@ version = 1
 registry = "${{MULTIARCH_REGISTRY:-127.0.0.1:5000}}/{project}"
 # jobs = 4                      # steps at once (default: the number of CPUs)
 # timeout = "30m"               # per step
+# builder = "auto"              # docker: BuildKit when the CLI can (buildx, or a
+#                               # CLI before 23.0), else "classic"; `multiarch doctor`
 
 [archs]
 # Every image is built for these (Docker official-image names: each build gets
 # --build-arg ARCH=<name>, so `ARG ARCH` + `FROM ${{ARCH}}/alpine` picks the base
 # of the right arch). Also: arm32v7, arm32v6, i386, ppc64le, s390x, riscv64.
+# With BuildKit, a stage `FROM --platform=$BUILDPLATFORM golang AS build` runs
+# natively and cross-compiles for `ARG TARGETARCH` (amd64, arm, arm64), with no
+# emulation; then `FROM ${{ARCH}}/alpine` + `COPY --from=build /out /app`.
 # Foreign arches run under qemu, or natively on a builder:
 #   [arch.arm64v8]
 #   builder = "ssh://ci@arm64-host"
@@ -515,6 +520,9 @@ command = ["uname", "-m"]
 #                                   args = { BASE = "{image.base}" } + `FROM ${BASE}`
 #   archs = ["amd64"]               instead of [archs] default
 #   verify = { command = ["/app", "--version"], expect = "1.0" }
+#   secrets = { npm = { env = "NPM_TOKEN" } }   BuildKit/podman build secrets:
+#                                   `RUN --mount=type=secret,id=npm` reads them
+#   cache_from = ["{repo}/{arch}:latest"]   reuse the pushed image's layers
 "#,
     );
     for i in images {

@@ -8,12 +8,12 @@ mod run;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::context::{GitCli, GitContext, Overrides};
+use crate::context::{BuilderChoice, DockerCli, GitCli, GitContext, Overrides};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::exit;
 use crate::plan::{self, Host, Plan, PlanOptions, Stage};
-use crate::spec::{parse_duration, EngineKind, Spec};
+use crate::spec::{parse_duration, BuilderSetting, EngineKind, Spec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -229,6 +229,27 @@ pub struct Select {
     /// --pull`), as release pipelines that rebuild on base-image updates do.
     #[arg(long)]
     pub pull: bool,
+    /// The docker builder, overriding [project] builder: auto (BuildKit when the
+    /// docker CLI can), buildkit, classic.
+    #[arg(long, value_enum, value_name = "BUILDER")]
+    pub builder: Option<BuilderArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuilderArg {
+    Auto,
+    Buildkit,
+    Classic,
+}
+
+impl From<BuilderArg> for BuilderSetting {
+    fn from(b: BuilderArg) -> BuilderSetting {
+        match b {
+            BuilderArg::Auto => BuilderSetting::Auto,
+            BuilderArg::Buildkit => BuilderSetting::BuildKit,
+            BuilderArg::Classic => BuilderSetting::Classic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -624,21 +645,73 @@ pub fn load_and_plan(
         None => None,
     };
     let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
+    let engine = select.engine.map(|e| match e {
+        EngineArg::Docker => EngineKind::Docker,
+        EngineArg::Podman => EngineKind::Podman,
+    });
+    let builder = choose_builder(&spec, engine, select.builder, env)?;
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
         stages: select.stages.iter().map(|s| Stage::from(*s)).collect(),
-        engine: select.engine.map(|e| match e {
-            EngineArg::Docker => EngineKind::Docker,
-            EngineArg::Podman => EngineKind::Podman,
-        }),
+        engine,
         changed_files,
         base_sha,
         host: Host::detect(),
         step_timeout,
         no_cache: select.no_cache,
         pull: select.pull,
+        builder,
     };
     let plan = Plan::new(&spec, &ctx, &opts)?;
+    if plan.engine == EngineKind::Docker && opts.builder.mode == crate::spec::BuildMode::Classic {
+        classic_can_build(&spec, &plan, &opts.builder.why)?;
+    }
     Ok((spec, plan))
+}
+
+/// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
+/// builder`, resolved against what the docker CLI can do.
+pub fn choose_builder(
+    spec: &Spec,
+    engine: Option<EngineKind>,
+    flag: Option<BuilderArg>,
+    env: &Environment,
+) -> Result<BuilderChoice, Error> {
+    let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
+    Ok(DockerCli::resolve(
+        flag.map(BuilderSetting::from),
+        spec.project.builder,
+        docker,
+        env,
+        crate::context::ALTERNATIVE_DOCKERS,
+    )?)
+}
+
+/// The classic builder fails on `RUN --mount`: say so before anything runs,
+/// at the Dockerfile's line (a Dockerfile that cannot be read is the build's
+/// to report).
+fn classic_can_build(spec: &Spec, plan: &Plan, why: &str) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for s in plan.steps() {
+        let plan::Action::Build { args, .. } = &s.action else {
+            continue;
+        };
+        if !seen.insert(args.dockerfile.clone()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(spec.dir.join(&args.dockerfile)) else {
+            continue;
+        };
+        if let Some((line, kind)) = crate::spec::buildkit_mount(&text) {
+            return Err(crate::context::ContextError::MountNeedsBuildKit {
+                file: args.dockerfile.clone(),
+                line,
+                kind,
+                why: why.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

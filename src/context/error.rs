@@ -1,4 +1,5 @@
-//! What is wrong with what the command line or git says about the commit (exit 2).
+//! What is wrong with what the command line or git says about the commit (exit 2),
+//! or with the docker CLI a builder needs (exit 3).
 
 use crate::exit;
 
@@ -9,10 +10,29 @@ pub enum ContextError {
     /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
     #[error("{message}")]
     ChangedFiles { rev: String, message: String },
+    /// A Dockerfile mounts a cache or secret and the builder is classic.
+    #[error("{file}:{line} uses `RUN --mount=type={kind}`, which needs BuildKit, and the builder is classic: {why}")]
+    #[diagnostic(help(
+        "use builder = \"buildkit\" (or --builder buildkit), or engine = \"podman\": the classic builder has no `RUN --mount`"
+    ))]
+    MountNeedsBuildKit {
+        file: String,
+        line: usize,
+        kind: &'static str,
+        why: String,
+    },
+    #[error("MULTIARCH_BUILDER=`{given}` is not a builder: auto, buildkit or classic")]
+    BadBuilder { given: String },
+    /// BuildKit was asked for and the docker CLI cannot build with it (exit 3).
+    #[error("{message}")]
+    NoBuildKit { message: String },
 }
 
 impl ContextError {
     pub fn exit_code(&self) -> i32 {
-        exit::USAGE
+        match self {
+            ContextError::NoBuildKit { .. } => exit::ENVIRONMENT,
+            _ => exit::USAGE,
+        }
     }
 }

@@ -9,7 +9,7 @@ mod host;
 pub use ci::{detect_ci, CiInfo};
 pub use error::ContextError;
 pub use git::{Git, GitCli, NoGit};
-pub use host::Host;
+pub use host::{BuilderChoice, DockerCli, Host, ALTERNATIVE_DOCKERS};
 
 use crate::environment::Environment;
 use crate::spec::reference::sanitize_tag;

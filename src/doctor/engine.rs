@@ -4,11 +4,38 @@
 use std::sync::Arc;
 
 use super::{Blame, Check, Doctor, ENGINE_VARS};
+use crate::context::DockerCli;
 use crate::engine::EngineTarget;
 use crate::exec::process::{self, Command, Exit, Output, ProcessTable};
-use crate::spec::{Builder, EngineKind};
+use crate::spec::{Builder, BuilderSetting, EngineKind};
 
 impl Doctor<'_> {
+    /// The docker builder a run would use, and why; what to install when `auto`
+    /// falls back to the classic builder (a warning) or `buildkit` cannot be had.
+    pub(super) fn builder_check(&self, setting: BuilderSetting) -> Check {
+        let alternatives: Vec<&str> = self
+            .docker_alternatives
+            .iter()
+            .map(String::as_str)
+            .collect();
+        match DockerCli::resolve(None, setting, true, self.env, &alternatives) {
+            Ok(c) => {
+                let what = format!("builder: {}: {}", c.mode.describe(), c.why);
+                match c.note {
+                    None => Check::ok(what),
+                    Some(note) => {
+                        let fix = note.split_once("; ").map_or(note.as_str(), |(_, f)| f);
+                        Check::warn(what)
+                            .detail("no cross-compiling FROM --platform=$BUILDPLATFORM stages, build secrets or registry cache")
+                            .fix(fix.to_string())
+                    }
+                }
+            }
+            Err(e) => Check::fail(format!("builder: {e}"), Blame::Environment)
+                .fix("install the buildx plugin, set MULTIARCH_DOCKER to a CLI with BuildKit, or use builder = \"classic\""),
+        }
+    }
+
     pub(super) fn command(&self, argv: Vec<String>) -> Command {
         let mut env: Vec<(String, String)> = ENGINE_VARS
             .iter()

@@ -187,6 +187,7 @@ const ENGINE_VARS: &[&str] = &[
     "CONTAINERS_REGISTRIES_CONF",
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_HOME",
+    "MULTIARCH_DOCKER",
 ];
 
 /// The checks, and what they look at.
@@ -209,6 +210,8 @@ pub struct Doctor<'a> {
     pub timeout: Duration,
     /// `--engine`, overriding `[project] engine`.
     pub engine: Option<EngineKind>,
+    /// Other docker CLIs to suggest when the first one cannot build with BuildKit.
+    pub docker_alternatives: Vec<String>,
 }
 
 impl<'a> Doctor<'a> {
@@ -223,6 +226,10 @@ impl<'a> Doctor<'a> {
             binfmts_db: PathBuf::from("/var/lib/binfmts"),
             timeout: Duration::from_secs(20),
             engine: None,
+            docker_alternatives: crate::context::ALTERNATIVE_DOCKERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -262,8 +269,13 @@ impl<'a> Doctor<'a> {
             machine.push(c);
         }
         // Lists are made over the registry's API: no `manifest` command is needed.
-        if installed && engine == EngineKind::Podman {
-            machine.push(podman_rlimit_check());
+        if installed {
+            if engine == EngineKind::Podman {
+                machine.push(podman_rlimit_check());
+            } else {
+                let setting = spec.as_ref().map(|s| s.project.builder).unwrap_or_default();
+                machine.push(self.builder_check(setting));
+            }
         }
         if let Some(s) = &spec {
             machine.extend(self.emulation_checks(s));

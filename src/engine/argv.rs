@@ -3,7 +3,7 @@
 //! shell. Each function asks the target's [`Engine`](super::Engine) for its shape.
 
 use super::{engine, Engine};
-use crate::spec::{Builder, EngineKind, Platform};
+use crate::spec::{BuildMode, Builder, EngineKind, Platform, SecretSource};
 
 /// Shown in the plan where a command writes a digest to a file made at run time.
 pub const DIGEST_FILE: &str = "<digest file>";
@@ -50,6 +50,28 @@ pub struct BuildArgs {
     pub no_cache: bool,
     /// `--pull`: fetch newer base images before building.
     pub pull: bool,
+    /// The docker builder (podman builds with buildah whatever this says).
+    pub mode: BuildMode,
+    /// `--secret id=ID,src=FILE` for each; in the plan the file is
+    /// [`secret_file`]`(ID)`, written only while the step runs.
+    pub secrets: Vec<SecretMount>,
+    /// The image is pushed: BuildKit writes inline cache metadata into it, so
+    /// that `cache_from` can reuse its layers on another machine.
+    pub inline_cache: bool,
+}
+
+/// A build secret as the build command names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    pub src: String,
+    /// Where the runner reads the value (never part of an argv).
+    pub from: SecretSource,
+}
+
+/// Shown in the plan where a secret's file is made at run time.
+pub fn secret_file(id: &str) -> String {
+    format!("<file of secret {id}>")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +123,10 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     for c in &a.cache_from {
         v.push("--cache-from".into());
         v.push(c.clone());
+    }
+    for s in &a.secrets {
+        v.push("--secret".into());
+        v.push(format!("id={},src={}", s.id, s.src));
     }
     v.push("-f".into());
     v.push(a.dockerfile.clone());

@@ -18,7 +18,7 @@ pub mod podman;
 use std::path::PathBuf;
 
 pub use answers::find_digest;
-pub use argv::{BuildArgs, EngineTarget, Pull, RunCommand};
+pub use argv::{secret_file, BuildArgs, EngineTarget, Pull, RunCommand, SecretMount};
 pub use docker::Docker;
 pub use podman::Podman;
 
@@ -174,6 +174,12 @@ pub trait Engine: std::fmt::Debug + Sync {
     /// `build --build-arg ARCH=…`: the same flags for docker and podman.
     fn build(&self, t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
         argv::build_flags(t.base(), a)
+    }
+
+    /// Environment of the build command alone, over [`Engine::env`] (docker's
+    /// BuildKit without buildx: `DOCKER_BUILDKIT=1`).
+    fn build_env(&self, _a: &BuildArgs) -> Vec<(String, String)> {
+        Vec::new()
     }
 
     /// Prints `os/arch[/variant]` of a local image.

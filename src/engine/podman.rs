@@ -143,8 +143,15 @@ impl Engine for Podman {
                 repos.push(repo);
             }
         }
+        let layers = !repos.is_empty();
         a.cache_from = repos;
-        argv::build_flags(t.base(), &a)
+        let mut v = argv::build_flags(t.base(), &a);
+        if layers {
+            // Cached layers are only used (and kept) with `--layers`.
+            let at = v.len() - 1;
+            v.insert(at, "--layers".into());
+        }
+        v
     }
 
     /// Podman's image inspect has no variant field: `os/arch` only.
@@ -404,8 +411,24 @@ mod tests {
             context: "app".into(),
             no_cache: false,
             pull: false,
+            mode: crate::spec::BuildMode::Buildx,
+            secrets: vec![crate::engine::SecretMount {
+                id: "npm".into(),
+                src: "/run/x/npm".into(),
+                from: crate::spec::SecretSource::Env("NPM_TOKEN".into()),
+            }],
+            inline_cache: true,
         };
         let v = Podman.build(&t, &a);
+        assert_eq!(
+            v[..2],
+            s(&["podman", "build"]),
+            "docker's builder is not podman's"
+        );
+        assert!(!v.iter().any(|x| x.contains("BUILDKIT")), "{v:?}");
+        let i = v.iter().position(|x| x == "--secret").unwrap();
+        assert_eq!(v[i + 1], "id=npm,src=/run/x/npm");
+        assert_eq!(v[v.len() - 2], "--layers", "cached layers need --layers");
         let i = v.iter().position(|x| x == "--cache-from").unwrap();
         assert_eq!(v[i + 1], "reg/app/amd64");
         assert_eq!(v.iter().filter(|x| *x == "--cache-from").count(), 1);

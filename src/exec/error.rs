@@ -38,6 +38,10 @@ pub enum RunError {
     ExternalNeedsMissing { missing: Vec<String> },
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A build secret's value cannot be read (said before any build runs).
+    #[error("build secret `{id}`: {detail}")]
+    #[diagnostic(help("a secret comes from an environment variable that is set, or a readable file ([[image]] secrets)"))]
+    SecretUnavailable { id: String, detail: String },
 }
 
 /// The engine's preparation for the run could not be made.
@@ -70,7 +74,8 @@ impl RunError {
             RunError::EngineUnreachable { .. }
             | RunError::LoginFailed { .. }
             | RunError::EmulationMissing(_)
-            | RunError::Session(_) => exit::ENVIRONMENT,
+            | RunError::Session(_)
+            | RunError::SecretUnavailable { .. } => exit::ENVIRONMENT,
             RunError::ExternalNeedsMissing { .. } => exit::STEP_FAILED,
         }
     }

@@ -10,6 +10,7 @@ pub mod process;
 pub mod qemu;
 pub mod retry;
 pub mod runner;
+pub mod secrets;
 pub mod session;
 
 use std::sync::Arc;
@@ -130,10 +131,22 @@ pub fn run(
     if let Some(c) = &creds {
         secrets.push(c.password.clone());
     }
+    let build_secrets = secrets::SecretValues::read(plan, env)?;
+    secrets.extend(build_secrets.to_mask());
     let masker = Masker::new(&secrets);
+    if let Some(n) = &plan.builder.note {
+        if plan.engine == crate::spec::EngineKind::Docker {
+            note(reporter, &masker, "builder", n.clone());
+        }
+    }
     // The engine's preparation (podman: a registries.conf for plain-HTTP
     // registries) applies to login and the registry checks too.
     let mut runner = EngineRunner::for_plan(plan, env)?;
+    runner.secrets = build_secrets;
+    // The docker CLI the caller's environment names (process::spawn reads it).
+    if let Some(d) = env.non_empty("MULTIARCH_DOCKER") {
+        runner.env.push(("MULTIARCH_DOCKER".into(), d.to_string()));
+    }
     for n in runner.notes() {
         note(reporter, &masker, "engine", n.clone());
     }

@@ -142,8 +142,22 @@ impl Command {
 /// it falls back to `fork`, which copies this process's page tables on every
 /// step (about 1 ms per step more than `make -j`: docs/benchmarks.md). A name
 /// found nowhere is left as it is, so the error is the usual "not found".
+/// `docker` is `$MULTIARCH_DOCKER` when that is set (the command's, else this
+/// process's): the docker CLI of every docker command multiarch runs.
 fn resolve_program(prog: &str, env: &[(String, String)]) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
+    if prog == "docker" {
+        let chosen = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "MULTIARCH_DOCKER")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("MULTIARCH_DOCKER").ok())
+            .filter(|v| !v.is_empty());
+        if let Some(d) = chosen.filter(|d| d != "docker") {
+            return resolve_program(&d, env);
+        }
+    }
     if prog.contains('/') {
         return PathBuf::from(prog);
     }

@@ -44,6 +44,20 @@ pub enum PlanError {
         rendered: String,
         reason: String,
     },
+    /// Secrets with the classic builder that `--builder` or `auto` chose (the
+    /// file's own `builder = "classic"` is refused when it is loaded).
+    #[error(
+        "image `{image}` has the build secret `{secret}`{at}, and the builder is classic: {why}"
+    )]
+    #[diagnostic(help(
+        "use builder = \"buildkit\" (or --builder buildkit), or engine = \"podman\": the classic builder has no `--secret`"
+    ))]
+    SecretsNeedBuildKit {
+        image: String,
+        secret: String,
+        at: String,
+        why: String,
+    },
     /// A bug in the planner, never a user's mistake.
     #[error("internal: {0}")]
     Internal(String),

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 pub use action::{Action, Check, Expect, ListEntry, Request};
 pub use error::PlanError;
 pub use id::{Name, SkipId, Stage, StepId, StepIdx, StepKind};
-pub use options::{Host, PlanOptions};
+pub use options::{BuilderChoice, Host, PlanOptions};
 pub use publish::decide_publish;
 pub use render::{
     render_dot, render_json, render_text, shell_quote, write_json, write_json_compact,
@@ -57,6 +57,8 @@ pub struct Plan {
     pub immutable_refs: bool,
     /// `[project] insecure_registries`.
     pub insecure_registries: Vec<String>,
+    /// The docker builder and why (docker only).
+    pub builder: BuilderChoice,
     steps: Vec<Step>,
     /// An edge from each need to the step that needs it, over step indices.
     graph: Dag,
@@ -87,6 +89,7 @@ impl Plan {
             retries: None,
             immutable_refs: false,
             insecure_registries: Vec::new(),
+            builder: BuilderChoice::default(),
             steps: Vec::new(),
             graph: Dag::default(),
             skipped: Vec::new(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use globset::GlobSetBuilder;
 
 use super::{PlanError, Stage};
-pub use crate::context::Host;
+pub use crate::context::{BuilderChoice, Host};
 use crate::spec::{EngineKind, Platform, Spec};
 
 /// What to plan: selection, stages, engine.
@@ -31,6 +31,9 @@ pub struct PlanOptions {
     pub no_cache: bool,
     /// `--pull`: builds fetch newer base images first.
     pub pull: bool,
+    /// The docker builder, as the CLI's detection resolved `[project] builder`
+    /// (`--builder`); podman ignores it.
+    pub builder: BuilderChoice,
 }
 
 impl Default for PlanOptions {
@@ -46,6 +49,7 @@ impl Default for PlanOptions {
             step_timeout: None,
             no_cache: false,
             pull: false,
+            builder: BuilderChoice::default(),
         }
     }
 }

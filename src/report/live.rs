@@ -59,6 +59,8 @@ pub struct LiveReporter<W: Write> {
     mp: MultiProgress,
     overall: Option<ProgressBar>,
     bars: HashMap<String, ProgressBar>,
+    /// BuildKit's steps seen in each running build's output.
+    builds: HashMap<String, super::buildkit::BuildProgress>,
     out: W,
     opts: LiveOptions,
     info: PlanInfo,
@@ -76,6 +78,7 @@ impl<W: Write> LiveReporter<W> {
             mp: MultiProgress::with_draw_target(target),
             overall: None,
             bars: HashMap::new(),
+            builds: HashMap::new(),
             out,
             opts,
             info: PlanInfo::default(),
@@ -241,8 +244,11 @@ impl<W: Write> Reporter for LiveReporter<W> {
                 }
                 if let Some(pb) = self.bars.get(id) {
                     let clean = clean.trim();
-                    if !clean.is_empty() {
-                        pb.set_message(clean.to_string());
+                    let build = self.builds.entry(id.clone()).or_default();
+                    match build.detail(clean) {
+                        Some(step) => pb.set_message(step),
+                        None if !clean.is_empty() => pb.set_message(clean.to_string()),
+                        None => {}
                     }
                 }
             }
@@ -254,6 +260,7 @@ impl<W: Write> Reporter for LiveReporter<W> {
                 ));
             }
             RunEvent::StepFinished(r) => {
+                self.builds.remove(&r.id);
                 if let Some(pb) = self.bars.remove(&r.id) {
                     pb.finish_and_clear();
                     self.mp.remove(&pb);

@@ -3,6 +3,7 @@
 //! The scheduler knows nothing about terminals: every reporter is fed only
 //! [`RunEvent`]s (already masked), plus what [`PlanInfo`] says about the plan.
 
+pub mod buildkit;
 pub mod error;
 pub mod grouped;
 pub mod info;

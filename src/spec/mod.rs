@@ -60,6 +60,93 @@ pub struct Project {
     pub retries: Option<u32>,
     pub insecure_registries: Vec<String>,
     pub allow_secret_args: Vec<String>,
+    /// `builder`: how docker builds (podman always builds with buildah).
+    pub builder: BuilderSetting,
+}
+
+/// `[project] builder` (and `--builder`): which docker builder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuilderSetting {
+    /// BuildKit when the docker CLI can, else classic with a note.
+    #[default]
+    Auto,
+    BuildKit,
+    Classic,
+}
+
+impl BuilderSetting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderSetting::Auto => "auto",
+            BuilderSetting::BuildKit => "buildkit",
+            BuilderSetting::Classic => "classic",
+        }
+    }
+}
+
+/// The docker builder a run uses, resolved from [`BuilderSetting`] and what the
+/// docker CLI can do (`context::DockerCli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildMode {
+    /// The legacy builder, `DOCKER_BUILDKIT=0 docker build`.
+    #[default]
+    Classic,
+    /// `DOCKER_BUILDKIT=1 docker build`: a CLI with BuildKit built in (< 23.0).
+    BuildKit,
+    /// `docker buildx build --load`: the buildx plugin.
+    Buildx,
+}
+
+impl BuildMode {
+    pub fn is_buildkit(self) -> bool {
+        self != BuildMode::Classic
+    }
+
+    /// As `plan`, `doctor` and the notes name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BuildMode::Classic => "classic (DOCKER_BUILDKIT=0 docker build)",
+            BuildMode::BuildKit => "buildkit (DOCKER_BUILDKIT=1 docker build)",
+            BuildMode::Buildx => "buildkit (docker buildx build --load)",
+        }
+    }
+}
+
+/// The first `RUN --mount=type=cache|secret|ssh` of a Dockerfile's text: its
+/// line (1-based) and the mount's type. Those need BuildKit; the classic builder
+/// fails on them with a parse error.
+pub fn buildkit_mount(dockerfile: &str) -> Option<(usize, &'static str)> {
+    for (n, line) in dockerfile.lines().enumerate() {
+        let l = line.trim_start();
+        let is_run = l.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("run "));
+        if !is_run {
+            continue;
+        }
+        for kind in ["cache", "secret", "ssh"] {
+            if l.contains(&format!("--mount=type={kind}")) {
+                return Some((n + 1, kind));
+            }
+        }
+    }
+    None
+}
+
+/// A build secret of an image: `RUN --mount=type=secret,id=ID` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub id: String,
+    pub source: SecretSource,
+    /// The `id = { … }` entry in the file.
+    pub span: Range<usize>,
+}
+
+/// Where a secret's value comes from at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretSource {
+    /// An environment variable, by name.
+    Env(String),
+    /// A file (`~/` expanded; relative paths are relative to the spec's directory).
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -235,6 +322,8 @@ pub struct Image {
     pub arch_arg: String,
     pub labels: Vec<(String, Template)>,
     pub cache_from: Vec<Template>,
+    /// Build secrets (BuildKit, podman).
+    pub secrets: Vec<Secret>,
     /// Globs of the files this image is built from (for `--changed-since`).
     pub paths: Vec<String>,
     pub depends_on: Vec<String>,
@@ -375,6 +464,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildkit_mounts_are_found_in_run_lines_only() {
+        let f = "FROM x\n# RUN --mount=type=cache,target=/c\nrun --mount=type=cache,target=/root/.cache go build\n";
+        assert_eq!(buildkit_mount(f), Some((3, "cache")));
+        assert_eq!(
+            buildkit_mount("FROM x\nRUN --mount=type=secret,id=npm npm ci\n"),
+            Some((2, "secret"))
+        );
+        assert_eq!(buildkit_mount("FROM x\nRUN make\n"), None);
+    }
 
     #[test]
     fn durations() {

@@ -49,6 +49,18 @@ pub struct RawProject {
     pub retries: Option<Sp<i64>>,
     pub insecure_registries: Vec<Sp<String>>,
     pub allow_secret_args: Vec<Sp<String>>,
+    pub builder: Option<Sp<String>>,
+}
+
+/// `secrets = { ID = { env = "NAME" } | { file = "PATH" } }`: one entry.
+#[derive(Debug, Clone)]
+pub struct RawSecret {
+    pub id: Sp<String>,
+    /// `env` or `file`.
+    pub kind: Sp<String>,
+    /// The variable's name, or the path (`~/` expanded with `$HOME`).
+    pub value: Sp<String>,
+    pub span: Range<usize>,
 }
 
 #[derive(Debug)]
@@ -128,6 +140,7 @@ pub struct RawImage {
     pub arch_arg: Option<Sp<String>>,
     pub labels: Vec<(Sp<String>, Template)>,
     pub cache_from: Vec<Template>,
+    pub secrets: Vec<RawSecret>,
     pub paths: Option<Vec<Sp<String>>>,
     pub depends_on: Vec<Sp<String>>,
     pub timeout: Option<Sp<String>>,
@@ -474,6 +487,7 @@ impl<'a> Reader<'a> {
                 "retries",
                 "insecure_registries",
                 "allow_secret_args",
+                "builder",
             ],
             "[project]",
         );
@@ -484,6 +498,9 @@ impl<'a> Reader<'a> {
                         self.string("project.registry", v, "registry = \"127.0.0.1:5000/acme\"")
                 }
                 "engine" => p.engine = self.string("project.engine", v, "engine = \"docker\""),
+                "builder" => {
+                    p.builder = self.string("project.builder", v, "builder = \"buildkit\"")
+                }
                 "jobs" => p.jobs = self.int("project.jobs", v, "jobs = 4"),
                 "timeout" => p.timeout = self.string("project.timeout", v, "timeout = \"30m\""),
                 "retries" => p.retries = self.int("project.retries", v, "retries = 3"),
@@ -718,6 +735,7 @@ impl<'a> Reader<'a> {
                 "arch_arg",
                 "labels",
                 "cache_from",
+                "secrets",
                 "paths",
                 "depends_on",
                 "timeout",
@@ -738,6 +756,7 @@ impl<'a> Reader<'a> {
             arch_arg: None,
             labels: Vec::new(),
             cache_from: Vec::new(),
+            secrets: Vec::new(),
             paths: None,
             depends_on: Vec::new(),
             timeout: None,
@@ -770,6 +789,7 @@ impl<'a> Reader<'a> {
                     img.cache_from =
                         self.templates("cache_from", v, "cache_from = [\"{repo}/{arch}:latest\"]")
                 }
+                "secrets" => img.secrets = self.secrets(v),
                 "paths" => {
                     img.paths = self
                         .strings("paths", v, "paths = [\"services/api/**\"]")
@@ -796,6 +816,87 @@ impl<'a> Reader<'a> {
             }
         }
         Some(img)
+    }
+
+    /// `secrets = { npm = { env = "NPM_TOKEN" }, netrc = { file = "~/.netrc" } }`.
+    /// An `env` source must be set now: the build needs it, as `${NAME}` does.
+    fn secrets(&mut self, node: &Node<'_>) -> Vec<RawSecret> {
+        const EX: &str =
+            "secrets = { npm = { env = \"NPM_TOKEN\" }, netrc = { file = \"~/.netrc\" } }";
+        let mut out = Vec::new();
+        let Some(t) = self.table("secrets", node, EX) else {
+            return out;
+        };
+        for (id, v) in t.iter() {
+            let Some(st) = self.table(&format!("secrets.{}", id.get_ref()), v, EX) else {
+                continue;
+            };
+            let entries: Vec<_> = st.iter().collect();
+            let [(kind, value)] = entries.as_slice() else {
+                self.problems.push(
+                    Problem::new(
+                        "bad-secret",
+                        v.span(),
+                        format!("secret `{}` needs exactly one source", id.get_ref()),
+                        "one of `env` or `file`",
+                    )
+                    .help("for example: npm = { env = \"NPM_TOKEN\" } or netrc = { file = \"~/.netrc\" }"),
+                );
+                continue;
+            };
+            let k: &str = kind.get_ref();
+            if k != "env" && k != "file" {
+                self.problems.push(
+                    Problem::new(
+                        "unknown-secret-source",
+                        kind.span(),
+                        format!("unknown secret source `{k}`"),
+                        "not a source",
+                    )
+                    .help(did_you_mean(k, ["env", "file"]).unwrap_or_else(
+                        || "a secret comes from `env = \"NAME\"` or `file = \"PATH\"`".into(),
+                    )),
+                );
+                continue;
+            }
+            let Some(mut val) = self.string(&format!("secrets.{}.{k}", id.get_ref()), value, EX)
+            else {
+                continue;
+            };
+            if k == "env" && self.env.get(&val.value).is_none() {
+                self.problems.push(
+                    Problem::new(
+                        "missing-secret",
+                        val.span.clone(),
+                        format!(
+                            "secret `{}` comes from ${}, which is not set",
+                            id.get_ref(),
+                            val.value
+                        ),
+                        "not set",
+                    )
+                    .help(format!(
+                        "export {} before running multiarch (in CI: a masked variable)",
+                        val.value
+                    )),
+                );
+                continue;
+            }
+            if k == "file" {
+                if let (Some(rest), Some(home)) =
+                    (val.value.strip_prefix("~/"), self.env.get("HOME"))
+                {
+                    val.value = format!("{}/{rest}", home.trim_end_matches('/'));
+                }
+            }
+            out.push(RawSecret {
+                id: Sp::new(id.get_ref().to_string(), id.span()),
+                kind: Sp::new(k.to_string(), kind.span()),
+                value: val,
+                span: id.span().start..v.span().end,
+            });
+        }
+        out
     }
 
     /// `verify = { command = [...], expect = "...", entrypoint = true }` of an

@@ -9,14 +9,19 @@ mod load;
 
 use crate::diagnostic::{closest, did_you_mean, Problem, SourceFile};
 use crate::spec::arch::{self, Arch, Builder, Platform};
-use crate::spec::raw::{RawArchDef, RawFile, RawImage, RawImageVerify, RawPerArch, Sp};
+use crate::spec::raw::{RawArchDef, RawFile, RawImage, RawImageVerify, RawPerArch, RawSecret, Sp};
 use crate::spec::reference::{self, is_valid_tag};
 use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
-    glob, parse_duration, ArchBuild, Ci, EngineKind, Image, IndexFormat, ManifestTag, Patterns,
-    Project, Publish, PushMode, Qemu, Spec, Tags, Verify, VerifyCheck, UNAME_CHECK,
+    glob, parse_duration, ArchBuild, BuilderSetting, Ci, EngineKind, Image, IndexFormat,
+    ManifestTag, Patterns, Project, Publish, PushMode, Qemu, Secret, SecretSource, Spec, Tags,
+    Verify, VerifyCheck, UNAME_CHECK,
 };
+
+/// What to do about secrets (or cache mounts) with the classic builder.
+pub const SECRETS_HELP: &str =
+    "use builder = \"buildkit\" (or --builder buildkit), or engine = \"podman\": the classic builder has no `--secret`";
 
 const DEFAULT_ARCHS: &[&str] = &["amd64", "arm64v8"];
 const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
@@ -245,7 +250,33 @@ impl Validator<'_> {
         for a in &p.allow_secret_args {
             allow.push(a.value.clone());
         }
+        let builder = match p
+            .builder
+            .as_ref()
+            .map(|b| (b.value.as_str(), b.span.clone()))
+        {
+            None | Some(("auto", _)) => BuilderSetting::Auto,
+            Some(("buildkit", _)) => BuilderSetting::BuildKit,
+            Some(("classic", _)) => BuilderSetting::Classic,
+            Some((other, span)) => {
+                self.push(
+                    Problem::new(
+                        "unknown-builder",
+                        span,
+                        format!("unknown builder `{other}`"),
+                        "not a docker builder",
+                    )
+                    .help(
+                        did_you_mean(other, ["auto", "buildkit", "classic"]).unwrap_or_else(|| {
+                            "builder is \"auto\", \"buildkit\" or \"classic\"".into()
+                        }),
+                    ),
+                );
+                BuilderSetting::Auto
+            }
+        };
         Project {
+            builder,
             registry,
             engine,
             jobs,
@@ -1126,6 +1157,7 @@ impl Validator<'_> {
         for c in &ri.cache_from {
             self.check_vars(c, &allowed, "cache_from", true);
         }
+        let secrets = self.secrets(&ri.secrets, project);
         let timeout = ri.timeout.as_ref().and_then(|t| self.duration(t));
         let base_check = VerifyCheck {
             command: verify.command.clone(),
@@ -1326,12 +1358,81 @@ impl Validator<'_> {
                 .map(|(k, v)| (k.value.clone(), v.clone()))
                 .collect(),
             cache_from: ri.cache_from.clone(),
+            secrets,
             paths,
             depends_on: ri.depends_on.iter().map(|d| d.value.clone()).collect(),
             timeout,
             span: ri.span.clone(),
             name_span: name.span.clone(),
         })
+    }
+
+    /// An image's build secrets: ids BuildKit accepts, files that exist, and a
+    /// builder that can mount them.
+    fn secrets(&mut self, raw: &[RawSecret], project: &Project) -> Vec<Secret> {
+        let mut out = Vec::new();
+        for s in raw {
+            if s.id.value.is_empty()
+                || !s
+                    .id
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                self.push(
+                    Problem::new(
+                        "bad-secret",
+                        s.id.span.clone(),
+                        format!("`{}` is not a valid secret id", s.id.value),
+                        "invalid id",
+                    )
+                    .help("secret ids are letters, digits, `_`, `.` and `-`: `RUN --mount=type=secret,id=npm` reads the secret `npm`"),
+                );
+                continue;
+            }
+            let source = if s.kind.value == "env" {
+                SecretSource::Env(s.value.value.clone())
+            } else {
+                let path = self.dir.join(&s.value.value);
+                if !path.is_file() {
+                    self.push(
+                        Problem::new(
+                            "missing-secret",
+                            s.value.span.clone(),
+                            format!("secret `{}`: no file `{}`", s.id.value, s.value.value),
+                            "no such file",
+                        )
+                        .help(format!(
+                            "relative paths are relative to the directory of multiarch.toml ({}); `~/` is $HOME",
+                            self.dir.display()
+                        )),
+                    );
+                    continue;
+                }
+                SecretSource::File(path)
+            };
+            if project.engine == EngineKind::Docker && project.builder == BuilderSetting::Classic {
+                self.push(
+                    Problem::new(
+                        "secret-needs-buildkit",
+                        s.span.clone(),
+                        format!(
+                            "secret `{}` needs BuildKit, and [project] builder = \"classic\"",
+                            s.id.value
+                        ),
+                        "the classic builder cannot mount secrets",
+                    )
+                    .help(SECRETS_HELP),
+                );
+                continue;
+            }
+            out.push(Secret {
+                id: s.id.value.clone(),
+                source,
+                span: s.span.clone(),
+            });
+        }
+        out
     }
 
     fn check_target(&mut self, t: &Sp<String>) {

@@ -5,6 +5,8 @@
 
 mod support;
 
+mod builders;
+mod buildkit;
 mod ci_generation;
 mod diagnostics;
 mod engine;

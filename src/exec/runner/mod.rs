@@ -39,6 +39,8 @@ pub struct EngineRunner {
     session: Session,
     /// Retries of registry commands.
     pub retry: RetryPolicy,
+    /// The values of the plan's build secrets, written to files per build.
+    pub secrets: super::secrets::SecretValues,
     /// Registries to reach over plain HTTP besides loopback.
     pub insecure: Vec<String>,
     /// `--skip-existing`: an arch whose immutable per-arch reference is already in
@@ -90,6 +92,7 @@ impl EngineRunner {
             env: session.env.clone(),
             session,
             retry: RetryPolicy::default(),
+            secrets: Default::default(),
             skip_existing: false,
             insecure: Vec::new(),
             existing: Default::default(),

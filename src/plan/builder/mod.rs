@@ -217,6 +217,7 @@ impl<'a> PlanBuilder<'a> {
         plan.retries = spec.project.retries;
         plan.immutable_refs = spec.tags.arch.uses("sha") || spec.tags.arch.uses("short_sha");
         plan.insecure_registries = spec.project.insecure_registries.clone();
+        plan.builder = self.opts.builder.clone();
         Ok(plan)
     }
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use super::labels::oci_labels;
 use super::{PlanBuilder, Slot};
-use crate::engine::argv::{BuildArgs, EngineTarget};
+use crate::engine::argv::{secret_file, BuildArgs, EngineTarget, SecretMount};
 use crate::plan::{Action, Check, Need, PlanError, SkipId, Skipped, Stage, StepKind};
-use crate::spec::{Arch, ArchBuild, Image, PushMode};
+use crate::spec::{Arch, ArchBuild, BuildMode, EngineKind, Image, PushMode};
 
 impl PlanBuilder<'_> {
     /// Every selected arch of image `i`; for each arch position, whether its
@@ -129,6 +129,26 @@ impl PlanBuilder<'_> {
                 }
             }
         }
+        if self.engine == EngineKind::Docker && !self.opts.builder.mode.is_buildkit() {
+            if let Some(s) = img.secrets.first() {
+                let (line, _) = self.spec.source.line_col(s.span.start);
+                return Err(PlanError::SecretsNeedBuildKit {
+                    image: img.name.clone(),
+                    secret: s.id.clone(),
+                    at: format!(" ({}:{line})", self.spec.source.name()),
+                    why: self.opts.builder.why.clone(),
+                });
+            }
+        }
+        let secrets = img
+            .secrets
+            .iter()
+            .map(|s| SecretMount {
+                id: s.id.clone(),
+                src: secret_file(&s.id),
+                from: s.source.clone(),
+            })
+            .collect();
         Ok(BuildArgs {
             arch_arg: (img.arch_arg.clone(), a.clone()),
             platform: arch.platform.clone(),
@@ -141,6 +161,12 @@ impl PlanBuilder<'_> {
             context: img.context.display().to_string(),
             no_cache: self.opts.no_cache,
             pull: self.opts.pull,
+            mode: match self.engine {
+                EngineKind::Docker => self.opts.builder.mode,
+                EngineKind::Podman => BuildMode::Buildx,
+            },
+            secrets,
+            inline_cache: self.pushes,
         })
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::io::Write;
 
 use crate::plan::{Plan, Request, Skipped, StepId, StepIdx, StepKind};
-use crate::spec::Platform;
+use crate::spec::{BuildMode, Platform};
 
 #[derive(Serialize)]
 struct JsonStep<'a> {
@@ -149,6 +149,16 @@ struct JsonHead<'a> {
     pull_request: Option<&'a str>,
     atomic: bool,
     engine: &'a str,
+    /// The docker builder and why (docker only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    builder: Option<JsonBuilder<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonBuilder<'a> {
+    /// `classic`, `buildkit` (`DOCKER_BUILDKIT=1 docker build`) or `buildx`.
+    mode: &'a str,
+    why: &'a str,
 }
 
 #[derive(Serialize)]
@@ -187,6 +197,14 @@ fn write_json_styled(
         pull_request: plan.pull_request.as_deref(),
         atomic: plan.atomic,
         engine: plan.engine.program(),
+        builder: (plan.engine == crate::spec::EngineKind::Docker).then(|| JsonBuilder {
+            mode: match plan.builder.mode {
+                BuildMode::Classic => "classic",
+                BuildMode::BuildKit => "buildkit",
+                BuildMode::Buildx => "buildx",
+            },
+            why: &plan.builder.why,
+        }),
     };
     // serde_json writes token by token: through a concrete buffer, not a
     // `dyn Write` call per token.

@@ -38,6 +38,14 @@ pub fn render_text(plan: &Plan) -> String {
         },
         plan.publish_reason
     );
+    if plan.engine == crate::spec::EngineKind::Docker && plan.builder.mode.is_buildkit() {
+        let _ = writeln!(
+            o,
+            "builder: {}: {}",
+            plan.builder.mode.describe(),
+            plan.builder.why
+        );
+    }
     if plan.atomic && plan.publish {
         let _ = writeln!(o, "atomic: no list is pushed unless every image succeeds");
     }

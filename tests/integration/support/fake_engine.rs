@@ -341,6 +341,11 @@ impl FakeEngine {
         &self.marker
     }
 
+    /// A file the fake wrote into its state (`buildkit`, `secret-seen`, …).
+    pub fn state(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.state.join(name)).ok()
+    }
+
     /// Whether a [`Reply::hang`] has started.
     pub fn hanging(&self) -> bool {
         self.state.join("hanging").exists()
@@ -495,6 +500,20 @@ else
 fi
 mv "$call.tmp" "$call.argv"
 
+# What a build sees, whatever its rule does: its DOCKER_BUILDKIT, its secret's file.
+case "$line" in
+  "build "*)
+    printf '%s' "${DOCKER_BUILDKIT:-}" > "$STATE/buildkit"
+    s=$(flag --secret "$@")
+    if [ -n "$s" ]; then
+      src=${s#*src=}
+      cp "$src" "$STATE/secret-seen"
+      stat -c %a "$src" > "$STATE/secret-mode"
+      stat -c %a "${src%/*}" > "$STATE/secret-dir-mode"
+      printf '%s' "$src" > "$STATE/secret-path"
+    fi ;;
+esac
+
 @REPLIES@
 case "$line" in
 @RULES@
@@ -503,6 +522,7 @@ esac
 case "$line" in
   "version --format {{.Server.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 20.10.24 ;;
   "version --format {{.Client.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 28.2.2 ;;
+  "--version") [ "$flavour" = podman ] && echo "podman version 4.3.1" || echo "Docker version 28.2.2, build e6534b4" ;;
   "info --format {{.Version.Version}}") echo 4.3.1 ;;
   "build "*)
     ref=$(flag -t "$@")

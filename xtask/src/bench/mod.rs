@@ -7,8 +7,11 @@
 //!   critical-path bound and `make -j`; the fixed overhead per step.
 //! - `startup`   — `multiarch --version` and `check` on the example spec.
 //! - `pipeline`  — the real pipeline on the engine: the article's sequential
-//!   script, `multiarch run`, and a no-op rerun with `--skip-existing`.
+//!   script, `multiarch run` (classic and BuildKit side by side), and a no-op
+//!   rerun with `--skip-existing`.
+//! - `buildkit`  — cross-compiled vs emulated, cold vs registry-cached.
 
+pub mod buildkit;
 /// The generated monorepo, shared with the crate's own benches.
 #[path = "../../../benches/support/monorepo.rs"]
 pub mod monorepo;

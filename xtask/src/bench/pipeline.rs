@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use multiarch::plan::Action;
+use multiarch::plan::{Action, BuilderChoice};
 use multiarch::report::{Reporter, RunEvent, StepStatus};
 use multiarch::{Environment, GitContext, Plan, PlanOptions, RunOptions, Spec, Stage, StepKind};
 
@@ -278,11 +278,21 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
+pub fn pipeline(
+    root: &Path,
+    registry: &str,
+    rounds: usize,
+    builder: &BuilderChoice,
+    docker: Option<&str>,
+) -> Result<()> {
+    println!("builder: {}", builder.mode.describe());
     stage(root)?;
     let quick = rounds <= 1;
     let rounds = rounds.max(1);
-    let env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
+    let mut env = Environment::from_process().with("MULTIARCH_REGISTRY", registry);
+    if let Some(d) = docker {
+        env.set("MULTIARCH_DOCKER", d);
+    }
     let path = root.join("bench/pipeline/multiarch.toml");
     let spec = Spec::load(&path, &env).map_err(|e| e.to_string())?;
     // The same pipeline as the script (no test container before the push), to
@@ -317,7 +327,7 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
     };
     // A fresh sha per run (nothing of an earlier run is reused by tag); stages
     // select part of the plan.
-    let plan_for = |spec: &Spec, n: u64, stages: Vec<Stage>| {
+    let plan_with = |spec: &Spec, n: u64, stages: Vec<Stage>, builder: &BuilderChoice| {
         let ctx = GitContext {
             branch: Some("main".into()),
             sha: Some(format!("{:040x}", n)),
@@ -327,10 +337,12 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
             no_cache: true,
             images: images.clone(),
             stages,
+            builder: builder.clone(),
             ..PlanOptions::default()
         };
         Plan::new(spec, &ctx, &opts).map_err(|e| e.to_string())
     };
+    let plan_for = |spec: &Spec, n: u64, stages: Vec<Stage>| plan_with(spec, n, stages, builder);
     // Distinct from every earlier invocation's shas too (the registry persists).
     let base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -341,7 +353,8 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
     let mut last = None;
     for round in 0..rounds {
         let n = base + 3 * round as u64;
-        let plan = plan_for(&spec, n, Vec::new())?;
+        // The article's script is the classic builder's, whatever multiarch uses.
+        let plan = plan_with(&spec, n, Vec::new(), &BuilderChoice::default())?;
         let (s, st) = sequential(&plan, &spec.dir)?;
         println!(
             "round {}: sequential script {:.1}s (build {:.1}s, push {:.1}s, lists {:.1}s, run {:.1}s)",
@@ -405,7 +418,8 @@ pub fn pipeline(root: &Path, registry: &str, rounds: usize) -> Result<()> {
     let (s, l, m) = (median(&mut seq), median(&mut like), median(&mut full));
     let (r, rn) = (median(&mut reruns), median(&mut no_verify));
     println!(
-        "pipeline ({} x 3 arches, --no-cache, -j {jobs}, medians of {rounds}): sequential script {:.1}s; multiarch run {:.1}s ({:.2}x), on the same steps {:.1}s ({:.2}x); no-op rerun with --skip-existing {:.2}s, without the verify stage {:.2}s",
+        "pipeline, {} ({} x 3 arches, --no-cache, -j {jobs}, medians of {rounds}): sequential script {:.1}s; multiarch run {:.1}s ({:.2}x), on the same steps {:.1}s ({:.2}x); no-op rerun with --skip-existing {:.2}s, without the verify stage {:.2}s",
+        builder.mode.describe(),
         if quick { "1 image" } else { "3 images" },
         secs(s),
         secs(m),
