@@ -313,6 +313,10 @@ pub struct RunArgs {
     /// commit sha) is already in the registry: a rerun redoes only what failed.
     #[arg(long)]
     pub skip_existing: bool,
+    /// Move floating list tags (`latest`, `{branch}`) even when the list they
+    /// name now is of a newer commit.
+    #[arg(long)]
+    pub force_tags: bool,
     /// Per-step timeout, e.g. 30m (overrides the spec's timeouts).
     #[arg(long = "step-timeout", value_name = "DURATION", value_parser = step_timeout)]
     pub step_timeout: Option<std::time::Duration>,

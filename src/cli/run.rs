@@ -228,6 +228,7 @@ pub fn cli_run(plan: &Plan, args: &RunArgs, env: &Environment, out: Output) -> R
         login: args.login,
         handle_signals: true,
         skip_existing: args.skip_existing,
+        force_tags: args.force_tags,
     };
     let info = PlanInfo::from_plan(plan);
     // The plan event is written here, not by the scheduler: mask it with the

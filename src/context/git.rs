@@ -101,6 +101,28 @@ impl GitCli {
         self.run(&["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")])
     }
 
+    /// Whether commit `a` is an ancestor of (or is) commit `b`
+    /// (`git merge-base --is-ancestor`); `None` when either is not in the local
+    /// history (a shallow clone, a commit of another clone) or git cannot say.
+    pub fn is_ancestor(&self, a: &str, b: &str) -> Option<bool> {
+        for c in [a, b] {
+            self.run(&["rev-parse", "--verify", "-q", &format!("{c}^{{commit}}")])?;
+        }
+        let out = duct::cmd!("git", "-C", &self.dir, "merge-base", "--is-ancestor", a, b)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin_null()
+            .stderr_null()
+            .stdout_null()
+            .unchecked()
+            .run()
+            .ok()?;
+        match out.status.code() {
+            Some(0) => Some(true),
+            Some(1) => Some(false),
+            _ => None,
+        }
+    }
+
     /// The repository's top directory.
     pub fn toplevel(&self) -> Option<PathBuf> {
         self.run(&["rev-parse", "--show-toplevel"])

@@ -7,7 +7,6 @@ use super::{Blame, Check, Doctor, ENGINE_VARS};
 use crate::context::DockerCli;
 use crate::engine::EngineTarget;
 use crate::exec::process::{self, Command, Exit, Output, ProcessTable};
-use crate::plan::{Plan, StepKind};
 use crate::spec::{Builder, BuilderSetting, EngineKind};
 
 impl Doctor<'_> {
@@ -120,39 +119,6 @@ impl Doctor<'_> {
             )),
             true,
         )
-    }
-
-    pub(super) fn manifest_check(
-        &self,
-        engine: EngineKind,
-        plan: Option<&Plan>,
-        table: &Arc<ProcessTable>,
-    ) -> Check {
-        let program = engine.program();
-        let argv = crate::engine::engine(engine).manifest_help();
-        let f = process::spawn(&self.command(argv), table, Output::Captured);
-        let text = format!("{}\n{}", f.stdout.join("\n"), f.stderr.join("\n"));
-        if f.exit.success() && text.contains("create") {
-            return Check::ok(format!("`{program} manifest` is available"));
-        }
-        let needed = plan.is_some_and(|p| {
-            p.steps()
-                .iter()
-                .any(|s| matches!(s.kind(), StepKind::ManifestCreate | StepKind::ManifestPush))
-        });
-        let what = format!("`{program} manifest` is not available");
-        let c = if needed {
-            Check::fail(
-                format!("{what}, and this build publishes lists"),
-                Blame::Environment,
-            )
-        } else {
-            Check::warn(format!("{what}; publishing builds need it"))
-        };
-        c.fix(match engine {
-            EngineKind::Docker => "use Docker CLI 20.10 or newer (older ones: \"experimental\": \"enabled\" in ~/.docker/config.json)",
-            EngineKind::Podman => "use podman 4 or newer",
-        })
     }
 }
 

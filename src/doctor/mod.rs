@@ -268,8 +268,8 @@ impl<'a> Doctor<'a> {
             }
             machine.push(c);
         }
+        // Lists are made over the registry's API: no `manifest` command is needed.
         if installed {
-            machine.push(self.manifest_check(engine, plan.as_ref(), &table));
             if engine == EngineKind::Podman {
                 machine.push(podman_rlimit_check());
             } else {

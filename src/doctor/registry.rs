@@ -4,6 +4,7 @@
 use super::{Blame, Check, Doctor};
 use crate::plan::{Plan, StepKind};
 use crate::registry::auth::{self, Credentials, DockerConfigAuth};
+use crate::registry::client::Registry;
 use crate::registry::http::{self, Client};
 use crate::registry::Scheme;
 use crate::spec::reference;
@@ -57,6 +58,9 @@ impl Doctor<'_> {
         }
         let creds = Credentials::from_env(self.env);
         let client = Client::new(self.timeout);
+        // The run's own registry client: basic or a bearer token, as the
+        // registry's challenge asks.
+        let registry = Registry::new(self.env, &plan.insecure_registries, self.timeout);
         for host in hosts {
             let scheme = Scheme::for_host(&host, &plan.insecure_registries);
             let applies = creds.as_ref().filter(|c| c.applies_to(&host));
@@ -73,7 +77,7 @@ impl Doctor<'_> {
                     checks.push(Check::ok(format!(
                         "registry {host} answers http://{host}/v2/ (it needs a login)"
                     )));
-                    let verified = applies.map(|c| http::ping_v2(&client, scheme, &host, Some(&c.basic())));
+                    let verified = applies.map(|_| registry.ping(&host));
                     checks.push(self.credentials_check(&host, applies, Some(verified)));
                 }
                 Ok(code) => checks.push(
@@ -109,7 +113,7 @@ impl Doctor<'_> {
         &self,
         host: &str,
         creds: Option<&Credentials>,
-        verified: Option<Option<Result<u16, http::Error>>>,
+        verified: Option<Option<Result<u16, crate::registry::client::Error>>>,
     ) -> Check {
         match (creds, verified) {
             (Some(c), Some(Some(Ok(200)))) => Check::ok(format!(

@@ -29,43 +29,6 @@ pub fn platform_matches(got: &str, want: &Platform) -> bool {
     }
 }
 
-/// The digest of `platform`'s entry in a list (`docker manifest inspect` JSON).
-pub fn digest_for_platform(json: &str, platform: &Platform) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let entries = v.get("manifests")?.as_array()?;
-    entries.iter().find_map(|m| {
-        let p = m.get("platform")?;
-        let os = p.get("os")?.as_str()?;
-        let arch = p.get("architecture")?.as_str()?;
-        let variant = p.get("variant").and_then(|x| x.as_str()).unwrap_or("");
-        let got = format!("{os}/{arch}/{variant}");
-        platform_matches(&got, platform).then(|| m.get("digest")?.as_str().map(str::to_string))?
-    })
-}
-
-/// The entries of a list (`manifest inspect` JSON) as sorted (platform, digest)
-/// pairs; `None` when it is not a list or an entry lacks a digest or platform.
-pub fn list_entries(json: &str) -> Option<Vec<(String, String)>> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let mut out = Vec::new();
-    for m in v.get("manifests")?.as_array()? {
-        let digest = m.get("digest")?.as_str()?;
-        let p = m.get("platform")?;
-        let platform = Platform {
-            os: p.get("os")?.as_str()?.to_string(),
-            arch: p.get("architecture")?.as_str()?.to_string(),
-            variant: p
-                .get("variant")
-                .and_then(|x| x.as_str())
-                .filter(|x| !x.is_empty())
-                .map(str::to_string),
-        };
-        out.push((platform.to_string(), digest.to_string()));
-    }
-    out.sort();
-    Some(out)
-}
-
 /// `["repo@sha256:…", …]` (`image inspect --format {{json .RepoDigests}}`): the
 /// digest under `repository`.
 pub fn repo_digest(json: &str, repository: &str) -> Option<String> {
@@ -121,30 +84,6 @@ mod tests {
         assert_eq!(
             repo_digest(r#"["r/a@sha256:1","r/b@sha256:2"]"#, "r/b").as_deref(),
             Some("sha256:2")
-        );
-    }
-
-    #[test]
-    fn list_entries_by_platform() {
-        let json = r#"{"schemaVersion":2,"manifests":[
-            {"digest":"sha256:aa","platform":{"architecture":"amd64","os":"linux"}},
-            {"digest":"sha256:bb","platform":{"architecture":"arm","os":"linux","variant":"v7"}},
-            {"digest":"sha256:cc","platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
-        assert_eq!(
-            digest_for_platform(json, &Platform::parse("linux/arm/v7").unwrap()).as_deref(),
-            Some("sha256:bb")
-        );
-        assert_eq!(
-            digest_for_platform(json, &Platform::parse("linux/arm64").unwrap()).as_deref(),
-            Some("sha256:cc")
-        );
-        assert_eq!(
-            digest_for_platform(json, &Platform::parse("linux/s390x").unwrap()),
-            None
-        );
-        assert_eq!(
-            list_entries(json).unwrap()[1],
-            ("linux/arm/v7".to_string(), "sha256:bb".to_string())
         );
     }
 

@@ -2,7 +2,7 @@
 //! exactly these, and the runner executes exactly these. Nothing goes through a
 //! shell. Each function asks the target's [`Engine`](super::Engine) for its shape.
 
-use super::{engine, Engine, ListItem};
+use super::{engine, Engine};
 use crate::spec::{BuildMode, Builder, EngineKind, Platform, SecretSource};
 
 /// Shown in the plan where a command writes a digest to a file made at run time.
@@ -236,27 +236,6 @@ pub fn run(
 /// The push as the plan shows it (a digest file appears as [`DIGEST_FILE`]).
 pub fn push(t: &EngineTarget, reference: &str) -> Vec<String> {
     t.engine().push(t, reference, DIGEST_FILE)
-}
-
-/// The commands of a manifest-create step, as the plan shows them; the first one
-/// (removing a stale local list) may fail.
-pub fn manifest_create(
-    t: &EngineTarget,
-    list: &str,
-    items: &[ListItem],
-    insecure: bool,
-) -> Vec<Vec<String>> {
-    t.engine().manifest_create(list, items, insecure)
-}
-
-/// The list push as the plan shows it.
-pub fn manifest_push(t: &EngineTarget, list: &str, insecure: bool) -> Vec<String> {
-    t.engine().manifest_push(list, insecure, DIGEST_FILE)
-}
-
-/// Prints a pushed list (fails when the registry does not have it).
-pub fn manifest_inspect(t: &EngineTarget, reference: &str, insecure: bool) -> Vec<String> {
-    t.engine().manifest_inspect(reference, insecure)
 }
 
 /// `login --username U --password-stdin REGISTRY`: the secret goes to stdin.

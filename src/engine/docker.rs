@@ -1,9 +1,9 @@
 //! Docker: its builders (classic `DOCKER_BUILDKIT=0 docker build`, BuildKit
-//! `DOCKER_BUILDKIT=1 docker build`, `docker buildx build --load`) and `docker
-//! manifest`, whose local manifest cache and `--insecure` flag only exist here.
+//! `DOCKER_BUILDKIT=1 docker build`, `docker buildx build --load`). Lists are
+//! not docker's: they are made over the registry's API (exec/runner/list.rs).
 
 use super::argv::{self, BuildArgs, EngineTarget};
-use super::{find_digest, image_inspect, Engine, ListItem, Lookup};
+use super::{find_digest, image_inspect, Engine};
 use crate::spec::{BuildMode, EngineKind};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,89 +84,6 @@ impl Engine for Docker {
 
     fn pushed_digest(&self, output: &[String], _digest_file: Option<&str>) -> Option<String> {
         output.iter().rev().find_map(|l| find_digest(l))
-    }
-
-    /// `docker manifest rm` (the local cache refuses to overwrite a list), `create`
-    /// with every entry, then `annotate` each with its platform.
-    fn manifest_create(&self, list: &str, items: &[ListItem], insecure: bool) -> Vec<Vec<String>> {
-        let mut rm = self.local();
-        rm.extend(["manifest", "rm", list].map(String::from));
-        let mut create = self.local();
-        create.extend(["manifest", "create"].map(String::from));
-        if insecure {
-            create.push("--insecure".into());
-        }
-        create.push(list.to_string());
-        create.extend(items.iter().map(|i| i.reference.clone()));
-        let mut commands = vec![rm, create];
-        for i in items {
-            let p = &i.platform;
-            let mut a = self.local();
-            a.extend(
-                [
-                    "manifest",
-                    "annotate",
-                    list,
-                    &i.reference,
-                    "--os",
-                    &p.os,
-                    "--arch",
-                    &p.arch,
-                ]
-                .map(String::from),
-            );
-            if let Some(var) = &p.variant {
-                a.push("--variant".into());
-                a.push(var.clone());
-            }
-            commands.push(a);
-        }
-        commands
-    }
-
-    /// `docker manifest push --purge [--insecure] LIST`: the digest is in its output;
-    /// `--purge` empties the local cache for the next run.
-    fn manifest_push(&self, list: &str, insecure: bool, _digest_file: &str) -> Vec<String> {
-        let mut v = self.local();
-        v.extend(["manifest", "push", "--purge"].map(String::from));
-        if insecure {
-            v.push("--insecure".into());
-        }
-        v.push(list.to_string());
-        v
-    }
-
-    fn manifest_inspect(&self, reference: &str, insecure: bool) -> Vec<String> {
-        let mut v = self.local();
-        v.extend(["manifest", "inspect"].map(String::from));
-        if insecure {
-            v.push("--insecure".into());
-        }
-        v.push(reference.to_string());
-        v
-    }
-
-    /// `docker manifest inspect --verbose REF` prints `{"Descriptor": {"digest": …}}`.
-    fn lookup(&self, reference: &str, insecure: bool, _scratch: &str) -> Lookup {
-        let mut v = self.local();
-        v.extend(["manifest", "inspect"].map(String::from));
-        if insecure {
-            v.push("--insecure".into());
-        }
-        v.push("--verbose".into());
-        v.push(reference.to_string());
-        Lookup {
-            commands: vec![v],
-            answer: 0,
-            cleanup: Vec::new(),
-        }
-    }
-
-    fn lookup_digest(&self, stdout: &str) -> Option<String> {
-        let v: serde_json::Value = serde_json::from_str(stdout).ok()?;
-        v.pointer("/Descriptor/digest")?
-            .as_str()
-            .map(str::to_string)
     }
 
     /// The article's `docker run --privileged multiarch/qemu-user-static`.
@@ -264,65 +181,11 @@ mod tests {
     }
 
     #[test]
-    fn a_list_is_created_after_removing_the_cached_one_then_annotated() {
-        let items = [
-            ListItem {
-                reference: "r/a@sha256:1".into(),
-                platform: Platform::parse("linux/amd64").unwrap(),
-            },
-            ListItem {
-                reference: "r/b@sha256:2".into(),
-                platform: Platform::parse("linux/arm/v7").unwrap(),
-            },
-        ];
-        let c = Docker.manifest_create("r:latest", &items, true);
-        assert_eq!(c[0], s(&["docker", "manifest", "rm", "r:latest"]));
-        assert_eq!(
-            c[1],
-            s(&[
-                "docker",
-                "manifest",
-                "create",
-                "--insecure",
-                "r:latest",
-                "r/a@sha256:1",
-                "r/b@sha256:2"
-            ])
-        );
-        assert_eq!(
-            c[3],
-            s(&[
-                "docker",
-                "manifest",
-                "annotate",
-                "r:latest",
-                "r/b@sha256:2",
-                "--os",
-                "linux",
-                "--arch",
-                "arm",
-                "--variant",
-                "v7"
-            ])
-        );
-        assert_eq!(
-            Docker.manifest_push("r:latest", false, "ignored"),
-            s(&["docker", "manifest", "push", "--purge", "r:latest"])
-        );
-    }
-
-    #[test]
     fn digests_come_from_the_output() {
         let out = s(&["latest: digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef size: 527"]);
         assert_eq!(
             Docker.pushed_digest(&out, None).as_deref(),
             Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-        );
-        assert_eq!(
-            Docker
-                .lookup_digest(r#"{"Ref":"x","Descriptor":{"digest":"sha256:ab","size":1}}"#)
-                .as_deref(),
-            Some("sha256:ab")
         );
     }
 }

@@ -5,10 +5,10 @@
 //! these, and the runner runs exactly these), including the probes that preflight
 //! and doctor run, and reads what the engine printed ([`answers`]). It runs
 //! nothing and reads no file: running the commands — gating, retries, digests,
-//! verify, events — is `exec`'s, shared by both engines. What only one engine
-//! needs stays inside it: docker's local manifest cache and `--insecure` flags,
-//! podman's `--digestfile`, registries.conf and containers.conf (as text; exec
-//! reads and writes the files).
+//! verify, events — is `exec`'s, shared by both engines. Lists are no engine's:
+//! multiarch makes them over the registry's API (`registry`). What only one
+//! engine needs stays inside it: podman's `--digestfile`, registries.conf and
+//! containers.conf (as text; exec reads and writes the files).
 
 pub mod answers;
 pub mod argv;
@@ -31,24 +31,6 @@ pub fn engine(kind: EngineKind) -> &'static dyn Engine {
         EngineKind::Docker => &Docker,
         EngineKind::Podman => &Podman,
     }
-}
-
-/// One entry of a list to assemble: `repo@sha256:…` and its platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListItem {
-    pub reference: String,
-    pub platform: Platform,
-}
-
-/// How to ask the registry for the digest of a single-image reference without
-/// pulling it: commands run in order (the first failure means the registry does not
-/// have it), then the cleanup commands, whatever happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    pub commands: Vec<Vec<String>>,
-    /// Index of the command whose stdout holds the answer.
-    pub answer: usize,
-    pub cleanup: Vec<Vec<String>>,
 }
 
 /// The configuration files an engine's run-wide preparation starts from; exec
@@ -184,13 +166,6 @@ pub trait Engine: std::fmt::Debug + Sync {
         v
     }
 
-    /// Lists the `manifest` subcommands (fails where there is no `manifest`).
-    fn manifest_help(&self) -> Vec<String> {
-        let mut v = self.local();
-        v.extend(["manifest", "--help"].map(String::from));
-        v
-    }
-
     /// Succeeds when `reference` is an image of `t`'s daemon.
     fn image_exists(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
         image_inspect(t, "{{.Id}}", reference)
@@ -255,25 +230,6 @@ pub trait Engine: std::fmt::Debug + Sync {
     fn repo_digests(&self, t: &EngineTarget, reference: &str) -> Vec<String> {
         image_inspect(t, "{{json .RepoDigests}}", reference)
     }
-
-    /// The commands that assemble the local list `list` from `items`. The first
-    /// removes a list left by an earlier run, and may fail (there is none).
-    fn manifest_create(&self, list: &str, items: &[ListItem], insecure: bool) -> Vec<Vec<String>>;
-
-    /// Pushes the local list `list` to the registry under the same name.
-    fn manifest_push(&self, list: &str, insecure: bool, digest_file: &str) -> Vec<String>;
-
-    /// Prints the list the registry serves as `reference`: JSON with
-    /// `manifests[].digest` and `manifests[].platform`. Fails when it is missing.
-    fn manifest_inspect(&self, reference: &str, insecure: bool) -> Vec<String>;
-
-    /// How to read the digest of a single-image `reference` from the registry.
-    /// `scratch` is a name no other lookup of this machine uses at the same time
-    /// (for an engine that needs a throwaway local object).
-    fn lookup(&self, reference: &str, insecure: bool, scratch: &str) -> Lookup;
-
-    /// The digest in the answer of a [`Lookup`].
-    fn lookup_digest(&self, stdout: &str) -> Option<String>;
 
     /// `login --username U --password-stdin REGISTRY`: the secret goes to stdin.
     fn login(&self, t: &EngineTarget, registry: &str, user: &str) -> Vec<String> {

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use super::argv::{self, BuildArgs, EngineTarget};
 use super::{
-    find_digest, image_inspect, ConfigSources, Engine, FileNote, ListItem, Lookup, Preparation,
-    SessionFile, SessionInputs,
+    find_digest, image_inspect, ConfigSources, Engine, FileNote, Preparation, SessionFile,
+    SessionInputs,
 };
 use crate::environment::Environment;
 use crate::spec::reference;
@@ -172,86 +172,6 @@ impl Engine for Podman {
             .or_else(|| output.iter().rev().find_map(|l| find_digest(l)))
     }
 
-    /// `podman rmi --ignore LIST` (a list is a local image: one left by a failed
-    /// run, or an image pulled by that name, would make `create` fail), `create`,
-    /// then `add` of each entry by digest with its platform: the per-arch images
-    /// carry no variant, so it is given here.
-    fn manifest_create(&self, list: &str, items: &[ListItem], _insecure: bool) -> Vec<Vec<String>> {
-        let mut rm = self.local();
-        rm.extend(["rmi", "--ignore", list].map(String::from));
-        let mut create = self.local();
-        create.extend(["manifest", "create", list].map(String::from));
-        let mut commands = vec![rm, create];
-        for i in items {
-            let p = &i.platform;
-            let mut a = self.local();
-            a.extend(["manifest", "add", "--os", &p.os, "--arch", &p.arch].map(String::from));
-            if let Some(var) = &p.variant {
-                a.push("--variant".into());
-                a.push(var.clone());
-            }
-            a.push(list.to_string());
-            a.push(format!("docker://{}", i.reference));
-            commands.push(a);
-        }
-        commands
-    }
-
-    /// `podman manifest push --all --rm --digestfile F LIST docker://LIST`: `--rm`
-    /// drops the local list, so later reads of LIST ask the registry.
-    fn manifest_push(&self, list: &str, _insecure: bool, digest_file: &str) -> Vec<String> {
-        let mut v = self.local();
-        v.extend(
-            [
-                "manifest",
-                "push",
-                "--all",
-                "--rm",
-                "--digestfile",
-                digest_file,
-                list,
-            ]
-            .map(String::from),
-        );
-        v.push(format!("docker://{list}"));
-        v
-    }
-
-    /// `podman manifest inspect LIST` reads the registry when there is no local
-    /// list of that name (manifest-push removes it).
-    fn manifest_inspect(&self, reference: &str, _insecure: bool) -> Vec<String> {
-        let mut v = self.local();
-        v.extend(["manifest", "inspect", reference].map(String::from));
-        v
-    }
-
-    /// Podman has no command that prints a remote single image's digest
-    /// (`manifest inspect` refuses single images): a throwaway local list with the
-    /// image as its only entry records it without pulling any layer.
-    fn lookup(&self, reference: &str, _insecure: bool, scratch: &str) -> Lookup {
-        let probe = format!("localhost/multiarch-probe:{scratch}");
-        let mut create = self.local();
-        create.extend(["manifest", "create", &probe].map(String::from));
-        create.push(format!("docker://{reference}"));
-        let mut inspect = self.local();
-        inspect.extend(["manifest", "inspect", &probe].map(String::from));
-        let mut rm = self.local();
-        rm.extend(["manifest", "rm", &probe].map(String::from));
-        Lookup {
-            commands: vec![create, inspect],
-            answer: 1,
-            cleanup: vec![rm],
-        }
-    }
-
-    fn lookup_digest(&self, stdout: &str) -> Option<String> {
-        let v: serde_json::Value = serde_json::from_str(stdout).ok()?;
-        match v.get("manifests")?.as_array()?.as_slice() {
-            [only] => only.get("digest")?.as_str().map(str::to_string),
-            _ => None,
-        }
-    }
-
     /// Fully qualified: podman would otherwise resolve a short name through
     /// registries.conf (or ask which registry to use).
     fn qemu_register(&self) -> Vec<String> {
@@ -396,19 +316,6 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
-    fn items() -> Vec<ListItem> {
-        vec![
-            ListItem {
-                reference: "127.0.0.1:5000/acme/app/amd64@sha256:aa".into(),
-                platform: Platform::parse("linux/amd64").unwrap(),
-            },
-            ListItem {
-                reference: "127.0.0.1:5000/acme/app/arm32v7@sha256:bb".into(),
-                platform: Platform::parse("linux/arm/v7").unwrap(),
-            },
-        ]
-    }
-
     #[test]
     fn push_writes_the_digest_to_a_file() {
         let t = EngineTarget::local(EngineKind::Podman);
@@ -432,67 +339,6 @@ mod tests {
         assert_eq!(
             Podman.pushed_digest(&s(&["Storing signatures"]), None),
             None
-        );
-    }
-
-    #[test]
-    fn lists_are_assembled_by_digest_with_platforms_and_pushed_with_their_images() {
-        let c = Podman.manifest_create("127.0.0.1:5000/acme/app:latest", &items(), true);
-        assert_eq!(
-            c,
-            vec![
-                s(&[
-                    "podman",
-                    "rmi",
-                    "--ignore",
-                    "127.0.0.1:5000/acme/app:latest"
-                ]),
-                s(&[
-                    "podman",
-                    "manifest",
-                    "create",
-                    "127.0.0.1:5000/acme/app:latest"
-                ]),
-                s(&[
-                    "podman",
-                    "manifest",
-                    "add",
-                    "--os",
-                    "linux",
-                    "--arch",
-                    "amd64",
-                    "127.0.0.1:5000/acme/app:latest",
-                    "docker://127.0.0.1:5000/acme/app/amd64@sha256:aa"
-                ]),
-                s(&[
-                    "podman",
-                    "manifest",
-                    "add",
-                    "--os",
-                    "linux",
-                    "--arch",
-                    "arm",
-                    "--variant",
-                    "v7",
-                    "127.0.0.1:5000/acme/app:latest",
-                    "docker://127.0.0.1:5000/acme/app/arm32v7@sha256:bb"
-                ]),
-            ],
-            "no --insecure: plain HTTP comes from registries.conf"
-        );
-        assert_eq!(
-            Podman.manifest_push("r/app:1", true, "<digest file>"),
-            s(&[
-                "podman",
-                "manifest",
-                "push",
-                "--all",
-                "--rm",
-                "--digestfile",
-                "<digest file>",
-                "r/app:1",
-                "docker://r/app:1"
-            ])
         );
     }
 
@@ -590,27 +436,6 @@ mod tests {
         let i = v.iter().position(|x| x == "--cache-from").unwrap();
         assert_eq!(v[i + 1], "reg/app/amd64");
         assert_eq!(v.iter().filter(|x| *x == "--cache-from").count(), 1);
-    }
-
-    #[test]
-    fn a_lookup_uses_a_throwaway_list_and_removes_it() {
-        let l = Podman.lookup("reg/app/amd64:1", true, "lookup-1");
-        assert_eq!(l.commands.len(), 2);
-        let probe = &l.commands[0][3];
-        assert!(
-            probe.starts_with("localhost/multiarch-probe:lookup-"),
-            "{probe}"
-        );
-        assert_eq!(l.commands[0][4], "docker://reg/app/amd64:1");
-        assert_eq!(l.commands[1], s(&["podman", "manifest", "inspect", probe]));
-        assert_eq!(l.cleanup, vec![s(&["podman", "manifest", "rm", probe])]);
-        let answer = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:dd","platform":{"os":"linux","architecture":"amd64"}}]}"#;
-        assert_eq!(Podman.lookup_digest(answer).as_deref(), Some("sha256:dd"));
-        assert_ne!(
-            Podman.lookup("x:1", false, "lookup-2").commands[0][3],
-            *probe,
-            "probes never share a name"
-        );
     }
 
     #[test]

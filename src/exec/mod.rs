@@ -40,6 +40,8 @@ pub struct RunOptions {
     /// Skip build/test/push of an arch whose per-arch reference (one containing
     /// the commit sha) is already in the registry.
     pub skip_existing: bool,
+    /// `--force-tags`: floating tags move even to an older commit's list.
+    pub force_tags: bool,
 }
 
 impl Default for RunOptions {
@@ -51,6 +53,7 @@ impl Default for RunOptions {
             login: false,
             handle_signals: true,
             skip_existing: false,
+            force_tags: false,
         }
     }
 }
@@ -239,12 +242,13 @@ fn run_listening(
         }
         runner.skip_existing = true;
     }
+    runner.force_tags = opts.force_tags;
     let mut done = Vec::new();
     let qemu = setup_qemu_first(plan, runner, &table, &masker, reporter);
     if let Some(d) = unless_interrupted(&interrupts, "the emulation setup", qemu)? {
         done.push(d);
     }
-    let external = preflight::check_external(plan, &table, &runner.env);
+    let external = preflight::check_external(plan, &table, runner);
     unless_interrupted(
         &interrupts,
         "the checks of needs outside the selection",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::process::{self, Command, Finished, Output, ProcessTable};
-use super::runner::registry_digest;
+use super::runner::EngineRunner;
 use super::Credentials;
 use super::RunError;
 use crate::engine::EngineTarget;
@@ -120,8 +120,9 @@ pub fn login(
 pub fn check_external(
     plan: &Plan,
     table: &Arc<ProcessTable>,
-    env: &[(String, String)],
+    runner: &EngineRunner,
 ) -> Result<(), RunError> {
+    let env = &runner.env;
     let mut checked: BTreeSet<&StepId> = BTreeSet::new();
     let mut missing = Vec::new();
     let engine = EngineTarget::local(plan.engine);
@@ -145,17 +146,28 @@ pub fn check_external(
             let Some(reference) = need.reference.as_deref() else {
                 continue;
             };
-            let insecure = crate::registry::plain_http(reference, &plan.insecure_registries);
-            let mut ask = |a| quick(a, &plan.dir, table, Duration::from_secs(60), env);
-            let e = engine.engine();
             let found = match kind {
                 StepKind::Build | StepKind::Test => {
-                    ask(e.image_exists(&engine, reference)).exit.success()
+                    let e = engine.engine();
+                    quick(
+                        e.image_exists(&engine, reference),
+                        &plan.dir,
+                        table,
+                        Duration::from_secs(60),
+                        env,
+                    )
+                    .exit
+                    .success()
                 }
-                StepKind::ManifestCreate | StepKind::ManifestPush => {
-                    ask(e.manifest_inspect(reference, insecure)).exit.success()
-                }
-                _ => registry_digest(e, reference, insecure, &mut ask).is_ok(),
+                // Lists and per-arch images alike: the registry's API. A
+                // registry that refuses the read (401, 403) says why.
+                _ => match runner.registry_digest(reference, None) {
+                    Ok(found) => found.is_some(),
+                    Err(e) => {
+                        missing.push(format!("{} ({reference} cannot be read: {e})", need.id));
+                        continue;
+                    }
+                },
             };
             if !found {
                 let place = if local { "locally" } else { "in the registry" };

@@ -121,6 +121,51 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Run a registry operation of the client until it succeeds, its error is
+    /// final ([`crate::registry::client::Error::transient`]: a 4xx, a wrong
+    /// digest), the retries are spent, or the run is cancelled. A 429's or 503's
+    /// `Retry-After` is waited for when it is longer than the backoff (at most
+    /// 60 s). Without `io` (preflight, doctor) nothing is said and nothing can
+    /// cancel.
+    pub fn run_registry<T>(
+        &self,
+        what: &str,
+        io: Option<&StepIo<'_>>,
+        mut attempt: impl FnMut() -> Result<T, crate::registry::client::Error>,
+    ) -> Result<T, crate::registry::client::Error> {
+        let mut n = 0u32;
+        loop {
+            let e = match attempt() {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            let Some(after) = e.transient() else {
+                return Err(e);
+            };
+            if n >= self.retries || io.is_some_and(|io| io.cancelled()) {
+                return Err(e);
+            }
+            n += 1;
+            let delay = backoff(self.backoff, n)
+                .max(after.unwrap_or_default().min(Duration::from_secs(60)));
+            let secs = delay.as_secs_f64();
+            match io {
+                Some(io) => {
+                    io.note(&format!(
+                        "{what}: transient failure ({e}); retry {n}/{} in {secs:.1}s",
+                        self.retries
+                    ));
+                    if !sleep_unless_cancelled(delay, io) {
+                        return Err(e);
+                    }
+                }
+                None => std::thread::sleep(delay),
+            }
+        }
+    }
+}
+
 /// Answers that another try cannot change: authentication, not found, a bad
 /// request (README: a 401/403/404/400 is never retried). A 429 is not one.
 pub fn is_permanent(output: &str) -> bool {

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::StepId;
 use crate::engine::argv::{self, BuildArgs, EngineTarget, Pull};
-use crate::engine::ListItem;
-use crate::spec::{Arch, Platform};
+use crate::registry::client::Repo;
+use crate::registry::{index, manifest_url, Scheme, MANIFEST_ACCEPT};
+use crate::spec::{Arch, IndexFormat, Platform};
 
 /// What the verify command's output must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -105,15 +106,23 @@ pub enum Action {
         reference: String,
         platform: Platform,
     },
+    /// Read each entry by digest (and its config), copy it into the list's
+    /// repository when it lives in another, and assemble the index.
     ManifestCreate {
-        engine: EngineTarget,
         list: String,
         entries: Vec<ListEntry>,
+        /// The index's annotations (an OCI index only).
+        annotations: Vec<(String, String)>,
+        format: IndexFormat,
         insecure: bool,
     },
+    /// PUT the index under the list's tag.
     ManifestPush {
-        engine: EngineTarget,
         list: String,
+        format: IndexFormat,
+        /// SPEC.md §2: a tag without `{sha}`, `{short_sha}`, `{git_tag}` or
+        /// `{version}` moves forward only.
+        floating: bool,
         insecure: bool,
     },
     Verify {
@@ -167,54 +176,99 @@ impl Action {
             Action::Push {
                 engine, reference, ..
             } => (vec![argv::push(engine, reference)], 0),
-            Action::ManifestCreate {
-                engine,
-                list,
-                entries,
-                insecure,
-            } => {
-                let items: Vec<ListItem> = entries
-                    .iter()
-                    .map(|e| ListItem {
-                        reference: format!("{}@{}", e.repository, digest_placeholder(&e.push_step)),
-                        platform: e.platform.clone(),
-                    })
-                    .collect();
-                (argv::manifest_create(engine, list, &items, *insecure), 1)
-            }
-            Action::ManifestPush {
-                engine,
-                list,
-                insecure,
-            } => (vec![argv::manifest_push(engine, list, *insecure)], 0),
+            // Performed over the registry's API: see `requests`.
+            Action::ManifestCreate { .. } | Action::ManifestPush { .. } => (Vec::new(), 0),
             Action::Verify {
                 engine,
-                list,
                 platform,
                 run_reference,
                 check,
-                insecure,
                 ..
-            } => {
-                let run = argv::run(
+            } => (
+                vec![argv::run(
                     engine,
                     run_reference,
                     platform,
                     Pull::Always,
                     check.run_command(),
-                );
-                match list {
-                    Some(l) => (
-                        vec![
-                            argv::manifest_inspect(&EngineTarget::local(engine.kind), l, *insecure),
-                            run,
-                        ],
-                        1,
-                    ),
-                    None => (vec![run], 0),
-                }
-            }
+                )],
+                0,
+            ),
         }
+    }
+
+    /// The registry requests the step makes itself, in order (SPEC.md §4
+    /// `request`): a list step's reads of its entries, its PUT; a verify's read
+    /// of the pushed list. Values known only at run time appear as
+    /// `<digest of push:IMAGE/ARCH>`.
+    pub fn requests(&self) -> Vec<Request> {
+        match self {
+            Action::ManifestCreate {
+                entries, insecure, ..
+            } => entries
+                .iter()
+                .map(|e| {
+                    Request::get(
+                        &format!("{}@{}", e.repository, digest_placeholder(&e.push_step)),
+                        *insecure,
+                    )
+                })
+                .collect(),
+            Action::ManifestPush {
+                list,
+                format,
+                insecure,
+                ..
+            } => vec![Request {
+                method: "PUT",
+                url: url_of(list, *insecure),
+                media_type: index::index_media_type(*format).to_string(),
+            }],
+            Action::Verify {
+                list: Some(l),
+                insecure,
+                ..
+            } => vec![Request::get(l, *insecure)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A request to a registry's API, as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub media_type: String,
+}
+
+impl Request {
+    fn get(reference: &str, insecure: bool) -> Request {
+        Request {
+            method: "GET",
+            url: url_of(reference, insecure),
+            media_type: MANIFEST_ACCEPT.to_string(),
+        }
+    }
+}
+
+/// The manifest URL of `REPO:TAG` or `REPO@DIGEST`.
+fn url_of(reference: &str, insecure: bool) -> String {
+    let (name, tag) = match reference.rsplit_once('@') {
+        Some((n, d)) => (n, d.to_string()),
+        None => match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((n, t)) => (n, t.to_string()),
+            None => (reference, "latest".to_string()),
+        },
+    };
+    let scheme = if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    match Repo::parse(&format!("{name}:latest")) {
+        Some((r, _)) => manifest_url(scheme, &r.host, &r.name, &tag),
+        None => format!("{scheme}://{name}/manifests/{tag}"),
     }
 }
 

@@ -80,9 +80,9 @@ pub fn basic(user: &str, password: &str) -> String {
 pub enum DockerConfigAuth {
     /// `credHelpers.<host>`: the helper `docker-credential-<name>` holds them.
     Helper(String),
-    /// `auths.<host>` (what `docker login` writes); the user and password when
-    /// its `auth` value decodes to `user:password`.
-    Login(Option<(String, String)>),
+    /// `auths.<host>` (what `docker login` writes): the user and password when
+    /// its `auth` value decodes to `user:password`, else its `identitytoken`.
+    Login(Option<Secret>),
     /// Only `credsStore`: the store may hold them; it is not looked into.
     Store(String),
 }
@@ -130,14 +130,127 @@ pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigA
             .and_then(|a| STANDARD.decode(a).ok())
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| {
-                s.split_once(':')
-                    .map(|(u, p)| (u.to_string(), p.to_string()))
+                s.split_once(':').map(|(u, p)| Secret::Basic {
+                    user: u.to_string(),
+                    password: p.to_string(),
+                })
             });
-        return Some(DockerConfigAuth::Login(pair));
+        let token = || {
+            entry
+                .get("identitytoken")
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.is_empty())
+                .map(|t| Secret::IdentityToken(t.to_string()))
+        };
+        return Some(DockerConfigAuth::Login(pair.or_else(token)));
     }
     v.get("credsStore")
         .and_then(|s| s.as_str())
         .map(|s| DockerConfigAuth::Store(s.to_string()))
+}
+
+/// What a registry is authenticated with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken`, a helper's `<token>` user).
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Basic { user, .. } => write!(f, "Basic({user}, <hidden>)"),
+            Secret::IdentityToken(_) => f.write_str("IdentityToken(<hidden>)"),
+        }
+    }
+}
+
+impl Secret {
+    /// The secret part, for masking.
+    pub fn secret(&self) -> &str {
+        match self {
+            Secret::Basic { password, .. } => password,
+            Secret::IdentityToken(t) => t,
+        }
+    }
+}
+
+/// A credential helper's answer to `get`: `{"ServerURL","Username","Secret"}`;
+/// the user `<token>` means the secret is an identity token.
+pub fn helper_answer(stdout: &str) -> Result<Option<Secret>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("its answer is not JSON: {e}"))?;
+    let user = v.get("Username").and_then(|u| u.as_str()).unwrap_or("");
+    let secret = v.get("Secret").and_then(|u| u.as_str()).unwrap_or("");
+    Ok(match (user, secret) {
+        (_, "") => None,
+        ("<token>", t) => Some(Secret::IdentityToken(t.to_string())),
+        (u, p) => Some(Secret::Basic {
+            user: u.to_string(),
+            password: p.to_string(),
+        }),
+    })
+}
+
+/// A `WWW-Authenticate` challenge: `Bearer realm="…",service="…",scope="…"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Lowercase: `basic`, `bearer`.
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    pub fn parse(header: &str) -> Challenge {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        let mut params = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.peek().copied() {
+                    if c == ',' {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+            params.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+        Challenge {
+            scheme: scheme.to_ascii_lowercase(),
+            params,
+        }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -195,10 +308,10 @@ mod tests {
         );
         assert_eq!(
             at("127.0.0.1:5000"),
-            Some(DockerConfigAuth::Login(Some((
-                "user".into(),
-                "pa55".into()
-            ))))
+            Some(DockerConfigAuth::Login(Some(Secret::Basic {
+                user: "user".into(),
+                password: "pa55".into()
+            })))
         );
         assert_eq!(at("ghcr.io"), Some(DockerConfigAuth::Login(None)));
         assert_eq!(
@@ -225,7 +338,51 @@ mod tests {
         let env = Environment::empty().with("HOME", d.path().to_str().unwrap());
         assert_eq!(
             docker_config_auth(&env, "registry.lan:5000"),
-            Some(DockerConfigAuth::Login(Some(("a".into(), "b".into()))))
+            Some(DockerConfigAuth::Login(Some(Secret::Basic {
+                user: "a".into(),
+                password: "b".into()
+            })))
         );
+    }
+
+    #[test]
+    fn challenges_parse() {
+        let c = Challenge::parse(
+            r#"Bearer realm="http://127.0.0.1:1/token",service="reg, 1",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.param("realm"), Some("http://127.0.0.1:1/token"));
+        assert_eq!(c.param("service"), Some("reg, 1"));
+        assert_eq!(c.param("scope"), Some("repository:a/b:pull,push"));
+        let c = Challenge::parse(r#"Basic realm="Registry Realm""#);
+        assert_eq!(
+            (c.scheme.as_str(), c.param("realm")),
+            ("basic", Some("Registry Realm"))
+        );
+        assert_eq!(Challenge::parse("Basic").params, vec![]);
+    }
+
+    #[test]
+    fn helpers_answer_json_and_identity_tokens() {
+        assert_eq!(
+            helper_answer(r#"{"ServerURL":"r","Username":"u","Secret":"p"}"#).unwrap(),
+            Some(Secret::Basic {
+                user: "u".into(),
+                password: "p".into()
+            })
+        );
+        assert_eq!(
+            helper_answer(r#"{"Username":"<token>","Secret":"t"}"#).unwrap(),
+            Some(Secret::IdentityToken("t".into()))
+        );
+        assert!(helper_answer("nope").is_err());
+        let (_d, env) = config(r#"{"auths":{"reg:1":{"identitytoken":"tok"}}}"#);
+        assert_eq!(
+            docker_config_auth(&env, "reg:1"),
+            Some(DockerConfigAuth::Login(Some(Secret::IdentityToken(
+                "tok".into()
+            ))))
+        );
+        assert!(!format!("{:?}", Secret::IdentityToken("tok".into())).contains("tok"));
     }
 }

@@ -64,6 +64,14 @@ impl Client {
         self.request(Method::PUT, url.into(), Some(body))
     }
 
+    pub fn post(&self, url: impl Into<String>, body: Vec<u8>) -> Request<'_> {
+        self.request(Method::POST, url.into(), Some(body))
+    }
+
+    pub fn delete(&self, url: impl Into<String>) -> Request<'_> {
+        self.request(Method::DELETE, url.into(), None)
+    }
+
     fn request(&self, method: Method, url: String, body: Option<Vec<u8>>) -> Request<'_> {
         Request {
             client: self,

@@ -8,7 +8,9 @@
 //! [`plain_http`].
 
 pub mod auth;
+pub mod client;
 pub mod http;
+pub mod index;
 
 use std::fmt;
 

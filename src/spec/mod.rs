@@ -233,6 +233,17 @@ pub struct Publish {
     pub tags: Patterns,
     pub push: PushMode,
     pub atomic: bool,
+    /// The kind of list pushed (`[publish] index`).
+    pub index: IndexFormat,
+}
+
+/// Which list multiarch pushes: an annotated OCI image index (default), or a
+/// Docker manifest list (no annotations), for clients older than 2019.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexFormat {
+    #[default]
+    Oci,
+    Docker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -88,6 +88,7 @@ pub struct RawPublish {
     pub tags: Option<Vec<Sp<String>>>,
     pub push: Option<Sp<String>>,
     pub atomic: Option<Sp<bool>>,
+    pub index: Option<Sp<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -643,7 +644,11 @@ impl<'a> Reader<'a> {
         let Some(t) = self.table("publish", node, "[publish] branches = [\"main\"]") else {
             return;
         };
-        self.known_keys(t, &["branches", "tags", "push", "atomic"], "[publish]");
+        self.known_keys(
+            t,
+            &["branches", "tags", "push", "atomic", "index"],
+            "[publish]",
+        );
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "branches" => {
@@ -662,6 +667,7 @@ impl<'a> Reader<'a> {
                 }
                 "push" => p.push = self.string("publish.push", v, "push = \"always\""),
                 "atomic" => p.atomic = self.bool("publish.atomic", v, "atomic = true"),
+                "index" => p.index = self.string("publish.index", v, "index = \"oci\""),
                 _ => {}
             }
         }

@@ -14,9 +14,9 @@ use crate::spec::reference::{self, is_valid_tag};
 use crate::spec::template::Template;
 use crate::spec::vars::{self, GitValues, Vars};
 use crate::spec::{
-    glob, parse_duration, ArchBuild, BuilderSetting, Ci, EngineKind, Image, ManifestTag, Patterns,
-    Project, Publish, PushMode, Qemu, Secret, SecretSource, Spec, Tags, Verify, VerifyCheck,
-    UNAME_CHECK,
+    glob, parse_duration, ArchBuild, BuilderSetting, Ci, EngineKind, Image, IndexFormat,
+    ManifestTag, Patterns, Project, Publish, PushMode, Qemu, Secret, SecretSource, Spec, Tags,
+    Verify, VerifyCheck, UNAME_CHECK,
 };
 
 /// What to do about secrets (or cache mounts) with the classic builder.
@@ -802,11 +802,30 @@ impl Validator<'_> {
                 PushMode::Always
             }
         };
+        let index = match p.index.as_ref().map(|s| (s.value.as_str(), s.span.clone())) {
+            None | Some(("oci", _)) => IndexFormat::Oci,
+            Some(("docker", _)) => IndexFormat::Docker,
+            Some((other, span)) => {
+                self.push(
+                    Problem::new(
+                        "unknown-index-format",
+                        span,
+                        format!("unknown index format `{other}`"),
+                        "not an index format",
+                    )
+                    .help(did_you_mean(other, ["oci", "docker"]).unwrap_or_else(|| {
+                        "index is \"oci\" (an annotated OCI image index) or \"docker\" (a Docker manifest list)".into()
+                    })),
+                );
+                IndexFormat::Oci
+            }
+        };
         Some(Publish {
             branches: branches?,
             tags: tags?,
             push,
             atomic: p.atomic.as_ref().is_some_and(|a| a.value),
+            index,
         })
     }
 

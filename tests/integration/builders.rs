@@ -28,11 +28,14 @@ cache_from = ["{repo}/{arch}:latest"]
 secrets = { npm = { env = "NPM_TOKEN" } }
 "#;
 
+/// The spec with the fake engine, and the fake registry the lists go to (its
+/// free port shown as 127.0.0.1:5999 in what the tests read).
 fn project(spec: &str) -> (Project, FakeEngine) {
     let p = Project::new_without_busybox();
-    p.file("multiarch.toml", spec)
-        .file("Dockerfile", "FROM scratch\n");
     let fake = FakeEngine::new(p.path());
+    fake.start_registry();
+    p.file("multiarch.toml", &fake.real(spec))
+        .file("Dockerfile", "FROM scratch\n");
     (p, fake)
 }
 
@@ -75,7 +78,7 @@ fn run(p: &Project, fake: &FakeEngine, files: &[&std::path::Path]) -> (Option<i3
     let out = c.output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    (out.status.code(), fake.shown(&text))
 }
 
 fn plan_json(p: &Project, fake: &FakeEngine, extra: &[&str]) -> serde_json::Value {
@@ -88,7 +91,7 @@ fn plan_json(p: &Project, fake: &FakeEngine, extra: &[&str]) -> serde_json::Valu
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&fake.shown(&String::from_utf8_lossy(&out.stdout))).unwrap()
 }
 
 fn build_argv(plan: &serde_json::Value) -> Vec<String> {

@@ -18,5 +18,6 @@ mod pipelines;
 mod plan;
 mod podman;
 mod properties;
+mod publishing;
 mod runner;
 mod scale;

@@ -312,27 +312,33 @@ fn lists_are_made_of_the_pushed_digests() {
     let create = step(&p, "manifest-create:app:latest");
     assert_eq!(create.reference(), Some("127.0.0.1:5000/acme/app:latest"));
     assert_eq!(create.tag(), Some("latest"));
-    let mut want = argv(&[
-        "docker",
-        "manifest",
-        "create",
-        "--insecure",
-        "127.0.0.1:5000/acme/app:latest",
-    ]);
-    for a in ARCHES {
-        want.push(format!("{REG}/app/{a}@<digest of push:app/{a}>"));
-    }
-    assert_eq!(create.command(), want);
+    // Read over the registry's API, by the digests this run pushes.
+    assert!(create.command().is_empty());
+    let reads: Vec<String> = create
+        .action
+        .requests()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect();
+    let want: Vec<String> = ARCHES
+        .iter()
+        .map(|a| {
+            format!("GET http://127.0.0.1:5000/v2/acme/app/{a}/manifests/<digest of push:app/{a}>")
+        })
+        .collect();
+    assert_eq!(reads, want);
+    let put = step(&p, "manifest-push:app:latest").action.requests();
     assert_eq!(
-        step(&p, "manifest-push:app:latest").command(),
-        argv(&[
-            "docker",
-            "manifest",
-            "push",
-            "--purge",
-            "--insecure",
-            "127.0.0.1:5000/acme/app:latest",
-        ])
+        (
+            put[0].method,
+            put[0].url.as_str(),
+            put[0].media_type.as_str()
+        ),
+        (
+            "PUT",
+            "http://127.0.0.1:5000/v2/acme/app/manifests/latest",
+            "application/vnd.oci.image.index.v1+json"
+        )
     );
     // Verify runs the platform's entry of the list by digest, never a shared tag.
     let v = step(&p, "verify:app/arm64v8");
@@ -854,6 +860,19 @@ fn plan_json_has_the_fields_of_spec_section_4() {
             assert!(seen.contains(n), "{id} needs {n}, not listed before it");
         }
         assert!(seen.insert(id), "{id} twice");
+        // A step multiarch performs over the registry's API shows its
+        // `request` instead of a `command`.
+        if kind.starts_with("manifest-") {
+            assert!(s.get("command").is_none(), "{s}");
+            let r = &s["request"];
+            assert!(
+                r["method"].is_string() && r["url"].is_string() && r["media_type"].is_string(),
+                "{s}"
+            );
+            assert!(s["image"].is_string() && s["tag"].is_string(), "{s}");
+            assert!(s["reference"].is_string(), "{s}");
+            continue;
+        }
         let command: Vec<&str> = s["command"]
             .as_array()
             .expect("command")
@@ -912,8 +931,21 @@ fn plan_json_has_the_fields_of_spec_section_4() {
         .unwrap();
     assert_eq!(create["tag"], "latest");
     assert_eq!(create["reference"], format!("{REG}/app:latest"));
-    assert_eq!(create["command"][1], "manifest");
-    assert_eq!(create["command"][2], "create");
+    assert!(create.get("command").is_none(), "{create}");
+    assert_eq!(create["request"]["method"], "GET");
+    assert_eq!(
+        create["request"]["url"],
+        "http://127.0.0.1:5000/v2/acme/app/amd64/manifests/<digest of push:app/amd64>"
+    );
+    let push = steps
+        .iter()
+        .find(|s| s["id"] == "manifest-push:app:latest")
+        .unwrap();
+    assert_eq!(
+        push["request"],
+        serde_json::json!({"method": "PUT", "url": "http://127.0.0.1:5000/v2/acme/app/manifests/latest",
+            "media_type": "application/vnd.oci.image.index.v1+json"})
+    );
     assert_eq!(j["skipped"], serde_json::json!([]));
 }
 

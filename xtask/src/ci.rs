@@ -48,6 +48,8 @@ pub fn run(args: &[String]) -> Result<i32> {
         let env = crate::setup_engine()?;
         // The engine tests run through podman too (tests/integration/podman.rs).
         eprintln!("xtask: {}", crate::devenv::ensure_podman()?);
+        // tests/integration/publishing.rs: skopeo and htpasswd.
+        crate::devenv::ensure_publishing_tools()?;
         test.args(["--", "--include-ignored"])
             .env("MULTIARCH_BUSYBOX", &env.busybox_dir)
             .env("MULTIARCH_ENGINE_TESTS", "1")

@@ -806,6 +806,13 @@ fn npm_version(prefix: &Path, name: &str) -> Option<String> {
     Some(after[start..start + len].to_string())
 }
 
+/// What the publishing engine tests use besides the engine: skopeo (an
+/// independent client reads the lists multiarch pushes) and htpasswd (a registry
+/// with basic auth), installed with apt when missing.
+pub fn ensure_publishing_tools() -> Result<()> {
+    apt_install_missing(&[("skopeo", "skopeo"), ("htpasswd", "apache2-utils")])
+}
+
 /// Installs the packages of the commands that are missing (`(command, package)`).
 fn apt_install_missing(commands: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = commands

@@ -11,7 +11,7 @@ mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::executor::{StepExecutor, StepIo, StepResult};
 use super::process::{self, Command, Exit, Finished, Output};
@@ -19,10 +19,11 @@ use super::qemu::{self, Binfmt};
 use super::retry::{Retry, RetryPolicy};
 use super::session::{plain_http_registries, unique_name, Session};
 use super::SessionError;
-use crate::engine::{self, Engine, EngineTarget};
+use crate::engine::{self, EngineTarget};
 use crate::environment::Environment;
 use crate::events::StepStatus;
 use crate::plan::{Action, Plan, Step};
+use crate::registry::client::{CredentialHelper, Registry};
 use crate::spec::reference;
 use crate::spec::EngineKind;
 
@@ -47,11 +48,15 @@ pub struct EngineRunner {
     pub skip_existing: bool,
     /// Per-arch references found in the registry: reference → digest.
     existing: Mutex<HashMap<String, String>>,
-    /// Lists read from the registry in this run: list → the engine's JSON of it.
-    /// Filled by a manifest-create that found its list already published
-    /// (`--skip-existing`) and by the first verify of a list; read by verify.
-    lists: Mutex<HashMap<String, String>>,
-    /// Lists the registry already serves with exactly the entries this run would
+    /// `--force-tags`: floating tags move even to an older commit's list.
+    pub force_tags: bool,
+    /// The registry's API: lists, verify's reads, lookups.
+    registry: Arc<Registry>,
+    /// The indexes this run assembled, by list.
+    indexes: Mutex<HashMap<String, list::Built>>,
+    /// What this run did with each list tag, by image, in the order pushed.
+    published: Mutex<HashMap<String, Vec<(String, list::Published)>>>,
+    /// Lists the registry already serves as exactly the index this run would
     /// publish (`--skip-existing`): their manifest-push has nothing to do.
     unchanged: Mutex<HashSet<String>>,
     /// This run's id, in the `multiarch.run` label of every container it starts.
@@ -59,6 +64,13 @@ pub struct EngineRunner {
     /// A container command of this run ended by a timeout, a cancellation or a
     /// signal: its container may be left, and the run's end looks for them.
     containers_left: std::sync::atomic::AtomicBool,
+    /// `[publish] atomic`: indexes are PUT by digest when assembled, and the
+    /// tags moved one at a time under this lock, each remembered with what it
+    /// named before, so a failed move puts every moved tag back.
+    pub atomic: bool,
+    tag_moves: Mutex<list::TagMoves>,
+    /// Entries copied into a list's repository (`REPO@DIGEST`), one copy at a time.
+    copied: Mutex<HashSet<String>>,
 }
 
 impl EngineRunner {
@@ -74,6 +86,8 @@ impl EngineRunner {
         let session = Session::prepare(plan.engine, env, &plain_http_registries(plan))?;
         let mut r = Self::with_session(plan.dir.clone(), session);
         r.insecure = plan.insecure_registries.clone();
+        r.registry = Arc::new(registry_for(env, &r.insecure, &plan.dir));
+        r.atomic = plan.atomic;
         Ok(r)
     }
 
@@ -87,10 +101,20 @@ impl EngineRunner {
             skip_existing: false,
             insecure: Vec::new(),
             existing: Default::default(),
-            lists: Default::default(),
+            force_tags: false,
+            registry: Arc::new(Registry::new(
+                &Environment::empty(),
+                &[],
+                crate::registry::http::DEFAULT_TIMEOUT,
+            )),
+            indexes: Default::default(),
+            published: Default::default(),
             unchanged: Default::default(),
             run_id: unique_name("multiarch"),
             containers_left: Default::default(),
+            atomic: false,
+            tag_moves: Default::default(),
+            copied: Default::default(),
         }
     }
 
@@ -208,35 +232,6 @@ impl EngineRunner {
             .unwrap_or_else(|f| f)
     }
 
-    /// A read-only registry query, captured, under the retry policy.
-    fn read(&self, argv: Vec<String>, step: &Step, io: &StepIo<'_>) -> Finished {
-        let what = argv.get(1..3).map(|a| a.join(" ")).unwrap_or_default();
-        self.retry
-            .run(Retry::Read(&what), io, || {
-                ok_or_err(self.captured(argv.clone(), step, io, false))
-            })
-            .unwrap_or_else(|f| f)
-    }
-
-    /// The digest of a per-arch reference in the registry, asked the engine's
-    /// way, under the retry policy (each attempt from the start: a podman lookup
-    /// is several commands).
-    fn lookup(
-        &self,
-        kind: EngineKind,
-        reference: &str,
-        insecure: bool,
-        step: &Step,
-        io: &StepIo<'_>,
-    ) -> Result<String, Finished> {
-        let what = format!("reading {reference}");
-        self.retry.run(Retry::Read(&what), io, || {
-            registry_digest(engine::engine(kind), reference, insecure, &mut |a| {
-                self.captured(a, step, io, false)
-            })
-        })
-    }
-
     fn fail(&self, what: &str, f: &Finished) -> StepResult {
         let status = match &f.exit {
             Exit::TimedOut(_) => StepStatus::TimedOut(format!("{what}: {}", f.exit.describe())),
@@ -255,31 +250,15 @@ impl EngineRunner {
         }
     }
 
-    /// Whether `reference`'s registry is reached over plain HTTP: loopback, or
-    /// one of `[project] insecure_registries`.
-    fn plain_http(&self, reference: &str) -> bool {
-        crate::registry::plain_http(reference, &self.insecure)
-    }
-
     /// With `--skip-existing`: the digest of `reference` when the registry has it.
-    fn existing(
-        &self,
-        step: &Step,
-        io: &StepIo<'_>,
-        kind: EngineKind,
-        reference: &str,
-    ) -> Option<String> {
+    fn existing(&self, io: &StepIo<'_>, reference: &str) -> Option<String> {
         if !self.skip_existing {
             return None;
         }
         if let Some(d) = self.existing.lock().ok()?.get(reference) {
             return Some(d.clone());
         }
-        let insecure = self.plain_http(reference);
-        let d = registry_digest(engine::engine(kind), reference, insecure, &mut |a| {
-            self.captured(a, step, io, false)
-        })
-        .ok()?;
+        let d = self.registry_digest(reference, Some(io)).ok()??;
         if let Ok(mut m) = self.existing.lock() {
             m.insert(reference.to_string(), d.clone());
         }
@@ -290,19 +269,13 @@ impl EngineRunner {
 impl StepExecutor for EngineRunner {
     fn execute(&self, step: &Step, io: &StepIo<'_>) -> StepResult {
         let per_arch = match &step.action {
-            Action::Build {
-                reference, engine, ..
-            }
-            | Action::Test {
-                reference, engine, ..
-            }
-            | Action::Push {
-                reference, engine, ..
-            } => Some((reference.as_str(), engine.kind)),
+            Action::Build { reference, .. }
+            | Action::Test { reference, .. }
+            | Action::Push { reference, .. } => Some(reference.as_str()),
             _ => None,
         };
-        if let Some((r, kind)) = per_arch {
-            if let Some(d) = self.existing(step, io, kind, r) {
+        if let Some(r) = per_arch {
+            if let Some(d) = self.existing(io, r) {
                 let digest = matches!(step.action, Action::Push { .. }).then_some(d);
                 return StepResult::cached(format!("{r} is already in the registry"), digest);
             }
@@ -348,16 +321,15 @@ impl StepExecutor for EngineRunner {
                 engine, reference, ..
             } => self.push(step, io, engine, reference),
             Action::ManifestCreate {
-                engine,
                 list,
                 entries,
-                insecure,
-            } => self.manifest_create(step, io, engine, list, entries, *insecure),
-            Action::ManifestPush {
-                engine,
-                list,
-                insecure,
-            } => self.manifest_push(step, io, engine, list, *insecure),
+                annotations,
+                format,
+                ..
+            } => self.manifest_create(step, io, list, entries, annotations, *format),
+            Action::ManifestPush { list, floating, .. } => {
+                self.manifest_push(io, step.image().unwrap_or(""), list, *floating)
+            }
             Action::Verify {
                 engine,
                 list,
@@ -365,7 +337,6 @@ impl StepExecutor for EngineRunner {
                 push_step,
                 platform,
                 check,
-                insecure,
                 ..
             } => self.verify(
                 step,
@@ -376,7 +347,6 @@ impl StepExecutor for EngineRunner {
                     reference,
                     push_step,
                     platform,
-                    insecure: *insecure,
                 },
                 check,
             ),
@@ -398,73 +368,45 @@ fn repo_of(reference: &str) -> String {
         .unwrap_or_else(|_| reference.to_string())
 }
 
-/// Run the engine's [`Lookup`](crate::engine::Lookup) of `reference` with
-/// `run`: the digest, or the failed command's output.
-pub fn registry_digest(
-    engine: &dyn Engine,
-    reference: &str,
-    insecure: bool,
-    run: &mut dyn FnMut(Vec<String>) -> Finished,
-) -> Result<String, Finished> {
-    let lookup = engine.lookup(reference, insecure, &unique_name("lookup"));
-    let mut result = None;
-    for (i, argv) in lookup.commands.into_iter().enumerate() {
-        let f = run(argv);
-        if !f.exit.success() {
-            result = Some(Err(f));
-            break;
-        }
-        if i == lookup.answer {
-            let digest = engine.lookup_digest(&f.stdout.join("\n"));
-            result = Some(digest.ok_or(f));
-            break;
-        }
-    }
-    for argv in lookup.cleanup {
-        let _ = run(argv);
-    }
-    result.unwrap_or_else(|| {
-        Err(Finished {
-            exit: Exit::Code(-1),
-            stdout: Vec::new(),
-            stderr: vec![format!("no answer about {reference}")],
-            duration: std::time::Duration::ZERO,
-        })
-    })
+/// The run's registry client: credentials from `env` (the environment's, else
+/// docker's config, whose credential helpers run as processes in `dir`).
+pub fn registry_for(env: &Environment, insecure: &[String], dir: &std::path::Path) -> Registry {
+    Registry::new(env, insecure, crate::registry::http::DEFAULT_TIMEOUT).with_helper(Arc::new(
+        HelperProcess {
+            dir: dir.to_path_buf(),
+            env: env.clone(),
+        },
+    ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `docker-credential-NAME get`, the server on stdin, JSON on stdout: through
+/// the process path (argv, no shell), with a deadline.
+struct HelperProcess {
+    dir: PathBuf,
+    env: Environment,
+}
 
-    #[test]
-    fn a_lookup_runs_until_the_answer_then_cleans_up() {
-        let mut seen = Vec::new();
-        let answer = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:dd"}]}"#;
-        let d = registry_digest(&engine::Podman, "reg/app/amd64:1", true, &mut |a| {
-            seen.push(a[1..3].join(" "));
-            Finished {
-                exit: Exit::Code(0),
-                stdout: vec![answer.to_string()],
-                stderr: Vec::new(),
-                duration: std::time::Duration::ZERO,
+impl CredentialHelper for HelperProcess {
+    fn get(&self, helper: &str, server: &str) -> Result<String, String> {
+        let mut env = Vec::new();
+        for k in ["PATH", "HOME", "DOCKER_CONFIG"] {
+            if let Some(v) = self.env.get(k) {
+                env.push((k.to_string(), v.to_string()));
             }
-        });
-        assert_eq!(d.unwrap(), "sha256:dd");
-        assert_eq!(seen, ["manifest create", "manifest inspect", "manifest rm"]);
-        let mut probes = Vec::new();
-        for _ in 0..2 {
-            let _ = registry_digest(&engine::Podman, "x:1", true, &mut |a| {
-                probes.push(a[3].clone());
-                Finished {
-                    exit: Exit::Code(1),
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                    duration: std::time::Duration::ZERO,
-                }
-            });
         }
-        assert_eq!(probes.len(), 4, "create failed, then the cleanup");
-        assert_ne!(probes[0], probes[2], "probes never share a name");
+        let cmd = Command {
+            argv: vec![format!("docker-credential-{helper}"), "get".to_string()],
+            dir: Some(self.dir.clone()),
+            env,
+            stdin: Some(server.as_bytes().to_vec()),
+            timeout: Some(std::time::Duration::from_secs(30)),
+        };
+        let f = process::spawn(&cmd, &process::ProcessTable::new(), Output::Captured);
+        if f.exit.success() {
+            Ok(f.stdout.join("\n"))
+        } else {
+            let said = f.lines().cloned().collect::<Vec<_>>().join(" ");
+            Err(format!("{}: {}", f.exit.describe(), said.trim()))
+        }
     }
 }

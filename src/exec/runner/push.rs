@@ -1,7 +1,6 @@
-//! Pushes of per-arch images and of lists: the registry write under the retry
-//! policy, then the pushed digest from the engine's answer (its output, or the
-//! digest file an engine such as podman writes), else the image's repository
-//! digests.
+//! Pushes of per-arch images: the registry write under the retry policy, then
+//! the pushed digest from the engine's answer (its output, or the digest file an
+//! engine such as podman writes), else the image's repository digests.
 
 use super::EngineRunner;
 use crate::engine::answers::repo_digest;
@@ -37,29 +36,6 @@ impl EngineRunner {
                 f.stdout,
             ),
         }
-    }
-
-    pub(super) fn manifest_push(
-        &self,
-        step: &Step,
-        io: &StepIo<'_>,
-        engine: &EngineTarget,
-        list: &str,
-        insecure: bool,
-    ) -> StepResult {
-        if self.skip_existing && self.unchanged.lock().is_ok_and(|m| m.contains(list)) {
-            return StepResult::cached(
-                format!("{list} is already in the registry with these entries"),
-                None,
-            );
-        }
-        let e = engine.engine();
-        let (f, digest) =
-            self.push_reading_digest(step, io, e, |file| e.manifest_push(list, insecure, file));
-        if !f.exit.success() {
-            return self.fail("manifest push failed", &f);
-        }
-        StepResult::pushed(digest)
     }
 
     /// Run the push `argv(digest_file)` makes, as a registry write; the digest

@@ -2,13 +2,24 @@
 //! before pushing; the registry's, by digest, after publishing), its output
 //! compared with what the arch must print.
 
+use super::list::Published;
 use super::{repo_of, EngineRunner};
-use crate::engine::answers::{digest_for_platform, is_missing_executable, platform_matches};
+use crate::engine::answers::{is_missing_executable, platform_matches};
 use crate::engine::{EngineTarget, Pull};
+use crate::events::format::short_digest;
 use crate::exec::executor::{StepIo, StepResult};
 use crate::exec::retry::Retry;
 use crate::plan::{Check, Step, StepId};
+use crate::registry::client::Repo;
+use crate::registry::index;
 use crate::spec::Platform;
+
+/// What became of a floating tag this run moved.
+enum Moved {
+    On,
+    BackAndRestored,
+    Elsewhere,
+}
 
 /// Where a check runs.
 pub(super) struct Target<'a> {
@@ -27,7 +38,6 @@ pub(super) struct Verify<'a> {
     pub reference: &'a str,
     pub push_step: &'a StepId,
     pub platform: &'a Platform,
-    pub insecure: bool,
 }
 
 impl EngineRunner {
@@ -132,16 +142,10 @@ impl EngineRunner {
                 Ok(r) => r,
                 Err(r) => return r,
             },
-            // The plan marks a verify plain-HTTP by its list; a build that
-            // publishes no list reads the per-arch reference, whose registry
-            // decides.
-            None => {
-                let insecure = v.insecure || self.plain_http(v.reference);
-                match self.entry_digest(step, io, v.engine, v.push_step, v.reference, insecure) {
-                    Ok(d) => format!("{}@{d}", repo_of(v.reference)),
-                    Err(r) => return r,
-                }
-            }
+            None => match self.entry_digest(io, v.push_step, v.reference) {
+                Ok(d) => format!("{}@{d}", repo_of(v.reference)),
+                Err(r) => return r,
+            },
         };
         let t = Target {
             engine: v.engine,
@@ -152,9 +156,11 @@ impl EngineRunner {
         self.check(step, io, t, check, "verify")
     }
 
-    /// `REPO@sha256:…` of the platform's entry in the pushed list, which is read
-    /// once per run: by the first verify of it, or by a manifest-create that
-    /// found it already published.
+    /// `REPO@sha256:…` of the platform's entry in the list the registry serves,
+    /// after proving (issue 17) that every tag of the image this run published
+    /// names the index this run pushed (or was kept, and says so), that the list
+    /// has exactly one entry per arch (attestations aside) and that this arch's
+    /// entry is the digest this run pushed for it.
     fn list_entry(
         &self,
         step: &Step,
@@ -162,31 +168,161 @@ impl EngineRunner {
         v: &Verify<'_>,
         list: &str,
     ) -> Result<String, StepResult> {
-        let known = self.lists.lock().ok().and_then(|m| m.get(list).cloned());
-        let json = match known {
-            Some(json) => json,
-            None => {
-                let local = EngineTarget::local(v.engine.kind);
-                let f = self.read(local.engine().manifest_inspect(list, v.insecure), step, io);
-                if !f.exit.success() {
-                    return Err(self.fail(&format!("cannot read the pushed list {list}"), &f));
+        let fail = |why: String| StepResult::failed(why, Vec::new());
+        let image = step.image().unwrap_or("");
+        let published: Vec<(String, Published)> = self
+            .published
+            .lock()
+            .ok()
+            .and_then(|m| m.get(image).cloned())
+            .unwrap_or_default();
+        for (tag_list, p) in &published {
+            let served = self
+                .registry_digest(tag_list, Some(io))
+                .map_err(|e| fail(format!("cannot read {tag_list}: {e}")))?;
+            match (p, served) {
+                (Published::Pushed(d) | Published::Floating(d), Some(s)) if *d == s => {}
+                // Another run moved a floating tag: on to a newer commit (as
+                // it should), or back to an older one (its check raced this
+                // run's push), which this run undoes.
+                (Published::Floating(d), s) => match self.moved(io, tag_list) {
+                    Moved::On => io.line(&format!(
+                        "{tag_list} has moved on from this run's {} to a newer commit's {}",
+                        short_digest(d),
+                        s.as_deref().map_or("nothing".to_string(), short_digest)
+                    )),
+                    Moved::BackAndRestored => io.note(&format!(
+                        "{tag_list} had been moved back to an older commit's list by another run; it names this run's {} again",
+                        short_digest(d)
+                    )),
+                    Moved::Elsewhere => {
+                        return Err(fail(format!(
+                            "{tag_list} names {}, not the index this run pushed ({})",
+                            s.as_deref().map_or("nothing".to_string(), short_digest),
+                            short_digest(d)
+                        )))
+                    }
+                },
+                (Published::Pushed(d), s) => {
+                    return Err(fail(format!(
+                        "{tag_list} names {}, not the index this run pushed ({})",
+                        s.as_deref().map_or("nothing".to_string(), short_digest),
+                        short_digest(d)
+                    )))
                 }
-                let json = f.stdout.join("\n");
-                if let Ok(mut m) = self.lists.lock() {
-                    m.insert(list.to_string(), json.clone());
-                }
-                json
+                (Published::Kept { why, .. }, _) => io.line(&format!("{tag_list}: {why}")),
+            }
+        }
+        let Some((repo, Some(tag))) = Repo::parse(list) else {
+            return Err(fail(format!("`{list}` is not a tagged reference")));
+        };
+        let served = self
+            .retry
+            .run_registry(&format!("reading {list}"), Some(io), || {
+                self.registry.get_manifest(&repo, &tag)
+            })
+            .map_err(|e| fail(format!("cannot read the pushed list {list}: {e}")))?
+            .ok_or_else(|| fail(format!("the registry does not serve {list}")))?;
+        let entries = index::entries(&served.bytes)
+            .ok_or_else(|| fail(format!("{list} is not a list ({})", served.media_type)))?;
+        let images: Vec<&index::Descriptor> = index::image_entries(&entries).collect();
+        if let Some(built) = self.built(list) {
+            let want: Vec<String> = built.images.iter().map(|(p, _)| p.to_string()).collect();
+            let mut got: Vec<String> = images
+                .iter()
+                .map(|e| {
+                    e.platform
+                        .as_ref()
+                        .map_or("(no platform)".into(), |p| index::normalized(p).to_string())
+                })
+                .collect();
+            let mut want_n: Vec<String> = built
+                .images
+                .iter()
+                .map(|(p, _)| index::normalized(p).to_string())
+                .collect();
+            got.sort();
+            want_n.sort();
+            if got != want_n {
+                return Err(fail(format!(
+                    "{list} lists {}; this run's list is {}",
+                    if got.is_empty() {
+                        "no image".to_string()
+                    } else {
+                        got.join(", ")
+                    },
+                    want.join(", ")
+                )));
+            }
+        }
+        let mine: Vec<&&index::Descriptor> = images
+            .iter()
+            .filter(|e| {
+                e.platform
+                    .as_ref()
+                    .is_some_and(|p| index::same_platform(p, v.platform))
+            })
+            .collect();
+        let entry = match mine.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(fail(format!(
+                    "the pushed list {list} has no entry for {}",
+                    v.platform
+                )))
+            }
+            more => {
+                return Err(fail(format!(
+                    "the pushed list {list} has {} entries for {}",
+                    more.len(),
+                    v.platform
+                )))
             }
         };
-        match digest_for_platform(&json, v.platform) {
-            Some(d) => {
-                io.line(&format!("{list} serves {} as {d}", v.platform));
-                Ok(format!("{}@{d}", repo_of(list)))
+        if let Some(pushed) = io.digest_of(&v.push_step.to_string()) {
+            if entry.digest != pushed {
+                return Err(fail(format!(
+                    "{list}'s {} entry is {}, not the image this run pushed ({})",
+                    v.platform,
+                    short_digest(&entry.digest),
+                    short_digest(&pushed)
+                )));
             }
-            None => Err(StepResult::failed(
-                format!("the pushed list {list} has no entry for {}", v.platform),
-                json.lines().map(str::to_string).collect(),
-            )),
+        }
+        io.line(&format!("{list} serves {} as {}", v.platform, entry.digest));
+        Ok(format!("{}@{}", repo_of(list), entry.digest))
+    }
+
+    /// Where another run moved the floating `list` this run pushed, by SPEC.md
+    /// §2's rule: on to a later commit's list, or back to an earlier one (then
+    /// this run's index is PUT again: the tag only moves forward).
+    fn moved(&self, io: &StepIo<'_>, list: &str) -> Moved {
+        let (Some((repo, Some(tag))), Some(built)) = (Repo::parse(list), self.built(list)) else {
+            return Moved::Elsewhere;
+        };
+        let Ok(Some(now)) = self
+            .retry
+            .run_registry(&format!("reading {list}"), Some(io), || {
+                self.registry.get_manifest(&repo, &tag)
+            })
+        else {
+            return Moved::Elsewhere;
+        };
+        if self.later(&now.bytes, &built.bytes).is_some() {
+            return Moved::On;
+        }
+        if self.later(&built.bytes, &now.bytes).is_none() {
+            return Moved::Elsewhere;
+        }
+        let put = self
+            .retry
+            .run_registry(&format!("PUT {list}"), Some(io), || {
+                self.registry
+                    .put_manifest(&repo, &tag, built.media_type, &built.bytes)
+            });
+        match put {
+            Ok(_) => Moved::BackAndRestored,
+            Err(_) => Moved::Elsewhere,
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::labels::oci_labels;
 use super::PlanBuilder;
-use crate::engine::argv::EngineTarget;
 use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
     StepKind,
@@ -19,8 +19,18 @@ pub(super) struct FirstList {
     pub push: StepId,
     /// The manifest-push step, when it is in this plan.
     pub idx: Option<StepIdx>,
+    /// It is in this plan, drafted later (`[publish] atomic`).
+    pub deferred: bool,
     /// `REPO:TAG`.
     pub list: String,
+}
+
+/// A manifest-push drafted after every manifest-create (`[publish] atomic`).
+pub(super) struct Deferred {
+    id: StepId,
+    action: Action,
+    timeout: Option<std::time::Duration>,
+    needs: Vec<Need>,
 }
 
 impl PlanBuilder<'_> {
@@ -30,6 +40,8 @@ impl PlanBuilder<'_> {
         let img = &spec.images[i];
         let mut first: Option<FirstList> = None;
         let mut prev_push: Option<StepIdx> = None;
+        let mut prev_deferred: Option<StepId> = None;
+        let atomic = spec.publish.atomic;
         let mut listed: HashSet<String> = HashSet::new();
         // Every list of the image is in its repository, on one registry.
         let insecure = self.insecure(&img.repo);
@@ -48,7 +60,6 @@ impl PlanBuilder<'_> {
             }
             let tag: Arc<str> = tag.into();
             let list = format!("{}:{tag}", img.repo);
-            let engine = EngineTarget::local(self.engine);
             let test_on = spec.verify.enabled && spec.verify.before_push;
             let mut needs = Vec::with_capacity(2 * img.archs.len());
             let mut entries = Vec::with_capacity(img.archs.len());
@@ -82,33 +93,51 @@ impl PlanBuilder<'_> {
                 let create = self.draft.push_with(
                     create_id,
                     Action::ManifestCreate {
-                        engine: engine.clone(),
                         list: list.clone(),
                         entries,
+                        annotations: oci_labels(self.ctx, &self.git),
+                        format: spec.publish.index,
                         insecure,
                     },
                     timeout,
                     needs,
                 );
-                // Lists of one repository are pushed one after another: two
-                // `manifest push` of the same entries at once can conflict.
-                let idx = self.draft.push_with(
-                    push_id.clone(),
-                    Action::ManifestPush {
-                        engine,
-                        list: list.clone(),
-                        insecure,
-                    },
-                    timeout,
-                    std::iter::once(create).chain(prev_push).map(Need::Step),
-                );
-                push_idx = Some(idx);
-                prev_push = Some(idx);
+                // Lists of one repository are pushed one after another, the
+                // immutable `{sha}` list first: a floating tag moves after it.
+                let action = Action::ManifestPush {
+                    list: list.clone(),
+                    format: spec.publish.index,
+                    floating: is_floating(m),
+                    insecure,
+                };
+                if atomic {
+                    self.creates.push(create);
+                    let needs = std::iter::once(Need::Step(create))
+                        .chain(prev_deferred.take().map(Need::Id))
+                        .collect();
+                    self.deferred.push(Deferred {
+                        id: push_id.clone(),
+                        action,
+                        timeout,
+                        needs,
+                    });
+                    prev_deferred = Some(push_id.clone());
+                } else {
+                    let idx = self.draft.push_with(
+                        push_id.clone(),
+                        action,
+                        timeout,
+                        std::iter::once(create).chain(prev_push).map(Need::Step),
+                    );
+                    push_idx = Some(idx);
+                    prev_push = Some(idx);
+                }
             }
             if first.is_none() {
                 first = Some(FirstList {
                     push: push_id,
                     idx: push_idx,
+                    deferred: atomic && self.sel.stage(Stage::Publish),
                     list,
                 });
             }
@@ -175,10 +204,37 @@ impl PlanBuilder<'_> {
     }
 }
 
+/// SPEC.md §2: a list tag without `{sha}`, `{short_sha}`, `{git_tag}` or
+/// `{version}` is floating (`latest`, `{branch}`, `{major}.{minor}`).
+fn is_floating(m: &ManifestTag) -> bool {
+    !["sha", "short_sha", "git_tag", "version"]
+        .iter()
+        .any(|v| m.tag.uses(v))
+}
+
+impl PlanBuilder<'_> {
+    /// `[publish] atomic`: the manifest-push steps, each after every
+    /// manifest-create of the file.
+    pub(super) fn draft_deferred_pushes(&mut self) {
+        let creates = std::mem::take(&mut self.creates);
+        for d in std::mem::take(&mut self.deferred) {
+            let others: Vec<Need> = creates
+                .iter()
+                .map(|c| Need::Step(*c))
+                .filter(|n| !d.needs.contains(n))
+                .collect();
+            let needs = d.needs.into_iter().chain(others);
+            let idx = self.draft.push_with(d.id, d.action, d.timeout, needs);
+            self.atomic_pushes.push(idx);
+        }
+    }
+}
+
 /// A need on a list push that is not in this plan: the list in the registry.
 pub(super) fn external_list(first: &FirstList) -> Need {
     match first.idx {
         Some(idx) => Need::Step(idx),
+        None if first.deferred => Need::Id(first.push.clone()),
         None => Need::External(ExternalNeed {
             id: first.push.clone(),
             reference: Some(first.list.as_str().into()),

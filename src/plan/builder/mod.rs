@@ -112,6 +112,14 @@ pub(super) struct PlanBuilder<'a> {
     qemu: StepIdx,
     /// Arches that need emulation, of the images planned.
     emulated: BTreeSet<String>,
+    /// `[publish] atomic`: every manifest-create, and the manifest-push steps
+    /// drafted after them (each needs every create: no tag moves before every
+    /// list of the file is assembled).
+    creates: Vec<StepIdx>,
+    deferred: Vec<lists::Deferred>,
+    /// The manifest-push steps drafted after every create: an atomic release's
+    /// verify steps need all of them (no verify passes before every tag moved).
+    atomic_pushes: Vec<StepIdx>,
 }
 
 impl<'a> PlanBuilder<'a> {
@@ -148,6 +156,9 @@ impl<'a> PlanBuilder<'a> {
             draft: Draft::new(),
             qemu: StepIdx::new(0),
             emulated: BTreeSet::new(),
+            creates: Vec::new(),
+            deferred: Vec::new(),
+            atomic_pushes: Vec::new(),
         })
     }
 
@@ -169,6 +180,7 @@ impl<'a> PlanBuilder<'a> {
             .sum();
         self.draft = Draft::with_capacity(bound + 1);
         self.qemu = self.draft_qemu();
+        let mut verifies = Vec::new();
         for i in self.image_order() {
             if !self.sel.images[i] {
                 continue;
@@ -180,8 +192,17 @@ impl<'a> PlanBuilder<'a> {
             let pushed = self.per_arch(i)?;
             let first_list = self.lists(i)?;
             if spec.verify.enabled && self.sel.stage(super::Stage::Verify) {
-                self.verify(i, &pushed, first_list)?;
+                // Atomic: the verify steps come after every tag move.
+                if spec.publish.atomic {
+                    verifies.push((i, pushed, first_list));
+                } else {
+                    self.verify(i, &pushed, first_list)?;
+                }
             }
+        }
+        self.draft_deferred_pushes();
+        for (i, pushed, first_list) in verifies {
+            self.verify(i, &pushed, first_list)?;
         }
         self.finish_qemu();
         let mut plan = std::mem::take(&mut self.draft).seal()?;

@@ -40,6 +40,13 @@ impl PlanBuilder<'_> {
                 needs.push(Need::Step(self.qemu));
             }
             let (list, run_reference) = match &first {
+                Some(f) if f.deferred => {
+                    // Atomic: after every tag of the release moved.
+                    needs.extend(self.atomic_pushes.iter().copied().map(Need::Step));
+                    let by_digest =
+                        format!("{}@<digest of {} in {}>", img.repo, arch.platform, f.list);
+                    (Some(f.list.clone()), by_digest)
+                }
                 Some(f) => {
                     needs.push(external_list(f));
                     let by_digest =

@@ -5,7 +5,7 @@ use serde::ser::SerializeSeq;
 use serde::Serialize;
 use std::io::Write;
 
-use crate::plan::{Plan, Skipped, StepId, StepIdx, StepKind};
+use crate::plan::{Plan, Request, Skipped, StepId, StepIdx, StepKind};
 use crate::spec::{BuildMode, Platform};
 
 #[derive(Serialize)]
@@ -25,10 +25,18 @@ struct JsonStep<'a> {
     needs: Needs<'a>,
     #[serde(skip_serializing_if = "ExternalIds::is_empty")]
     external_needs: ExternalIds<'a>,
-    command: &'a [String],
+    /// Left out for a step performed over the registry's API (`request`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a [String]>,
     /// All of a step's commands, when it has more than its main one.
     #[serde(skip_serializing_if = "single")]
     commands: &'a [Vec<String>],
+    /// The main registry request of a step multiarch performs itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<&'a Request>,
+    /// All of its requests, when it makes more than one.
+    #[serde(skip_serializing_if = "single_request")]
+    requests: &'a [Request],
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_secs: Option<u64>,
 }
@@ -96,6 +104,8 @@ impl Serialize for OneStep<'_> {
         let (plan, idx) = (self.0, self.1);
         let s = plan.step(idx);
         let (commands, main) = s.action.commands();
+        let requests = s.action.requests();
+        let command = commands.get(main).map(|c| c.as_slice());
         JsonStep {
             id: &s.id,
             kind: s.kind(),
@@ -106,8 +116,13 @@ impl Serialize for OneStep<'_> {
             reference: s.reference(),
             needs: Needs(plan, idx),
             external_needs: ExternalIds(s.external_needs()),
-            command: commands.get(main).map_or(&[], |c| c.as_slice()),
+            command: match (command, requests.is_empty()) {
+                (None, false) => None,
+                (c, _) => Some(c.unwrap_or(&[])),
+            },
             commands: &commands,
+            request: requests.first(),
+            requests: &requests,
             timeout_secs: s.timeout.map(|t| t.as_secs()),
         }
         .serialize(ser)
@@ -116,6 +131,10 @@ impl Serialize for OneStep<'_> {
 
 fn single(commands: &&[Vec<String>]) -> bool {
     commands.len() <= 1
+}
+
+fn single_request(requests: &&[Request]) -> bool {
+    requests.len() <= 1
 }
 
 /// The plan's fields before its steps.

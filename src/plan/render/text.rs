@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{argv_line, joined};
-use crate::plan::{Action, Plan, StepKind};
+use crate::plan::{Action, Plan};
 
 /// The header (what is built and whether it publishes), every step with its
 /// needs and commands, then what was skipped and why.
@@ -69,19 +69,11 @@ pub fn render_text(plan: &Plan) -> String {
                 joined(s.external_needs().iter().map(|e| &e.id))
             );
         }
-        for (ci, c) in s.commands().iter().enumerate() {
-            let tolerated = s.kind() == StepKind::ManifestCreate && ci == 0;
-            let _ = writeln!(
-                o,
-                "{:width$}  $ {}{}",
-                "",
-                argv_line(c),
-                if tolerated {
-                    "   (absence tolerated)"
-                } else {
-                    ""
-                }
-            );
+        for c in s.commands() {
+            let _ = writeln!(o, "{:width$}  $ {}", "", argv_line(&c));
+        }
+        for r in s.action.requests() {
+            let _ = writeln!(o, "{:width$}  {} {}", "", r.method, r.url);
         }
         if let Action::SetupQemu { handlers, .. } = &s.action {
             let _ = writeln!(

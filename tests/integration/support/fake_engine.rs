@@ -11,12 +11,10 @@
 //!    one repeats;
 //! 2. else the defaults of a working engine: `version` answers, `build`
 //!    records the platform of its `-t` tag and `image inspect` answers it,
-//!    `run --platform P` prints the uname of P, `push REF` prints (docker) or
-//!    writes to `--digestfile` (podman) `sha256:<sha256 of REF>`, `manifest
-//!    create`/`annotate`/`add` record a list that `manifest push` publishes and
-//!    `manifest inspect LIST` then prints as JSON, `manifest rm` exits 1 (no
-//!    cached list), and per-arch lookups (`manifest inspect --verbose REF`,
-//!    podman's probe list) find nothing in the registry;
+//!    `run --platform P` prints the uname of P, `push REF` writes a config of
+//!    the built platform and a manifest into the directory the fake registry
+//!    serves ([`super::fake_registry`]) and prints (docker) or writes to
+//!    `--digestfile` (podman) the manifest's digest;
 //! 3. anything else fails with exit 64 and says so on stderr.
 
 use std::cell::RefCell;
@@ -243,9 +241,66 @@ pub struct FakeEngine {
     state: PathBuf,
     marker: String,
     rules: RefCell<Vec<(String, Vec<Reply>)>>,
+    /// The fake registry, if started; its host is shown as [`SHOWN_REGISTRY`].
+    registry: RefCell<Option<super::fake_registry::FakeRegistry>>,
 }
 
+/// How calls and runs show the fake registry's host, whatever its port.
+pub const SHOWN_REGISTRY: &str = "127.0.0.1:5999";
+
 impl FakeEngine {
+    /// Serve what the fake's pushes write over the distribution API
+    /// ([`super::fake_registry`]), on a free port.
+    pub fn start_registry(&self) -> String {
+        let r = super::fake_registry::FakeRegistry::start(&self.state.join("oci"));
+        let host = r.host.clone();
+        *self.registry.borrow_mut() = Some(r);
+        host
+    }
+
+    /// The fake registry ([`FakeEngine::start_registry`] first).
+    pub fn registry(&self) -> std::cell::Ref<'_, super::fake_registry::FakeRegistry> {
+        std::cell::Ref::map(self.registry.borrow(), |r| {
+            r.as_ref().expect("start_registry first")
+        })
+    }
+
+    /// The fake registry's requests, its host shown as the tests write it.
+    pub fn requests(&self) -> Vec<String> {
+        self.registry().requests()
+    }
+
+    /// The digest of what the fake's push of `reference` wrote.
+    pub fn pushed_digest(&self, reference: &str) -> String {
+        let real = self.real(reference);
+        let r = real.split_once('/').map_or(real.as_str(), |(_, r)| r);
+        let (repo, tag) = r.rsplit_once(':').unwrap();
+        let f = self
+            .state
+            .join("oci/m")
+            .join(super::fake_registry::key(repo))
+            .join(super::fake_registry::key(tag));
+        multiarch::registry::client::sha256(
+            &std::fs::read(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+        )
+    }
+
+    /// `text` with the registry's host as the tests write it.
+    pub fn shown(&self, text: &str) -> String {
+        match &*self.registry.borrow() {
+            Some(r) => text.replace(r.host.as_str(), SHOWN_REGISTRY),
+            None => text.to_string(),
+        }
+    }
+
+    /// `text` with the registry's real host.
+    pub fn real(&self, text: &str) -> String {
+        match &*self.registry.borrow() {
+            Some(r) => text.replace(SHOWN_REGISTRY, &r.host),
+            None => text.to_string(),
+        }
+    }
+
     /// The fake in `dir/bin`, its state in `dir/fake-engine`.
     pub fn new(dir: &Path) -> FakeEngine {
         let bin = dir.join("bin");
@@ -254,8 +309,8 @@ impl FakeEngine {
             bin.clone(),
             state.join("calls"),
             state.join("images"),
-            state.join("lists"),
-            state.join("registry"),
+            state.join("oci/m"),
+            state.join("oci/b"),
         ] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -269,6 +324,7 @@ impl FakeEngine {
             state,
             marker,
             rules: RefCell::new(Vec::new()),
+            registry: RefCell::new(None),
         };
         f.write();
         f
@@ -278,6 +334,7 @@ impl FakeEngine {
     /// repeats. Rules are tried in the order they were added.
     pub fn on(&self, pattern: &str, replies: impl IntoIterator<Item = Reply>) -> &Self {
         let replies: Vec<Reply> = replies.into_iter().collect();
+        let pattern = &self.real(pattern);
         assert!(!replies.is_empty(), "a rule needs a reply");
         self.rules.borrow_mut().push((pattern.to_string(), replies));
         self.write();
@@ -324,7 +381,7 @@ impl FakeEngine {
                 let raw = std::fs::read(dir.join(n)).unwrap();
                 let mut words: Vec<String> = raw
                     .split(|&b| b == 0)
-                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .map(|w| self.shown(&String::from_utf8_lossy(w)))
                     .collect();
                 words.pop(); // after the last NUL
                 let program = words.remove(0);
@@ -408,6 +465,23 @@ count() {
   flock -u 9
   echo "$n"
 }
+# Write image $1 into the fake registry's directory (support::fake_registry): a
+# config of its built platform and a manifest; print the manifest's digest.
+oci_push() {
+  p=$(cat "$STATE/images/$(key "$1")" 2>/dev/null || echo linux/amd64)
+  os=${p%%/*}; rest=${p#*/}; arch=${rest%%/*}; var=
+  case "$rest" in */*) var=",\"variant\":\"${rest#*/}\"" ;; esac
+  cfg="{\"architecture\":\"$arch\",\"os\":\"$os\"$var}"
+  cd="sha256:$(sha "$cfg")"
+  printf '%s' "$cfg" > "$STATE/oci/b/$(key "$cd")"
+  m="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"$cd\",\"size\":${#cfg}},\"layers\":[]}"
+  md="sha256:$(sha "$m")"
+  r=${1#*/}; repo=${r%:*}
+  mkdir -p "$STATE/oci/m/$(key "$repo")"
+  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "$md")"
+  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "${r##*:}")"
+  printf '%s' "$md"
+}
 uname_of() {
   case "$1" in
     linux/amd64*) echo x86_64 ;;
@@ -419,18 +493,6 @@ uname_of() {
     linux/*) echo "${1#linux/}" ;;
     *) echo unknown ;;
   esac
-}
-# A recorded list ("REF OS ARCH VARIANT" lines) as `manifest inspect` prints it.
-list_json() {
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":['
-  sep=
-  while read -r ref os arch variant; do
-    printf '%s{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":527,"digest":"%s","platform":{"architecture":"%s","os":"%s"' "$sep" "${ref#*@}" "$arch" "$os"
-    [ -n "$variant" ] && printf ',"variant":"%s"' "$variant"
-    printf '}}'
-    sep=,
-  done < "$1"
-  printf ']}\n'
 }
 
 call="$STATE/calls/$(date +%s%N)-$$"
@@ -477,7 +539,6 @@ case "$line" in
   "version --format {{.Client.Version}}") [ "$flavour" = podman ] && echo 4.3.1 || echo 28.2.2 ;;
   "--version") [ "$flavour" = podman ] && echo "podman version 4.3.1" || echo "Docker version 28.2.2, build e6534b4" ;;
   "info --format {{.Version.Version}}") echo 4.3.1 ;;
-  "manifest --help") echo "Usage:  $flavour manifest COMMAND"; echo "Commands:"; echo "  create      Create a local manifest list" ;;
   "build "*)
     ref=$(flag -t "$@")
     flag --platform "$@" > "$STATE/images/$(key "$ref")"
@@ -502,7 +563,7 @@ case "$line" in
   "run "*) uname_of "$(flag --platform "$@")" ;;
   "push "*)
     ref=$(last "$@")
-    d="sha256:$(sha "$ref")"
+    d=$(oci_push "$ref")
     df=$(flag --digestfile "$@")
     if [ -n "$df" ]; then
       printf '%s' "$d" > "$df"
@@ -511,39 +572,6 @@ case "$line" in
       echo "The push refers to repository [${ref%:*}]"
       echo "latest: digest: $d size: 527"
     fi ;;
-  "manifest rm "*) echo "No such manifest: $(last "$@")" >&2; exit 1 ;;
-  "rmi --ignore "*) ;;
-  "manifest create "*docker://*) echo "Error: reading manifest $(last "$@" | sed 's,^docker://,,'): manifest unknown" >&2; exit 1 ;;
-  "manifest create "*)
-    shift 2
-    [ "$1" = --insecure ] && shift
-    : > "$STATE/lists/$(key "$1")"
-    echo "Created manifest list $1" ;;
-  "manifest annotate "*)
-    shift 2
-    v=$(flag --variant "$@")
-    echo "$2 $(flag --os "$@") $(flag --arch "$@") $v" >> "$STATE/lists/$(key "$1")" ;;
-  "manifest add "*)
-    ref=$(last "$@")
-    list=$(eval "printf '%s' \"\${$(($# - 1))}\"")
-    echo "${ref#docker://} $(flag --os "$@") $(flag --arch "$@") $(flag --variant "$@")" >> "$STATE/lists/$(key "$list")" ;;
-  "manifest push "*)
-    case "$(last "$@")" in
-      docker://*) list=$(eval "printf '%s' \"\${$(($# - 1))}\"") ;;
-      *) list=$(last "$@") ;;
-    esac
-    f="$STATE/lists/$(key "$list")"
-    [ -e "$f" ] || { echo "No such manifest: $list" >&2; exit 1; }
-    cp "$f" "$STATE/registry/$(key "$list")"
-    d="sha256:$(sha "$(cat "$f")")"
-    df=$(flag --digestfile "$@")
-    if [ -n "$df" ]; then printf '%s' "$d" > "$df"; else echo "Pushed ref $list@$d"; echo "$d"; fi ;;
-  "manifest inspect "*--verbose*) echo "no such manifest: $(last "$@")" >&2; exit 1 ;;
-  "manifest inspect "*)
-    ref=$(last "$@")
-    f="$STATE/registry/$(key "$ref")"
-    [ -e "$f" ] || { echo "no such manifest: $ref" >&2; exit 1; }
-    list_json "$f" ;;
   "login "*) echo "Login Succeeded" ;;
   *) echo "fake $flavour: unexpected call: $line" >&2; exit 64 ;;
 esac

@@ -3,6 +3,7 @@
 //! library's HTTP client for asking the registry what it really serves.
 
 pub mod fake_engine;
+pub mod fake_registry;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -57,13 +58,19 @@ impl Registry {
     }
 
     pub fn start_on(port: u16) -> Registry {
+        Registry::start_with(port, "")
+    }
+
+    /// With `extra` appended to its config (an `auth:` section, say); `/v2/`
+    /// is then awaited until it answers 200 or 401.
+    pub fn start_with(port: u16, extra: &str) -> Registry {
         let dir = temp_dir("registry");
         let addr = format!("127.0.0.1:{port}");
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -81,7 +88,8 @@ impl Registry {
 
     fn wait_ready(&self) {
         wait_until(Duration::from_secs(20), || {
-            http::ping_v2(&client(), Scheme::Http, &self.addr, None).is_ok_and(|s| s == 200)
+            http::ping_v2(&client(), Scheme::Http, &self.addr, None)
+                .is_ok_and(|s| s == 200 || s == 401)
         })
         .expect("the registry answers /v2/");
     }
@@ -177,7 +185,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The client tests ask registries with (a short timeout: they are loopback).
-fn client() -> Client {
+pub fn client() -> Client {
     Client::new(Duration::from_secs(10))
 }
 

@@ -1,0 +1,566 @@
+//! Publishing over the registry's API (issue 15, and the "Publishing integrity"
+//! part of issue 17), against the fake engine and the fake registry: floating
+//! tags move forward only (git ancestry, or commit time outside the local
+//! history), `--force-tags`, concurrent runs, verify of every published tag, and
+//! an entry that is itself an index with an attestation.
+
+use std::process::{Command, Output};
+
+use crate::support::fake_engine::FakeEngine;
+use crate::support::{git, Project};
+
+const SPEC: &str = r#"
+[project]
+registry = "127.0.0.1:5999/acme"
+
+[arch.amd64]
+builder = "ssh://fake-amd64"
+[arch.arm64v8]
+builder = "ssh://fake-arm64"
+
+[archs]
+default = ["amd64", "arm64v8"]
+
+[[image]]
+name = "app"
+"#;
+
+/// A git repository with the spec, two commits A then B (B a day later), and
+/// the fake engine and registry.
+struct Repo {
+    p: Project,
+    fake: FakeEngine,
+    a: String,
+    b: String,
+}
+
+fn repo() -> Repo {
+    let p = Project::new_without_busybox();
+    let fake = FakeEngine::new(p.path());
+    fake.start_registry();
+    p.file("multiarch.toml", &fake.real(SPEC))
+        .file("Dockerfile", "FROM scratch\n")
+        .file(".gitignore", "bin/\nfake-engine/\n*.jsonl\n");
+    let dir = p.path();
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "."]);
+    commit(dir, "A", "2026-01-01T00:00:00Z");
+    let a = git(dir, &["rev-parse", "HEAD"]);
+    p.file("NOTES", "b\n");
+    git(dir, &["add", "NOTES"]);
+    commit(dir, "B", "2026-01-02T00:00:00Z");
+    let b = git(dir, &["rev-parse", "HEAD"]);
+    Repo { p, fake, a, b }
+}
+
+fn commit(dir: &std::path::Path, msg: &str, date: &str) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            msg,
+        ])
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_AUTHOR_DATE", date)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Repo {
+    fn command(&self, dir: &std::path::Path, sha: &str, args: &[&str]) -> Command {
+        let mut c = self.p.command(&["run", "--branch", "main", "--sha", sha]);
+        c.current_dir(dir)
+            .args(args)
+            .env("PATH", self.fake.path())
+            .env("MULTIARCH_RETRY_BACKOFF_MS", "1")
+            .env_remove("DOCKER_HOST")
+            .env_remove("MULTIARCH_REGISTRY_PASSWORD")
+            .env_remove("CI_REGISTRY_PASSWORD");
+        c
+    }
+
+    fn run_in(&self, dir: &std::path::Path, sha: &str, args: &[&str]) -> (i32, String) {
+        let out: Output = self.command(dir, sha, args).output().unwrap();
+        let text = self.fake.shown(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        eprintln!("--- run {sha} {args:?}\n{text}");
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn run(&self, sha: &str, args: &[&str]) -> (i32, String) {
+        self.run_in(self.p.path(), sha, args)
+    }
+
+    /// The revision annotation of the index `tag` names.
+    fn revision(&self, tag: &str) -> String {
+        let bytes = self.fake.registry().manifest("acme/app", tag).expect(tag);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["annotations"]["org.opencontainers.image.revision"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+#[test]
+fn a_floating_tag_does_not_move_back_to_an_older_commit() {
+    let r = repo();
+    assert_eq!(r.run(&r.b, &[]).0, 0);
+    assert_eq!(r.revision("latest"), r.b);
+    // Its parent, published later (a slow pipeline, a retried job).
+    let (code, out) = r.run(&r.a, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(r.revision("latest"), r.b, "latest still names B's list");
+    assert_eq!(r.revision(&r.a), r.a, "A's {{sha}} list exists");
+    let short = &r.b[..7];
+    assert!(
+        out.contains(&format!("kept latest at {short}: newer")),
+        "the step and the summary say why:\n{out}"
+    );
+    // Verify says the kept tag was kept, and passes.
+    assert!(out.contains("success"), "{out}");
+    // --force-tags moves it anyway.
+    let (code, out) = r.run(&r.a, &["--force-tags"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(r.revision("latest"), r.a);
+    // And the newer commit moves it forward again.
+    assert_eq!(r.run(&r.b, &[]).0, 0);
+    assert_eq!(r.revision("latest"), r.b);
+}
+
+#[test]
+fn outside_the_local_history_the_commit_time_decides() {
+    let r = repo();
+    assert_eq!(r.run(&r.b, &[]).0, 0);
+    // A shallow clone of A (as CI checks out): B is not in its history.
+    let shallow = crate::support::temp_dir("shallow");
+    let c = shallow.path().to_path_buf();
+    let url = format!("file://{}", r.p.path().display());
+    git(&c, &["init", "-q"]);
+    git(&c, &["fetch", "-q", "--depth", "1", &url, &r.a]);
+    git(
+        &c,
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "-q",
+            "FETCH_HEAD",
+        ],
+    );
+    let (code, out) = r.run_in(&c, &r.a, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(r.revision("latest"), r.b, "B was created after A");
+    assert!(
+        out.contains(&format!("kept latest at {}: newer (", &r.b[..7]))
+            && out.contains("not in the local history"),
+        "{out}"
+    );
+}
+
+#[test]
+fn two_runs_at_once_publish_whole_lists() {
+    let r = repo();
+    let mut children: Vec<_> = [&r.a, &r.b]
+        .iter()
+        .map(|sha| r.command(r.p.path(), sha, &[]).spawn().unwrap())
+        .collect();
+    for c in &mut children {
+        assert!(c.wait().unwrap().success());
+    }
+    for tag in [r.a.as_str(), r.b.as_str(), "latest"] {
+        let bytes = r.fake.registry().manifest("acme/app", tag).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let platforms: Vec<String> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"], "{tag}: one entry per arch");
+    }
+    // Whichever ran last, the floating tags end at B or stay there.
+    assert_eq!(r.revision("latest"), r.b);
+}
+
+#[test]
+fn verify_fails_when_a_published_tag_names_another_list() {
+    let r = repo();
+    // A tag gone between the push and the verify (someone else's cleanup): the
+    // fake registry answers verify's reads of it with a 404.
+    r.fake
+        .registry()
+        .fail_after("HEAD", "/acme/app/manifests/latest", 404, 100, 0);
+    let (code, out) = r.run(&r.b, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("127.0.0.1:5999/acme/app:latest names nothing, not the index this run pushed"),
+        "{out}"
+    );
+}
+
+// ------------------------------------------------------------ the real registry
+
+mod engine {
+    use std::process::Command;
+
+    use crate::support::{self, engine_lock, free_port, temp_dir, Project, Registry, SHA};
+    use multiarch::registry::auth::basic;
+    use multiarch::registry::{manifest_url, Scheme, MANIFEST_ACCEPT};
+
+    const NEEDS: &str =
+        "needs dockerd, docker-registry, skopeo and apache2-utils; run by `cargo xtask ci`";
+
+    const SPEC: &str = r#"
+[project]
+registry = "${REG}/acme"
+
+[archs]
+default = ["amd64", "arm32v7", "arm64v8"]
+
+[[image]]
+name = "busybox"
+context = "busybox"
+verify = { command = ["uname", "-m"] }
+"#;
+
+    fn code(o: &std::process::Output) -> i32 {
+        o.status.code().unwrap_or(-1)
+    }
+
+    fn text(o: &std::process::Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    /// GET a manifest (with `authorization`): its status and JSON.
+    fn get(
+        reg: &str,
+        repo: &str,
+        reference: &str,
+        authorization: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let c = support::client();
+        let mut r = c
+            .get(manifest_url(Scheme::Http, reg, repo, reference))
+            .accept(MANIFEST_ACCEPT);
+        if let Some(a) = authorization {
+            r = r.authorization(a);
+        }
+        let a = r.send().unwrap();
+        (
+            a.status(),
+            serde_json::from_slice(a.body()).unwrap_or_default(),
+        )
+    }
+
+    fn put(reg: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> u16 {
+        support::client()
+            .put(
+                manifest_url(Scheme::Http, reg, repo, reference),
+                body.to_vec(),
+            )
+            .content_type(media_type)
+            .send()
+            .unwrap()
+            .status()
+    }
+
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo and apache2-utils; run by `cargo xtask ci`"]
+    fn independent_clients_read_the_annotated_index() {
+        let _g = engine_lock();
+        let reg = Registry::start();
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let out = p.run(&reg, &["run", "--branch", "main", "--sha", SHA]);
+        assert_eq!(code(&out), 0, "{NEEDS}");
+        let (status, index) = get(&reg.addr, "acme/busybox", "latest", None);
+        assert_eq!(status, 200);
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(
+            index["annotations"]["org.opencontainers.image.revision"],
+            SHA
+        );
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
+        let image = format!("docker://{}/acme/busybox:latest", reg.addr);
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", &image])
+            .output()
+            .expect("skopeo is installed (cargo xtask ci installs it)");
+        assert_eq!(code(&raw), 0, "{}", text(&raw));
+        let raw: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+        assert_eq!(raw, index, "skopeo reads the same index");
+        let dest = temp_dir("skopeo-copy");
+        let copy = Command::new("skopeo")
+            .args(["copy", "--all", "--src-tls-verify=false", &image])
+            .arg(format!("dir:{}", dest.path().join("all").display()))
+            .output()
+            .unwrap();
+        assert_eq!(code(&copy), 0, "every entry can be copied: {}", text(&copy));
+        let tag = format!("{}/acme/busybox:latest", reg.addr);
+        let pull = Command::new("docker")
+            .args(["pull", "--platform", "linux/arm64", &tag])
+            .output()
+            .unwrap();
+        assert_eq!(code(&pull), 0, "{}", text(&pull));
+        let arch = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Architecture}}", &tag])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&arch.stdout).trim(), "arm64");
+        let _ = Command::new("docker").args(["rmi", &tag]).output();
+    }
+
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo and apache2-utils; run by `cargo xtask ci`"]
+    fn an_entry_that_is_an_index_with_an_attestation_becomes_its_image_and_keeps_the_attestation() {
+        let _g = engine_lock();
+        let reg = Registry::start();
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let out = p.run(
+            &reg,
+            &[
+                "run", "--branch", "main", "--sha", SHA, "--stage", "build", "--stage", "push",
+            ],
+        );
+        assert_eq!(code(&out), 0, "{NEEDS}");
+        // What BuildKit with attestations pushes: the per-arch reference is an
+        // index of the image and an attestation manifest about it.
+        let repo = "acme/busybox/amd64";
+        let (_, image) = get(&reg.addr, repo, SHA, None);
+        let image_bytes = serde_json::to_vec(&image).unwrap();
+        let image_digest = multiarch::registry::client::sha256(&image_bytes);
+        assert_eq!(
+            put(
+                &reg.addr,
+                repo,
+                &image_digest,
+                image["mediaType"].as_str().unwrap(),
+                &image_bytes
+            ),
+            201
+        );
+        let config = &image["config"];
+        let att = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config["digest"], "size": config["size"]},
+            "layers": []
+        });
+        let att_bytes = serde_json::to_vec(&att).unwrap();
+        let att_digest = multiarch::registry::client::sha256(&att_bytes);
+        assert_eq!(
+            put(
+                &reg.addr,
+                repo,
+                &att_digest,
+                "application/vnd.oci.image.manifest.v1+json",
+                &att_bytes
+            ),
+            201
+        );
+        let child = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": image["mediaType"], "digest": image_digest, "size": image_bytes.len(),
+                 "platform": {"architecture": "amd64", "os": "linux"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att_digest,
+                 "size": att_bytes.len(), "platform": {"architecture": "unknown", "os": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": image_digest}}
+            ]
+        });
+        assert_eq!(
+            put(
+                &reg.addr,
+                repo,
+                SHA,
+                "application/vnd.oci.image.index.v1+json",
+                &serde_json::to_vec(&child).unwrap()
+            ),
+            201
+        );
+        let out = p.run(
+            &reg,
+            &[
+                "run", "--branch", "main", "--sha", SHA, "--stage", "publish", "--stage", "verify",
+            ],
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let (_, list) = get(&reg.addr, "acme/busybox", SHA, None);
+        let entries = list["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 4, "3 images and the attestation: {list}");
+        let amd64 = entries
+            .iter()
+            .find(|e| e["platform"]["architecture"] == "amd64")
+            .unwrap();
+        assert_eq!(
+            amd64["digest"],
+            image_digest.as_str(),
+            "the image, not the index"
+        );
+        let a = entries
+            .iter()
+            .find(|e| e["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+            .expect("the attestation is kept");
+        assert_eq!(a["digest"], att_digest.as_str());
+        assert_eq!(
+            a["annotations"]["vnd.docker.reference.digest"],
+            image_digest.as_str()
+        );
+        // Both are in the list's repository, so a client can read them there.
+        assert_eq!(get(&reg.addr, "acme/busybox", &att_digest, None).0, 200);
+    }
+
+    fn htpasswd(user: &str, password: &str) -> String {
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .expect("htpasswd is installed (apache2-utils; cargo xtask ci installs it)");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo and apache2-utils; run by `cargo xtask ci`"]
+    fn basic_auth_from_the_environment_a_helper_and_a_wrong_password() {
+        let _g = engine_lock();
+        let auth = temp_dir("htpasswd");
+        let file = auth.path().join("htpasswd");
+        std::fs::write(&file, format!("{}\n", htpasswd("ci", "s3cret-pw"))).unwrap();
+        let reg = Registry::start_with(
+            free_port(),
+            &format!(
+                "auth:\n  htpasswd:\n    realm: multiarch-test\n    path: {}\n",
+                file.display()
+            ),
+        );
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let docker_config = temp_dir("docker-config");
+        let dc = docker_config.path().to_str().unwrap().to_string();
+        // The environment's credentials: docker logs in for the per-arch
+        // pushes, multiarch's client uses them for the lists.
+        let out = p
+            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", &dc)
+            .env("MULTIARCH_REGISTRY_USER", "ci")
+            .env("MULTIARCH_REGISTRY_PASSWORD", "s3cret-pw")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{NEEDS}: {}", text(&out));
+        assert!(!text(&out).contains("s3cret-pw"), "the secret is masked");
+        let good = basic("ci", "s3cret-pw");
+        assert_eq!(get(&reg.addr, "acme/busybox", "latest", Some(&good)).0, 200);
+
+        // A wrong password in docker's config: the list step fails once, fast,
+        // with the registry's message, and is not retried.
+        let wrong = temp_dir("docker-config-wrong");
+        let b64 = |s: &str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        std::fs::write(
+            wrong.path().join("config.json"),
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+                reg.addr,
+                b64("ci:wrong")
+            ),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let out = p
+            .command(&[
+                "run",
+                "--branch",
+                "main",
+                "--sha",
+                SHA,
+                "--stage",
+                "publish",
+                "--retries",
+                "5",
+            ])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", wrong.path())
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_ne!(code(&out), 0, "{t}");
+        // A HEAD's answer has no body: its status is the message.
+        assert!(
+            t.contains("401 UNAUTHORIZED") || t.contains("401 Unauthorized"),
+            "the registry's message: {t}"
+        );
+        assert!(!t.contains("retry"), "no retry of a 401: {t}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "fast"
+        );
+
+        // A credential helper on PATH (`credsStore`) that knows the password.
+        let helper = temp_dir("helper");
+        let script = helper.path().join("docker-credential-test");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"s3cret-pw\"}\\n' \"$server\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = temp_dir("docker-config-store");
+        std::fs::write(store.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
+        let path = format!(
+            "{}:{}",
+            helper.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = p
+            .command(&[
+                "run",
+                "--branch",
+                "main",
+                "--sha",
+                SHA,
+                "--stage",
+                "publish",
+                "--stage",
+                "verify",
+                "--force-tags",
+            ])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", store.path())
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+}
