@@ -48,6 +48,10 @@ pub struct FinishedRecord {
     /// The last lines of output of a failed step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
+    /// A manifest-push: the platforms the registry serves under the list
+    /// (`platforms`, from the plan, is what was asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served_platforms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +122,7 @@ pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
         reference: r.reference.clone(),
         step,
         tail: r.tail.clone(),
+        served_platforms: r.platforms.clone(),
     }
 }
 
