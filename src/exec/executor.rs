@@ -21,7 +21,7 @@ pub struct StepResult {
     pub detail: Option<String>,
     /// The platforms the registry serves under what the step published (a
     /// list's image entries, each its config's platform); empty otherwise.
-    pub platforms: Vec<String>,
+    pub platforms: Box<[String]>,
 }
 
 impl StepResult {
@@ -31,7 +31,7 @@ impl StepResult {
             digest: None,
             tail: Vec::new(),
             detail: None,
-            platforms: Vec::new(),
+            platforms: Box::default(),
         }
     }
 
@@ -58,7 +58,7 @@ impl StepResult {
             digest,
             tail: Vec::new(),
             detail: None,
-            platforms: Vec::new(),
+            platforms: Box::default(),
         }
     }
 
@@ -68,7 +68,7 @@ impl StepResult {
             digest: None,
             tail,
             detail: None,
-            platforms: Vec::new(),
+            platforms: Box::default(),
         }
     }
 }

@@ -102,7 +102,7 @@ impl Reports<'_> {
         tail: Vec<String>,
     ) {
         let (digest, detail, platforms, duration) = match ran {
-            Some((r, d)) => (r.digest.clone(), r.detail.clone(), r.platforms.clone(), d),
+            Some((r, d)) => (r.digest.clone(), r.detail.clone(), r.platforms.to_vec(), d),
             None => (None, None, Vec::new(), Duration::ZERO),
         };
         let s = &self.plan.steps()[i];

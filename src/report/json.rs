@@ -100,7 +100,7 @@ pub enum Record {
         id: String,
         message: String,
     },
-    StepFinished(FinishedRecord),
+    StepFinished(Box<FinishedRecord>),
     RunFinished(RunRecord),
     /// The run could not start (or stopped) with an error: no run-finished follows.
     Error {
@@ -167,7 +167,7 @@ pub fn record(e: &RunEvent, info: &PlanInfo) -> Record {
             id: id.clone(),
             message: message.clone(),
         },
-        RunEvent::StepFinished(r) => Record::StepFinished(finished_record(r, info)),
+        RunEvent::StepFinished(r) => Record::StepFinished(Box::new(finished_record(r, info))),
         RunEvent::Finished(s) => Record::RunFinished(run_record(s, info)),
     }
 }
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_finished_step_is_one_flat_object_in_a_fixed_order() {
-        let r = Record::StepFinished(FinishedRecord {
+        let r = Record::StepFinished(Box::new(FinishedRecord {
             id: "push:api/amd64".into(),
             kind: "push".into(),
             status: "ok".into(),
@@ -260,7 +260,8 @@ mod tests {
                 platforms: vec!["linux/amd64".into()],
             },
             tail: Vec::new(),
-        });
+            served_platforms: Vec::new(),
+        }));
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
             line,

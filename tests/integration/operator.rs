@@ -89,7 +89,7 @@ impl StepExecutor for Fake {
             digest,
             tail: Vec::new(),
             detail: None,
-            platforms: Vec::new(),
+            platforms: Box::default(),
         }
     }
 }

@@ -247,7 +247,7 @@ impl EngineRunner {
             digest: None,
             tail,
             detail: None,
-            platforms: Vec::new(),
+            platforms: Box::default(),
         }
     }
 
