@@ -30,6 +30,9 @@ pub struct StepReport {
     /// How a step that succeeded did it, when that is worth saying
     /// ("platform checked from config: linux/arm64/v8").
     pub detail: Option<String>,
+    /// What the registry serves under a published list: its image entries'
+    /// platforms (empty for other steps, and in recordings made before).
+    pub platforms: Vec<String>,
 }
 
 /// Everything that happened, in order.

@@ -19,6 +19,9 @@ pub struct StepResult {
     pub tail: Vec<String>,
     /// What a step that succeeded wants said about how (the summary's detail).
     pub detail: Option<String>,
+    /// The platforms the registry serves under what the step published (a
+    /// list's image entries, each its config's platform); empty otherwise.
+    pub platforms: Box<[String]>,
 }
 
 impl StepResult {
@@ -28,6 +31,7 @@ impl StepResult {
             digest: None,
             tail: Vec::new(),
             detail: None,
+            platforms: Box::default(),
         }
     }
 
@@ -54,6 +58,7 @@ impl StepResult {
             digest,
             tail: Vec::new(),
             detail: None,
+            platforms: Box::default(),
         }
     }
 
@@ -63,6 +68,7 @@ impl StepResult {
             digest: None,
             tail,
             detail: None,
+            platforms: Box::default(),
         }
     }
 }

@@ -101,9 +101,9 @@ impl Reports<'_> {
         ran: Option<(&StepResult, Duration)>,
         tail: Vec<String>,
     ) {
-        let (digest, detail, duration) = match ran {
-            Some((r, d)) => (r.digest.clone(), r.detail.clone(), d),
-            None => (None, None, Duration::ZERO),
+        let (digest, detail, platforms, duration) = match ran {
+            Some((r, d)) => (r.digest.clone(), r.detail.clone(), r.platforms.to_vec(), d),
+            None => (None, None, Vec::new(), Duration::ZERO),
         };
         let s = &self.plan.steps()[i];
         let report = StepReport {
@@ -115,6 +115,7 @@ impl Reports<'_> {
             reference: s.reference().map(str::to_string),
             tail,
             detail,
+            platforms,
         };
         self.reports[i] = Some(report.clone());
         self.emit(RunEvent::StepFinished(report));

@@ -48,6 +48,10 @@ pub struct FinishedRecord {
     /// The last lines of output of a failed step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tail: Vec<String>,
+    /// A manifest-push: the platforms the registry serves under the list
+    /// (`platforms`, from the plan, is what was asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served_platforms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +100,7 @@ pub enum Record {
         id: String,
         message: String,
     },
-    StepFinished(FinishedRecord),
+    StepFinished(Box<FinishedRecord>),
     RunFinished(RunRecord),
     /// The run could not start (or stopped) with an error: no run-finished follows.
     Error {
@@ -118,6 +122,7 @@ pub fn finished_record(r: &StepReport, info: &PlanInfo) -> FinishedRecord {
         reference: r.reference.clone(),
         step,
         tail: r.tail.clone(),
+        served_platforms: r.platforms.clone(),
     }
 }
 
@@ -162,7 +167,7 @@ pub fn record(e: &RunEvent, info: &PlanInfo) -> Record {
             id: id.clone(),
             message: message.clone(),
         },
-        RunEvent::StepFinished(r) => Record::StepFinished(finished_record(r, info)),
+        RunEvent::StepFinished(r) => Record::StepFinished(Box::new(finished_record(r, info))),
         RunEvent::Finished(s) => Record::RunFinished(run_record(s, info)),
     }
 }
@@ -239,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_finished_step_is_one_flat_object_in_a_fixed_order() {
-        let r = Record::StepFinished(FinishedRecord {
+        let r = Record::StepFinished(Box::new(FinishedRecord {
             id: "push:api/amd64".into(),
             kind: "push".into(),
             status: "ok".into(),
@@ -255,7 +260,8 @@ mod tests {
                 platforms: vec!["linux/amd64".into()],
             },
             tail: Vec::new(),
-        });
+            served_platforms: Vec::new(),
+        }));
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
             line,

@@ -62,6 +62,7 @@ impl EventReader {
                     reference: f.reference,
                     tail: f.tail,
                     detail: f.detail,
+                    platforms: f.served_platforms,
                 };
                 self.reports.push(report.clone());
                 Parsed::Event(RunEvent::StepFinished(report))

@@ -32,7 +32,12 @@ pub fn published(s: &RunSummary, info: &PlanInfo) -> Vec<Published> {
                 list: kind == StepKind::ManifestPush,
                 reference: r.reference.clone().unwrap_or_else(|| r.id.clone()),
                 digest: r.digest.clone(),
-                platforms: info.platforms(&r.id).to_vec(),
+                // A list: what the registry serves; else what the plan built.
+                platforms: if r.platforms.is_empty() {
+                    info.platforms(&r.id).to_vec()
+                } else {
+                    r.platforms.clone()
+                },
             })
     };
     of(StepKind::ManifestPush)

@@ -89,6 +89,7 @@ impl StepExecutor for Fake {
             digest,
             tail: Vec::new(),
             detail: None,
+            platforms: Box::default(),
         }
     }
 }
@@ -223,6 +224,7 @@ fn summary_statuses_cached_timed_out_cancelled() {
         reference: Some(format!("reg/acme/{}", id.replace([':', '/'], "-"))),
         tail: Vec::new(),
         detail: None,
+        platforms: Vec::new(),
     };
     let s = RunSummary {
         steps: vec![
@@ -303,6 +305,7 @@ fn interleaved() -> Vec<RunEvent> {
         reference: None,
         tail: vec!["exec format error".into()],
         detail: None,
+        platforms: Vec::new(),
     };
     let a = done("build:api/amd64", StepStatus::Ok, 1200);
     let b = done(
@@ -563,6 +566,7 @@ fn junit_text_survives_markup_and_control_characters() {
         reference: None,
         tail: vec!["\x1b[31mred\x1b[0m \x07bell ]]> end".into()],
         detail: None,
+        platforms: Vec::new(),
     };
     let s = RunSummary {
         steps: vec![r.clone()],

@@ -564,3 +564,75 @@ verify = { command = ["uname", "-m"] }
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
 }
+
+/// The summary and the events say what the registry serves under each list
+/// published (the index's image entries, each checked against its config read
+/// from the registry), not what the plan asked for; a kept floating tag falls
+/// back to the plan's platforms.
+#[test]
+fn published_lists_carry_the_platforms_the_registry_serves() {
+    let r = repo();
+    let (code, out) = r.run(&r.b, &["--events", "events.jsonl"]);
+    assert_eq!(code, 0, "{out}");
+    let events = std::fs::read_to_string(r.p.path().join("events.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let served = |tag: &str| -> Vec<String> {
+        let bytes = r.fake.registry().manifest("acme/app", tag).expect(tag);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut p: Vec<String> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"].is_null())
+            .map(|m| {
+                let pl = &m["platform"];
+                let mut s = format!(
+                    "{}/{}",
+                    pl["os"].as_str().unwrap(),
+                    pl["architecture"].as_str().unwrap()
+                );
+                if let Some(v) = pl["variant"].as_str() {
+                    s.push('/');
+                    s.push_str(v);
+                }
+                s
+            })
+            .collect();
+        p.sort();
+        p
+    };
+    let pushes: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|e| e["event"] == "step-finished" && e["kind"] == "manifest-push")
+        .collect();
+    assert!(!pushes.is_empty(), "{events}");
+    for e in pushes {
+        let tag = e["tag"].as_str().unwrap();
+        let mut got: Vec<String> = serde_json::from_value(e["served_platforms"].clone())
+            .unwrap_or_else(|_| panic!("no served_platforms: {e}"));
+        got.sort();
+        assert_eq!(got, served(tag), "{e}");
+        assert_eq!(got, ["linux/amd64", "linux/arm64/v8"], "{e}");
+    }
+    let finished = records
+        .iter()
+        .find(|e| e["event"] == "run-finished")
+        .expect("run-finished");
+    let lists: Vec<&serde_json::Value> = finished["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "list")
+        .collect();
+    assert!(!lists.is_empty(), "{finished}");
+    for l in lists {
+        let reference = l["reference"].as_str().unwrap();
+        let tag = reference.rsplit(':').next().unwrap();
+        let mut got: Vec<String> = serde_json::from_value(l["platforms"].clone()).unwrap();
+        got.sort();
+        assert_eq!(got, served(tag), "{l}");
+    }
+}

@@ -384,6 +384,11 @@ impl EngineRunner {
             .map(|_| ())
     }
 
+    /// Push the list's index by tag (see [`EngineRunner::push_list`]); what
+    /// succeeded says which platforms the tag now serves: the index's image
+    /// entries, each its config's platform as read from the registry by the
+    /// manifest-create (a kept floating tag names another run's index: the
+    /// plan's platforms are shown for it).
     pub(super) fn manifest_push(
         &self,
         io: &StepIo<'_>,
@@ -391,6 +396,22 @@ impl EngineRunner {
         list: &str,
         floating: bool,
     ) -> StepResult {
+        let mut r = self.push_list(io, image, list, floating);
+        let pushed = self.published.lock().ok().is_some_and(|m| {
+            m.get(image).is_some_and(|v| {
+                v.iter()
+                    .any(|(l, p)| l == list && !matches!(p, Published::Kept { .. }))
+            })
+        });
+        if r.status.is_ok() && pushed {
+            if let Some(b) = self.built(list) {
+                r.platforms = b.images.iter().map(|(p, _)| p.to_string()).collect();
+            }
+        }
+        r
+    }
+
+    fn push_list(&self, io: &StepIo<'_>, image: &str, list: &str, floating: bool) -> StepResult {
         if self.skip_existing && self.unchanged.lock().is_ok_and(|m| m.contains(list)) {
             let digest = self.built(list).map(|b| b.digest);
             if let Some(d) = &digest {

@@ -247,6 +247,7 @@ impl EngineRunner {
             digest: None,
             tail,
             detail: None,
+            platforms: Box::default(),
         }
     }
 
