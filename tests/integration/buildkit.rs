@@ -5,6 +5,7 @@
 //! library's own detection finds); the other engine tests run once per builder.
 //! Run by `cargo xtask ci`.
 
+use crate::support::text;
 use std::process::{Command, Output};
 
 use multiarch::context::{DockerCli, ALTERNATIVE_DOCKERS};
@@ -30,14 +31,6 @@ fn buildkit_docker() -> String {
 
 fn cross_example() -> String {
     std::fs::read_to_string(crate::support::workspace().join("examples/cross/Dockerfile")).unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn buildkit(p: &Project, reg: &Registry, args: &[&str], env: &[(&str, &str)]) -> Output {

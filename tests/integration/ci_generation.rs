@@ -7,6 +7,7 @@
 //! generated pipeline under gitlab-ci-local with the engine and a registry.
 
 use crate::support;
+use crate::support::{code, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,18 +99,6 @@ fn project_in(dir: &str) -> Project {
     p.file(&format!("{dir}/multiarch.toml"), GLOBS)
         .file(&format!("{dir}/Dockerfile"), "FROM scratch\n");
     p
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// `multiarch ci ARGS…` in the project: its stdout, which must be a success.

@@ -3,6 +3,7 @@
 //! `--include-ignored`; a plain `cargo test` without an engine leaves them ignored.
 
 use crate::support;
+use crate::support::code;
 
 use std::time::Duration;
 
@@ -39,10 +40,6 @@ fn article_project() -> Project {
     p.file("multiarch.toml", SPEC)
         .file("hello/Dockerfile", HELLO);
     p
-}
-
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! security"): registry down, flaky, back up; 401s; a failing arch with
 //! `atomic`; signals mid-push; secrets. Run by `cargo xtask ci`.
 
+use crate::support::{code, text};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -21,18 +22,6 @@ name = "busybox"
 context = "busybox"
 verify = { command = ["uname", "-m"] }
 "#;
-
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn run_with_reg(p: &Project, reg: &str, args: &[&str]) -> std::process::Output {
     let out = p.command(args).env("REG", reg).output().unwrap();

@@ -2,6 +2,7 @@
 //! run's own processes (signals, SIGKILL, timeouts, output floods, logins).
 //! Each test names the fault it injects and asserts what must not happen.
 
+use crate::support::text;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -13,14 +14,6 @@ use crate::support::{processes_with, wait_until, Project};
 fn check(dir: &Path) -> Output {
     let p = Project::new_without_busybox();
     p.command(&["check"]).current_dir(dir).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A pull request's spec must not copy host files into a pushed image: a

@@ -5,6 +5,7 @@
 //! `--include-ignored`. The plan tests at the end need no engine.
 
 use crate::support;
+use crate::support::code;
 
 use std::process::{Command, Output};
 
@@ -42,10 +43,6 @@ fn article_project() -> Project {
     p.file("multiarch.toml", SPEC)
         .file("hello/Dockerfile", HELLO);
     p
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 /// Podman, set up the way multiarch sets it up for a run on `reg` (registries.conf

@@ -221,6 +221,7 @@ mod engine {
     use std::process::Command;
 
     use crate::support::{self, engine_lock, free_port, temp_dir, Project, Registry, SHA};
+    use crate::support::{code, text};
     use multiarch::registry::auth::basic;
     use multiarch::registry::{manifest_url, Scheme, MANIFEST_ACCEPT};
 
@@ -239,18 +240,6 @@ name = "busybox"
 context = "busybox"
 verify = { command = ["uname", "-m"] }
 "#;
-
-    fn code(o: &std::process::Output) -> i32 {
-        o.status.code().unwrap_or(-1)
-    }
-
-    fn text(o: &std::process::Output) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    }
 
     /// GET a manifest (with `authorization`): its status and JSON.
     fn get(

@@ -2,6 +2,7 @@
 //! builder on a second dockerd, CI sharding (per-arch jobs, then publish), and a
 //! rerun with --skip-existing that builds nothing. Run by `cargo xtask ci`.
 
+use crate::support::{code, text};
 use std::time::Instant;
 
 use crate::support::{engine_lock, git, Project, Registry, SecondDaemon};
@@ -29,18 +30,6 @@ args = { BASE = "{image.busybox}" }
 
 const APP: &str = "ARG BASE\nFROM ${BASE}\nCOPY hello.txt /hello.txt\nCMD [\"uname\", \"-m\"]\n";
 
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn two_apps() -> Project {
     let p = Project::new();
     p.file("multiarch.toml", TWO_APPS)
@@ -65,7 +54,7 @@ fn changed_since_builds_only_the_changed_image_and_its_dependents() {
     let first = git(dir, &["rev-parse", "HEAD"]);
     // Everything, at the first commit.
     let o = p.run(&reg, &["run", "--branch", "main"]);
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
 
     // A change under other/ only.
     p.file("other/hello.txt", "other 2\n");
@@ -84,7 +73,7 @@ fn changed_since_builds_only_the_changed_image_and_its_dependents() {
         .env("REG", &reg.addr)
         .output()
         .unwrap();
-    assert_eq!(code(&plan), 0, "{}", out(&plan));
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
     let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let built: Vec<&str> = v["steps"]
         .as_array()
@@ -136,7 +125,7 @@ fn changed_since_builds_only_the_changed_image_and_its_dependents() {
         &reg,
         &["run", "--branch", "main", "--changed-since", &first],
     );
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(reg.manifest("acme/other/arm64v8", &second).0, 200);
     assert_eq!(
         reg.manifest("acme/app/arm64v8", &second).0,
@@ -202,13 +191,13 @@ fn a_native_builder_on_a_second_engine_joins_the_same_list() {
         .env("REG", &reg.addr)
         .output()
         .unwrap();
-    let text = out(&plan);
+    let planned = text(&plan);
     assert!(
-        text.contains(&format!("docker --host {} build", builder.host)),
-        "{text}"
+        planned.contains(&format!("docker --host {} build", builder.host)),
+        "{planned}"
     );
     let o = p.run(&reg, &["run", "--branch", "main", "--sha", sha]);
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     let arm = format!("{}/acme/busybox/arm64v8:{sha}", reg.addr);
     assert!(
         builder.docker(&["image", "inspect", &arm]).status.success(),
@@ -253,13 +242,13 @@ fn sharded_per_arch_jobs_then_a_publish_job_assemble_the_list() {
     let o = run(with(&[
         "--arch", "amd64", "--stage", "build", "--stage", "push",
     ]));
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     let o = run(with(&["--stage", "publish"]));
-    assert_eq!(code(&o), 1, "{}", out(&o));
+    assert_eq!(code(&o), 1, "{}", text(&o));
     assert!(
-        out(&o).contains("push:busybox/arm64v8"),
+        text(&o).contains("push:busybox/arm64v8"),
         "names the missing arch: {}",
-        out(&o)
+        text(&o)
     );
     assert_eq!(reg.manifest("acme/busybox", "latest").0, 404);
     // The other arch's job; its local images are gone before publishing, as on
@@ -267,24 +256,24 @@ fn sharded_per_arch_jobs_then_a_publish_job_assemble_the_list() {
     let o = run(with(&[
         "--arch", "arm64v8", "--stage", "build", "--stage", "push",
     ]));
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     for a in ["amd64", "arm64v8"] {
         let _ = std::process::Command::new("docker")
             .args(["rmi", &format!("{}/acme/busybox/{a}:{sha}", reg.addr)])
             .output();
     }
     let o = run(with(&["--stage", "publish"]));
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     assert_eq!(
         reg.list_platforms("acme/busybox", "latest"),
         vec!["linux/amd64", "linux/arm64/v8"]
     );
     let o = run(with(&["--stage", "verify"]));
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(
-        out(&o).contains("[verify:busybox/arm64v8] ok"),
+        text(&o).contains("[verify:busybox/arm64v8] ok"),
         "{}",
-        out(&o)
+        text(&o)
     );
 }
 
@@ -301,14 +290,14 @@ fn a_rerun_with_skip_existing_builds_nothing() {
         &["run", "--branch", "main", "--sha", sha, "--skip-existing"],
     );
     let full = t0.elapsed();
-    assert_eq!(code(&o), 0, "{}", out(&o));
+    assert_eq!(code(&o), 0, "{}", text(&o));
     let t1 = Instant::now();
     let o = p.run(
         &reg,
         &["run", "--branch", "main", "--sha", sha, "--skip-existing"],
     );
     let rerun = t1.elapsed();
-    let text = out(&o);
+    let text = text(&o);
     assert_eq!(code(&o), 0, "{text}");
     assert!(
         !text.contains("Sending build context"),
