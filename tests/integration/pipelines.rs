@@ -589,6 +589,32 @@ fn stdout_that_cannot_be_written_is_exit_1() {
     says_stdout(&to_full(init));
 }
 
+/// A plan of thousands of steps is written by several threads (plan/render/json.rs):
+/// a write that fails stops them, and the run says so as for a small plan.
+#[test]
+fn a_large_plan_that_cannot_be_written_is_exit_1() {
+    let p = Project::new_without_busybox();
+    let mut spec = String::from(
+        "[project]\nregistry = \"localhost:5000\"\n[archs]\ndefault = [\"amd64\", \"arm32v7\", \"arm64v8\", \"ppc64le\"]\n",
+    );
+    for i in 0..200 {
+        spec.push_str(&format!("[[image]]\nname = \"app-{i}\"\n"));
+    }
+    p.file("multiarch.toml", &spec)
+        .file("Dockerfile", "FROM scratch\n");
+    let args = ["plan", "--format", "json", "--sha", SHA, "--branch", "main"];
+    let whole = p.command(&args).output().unwrap();
+    assert_eq!(whole.status.code(), Some(0));
+    let steps = serde_json::from_slice::<serde_json::Value>(&whole.stdout).unwrap()["steps"]
+        .as_array()
+        .map_or(0, |s| s.len());
+    assert!(
+        steps > 2 * 512,
+        "large enough for the threaded writer: {steps} steps"
+    );
+    says_stdout(&to_full(p.command(&args)));
+}
+
 #[test]
 fn a_closed_pipe_ends_quietly() {
     let p = plan_project();
