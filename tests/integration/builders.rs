@@ -425,3 +425,21 @@ fn a_secret_s_file_is_removed_when_the_run_is_interrupted_mid_build() {
     let dir = std::path::Path::new(&path).parent().unwrap();
     assert!(!dir.exists(), "{} is removed after Ctrl-C", dir.display());
 }
+
+/// A builder named in `$MULTIARCH_BUILDER` that is none of the three is a usage
+/// error (exit 2) naming the value and the choices.
+#[test]
+fn an_unknown_builder_in_the_environment_is_exit_2() {
+    let (p, fake) = project(SPEC);
+    docker_20(&fake);
+    let out = multiarch(&p, &fake, &["plan", "--branch", "main", "--sha", SHA])
+        .env("MULTIARCH_BUILDER", "kaniko")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("MULTIARCH_BUILDER=`kaniko` is not a builder: auto, buildkit or classic"),
+        "{err}"
+    );
+}
