@@ -452,13 +452,7 @@ impl EngineRunner {
         if self.atomic {
             return self.move_tag_atomically(io, image, list, &repo, &tag, &built);
         }
-        let put = self
-            .retry
-            .run_registry(&format!("PUT {list}"), Some(io), || {
-                self.registry
-                    .put_manifest(&repo, &tag, built.media_type, &built.bytes)
-            });
-        match put {
+        match self.put_index(io, list, &repo, &tag, &built) {
             Ok(d) => {
                 io.line(&format!("{list} → {d}"));
                 let p = if floating {
@@ -504,11 +498,7 @@ impl EngineRunner {
                 self.registry.get_manifest(repo, tag)
             });
         let put = before.and_then(|before| {
-            self.retry
-                .run_registry(&format!("PUT {list}"), Some(io), || {
-                    self.registry
-                        .put_manifest(repo, tag, built.media_type, &built.bytes)
-                })
+            self.put_index(io, list, repo, tag, built)
                 .map(|d| (before, d))
         });
         match put {
@@ -607,6 +597,23 @@ impl EngineRunner {
                 })
             }
         }
+    }
+
+    /// PUT this run's index of `list` by tag, under the registry retry policy:
+    /// the digest the registry answers.
+    pub(super) fn put_index(
+        &self,
+        io: &StepIo<'_>,
+        list: &str,
+        repo: &Repo,
+        tag: &str,
+        built: &Built,
+    ) -> Result<String, client::Error> {
+        self.retry
+            .run_registry(&format!("PUT {list}"), Some(io), || {
+                self.registry
+                    .put_manifest(repo, tag, built.media_type, &built.bytes)
+            })
     }
 
     pub(super) fn built(&self, list: &str) -> Option<Built> {

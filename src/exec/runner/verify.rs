@@ -314,13 +314,7 @@ impl EngineRunner {
         if self.later(&built.bytes, &now.bytes).is_none() {
             return Moved::Elsewhere;
         }
-        let put = self
-            .retry
-            .run_registry(&format!("PUT {list}"), Some(io), || {
-                self.registry
-                    .put_manifest(&repo, &tag, built.media_type, &built.bytes)
-            });
-        match put {
+        match self.put_index(io, list, &repo, &tag, &built) {
             Ok(_) => Moved::BackAndRestored,
             Err(_) => Moved::Elsewhere,
         }
