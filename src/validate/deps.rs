@@ -1,7 +1,7 @@
 //! `depends_on`: unknown, self and duplicate dependencies, cycles (over
 //! [`crate::graph::Dag`]), and `{image.X}` variables that need X as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use crate::diagnostic::{did_you_mean, Problem};
@@ -79,11 +79,19 @@ impl Validator<'_> {
         self.dependency_cycles(&all_names, &edges);
         // `{image.X}`: X must be a dependency that has every arch the template is
         // rendered for (all of the image's, or one arch's for a per_arch arg).
+        // By name: a search of the file per image would be quadratic in images.
+        let raw_by_name: HashMap<&str, &RawImage> = raw
+            .iter()
+            .rev()
+            .filter_map(|r| Some((r.name.as_ref()?.value.as_str(), r)))
+            .collect();
+        let by_name: HashMap<&str, &Image> = images
+            .iter()
+            .rev()
+            .map(|i| (i.name.as_str(), i))
+            .collect();
         for img in images {
-            let Some(ri) = raw
-                .iter()
-                .find(|r| r.name.as_ref().is_some_and(|n| n.value == img.name))
-            else {
+            let Some(&ri) = raw_by_name.get(img.name.as_str()) else {
                 continue;
             };
             let all: Vec<&str> = img.archs.iter().map(String::as_str).collect();
@@ -132,7 +140,7 @@ impl Validator<'_> {
                         );
                         continue;
                     }
-                    if let Some(o) = images.iter().find(|i| i.name == other) {
+                    if let Some(o) = by_name.get(other) {
                         let missing: Vec<&str> = for_archs
                             .iter()
                             .copied()
