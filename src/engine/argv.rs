@@ -39,7 +39,7 @@ impl EngineTarget {
 pub struct BuildArgs {
     pub arch_arg: (String, String),
     pub platform: Platform,
-    pub reference: String,
+    pub reference: std::sync::Arc<str>,
     pub build_args: Vec<(String, String)>,
     pub labels: Vec<(String, String)>,
     pub target: Option<String>,
@@ -109,7 +109,7 @@ pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     v.push("--platform".into());
     v.push(a.platform.to_string());
     v.push("-t".into());
-    v.push(a.reference.clone());
+    v.push(a.reference.to_string());
     for (k, val) in &a.build_args {
         pair(&mut v, "--build-arg", k, val);
     }

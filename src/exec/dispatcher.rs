@@ -378,7 +378,7 @@ pub(crate) mod tests {
                     .collect(),
                 action: Action::Push {
                     engine: EngineTarget::local(EngineKind::Docker),
-                    reference: s.name.clone(),
+                    reference: s.name.as_str().into(),
                     platform: crate::spec::Platform::host(),
                 },
                 timeout: None,

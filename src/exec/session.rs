@@ -284,7 +284,7 @@ pub fn plain_http_registries(plan: &Plan) -> Vec<String> {
         refs.extend(s.reference());
         match &s.action {
             Action::ManifestCreate { entries, .. } => {
-                refs.extend(entries.iter().map(|e| e.reference.as_str()))
+                refs.extend(entries.iter().map(|e| &*e.reference))
             }
             Action::Verify { reference, .. } => refs.push(reference),
             _ => {}

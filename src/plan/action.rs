@@ -1,5 +1,7 @@
 //! What each step does, typed ([`Action`]), and the argv derived from it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::StepId;
@@ -73,9 +75,12 @@ impl Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListEntry {
     pub push_step: StepId,
-    pub reference: String,
+    pub reference: Arc<str>,
     /// The repository of `reference` (where `REPO@sha256:…` points).
-    pub repository: String,
+    pub repository: Arc<str>,
+    /// `repository` as the registry's API names it (host and name), parsed once
+    /// per arch for every list of the image.
+    pub repo: Arc<Repo>,
     pub platform: Platform,
 }
 
@@ -90,20 +95,20 @@ pub enum Action {
     },
     Build {
         engine: EngineTarget,
-        reference: String,
+        reference: Arc<str>,
         platform: Platform,
         /// Everything the build command is made of.
         args: Box<BuildArgs>,
     },
     Test {
         engine: EngineTarget,
-        reference: String,
+        reference: Arc<str>,
         platform: Platform,
         check: Check,
     },
     Push {
         engine: EngineTarget,
-        reference: String,
+        reference: Arc<str>,
         platform: Platform,
     },
     /// Read each entry by digest (and its config), copy it into the list's
@@ -130,7 +135,7 @@ pub enum Action {
         /// On a publishing build: the pushed list, resolved to this platform's digest.
         list: Option<String>,
         /// The per-arch reference and the step that pushed it.
-        reference: String,
+        reference: Arc<str>,
         push_step: StepId,
         platform: Platform,
         /// What `run` starts: `REPO@<digest of …>`, resolved at run time.
@@ -207,11 +212,17 @@ impl Action {
                 entries, insecure, ..
             } => entries
                 .iter()
-                .map(|e| {
-                    Request::get(
-                        &format!("{}@{}", e.repository, digest_placeholder(&e.push_step)),
-                        *insecure,
-                    )
+                .map(|e| Request {
+                    method: "GET",
+                    // The URL of `REPOSITORY@<digest of …>`, from the repository
+                    // parsed when the plan was made.
+                    url: manifest_url(
+                        scheme(*insecure),
+                        &e.repo.host,
+                        &e.repo.name,
+                        &digest_placeholder(&e.push_step),
+                    ),
+                    media_type: MANIFEST_ACCEPT,
                 })
                 .collect(),
             Action::ManifestPush {
@@ -222,7 +233,7 @@ impl Action {
             } => vec![Request {
                 method: "PUT",
                 url: url_of(list, *insecure),
-                media_type: index::index_media_type(*format).to_string(),
+                media_type: index::index_media_type(*format),
             }],
             Action::Verify {
                 list: Some(l),
@@ -239,7 +250,7 @@ impl Action {
 pub struct Request {
     pub method: &'static str,
     pub url: String,
-    pub media_type: String,
+    pub media_type: &'static str,
 }
 
 impl Request {
@@ -247,8 +258,17 @@ impl Request {
         Request {
             method: "GET",
             url: url_of(reference, insecure),
-            media_type: MANIFEST_ACCEPT.to_string(),
+            media_type: MANIFEST_ACCEPT,
         }
+    }
+}
+
+/// How a registry the plan calls insecure is reached.
+fn scheme(insecure: bool) -> Scheme {
+    if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
     }
 }
 
@@ -261,11 +281,7 @@ fn url_of(reference: &str, insecure: bool) -> String {
             None => (reference, "latest".to_string()),
         },
     };
-    let scheme = if insecure {
-        Scheme::Http
-    } else {
-        Scheme::Https
-    };
+    let scheme = scheme(insecure);
     match Repo::parse(&format!("{name}:latest")) {
         Some((r, _)) => manifest_url(scheme, &r.host, &r.name, &tag),
         None => format!("{scheme}://{name}/manifests/{tag}"),

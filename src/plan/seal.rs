@@ -262,7 +262,7 @@ mod tests {
         DraftStep {
             action: Action::Push {
                 engine: EngineTarget::local(EngineKind::Docker),
-                reference: format!("r/{id}"),
+                reference: format!("r/{id}").into(),
                 platform: Platform::host(),
             },
             id,

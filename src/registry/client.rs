@@ -39,6 +39,11 @@ impl Repo {
     /// when it has both). `None` when it does not parse.
     pub fn parse(image: &str) -> Option<(Repo, Option<String>)> {
         let r = reference::parse(image).ok()?;
+        Some((Repo::of(&r), r.digest.or(r.tag)))
+    }
+
+    /// The repository of a parsed reference.
+    pub fn of(r: &reference::Reference) -> Repo {
         let (host, name) = match &r.domain {
             Some(d) => (d.clone(), r.path.clone()),
             None if !r.path.contains('/') => {
@@ -46,7 +51,7 @@ impl Repo {
             }
             None => (DOCKER_HUB.to_string(), r.path.clone()),
         };
-        Some((Repo { host, name }, r.digest.or(r.tag)))
+        Repo { host, name }
     }
 }
 

@@ -85,11 +85,8 @@ impl Validator<'_> {
             .rev()
             .filter_map(|r| Some((r.name.as_ref()?.value.as_str(), r)))
             .collect();
-        let by_name: HashMap<&str, &Image> = images
-            .iter()
-            .rev()
-            .map(|i| (i.name.as_str(), i))
-            .collect();
+        let by_name: HashMap<&str, &Image> =
+            images.iter().rev().map(|i| (i.name.as_str(), i)).collect();
         for img in images {
             let Some(&ri) = raw_by_name.get(img.name.as_str()) else {
                 continue;

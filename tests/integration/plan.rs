@@ -329,11 +329,7 @@ fn lists_are_made_of_the_pushed_digests() {
     assert_eq!(reads, want);
     let put = step(&p, "manifest-push:app:latest").action.requests();
     assert_eq!(
-        (
-            put[0].method,
-            put[0].url.as_str(),
-            put[0].media_type.as_str()
-        ),
+        (put[0].method, put[0].url.as_str(), put[0].media_type),
         (
             "PUT",
             "http://127.0.0.1:5000/v2/acme/app/manifests/latest",

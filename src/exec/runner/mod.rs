@@ -272,7 +272,7 @@ impl StepExecutor for EngineRunner {
         let per_arch = match &step.action {
             Action::Build { reference, .. }
             | Action::Test { reference, .. }
-            | Action::Push { reference, .. } => Some(reference.as_str()),
+            | Action::Push { reference, .. } => Some(&**reference),
             _ => None,
         };
         if let Some(r) = per_arch {

@@ -69,12 +69,12 @@ impl PlanBuilder<'_> {
                     needs.push(self.need(StepKind::Test, i, at));
                 }
                 needs.push(self.need(StepKind::Push, i, at));
-                let reference = self.refs[i][at].clone();
-                let repository = self.repos[i][at].clone();
+                let r = &self.refs[i][at];
                 entries.push(ListEntry {
                     push_step: self.id(StepKind::Push, i, at),
-                    reference,
-                    repository,
+                    reference: r.reference.clone(),
+                    repository: r.repository.clone(),
+                    repo: r.repo.clone(),
                     platform: arch.platform.clone(),
                 });
             }

@@ -103,10 +103,9 @@ pub(super) struct PlanBuilder<'a> {
     /// Per-arch images are pushed ([publish] push and this build).
     pushes: bool,
     names: Names,
-    /// Per-arch references, by image index and the image's arch position.
-    refs: Vec<Vec<String>>,
-    /// The repository of each per-arch reference (where `REPO@sha256:…` points).
-    repos: Vec<Vec<String>>,
+    /// Per-arch references, by image index and the image's arch position,
+    /// each shared by every step and list entry that names it.
+    refs: Vec<Vec<refs::ArchRef>>,
     slots: Vec<Vec<Slot>>,
     draft: Draft,
     qemu: StepIdx,
@@ -147,7 +146,6 @@ impl<'a> PlanBuilder<'a> {
             pushes,
             names: Names::new(spec),
             refs: Vec::new(),
-            repos: Vec::new(),
             slots: spec
                 .images
                 .iter()
@@ -166,11 +164,7 @@ impl<'a> PlanBuilder<'a> {
         self.check_sha()?;
         let spec = self.spec;
         let affected = self.affected_images();
-        (self.refs, self.repos) = self
-            .render_refs(affected.as_deref())?
-            .into_iter()
-            .map(|of_image| of_image.into_iter().unzip())
-            .unzip();
+        self.refs = self.render_refs(affected.as_deref())?;
         // An upper bound of the steps: build, test, push and verify per arch, a
         // create and a push per list, setup-qemu.
         let bound: usize = spec
@@ -312,7 +306,7 @@ impl<'a> PlanBuilder<'a> {
             Some(idx) => Need::Step(idx),
             None => Need::External(ExternalNeed {
                 id: self.id(kind, i, at),
-                reference: Some(self.refs[i][at].as_str().into()),
+                reference: Some(self.refs[i][at].reference.clone()),
             }),
         }
     }

@@ -24,7 +24,7 @@ impl PlanBuilder<'_> {
                 kind: self.engine,
                 builder: arch.builder.clone(),
             };
-            let reference = self.refs[i][at].clone();
+            let reference = self.refs[i][at].reference.clone();
             let Some(settings) = img.build_for(a) else {
                 return Err(PlanError::Internal(format!(
                     "image `{}` has no settings for arch `{a}`",
@@ -157,7 +157,7 @@ impl PlanBuilder<'_> {
         Ok(BuildArgs {
             arch_arg: (img.arch_arg.clone(), a.clone()),
             platform: arch.platform.clone(),
-            reference: self.refs[i][at].clone(),
+            reference: self.refs[i][at].reference.clone(),
             build_args,
             labels,
             target: settings.target.clone(),
@@ -179,7 +179,7 @@ impl PlanBuilder<'_> {
     fn dep_ref(&self, d: &str, a: &str) -> Option<&str> {
         let j = *self.names.index.get(d)?;
         let at = self.spec.images[j].archs.iter().position(|x| x == a)?;
-        Some(&self.refs[j][at])
+        Some(&self.refs[j][at].reference)
     }
 
     /// qemu for an emulated arch, then each dependency's image for the same arch:

@@ -1,12 +1,24 @@
 //! The per-arch reference of every image and arch, templates rendered with the
 //! commit's values, and the registry facts derived from references.
 
+use std::sync::Arc;
+
 use crate::plan::PlanError;
+use crate::registry::client::Repo;
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
 use crate::spec::vars::{GitValues, Vars};
 
 use super::PlanBuilder;
+
+/// The per-arch reference of an image and arch, parsed once.
+pub(super) struct ArchRef {
+    pub reference: Arc<str>,
+    /// Where `REPO@sha256:…` points.
+    pub repository: Arc<str>,
+    /// `repository` as the registry's API names it.
+    pub repo: Arc<Repo>,
+}
 
 impl PlanBuilder<'_> {
     /// No sha, and a template needs one: say which, before anything else.
@@ -47,7 +59,7 @@ impl PlanBuilder<'_> {
     pub(super) fn render_refs(
         &self,
         affected: Option<&[bool]>,
-    ) -> Result<Vec<Vec<(String, String)>>, PlanError> {
+    ) -> Result<Vec<Vec<ArchRef>>, PlanError> {
         let base_git = self.opts.base_sha.as_ref().map(|b| GitValues {
             sha: Some(b.clone()),
             short_sha: Some(b[..7.min(b.len())].to_string()),
@@ -64,8 +76,8 @@ impl PlanBuilder<'_> {
                     vars.git = g;
                 }
                 let r = self.render(&self.spec.tags.arch, &vars, "the per-arch reference")?;
-                let repository = match reference::parse(&r) {
-                    Ok(parsed) => parsed.repository(),
+                let parsed = match reference::parse(&r) {
+                    Ok(parsed) => parsed,
                     Err(e) => {
                         return Err(PlanError::InvalidArchReference {
                             image: img.name.clone(),
@@ -75,7 +87,11 @@ impl PlanBuilder<'_> {
                         })
                     }
                 };
-                of_image.push((r, repository));
+                of_image.push(ArchRef {
+                    repository: parsed.repository().into(),
+                    repo: Arc::new(Repo::of(&parsed)),
+                    reference: r.into(),
+                });
             }
             refs.push(of_image);
         }

@@ -32,7 +32,7 @@ impl PlanBuilder<'_> {
             let Some(settings) = img.build_for(a) else {
                 continue;
             };
-            let reference = self.refs[i][at].clone();
+            let reference = self.refs[i][at].reference.clone();
             let push_id = self.id(StepKind::Push, i, at);
             let mut needs = Vec::with_capacity(2);
             if arch.needs_emulation(&self.opts.host.platform) {
@@ -55,8 +55,11 @@ impl PlanBuilder<'_> {
                 }
                 None => {
                     needs.push(self.need(StepKind::Push, i, at));
-                    let by_digest =
-                        format!("{}@{}", self.repos[i][at], digest_placeholder(&push_id));
+                    let by_digest = format!(
+                        "{}@{}",
+                        self.refs[i][at].repository,
+                        digest_placeholder(&push_id)
+                    );
                     (None, by_digest)
                 }
             };
