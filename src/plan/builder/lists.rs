@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::labels::oci_labels;
 use super::PlanBuilder;
 use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
@@ -95,7 +94,7 @@ impl PlanBuilder<'_> {
                     Action::ManifestCreate {
                         list: list.clone(),
                         entries,
-                        annotations: oci_labels(self.ctx, &self.git),
+                        annotations: self.labels.clone(),
                         format: spec.publish.index,
                         insecure,
                     },

@@ -100,6 +100,9 @@ pub(super) struct PlanBuilder<'a> {
     sel: Selection,
     publish: bool,
     publish_reason: String,
+    /// The OCI labels of every build and the annotations of every list (from
+    /// the commit: the same for all).
+    labels: Vec<(String, String)>,
     /// Per-arch images are pushed ([publish] push and this build).
     pushes: bool,
     names: Names,
@@ -134,15 +137,18 @@ impl<'a> PlanBuilder<'a> {
             PushMode::PublishBranches => publish,
             PushMode::Never => false,
         };
+        let git = ctx.values();
+        let labels = labels::oci_labels(ctx, &git);
         Ok(PlanBuilder {
             spec,
             ctx,
             opts,
-            git: ctx.values(),
+            git,
             engine: opts.engine.unwrap_or(spec.project.engine),
             sel,
             publish,
             publish_reason,
+            labels,
             pushes,
             names: Names::new(spec),
             refs: Vec::new(),

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use super::labels::oci_labels;
 use super::{PlanBuilder, Slot};
 use crate::engine::argv::{secret_file, BuildArgs, EngineTarget, SecretMount};
 use crate::plan::{Action, Check, Need, PlanError, SkipId, Skipped, Stage, StepKind};
@@ -117,11 +116,11 @@ impl PlanBuilder<'_> {
         let vars = self.vars(img, Some(arch), Some(&deps));
         let mut build_args = Vec::new();
         for (k, t) in &settings.args {
-            build_args.push((k.clone(), self.render(t, &vars, &format!("build arg {k}"))?));
+            build_args.push((k.clone(), self.render(t, &vars, format_args!("build arg {k}"))?));
         }
-        let mut labels = oci_labels(self.ctx, &self.git);
+        let mut labels = self.labels.clone();
         for (k, t) in &img.labels {
-            let v = self.render(t, &vars, &format!("label {k}"))?;
+            let v = self.render(t, &vars, format_args!("label {k}"))?;
             labels.retain(|(lk, _)| lk != k);
             labels.push((k.clone(), v));
         }

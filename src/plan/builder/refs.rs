@@ -75,7 +75,7 @@ impl PlanBuilder<'_> {
                 if let (true, Some(g)) = (unchanged, base_git.as_ref()) {
                     vars.git = g;
                 }
-                let r = self.render(&self.spec.tags.arch, &vars, "the per-arch reference")?;
+                let r = self.render(&self.spec.tags.arch, &vars, format_args!("the per-arch reference"))?;
                 let parsed = match reference::parse(&r) {
                     Ok(parsed) => parsed,
                     Err(e) => {
@@ -98,12 +98,13 @@ impl PlanBuilder<'_> {
         Ok(refs)
     }
 
-    /// Render a template that must have a value (`what` names it in the error).
+    /// Render a template that must have a value (`what` names it in the error,
+    /// written out only then).
     pub(super) fn render(
         &self,
         t: &Template,
         vars: &Vars<'_>,
-        what: &str,
+        what: std::fmt::Arguments<'_>,
     ) -> Result<String, PlanError> {
         t.render(|n| vars.get(n))
             .map_err(|missing| PlanError::MissingValue {
