@@ -17,7 +17,11 @@ use crate::spec::reference;
 /// with indices.
 #[derive(Debug, Clone, Default)]
 pub struct Draft {
-    steps: Vec<Slot>,
+    /// The steps as the plan holds them (their external needs filled in by
+    /// `seal`): a plan of 40,000 steps is tens of MiB, not copied again.
+    steps: Vec<Step>,
+    /// By step: its needs, and whether it is drafted only if needed.
+    slots: Vec<Slot>,
     /// The needs of every step, one after another (`Slot::needs` are ranges in it).
     needs: Vec<Need>,
     skipped: Vec<Skipped>,
@@ -25,9 +29,6 @@ pub struct Draft {
 
 #[derive(Debug, Clone)]
 struct Slot {
-    id: StepId,
-    action: Action,
-    timeout: Option<Duration>,
     needs: std::ops::Range<u32>,
     /// Dropped by `seal` when no step needs it.
     only_if_needed: bool,
@@ -43,6 +44,7 @@ impl Draft {
     pub fn with_capacity(steps: usize) -> Draft {
         Draft {
             steps: Vec::with_capacity(steps),
+            slots: Vec::with_capacity(steps),
             needs: Vec::with_capacity(2 * steps),
             skipped: Vec::new(),
         }
@@ -70,10 +72,13 @@ impl Draft {
     ) -> StepIdx {
         let start = self.needs.len() as u32;
         self.needs.extend(needs);
-        self.steps.push(Slot {
+        self.steps.push(Step {
             id,
             action,
             timeout,
+            external: Box::default(),
+        });
+        self.slots.push(Slot {
             needs: start..self.needs.len() as u32,
             only_if_needed: false,
         });
@@ -82,7 +87,7 @@ impl Draft {
 
     /// `seal` drops this step if no other step needs it (setup-qemu).
     pub fn only_if_needed(&mut self, idx: StepIdx) {
-        if let Some(s) = self.steps.get_mut(idx.index()) {
+        if let Some(s) = self.slots.get_mut(idx.index()) {
             s.only_if_needed = true;
         }
     }
@@ -103,7 +108,8 @@ impl Draft {
     /// caller to fill. A cycle among the needs is an internal error.
     pub fn seal(self) -> Result<Plan, PlanError> {
         let Draft {
-            steps,
+            mut steps,
+            slots,
             needs,
             skipped,
         } = self;
@@ -119,8 +125,8 @@ impl Draft {
         // Needs inside the draft as (need, step) edges, the rest per step.
         let mut edges: Vec<(u32, u32)> = Vec::with_capacity(needs.len());
         let mut external: Vec<Vec<ExternalNeed>> = vec![Vec::new(); steps.len()];
-        for (i, s) in steps.iter().enumerate() {
-            for n in &needs[s.needs.start as usize..s.needs.end as usize] {
+        for (i, (s, slot)) in steps.iter().zip(&slots).enumerate() {
+            for n in &needs[slot.needs.start as usize..slot.needs.end as usize] {
                 let inside = match n {
                     Need::Step(j) => Some(j.0),
                     Need::Id(id) => by_id.get(id).copied(),
@@ -144,19 +150,16 @@ impl Draft {
             }
         }
         drop(by_id);
-        let keep = kept(&steps, &edges);
-        let mut steps: Vec<Step> = steps
-            .into_iter()
-            .zip(external)
-            .zip(&keep)
-            .filter(|(_, &k)| k.is_some())
-            .map(|((s, ext), _)| Step {
-                id: s.id,
-                action: s.action,
-                timeout: s.timeout,
-                external: ext.into_boxed_slice(),
-            })
-            .collect();
+        let keep = kept(&slots, &edges);
+        for (s, ext) in steps.iter_mut().zip(external) {
+            s.external = ext.into_boxed_slice();
+        }
+        // In place: the steps kept keep their order.
+        let mut at = 0;
+        steps.retain(|_| {
+            at += 1;
+            keep[at - 1].is_some()
+        });
         // A dropped step is needed by nothing; its own needs go with it.
         let mut edges: Vec<(u32, u32)> = edges
             .into_iter()

@@ -116,7 +116,10 @@ impl PlanBuilder<'_> {
         let vars = self.vars(img, Some(arch), Some(&deps));
         let mut build_args = Vec::new();
         for (k, t) in &settings.args {
-            build_args.push((k.clone(), self.render(t, &vars, format_args!("build arg {k}"))?));
+            build_args.push((
+                k.clone(),
+                self.render(t, &vars, format_args!("build arg {k}"))?,
+            ));
         }
         let mut labels = self.labels.clone();
         for (k, t) in &img.labels {

@@ -75,7 +75,11 @@ impl PlanBuilder<'_> {
                 if let (true, Some(g)) = (unchanged, base_git.as_ref()) {
                     vars.git = g;
                 }
-                let r = self.render(&self.spec.tags.arch, &vars, format_args!("the per-arch reference"))?;
+                let r = self.render(
+                    &self.spec.tags.arch,
+                    &vars,
+                    format_args!("the per-arch reference"),
+                )?;
                 let parsed = match reference::parse(&r) {
                     Ok(parsed) => parsed,
                     Err(e) => {
