@@ -129,11 +129,17 @@ pub enum Action {
         /// `{version}` moves forward only.
         floating: bool,
         insecure: bool,
+        /// The list's repository as the registry's API names it, parsed once
+        /// per image (for the request shown in the plan).
+        repo: Option<Arc<Repo>>,
     },
     Verify {
         engine: EngineTarget,
         /// On a publishing build: the pushed list, resolved to this platform's digest.
         list: Option<String>,
+        /// The list's repository as the registry's API names it, parsed once
+        /// per image (for the request shown in the plan).
+        list_repo: Option<Arc<Repo>>,
         /// The per-arch reference and the step that pushed it.
         reference: Arc<str>,
         push_step: StepId,
@@ -229,17 +235,23 @@ impl Action {
                 list,
                 format,
                 insecure,
+                repo,
                 ..
             } => vec![Request {
                 method: "PUT",
-                url: url_of(list, *insecure),
+                url: list_url(list, repo.as_deref(), *insecure),
                 media_type: index::index_media_type(*format),
             }],
             Action::Verify {
                 list: Some(l),
+                list_repo,
                 insecure,
                 ..
-            } => vec![Request::get(l, *insecure)],
+            } => vec![Request {
+                method: "GET",
+                url: list_url(l, list_repo.as_deref(), *insecure),
+                media_type: MANIFEST_ACCEPT,
+            }],
             _ => Vec::new(),
         }
     }
@@ -253,13 +265,14 @@ pub struct Request {
     pub media_type: &'static str,
 }
 
-impl Request {
-    fn get(reference: &str, insecure: bool) -> Request {
-        Request {
-            method: "GET",
-            url: url_of(reference, insecure),
-            media_type: MANIFEST_ACCEPT,
+/// The manifest URL of a list `REPO:TAG` whose repository `REPO` was parsed
+/// as `repo`; [`url_of`] when it was not.
+fn list_url(list: &str, repo: Option<&Repo>, insecure: bool) -> String {
+    match (repo, list.rsplit_once(':')) {
+        (Some(r), Some((_, tag))) if !tag.contains('/') && !list.contains('@') => {
+            manifest_url(scheme(insecure), &r.host, &r.name, tag)
         }
+        _ => url_of(list, insecure),
     }
 }
 

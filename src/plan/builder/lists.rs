@@ -9,6 +9,7 @@ use crate::plan::{
     Action, ExternalNeed, ListEntry, Need, PlanError, SkipId, Skipped, Stage, StepId, StepIdx,
     StepKind,
 };
+use crate::registry::client::Repo;
 use crate::spec::reference;
 use crate::spec::vars::GitValues;
 use crate::spec::{ManifestTag, PushMode};
@@ -22,6 +23,8 @@ pub(super) struct FirstList {
     pub deferred: bool,
     /// `REPO:TAG`.
     pub list: String,
+    /// `REPO` as the registry's API names it.
+    pub repo: Option<Arc<Repo>>,
 }
 
 /// A manifest-push drafted after every manifest-create (`[publish] atomic`).
@@ -44,6 +47,8 @@ impl PlanBuilder<'_> {
         let mut listed: HashSet<String> = HashSet::new();
         // Every list of the image is in its repository, on one registry.
         let insecure = self.insecure(&img.repo);
+        // What the URL of each list's request is made of (`url_of` of `REPO:TAG`).
+        let repo = Repo::parse(&format!("{}:latest", img.repo)).map(|(r, _)| Arc::new(r));
         for m in &spec.tags.manifest {
             let tag = match self.list_tag(i, m) {
                 Ok(Some(tag)) => tag,
@@ -108,6 +113,7 @@ impl PlanBuilder<'_> {
                     format: spec.publish.index,
                     floating: is_floating(m),
                     insecure,
+                    repo: repo.clone(),
                 };
                 if atomic {
                     self.creates.push(create);
@@ -138,6 +144,7 @@ impl PlanBuilder<'_> {
                     idx: push_idx,
                     deferred: atomic && self.sel.stage(Stage::Publish),
                     list,
+                    repo: repo.clone(),
                 });
             }
         }

@@ -39,6 +39,7 @@ impl PlanBuilder<'_> {
                 self.emulated.insert(a.clone());
                 needs.push(Need::Step(self.qemu));
             }
+            let list_repo = first.as_ref().and_then(|f| f.repo.clone());
             let (list, run_reference) = match &first {
                 Some(f) if f.deferred => {
                     // Atomic: after every tag of the release moved.
@@ -72,6 +73,7 @@ impl PlanBuilder<'_> {
                         builder: arch.builder.clone(),
                     },
                     list,
+                    list_repo,
                     reference,
                     push_step: push_id,
                     platform: arch.platform.clone(),
