@@ -9,7 +9,7 @@ use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
 use crate::spec::vars::{GitValues, Vars};
 
-use super::PlanBuilder;
+use super::{in_order_on_threads, PlanBuilder};
 
 /// The per-arch reference of an image and arch, parsed once.
 pub(super) struct ArchRef {
@@ -65,8 +65,11 @@ impl PlanBuilder<'_> {
             short_sha: Some(b[..7.min(b.len())].to_string()),
             ..self.git.clone()
         });
-        let mut refs = Vec::with_capacity(self.spec.images.len());
-        for (i, img) in self.spec.images.iter().enumerate() {
+        // Images on several threads, in order: the first error is the one a
+        // loop over the images would meet.
+        let images = &self.spec.images;
+        in_order_on_threads(images.len(), |i| {
+            let img = &images[i];
             let unchanged = affected.is_some_and(|a| !a[i]);
             let mut of_image = Vec::with_capacity(img.archs.len());
             for a in &img.archs {
@@ -97,9 +100,10 @@ impl PlanBuilder<'_> {
                     reference: r.into(),
                 });
             }
-            refs.push(of_image);
-        }
-        Ok(refs)
+            Ok(of_image)
+        })
+        .into_iter()
+        .collect()
     }
 
     /// Render a template that must have a value (`what` names it in the error,
