@@ -613,14 +613,24 @@ pub fn load_and_plan(
     let detecting = (engine != Some(EngineKind::Podman)
         && !matches!(select.builder, Some(BuilderArg::Classic)))
     .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
-    let spec = Spec::load(&path, env)?;
-    let git = GitCli::new(&spec.dir);
     let overrides = Overrides {
         branch: select.branch.clone(),
         git_tag: select.git_tag.clone(),
         sha: select.sha.clone(),
     };
-    let ctx = GitContext::detect(env, &git, &overrides)?;
+    // The commit is asked of git (two processes) while the file loads: it needs
+    // only the file's directory. A file that does not load is said first.
+    let (spec, ctx) = std::thread::scope(|scope| {
+        let dir = crate::spec::source_dir(&path);
+        let ctx = scope.spawn(|| GitContext::detect(env, &GitCli::new(dir), &overrides));
+        let spec = Spec::load(&path, env);
+        // A panic in the detection is a bug: raise it here.
+        let ctx = ctx.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (spec, ctx)
+    });
+    let spec = spec?;
+    let ctx = ctx?;
+    let git = GitCli::new(&spec.dir);
     let changed_since = select.changed_since.clone().or_else(|| {
         // A GitLab merge-request pipeline builds what its diff touches.
         ctx.pull_request.as_ref().and(ctx.diff_base.clone())

@@ -378,15 +378,20 @@ pub fn read_source(path: &Path) -> Result<Source, LoadError> {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     Ok(Source {
         text,
         name: path.display().to_string(),
-        dir: dir.to_path_buf(),
+        dir: source_dir(path).to_path_buf(),
     })
+}
+
+/// The directory the paths of the spec file at `path` are relative to (the
+/// loaded spec's `dir`).
+pub fn source_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 impl Spec {
