@@ -21,6 +21,7 @@ pub mod diagnostic;
 pub mod environment;
 pub mod exit;
 pub mod graph;
+pub mod par;
 
 pub mod spec;
 

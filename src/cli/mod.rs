@@ -715,25 +715,29 @@ pub fn choose_builder(
 /// to report).
 fn classic_can_build(spec: &Spec, plan: &Plan, why: &str) -> Result<(), Error> {
     let mut seen = std::collections::BTreeSet::new();
-    for s in plan.steps() {
-        let plan::Action::Build { args, .. } = &s.action else {
-            continue;
-        };
-        if !seen.insert(args.dockerfile.clone()) {
-            continue;
+    let files: Vec<&str> = plan
+        .steps()
+        .iter()
+        .filter_map(|s| match &s.action {
+            plan::Action::Build { args, .. } => Some(args.dockerfile.as_str()),
+            _ => None,
+        })
+        .filter(|f| seen.insert(*f))
+        .collect();
+    // Read on threads (a monorepo has a Dockerfile per image); the first in
+    // plan order is said.
+    let found = crate::par::in_order(files.len(), 64, |k| {
+        let text = std::fs::read_to_string(spec.dir.join(files[k])).ok()?;
+        crate::spec::buildkit_mount(&text)
+    });
+    match files.iter().zip(found).find_map(|(f, m)| Some((f, m?))) {
+        Some((file, (line, kind))) => Err(crate::context::ContextError::MountNeedsBuildKit {
+            file: file.to_string(),
+            line,
+            kind,
+            why: why.to_string(),
         }
-        let Ok(text) = std::fs::read_to_string(spec.dir.join(&args.dockerfile)) else {
-            continue;
-        };
-        if let Some((line, kind)) = crate::spec::buildkit_mount(&text) {
-            return Err(crate::context::ContextError::MountNeedsBuildKit {
-                file: args.dockerfile.clone(),
-                line,
-                kind,
-                why: why.to_string(),
-            }
-            .into());
-        }
+        .into()),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -95,7 +95,8 @@ impl Pull {
 pub fn build_flags(base: Vec<String>, a: &BuildArgs) -> Vec<String> {
     fn pair(v: &mut Vec<String>, flag: &str, k: &str, val: &str) {
         v.push(flag.to_string());
-        v.push(format!("{k}={val}"));
+        // Concatenated, not formatted: a plan's JSON derives ~100,000 of these.
+        v.push([k, "=", val].concat());
     }
     let mut v = base;
     v.push("build".into());
@@ -159,9 +160,9 @@ pub const STEP_ID: &str = "<step-id>";
 pub fn container_labels() -> [String; 4] {
     [
         "--label".into(),
-        format!("{RUN_LABEL}={RUN_ID}"),
+        [RUN_LABEL, "=", RUN_ID].concat(),
         "--label".into(),
-        format!("{STEP_LABEL}={STEP_ID}"),
+        [STEP_LABEL, "=", STEP_ID].concat(),
     ]
 }
 

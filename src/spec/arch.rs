@@ -13,9 +13,13 @@ pub struct Platform {
 
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
+        // Piece by piece, not through `write!` (every step of a plan shows one).
+        f.write_str(&self.os)?;
+        f.write_str("/")?;
+        f.write_str(&self.arch)?;
         if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
+            f.write_str("/")?;
+            f.write_str(v)?;
         }
         Ok(())
     }

@@ -319,32 +319,4 @@ impl<'a> PlanBuilder<'a> {
 }
 
 /// Images per thread below which threads cost more than they save.
-const IMAGES_PER_THREAD: usize = 64;
-
-/// `f(0)`, `f(1)`, … `f(n - 1)`, in that order, computed on up to the machine's
-/// cores (at most 8), each thread a contiguous range; on this thread when `n`
-/// is small.
-fn in_order_on_threads<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
-        .min(8)
-        .min(n / IMAGES_PER_THREAD);
-    if threads < 2 {
-        return (0..n).map(f).collect();
-    }
-    let size = n.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(size)
-            .map(|start| {
-                scope.spawn(move || (start..n.min(start + size)).map(f).collect::<Vec<R>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            // A panic in a thread is a bug: raise it here.
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
-}
+pub(super) const IMAGES_PER_THREAD: usize = 64;

@@ -9,7 +9,7 @@ use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::template::Template;
 use crate::spec::vars::{GitValues, Vars};
 
-use super::{in_order_on_threads, PlanBuilder};
+use super::{PlanBuilder, IMAGES_PER_THREAD};
 
 /// The per-arch reference of an image and arch, parsed once.
 pub(super) struct ArchRef {
@@ -68,7 +68,7 @@ impl PlanBuilder<'_> {
         // Images on several threads, in order: the first error is the one a
         // loop over the images would meet.
         let images = &self.spec.images;
-        in_order_on_threads(images.len(), |i| {
+        crate::par::in_order(images.len(), IMAGES_PER_THREAD, |i| {
             let img = &images[i];
             let unchanged = affected.is_some_and(|a| !a[i]);
             let mut of_image = Vec::with_capacity(img.archs.len());
