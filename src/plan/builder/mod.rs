@@ -109,6 +109,9 @@ pub(super) struct PlanBuilder<'a> {
     /// Per-arch references, by image index and the image's arch position,
     /// each shared by every step and list entry that names it.
     refs: Vec<Vec<refs::ArchRef>>,
+    /// What the build of each selected arch of each image drafted is made of,
+    /// worked out on threads before drafting (taken by `per_arch`).
+    prepared: Vec<Vec<per_arch::Prepared>>,
     slots: Vec<Vec<Slot>>,
     draft: Draft,
     qemu: StepIdx,
@@ -152,6 +155,7 @@ impl<'a> PlanBuilder<'a> {
             pushes,
             names: Names::new(spec),
             refs: Vec::new(),
+            prepared: Vec::new(),
             slots: spec
                 .images
                 .iter()
@@ -171,6 +175,7 @@ impl<'a> PlanBuilder<'a> {
         let spec = self.spec;
         let affected = self.affected_images();
         self.refs = self.render_refs(affected.as_deref())?;
+        self.prepared = self.prepare_build_args(affected.as_deref());
         // An upper bound of the steps: build, test, push and verify per arch, a
         // create and a push per list, setup-qemu.
         let bound: usize = spec

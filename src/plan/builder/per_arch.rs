@@ -7,6 +7,10 @@ use crate::engine::argv::{secret_file, BuildArgs, EngineTarget, SecretMount};
 use crate::plan::{Action, Check, Need, PlanError, SkipId, Skipped, Stage, StepKind};
 use crate::spec::{Arch, ArchBuild, BuildMode, EngineKind, Image, PushMode};
 
+/// The build of one arch, worked out before drafting; `None` where `per_arch`
+/// works it out itself (an arch not selected, or an internal error to say).
+pub(super) type Prepared = Option<Result<BuildArgs, PlanError>>;
+
 impl PlanBuilder<'_> {
     /// Every selected arch of image `i`; for each arch position, whether its
     /// per-arch image is pushed (in this plan or not), for the verify steps.
@@ -30,7 +34,10 @@ impl PlanBuilder<'_> {
                     img.name
                 )));
             };
-            let args = self.build_args(i, at, arch, settings)?;
+            let args = match self.prepared[i].get_mut(at).and_then(Option::take) {
+                Some(prepared) => prepared?,
+                None => self.build_args(i, at, arch, settings)?,
+            };
             let timeout = |kind| self.timeout(img, kind);
             let (build_timeout, test_timeout, push_timeout) = (
                 timeout(StepKind::Build),
@@ -95,6 +102,29 @@ impl PlanBuilder<'_> {
             pushed.push((at, self.pushes));
         }
         Ok(pushed)
+    }
+
+    /// [`Self::build_args`] of every selected arch of every image drafted
+    /// (`affected`: not unchanged), by image index and arch position, on
+    /// threads. It reads only what is fixed before drafting (the references),
+    /// so `per_arch` meets the same values and the same first error.
+    pub(super) fn prepare_build_args(&self, affected: Option<&[bool]>) -> Vec<Vec<Prepared>> {
+        let images = &self.spec.images;
+        crate::par::in_order(images.len(), super::IMAGES_PER_THREAD, |i| {
+            let img = &images[i];
+            if !self.sel.images[i] || affected.is_some_and(|a| !a[i]) {
+                return Vec::new();
+            }
+            img.archs
+                .iter()
+                .enumerate()
+                .map(|(at, a)| {
+                    let arch = self.arch(a).ok().filter(|_| self.sel.arch(a))?;
+                    let settings = img.build_for(a)?;
+                    Some(self.build_args(i, at, arch, settings))
+                })
+                .collect()
+        })
     }
 
     /// Everything the build command of image `i`, arch position `at` is made of.
