@@ -92,7 +92,7 @@ fn sequential(plan: &Plan, dir: &Path) -> Result<(Duration, ScriptTimes)> {
                     false,
                     &mut t.push,
                 )?;
-                refs.push((reference.clone(), platform.clone()));
+                refs.push((reference.to_string(), platform.clone()));
             }
         }
         let lists: Vec<String> = plan
