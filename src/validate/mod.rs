@@ -1579,34 +1579,64 @@ impl Validator<'_> {
     /// and check them against docker's grammar.
     fn check_references(&mut self, project: &Project, tags: &Tags, images: &[Image]) {
         let git = GitValues::placeholder();
+        // Rendered and parsed on threads, image by image; judged below in
+        // file order (problems and collisions as one loop would find them).
+        let rendered = crate::par::in_order(images.len(), 64, |i| {
+            let img = &images[i];
+            let archs: Vec<(&str, String, Option<String>)> = img
+                .archs
+                .iter()
+                .filter_map(|a| {
+                    let arch = self.arches.get(a)?;
+                    let vars = Vars {
+                        registry: project.registry.as_deref(),
+                        repo: &img.repo,
+                        name: &img.name,
+                        arch: Some(a),
+                        platform: Some(&arch.platform),
+                        git: &git,
+                        images: None,
+                    };
+                    let r = tags.arch.render(|n| vars.get(n)).ok()?;
+                    let invalid = reference::parse(&r).err().map(|e| e.to_string());
+                    Some((a.as_str(), r, invalid))
+                })
+                .collect();
+            let vars = Vars {
+                registry: project.registry.as_deref(),
+                repo: &img.repo,
+                name: &img.name,
+                arch: None,
+                platform: None,
+                git: &git,
+                images: None,
+            };
+            // Per manifest tag: what it renders to when that is not a valid tag.
+            let bad_tags: Vec<Option<String>> = tags
+                .manifest
+                .iter()
+                .map(|m| {
+                    m.tag
+                        .render(|n| vars.get(n))
+                        .ok()
+                        .filter(|t| !is_valid_tag(t))
+                })
+                .collect();
+            (archs, bad_tags)
+        });
         let mut reported = BTreeSet::new();
         let mut seen: HashMap<String, (String, String)> = HashMap::new();
-        for img in images {
-            for a in &img.archs {
-                let Some(arch) = self.arches.get(a) else {
-                    continue;
-                };
-                let platform = arch.platform.clone();
-                let vars = Vars {
-                    registry: project.registry.as_deref(),
-                    repo: &img.repo,
-                    name: &img.name,
-                    arch: Some(a),
-                    platform: Some(&platform),
-                    git: &git,
-                    images: None,
-                };
-                let Ok(r) = tags.arch.render(|n| vars.get(n)) else {
-                    continue;
-                };
-                if let Err(e) = reference::parse(&r) {
+        for (img, (archs, bad_tags)) in images.iter().zip(rendered) {
+            for (a, r, invalid) in archs {
+                if let Some(e) = invalid {
                     if reported.insert((tags.arch.span.start, tags.arch.span.end)) {
                         self.push(
                             Problem::new("bad-reference", tags.arch.span.clone(), format!("renders to `{r}` for image `{}`, arch `{a}`, which is not a valid reference: {e}", img.name), "invalid reference")
                                 .help("references are `[registry/]path:tag` with a lowercase path and a tag of [A-Za-z0-9_.-] (at most 128)"),
                         );
                     }
-                } else if let Some((i2, a2)) = seen.insert(r.clone(), (img.name.clone(), a.clone()))
+                } else if let Some((i2, a2)) =
+                    seen.insert(r.clone(), (img.name.clone(), a.to_string()))
                 {
                     // Two arches of one image: already reported as the reference
                     // missing `{arch}`.
@@ -1619,20 +1649,11 @@ impl Validator<'_> {
                     }
                 }
             }
-            for m in &tags.manifest {
-                let vars = Vars {
-                    registry: project.registry.as_deref(),
-                    repo: &img.repo,
-                    name: &img.name,
-                    arch: None,
-                    platform: None,
-                    git: &git,
-                    images: None,
-                };
-                let Ok(t) = m.tag.render(|n| vars.get(n)) else {
+            for (m, bad) in tags.manifest.iter().zip(bad_tags) {
+                let Some(t) = bad else {
                     continue;
                 };
-                if !is_valid_tag(&t) && reported.insert((m.tag.span.start, m.tag.span.end)) {
+                if reported.insert((m.tag.span.start, m.tag.span.end)) {
                     self.push(
                         Problem::new("bad-tag", m.tag.span.clone(), format!("manifest tag renders to `{t}`, which is not a valid tag"), "invalid tag")
                             .help("a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; it is only the part after `:`"),
