@@ -150,6 +150,13 @@ pub struct Registry {
     secrets: Mutex<HashMap<String, Option<Secret>>>,
     /// `host scope…` → the `Authorization` value that worked.
     auth: Mutex<HashMap<String, String>>,
+    /// Held while an `Authorization` is made after a 401: steps that meet the
+    /// same challenge at once ask the token server once, and the others use
+    /// what it answered.
+    authorizing: Mutex<()>,
+    /// Token servers (realm) that refused this run's credentials (a 401): not
+    /// asked again; every later request fails with their answer.
+    refused: Mutex<HashMap<String, (u16, String)>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -176,6 +183,8 @@ impl Registry {
             helper: None,
             secrets: Mutex::new(HashMap::new()),
             auth: Mutex::new(HashMap::new()),
+            authorizing: Mutex::new(()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -388,19 +397,35 @@ impl Registry {
         }
         // A 401 without a challenge: basic credentials, if there are any.
         let challenge = first.challenge().unwrap_or("Basic").to_string();
-        let Some(authorization) = self.authorize(&repo.host, &challenge, &scopes)? else {
-            return Ok(first);
+        let authorization = {
+            let _one = self.authorizing.lock().unwrap_or_else(|e| e.into_inner());
+            // Another step may have authorized this scope meanwhile.
+            let now = self.auth.lock().ok().and_then(|m| m.get(&key).cloned());
+            match now.filter(|a| Some(a) != cached.as_ref()) {
+                Some(a) => a,
+                None => {
+                    let Some(a) = self.authorize(&repo.host, &challenge, &scopes)? else {
+                        return Ok(first);
+                    };
+                    if cached.as_deref() == Some(a.as_str()) {
+                        return Ok(first);
+                    }
+                    if let Ok(mut m) = self.auth.lock() {
+                        m.insert(key.clone(), a.clone());
+                    }
+                    a
+                }
+            }
         };
-        if cached.as_deref() == Some(authorization.as_str()) {
-            return Ok(first);
-        }
         let again = make(&self.http)
             .authorization(&authorization)
             .send()
             .map_err(no_answer)?;
-        if again.status() != 401 {
+        if again.status() == 401 {
             if let Ok(mut m) = self.auth.lock() {
-                m.insert(key, authorization);
+                if m.get(&key) == Some(&authorization) {
+                    m.remove(&key);
+                }
             }
         }
         Ok(again)
@@ -448,6 +473,17 @@ impl Registry {
         scopes: &[String],
         secret: Option<&Secret>,
     ) -> Result<String, Error> {
+        if let Some((status, message)) =
+            self.refused.lock().ok().and_then(|m| m.get(realm).cloned())
+        {
+            return Err(Error::Status {
+                method: "GET".into(),
+                url: realm.to_string(),
+                status,
+                message: format!("{message} (asked once; not again with the same credentials)"),
+                retry_after: None,
+            });
+        }
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -455,6 +491,10 @@ impl Registry {
         for s in scopes {
             query.push(("scope", s));
         }
+        let r_method = match secret {
+            Some(Secret::IdentityToken(_)) => "POST",
+            _ => "GET",
+        };
         let r = match secret {
             Some(Secret::IdentityToken(t)) => {
                 let mut form = vec![
@@ -480,11 +520,18 @@ impl Registry {
         }
         .map_err(no_answer)?;
         if !r.is_success() {
+            let message = format!("token server: {}", registry_message(&r));
+            // Credentials it does not know stay unknown for the rest of the run.
+            if r.status() == 401 && secret.is_some() {
+                if let Ok(mut m) = self.refused.lock() {
+                    m.insert(realm.to_string(), (401, message.clone()));
+                }
+            }
             return Err(Error::Status {
-                method: "GET".into(),
+                method: r_method.into(),
                 url: realm.to_string(),
                 status: r.status(),
-                message: format!("token server: {}", registry_message(&r)),
+                message,
                 retry_after: retry_after(&r),
             });
         }
@@ -855,6 +902,92 @@ mod tests {
             ],
             "the token is asked once and reused for the scope"
         );
+    }
+
+    /// A registry with a bearer challenge whose token server grants `tok-1`
+    /// to `u:p` and answers 401 to anything else.
+    fn token_registry() -> (String, Arc<Mutex<Vec<String>>>) {
+        serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                return if auth == Some(auth::basic("u", "p").as_str()) {
+                    reply("200 OK", "", r#"{"access_token":"tok-1","expires_in":300}"#)
+                } else {
+                    reply(
+                        "401 Unauthorized",
+                        "",
+                        r#"{"details":"incorrect username or password"}"#,
+                    )
+                };
+            }
+            if auth != Some("Bearer tok-1") {
+                return reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"reg\"\r\n"),
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                );
+            }
+            let d = sha256(MANIFEST.as_bytes());
+            reply(
+                "200 OK",
+                &format!("Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {d}\r\n"),
+                MANIFEST,
+            )
+        })
+    }
+
+    fn user(password: &str) -> Environment {
+        Environment::from_pairs([
+            ("MULTIARCH_REGISTRY_USER", "u"),
+            ("MULTIARCH_REGISTRY_PASSWORD", password),
+        ])
+    }
+
+    #[test]
+    fn steps_meeting_one_challenge_at_once_ask_the_token_server_once() {
+        let (host, seen) = token_registry();
+        let reg = Arc::new(Registry::new(&user("p"), &[], Duration::from_secs(5)));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (reg, repo) = (reg.clone(), repo.clone());
+                std::thread::spawn(move || reg.get_manifest(&repo, "latest"))
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap().unwrap().is_some());
+        }
+        let tokens = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("GET /token?"))
+            .count();
+        assert_eq!(tokens, 1, "{:?}", seen.lock().unwrap());
+    }
+
+    #[test]
+    fn a_token_server_that_refuses_the_credentials_is_asked_once() {
+        let (host, seen) = token_registry();
+        let reg = Registry::new(&user("wrong"), &[], Duration::from_secs(5));
+        for name in ["acme/api", "acme/api/amd64", "acme/web"] {
+            let repo = Repo {
+                host: host.clone(),
+                name: name.into(),
+            };
+            let e = reg.get_manifest(&repo, "latest").unwrap_err();
+            assert_eq!((e.status(), e.transient()), (Some(401), None), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("token server: incorrect username or password"),
+                "{e}"
+            );
+        }
+        let seen = seen.lock().unwrap();
+        let tokens = seen.iter().filter(|l| l.starts_with("GET /token?")).count();
+        assert_eq!(tokens, 1, "{seen:?}");
     }
 
     #[test]

@@ -552,6 +552,133 @@ verify = { command = ["uname", "-m"] }
             .unwrap();
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
+
+    /// docker config.json with `user:password` for `reg`.
+    fn docker_config_with(reg: &str, user: &str, password: &str) -> support::TempDir {
+        use base64::Engine as _;
+        let d = temp_dir("docker-config-auths");
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        std::fs::write(
+            d.path().join("config.json"),
+            format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        d
+    }
+
+    /// The registry with `auth: token` and a token server of the test: docker
+    /// logs in and pushes through the token flow, multiarch's client gets
+    /// tokens for the push scope of the lists; a wrong password asks the token
+    /// server once and fails fast with its message.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo, apache2-utils and openssl; run by `cargo xtask ci`"]
+    fn bearer_tokens_from_a_token_server_and_a_wrong_password() {
+        use crate::support::token_server::TokenServer;
+        let _g = engine_lock();
+        let tokens = TokenServer::start("ci", "t0ken-s3cret");
+        let reg = Registry::start_with(free_port(), &tokens.registry_config());
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let docker_config = temp_dir("docker-config");
+        let started = std::time::Instant::now();
+        let out = p
+            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", docker_config.path())
+            .env("MULTIARCH_REGISTRY_USER", "ci")
+            .env("MULTIARCH_REGISTRY_PASSWORD", "t0ken-s3cret")
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let t = text(&out);
+        eprintln!("--- the token run took {took:?}\n{t}");
+        assert_eq!(code(&out), 0, "{NEEDS}: {t}");
+        assert!(!t.contains("t0ken-s3cret"), "the password is masked");
+        let issued = tokens.issued();
+        for token in &issued {
+            assert!(!t.contains(token.as_str()), "a token in the output: {t}");
+        }
+        // Anonymous reads are refused; with a token the list is whole.
+        assert_eq!(get(&reg.addr, "acme/busybox", "latest", None).0, 401);
+        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
+        for tag in ["latest", SHA] {
+            let (status, index) = get(&reg.addr, "acme/busybox", tag, Some(&read));
+            assert_eq!(status, 200, "{tag}: {index}");
+            assert_eq!(
+                index["manifests"].as_array().map(Vec::len),
+                Some(3),
+                "{tag}: {index}"
+            );
+        }
+        let seen = tokens.requests();
+        let ours =
+            |r: &&support::token_server::TokenRequest| r.user_agent.starts_with("multiarch/");
+        assert!(
+            seen.iter().filter(ours).any(|r| r.granted
+                && r.scopes
+                    .iter()
+                    .any(|s| s == "repository:acme/busybox:pull,push")),
+            "multiarch's client asked for the list's push scope: {seen:#?}"
+        );
+        assert!(
+            seen.iter().any(|r| r.granted
+                && !ours(&r)
+                && r.scopes.iter().any(|s| s.ends_with(":push,pull"))),
+            "docker pushed through the token flow: {seen:#?}"
+        );
+        assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
+        eprintln!(
+            "token requests: {} ({} from multiarch's client, {} from docker); {} tokens issued",
+            seen.len(),
+            seen.iter().filter(ours).count(),
+            seen.iter().filter(|r| !ours(r)).count(),
+            issued.len()
+        );
+
+        // A wrong password (docker's config): one token request, refused; the
+        // run fails fast with the token server's message, nothing retried.
+        let wrong = docker_config_with(&reg.addr, "ci", "wr0ng-passw0rd");
+        let before = tokens.requests().len();
+        let started = std::time::Instant::now();
+        let out = p
+            .command(&[
+                "run",
+                "--branch",
+                "main",
+                "--sha",
+                SHA,
+                "--stage",
+                "publish",
+                "--retries",
+                "5",
+            ])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", wrong.path())
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let t = text(&out);
+        eprintln!("--- the wrong password took {took:?}\n{t}");
+        assert_ne!(code(&out), 0, "{t}");
+        assert!(t.contains("incorrect username or password"), "{t}");
+        assert!(
+            !t.to_lowercase().contains("retry"),
+            "no retry of a 401: {t}"
+        );
+        assert!(!t.contains("wr0ng-passw0rd"), "{t}");
+        assert!(took < std::time::Duration::from_secs(20), "fast: {took:?}");
+        let refused: Vec<_> = tokens.requests().split_off(before);
+        assert_eq!(
+            refused.len(),
+            1,
+            "one token request for the wrong password, not a storm: {refused:#?}"
+        );
+        assert!(!refused[0].granted);
+        assert_eq!(
+            (refused[0].method.as_str(), refused[0].user.as_deref()),
+            ("GET", Some("ci"))
+        );
+    }
 }
 
 /// The summary and the events say what the registry serves under each list

@@ -4,6 +4,7 @@
 
 pub mod fake_engine;
 pub mod fake_registry;
+pub mod token_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
