@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use super::auth::{self, Secret};
+use super::auth::{self, Secret, SecretSet};
 use super::http::{self, Client, Request, Response};
 use super::{Scheme, MANIFEST_ACCEPT};
 use crate::environment::Environment;
@@ -150,6 +150,9 @@ pub struct Registry {
     secrets: Mutex<HashMap<String, Option<Secret>>>,
     /// `host scope…` → the `Authorization` value that worked.
     auth: Mutex<HashMap<String, String>>,
+    /// Every credential and token this client found or obtained: the run's
+    /// masks read it, and the registry's messages are masked with it.
+    found: SecretSet,
     /// Held while an `Authorization` is made after a 401: steps that meet the
     /// same challenge at once ask the token server once, and the others use
     /// what it answered.
@@ -183,9 +186,15 @@ impl Registry {
             helper: None,
             secrets: Mutex::new(HashMap::new()),
             auth: Mutex::new(HashMap::new()),
+            found: SecretSet::default(),
             authorizing: Mutex::new(()),
             refused: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The secrets this client has found and obtained so far, and from now on.
+    pub fn secrets(&self) -> SecretSet {
+        self.found.clone()
     }
 
     /// Credential helpers (`credsStore`, `credHelpers`) are run with `helper`.
@@ -220,7 +229,7 @@ impl Registry {
         if r.status() == 404 {
             return Ok(None);
         }
-        let r = ok(r, "GET", &url)?;
+        let r = self.ok(r, "GET", &url)?;
         let got = sha256(r.body());
         let said = if reference.starts_with("sha256:") {
             Some(reference.to_string())
@@ -254,7 +263,7 @@ impl Registry {
         if r.status() == 404 {
             return Ok(None);
         }
-        let r = ok(r, "HEAD", &url)?;
+        let r = self.ok(r, "HEAD", &url)?;
         match r.content_digest() {
             Some(d) => Ok(Some(Head {
                 media_type: r.header("Content-Type").unwrap_or("").to_string(),
@@ -286,7 +295,7 @@ impl Registry {
         let r = self.send(repo, &[], Access::Push, &|c| {
             c.put(url.clone(), bytes.to_vec()).content_type(media_type)
         })?;
-        let r = ok(r, "PUT", &url)?;
+        let r = self.ok(r, "PUT", &url)?;
         let want = sha256(bytes);
         match r.content_digest() {
             Some(said) if said != want => Err(Error::Digest {
@@ -305,7 +314,7 @@ impl Registry {
         if r.status() == 405 || (r.status() == 400 && r.text().contains("UNSUPPORTED")) {
             return Ok(Deleted::NotAllowed);
         }
-        ok(r, "DELETE", &url).map(|_| Deleted::Yes)
+        self.ok(r, "DELETE", &url).map(|_| Deleted::Yes)
     }
 
     /// A blob (an image config), checked against its digest.
@@ -321,7 +330,7 @@ impl Registry {
             }
             _ => r,
         };
-        let r = ok(r, "GET", &url)?;
+        let r = self.ok(r, "GET", &url)?;
         let got = sha256(r.body());
         if got != digest {
             return Err(Error::Digest {
@@ -356,7 +365,7 @@ impl Registry {
             202 => Err(Error::Other(format!(
                 "{to} did not mount {digest} from {from} (the registry offered an upload instead): keep the per-arch images in the list's repository (`[tags] arch = \"{{repo}}:{{sha}}-{{arch}}\"`)"
             ))),
-            _ => ok(r, "POST", &url).map(|_| ()),
+            _ => self.ok(r, "POST", &url).map(|_| ()),
         }
     }
 
@@ -520,7 +529,7 @@ impl Registry {
         }
         .map_err(no_answer)?;
         if !r.is_success() {
-            let message = format!("token server: {}", registry_message(&r));
+            let message = format!("token server: {}", self.found.mask(&registry_message(&r)));
             // Credentials it does not know stay unknown for the rest of the run.
             if r.status() == 401 && secret.is_some() {
                 if let Ok(mut m) = self.refused.lock() {
@@ -540,12 +549,17 @@ impl Registry {
                 "{realm}: the token server's answer is not JSON: {e}"
             ))
         })?;
-        v.get("token")
+        let token = v
+            .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| Error::Other(format!("{realm}: the token server's answer has no token")))
+            .ok_or_else(|| {
+                Error::Other(format!("{realm}: the token server's answer has no token"))
+            })?;
+        self.found.add(&token);
+        Ok(token)
     }
 
     /// The credentials for `host`, found once: the environment's, else docker's
@@ -554,7 +568,13 @@ impl Registry {
         if let Some(s) = self.secrets.lock().ok().and_then(|m| m.get(host).cloned()) {
             return Ok(s);
         }
-        let found = self.find_secret(host)?;
+        let found = self.find_secret(host).map_err(|e| match e {
+            Error::Other(m) => Error::Other(self.found.mask(&m)),
+            e => e,
+        })?;
+        if let Some(s) = &found {
+            self.found.add_credential(s);
+        }
         if let Ok(mut m) = self.secrets.lock() {
             m.insert(host.to_string(), found.clone());
         }
@@ -588,6 +608,23 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// A success, or the registry's message as an error (masked: a registry
+    /// may echo the credentials it refused).
+    fn ok(&self, r: Response, method: &str, url: &str) -> Result<Response, Error> {
+        if r.is_success() {
+            return Ok(r);
+        }
+        Err(Error::Status {
+            method: method.to_string(),
+            url: url.to_string(),
+            status: r.status(),
+            message: self.found.mask(&registry_message(&r)),
+            retry_after: retry_after(&r),
+        })
+    }
+}
+
 fn scope(repo: &Repo, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{}:pull", repo.name),
@@ -608,20 +645,6 @@ fn no_answer(e: http::Error) -> Error {
         url: e.url.clone(),
         source: Box::new(e),
     }
-}
-
-/// A success, or the registry's message as an error.
-fn ok(r: Response, method: &str, url: &str) -> Result<Response, Error> {
-    if r.is_success() {
-        return Ok(r);
-    }
-    Err(Error::Status {
-        method: method.to_string(),
-        url: url.to_string(),
-        status: r.status(),
-        message: registry_message(&r),
-        retry_after: retry_after(&r),
-    })
 }
 
 /// `Retry-After: SECONDS`.
@@ -988,6 +1011,42 @@ mod tests {
         let seen = seen.lock().unwrap();
         let tokens = seen.iter().filter(|l| l.starts_with("GET /token?")).count();
         assert_eq!(tokens, 1, "{seen:?}");
+    }
+
+    #[test]
+    fn a_bearer_token_or_password_a_server_echoes_is_masked_in_its_errors() {
+        let (host, _) = serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                return reply("200 OK", "", r#"{"token":"tok-echoed-1234"}"#);
+            }
+            match auth {
+                Some(a) if a.starts_with("Bearer ") => reply(
+                    "403 Forbidden",
+                    "",
+                    &format!(r#"{{"errors":[{{"code":"DENIED","message":"{a} may not"}}]}}"#),
+                ),
+                _ => reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\"\r\n"),
+                    "",
+                ),
+            }
+        });
+        let reg = Registry::new(&user("pa55-word"), &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let e = reg.get_manifest(&repo, "latest").unwrap_err().to_string();
+        assert!(e.ends_with("403 DENIED: Bearer •••••• may not"), "{e}");
+        let found = reg.secrets();
+        for s in [
+            "tok-echoed-1234",
+            "pa55-word",
+            &auth::basic("u", "pa55-word")[6..],
+        ] {
+            assert_eq!(found.mask(s), auth::MASK, "{s}");
+        }
     }
 
     #[test]

@@ -215,6 +215,83 @@ fn verify_fails_when_a_published_tag_names_another_list() {
     );
 }
 
+/// Credentials from docker's config.json (`auths`) and from a credential
+/// helper, echoed back by a registry that refuses them (the header and the
+/// password in its message), never reach the output, the events or the JUnit
+/// report: the registry client masks what it found.
+#[test]
+fn credentials_a_registry_echoes_are_masked_everywhere() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let p = Project::new_without_busybox();
+    let fake = FakeEngine::new(p.path());
+    let (addr, _) = crate::support::echoing_registry();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file(
+        "bin/docker-credential-test",
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"h3lper-secret-pw\"}\\n' \"$server\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path().join("bin/docker-credential-test"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let configs = [
+        (
+            format!(
+                r#"{{"auths":{{"{addr}":{{"auth":"{}"}}}}}}"#,
+                b64("ci:c0nfig-secret-pw")
+            ),
+            "c0nfig-secret-pw",
+        ),
+        (r#"{"credsStore":"test"}"#.to_string(), "h3lper-secret-pw"),
+    ];
+    for (config, secret) in configs {
+        let dc = crate::support::temp_dir("docker-config");
+        std::fs::write(dc.path().join("config.json"), &config).unwrap();
+        let out = p
+            .command(&[
+                "run",
+                "--branch",
+                "main",
+                "--sha",
+                crate::support::SHA,
+                "--events",
+                "events.jsonl",
+                "--junit",
+                "junit.xml",
+            ])
+            .env("PATH", fake.path())
+            .env("REG", &addr)
+            .env("DOCKER_CONFIG", dc.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("MULTIARCH_REGISTRY_PASSWORD")
+            .env_remove("CI_REGISTRY_PASSWORD")
+            .output()
+            .unwrap();
+        let t = crate::support::text(&out);
+        assert_eq!(crate::support::code(&out), 1, "{t}");
+        assert!(
+            t.contains("refused Authorization: Basic ••••••") && t.contains("(password ••••••)"),
+            "the registry's message, masked: {t}"
+        );
+        let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+        let junit = std::fs::read_to_string(p.path().join("junit.xml")).unwrap();
+        for (what, text) in [("output", &t), ("events", &events), ("junit", &junit)] {
+            assert!(!text.contains(secret), "{secret} in the {what}: {text}");
+            assert!(
+                !text.contains(&b64(&format!("ci:{secret}"))),
+                "the Basic header of {secret} in the {what}: {text}"
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------ the real registry
 
 mod engine {

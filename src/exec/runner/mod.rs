@@ -79,6 +79,11 @@ impl EngineRunner {
         Self::with_session(dir, Session::new(engine::engine(EngineKind::Docker).env()))
     }
 
+    /// The registry client's secrets (for the run's mask).
+    pub fn registry_secrets(&self) -> crate::registry::auth::SecretSet {
+        self.registry.secrets()
+    }
+
     /// A runner for `plan`: its engine prepares the run (podman writes a
     /// registries.conf for the plan's plain-HTTP registries). What the preparation
     /// changed is in [`EngineRunner::notes`].

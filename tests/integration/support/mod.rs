@@ -546,6 +546,33 @@ impl FlakyProxy {
 /// A registry that answers 401 to everything. Returns its address and a count of
 /// the requests it saw.
 pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    refusing_registry(|_| "authentication required".to_string())
+}
+
+/// A registry that refuses every request (401, a Basic challenge) and echoes
+/// what it was sent in its message: the Authorization header and the password
+/// in it, as a careless registry or proxy might.
+pub fn echoing_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine as _;
+    refusing_registry(|authorization| {
+        let password = authorization
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .and_then(|c| c.split_once(':').map(|(_, p)| p.to_string()))
+            .unwrap_or_default();
+        format!(
+            "refused Authorization: {} (password {password})",
+            authorization.unwrap_or("none")
+        )
+    })
+}
+
+/// A registry that answers 401 to everything, with `message(Authorization)`
+/// as its error's message; its address and a count of the requests it saw.
+fn refusing_registry(
+    message: impl Fn(Option<&str>) -> String + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::Ordering;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -557,8 +584,19 @@ pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::Ato
             h.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 8192];
             let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = c.read(&mut buf);
-            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+            let n = c.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let authorization = request.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            });
+            let body = serde_json::json!({"errors": [{
+                "code": "UNAUTHORIZED",
+                "message": message(authorization.as_deref()),
+                "detail": null
+            }]})
+            .to_string();
             let _ = write!(
                 c,
                 "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\nWWW-Authenticate: Basic realm=\"multiarch-test\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
