@@ -142,7 +142,7 @@ pub fn run(
     // registries) applies to login and the registry checks too; it goes (with
     // the run's private login config) when the runner is dropped, on every
     // path out.
-    let mut runner = EngineRunner::for_plan(plan, env)?;
+    let mut runner = EngineRunner::for_plan(plan, env, &table)?;
     let result = run_listening(
         plan,
         opts,
