@@ -157,8 +157,9 @@ pub struct Registry {
     /// same challenge at once ask the token server once, and the others use
     /// what it answered.
     authorizing: Mutex<()>,
-    /// Token servers (realm) that refused this run's credentials (a 401): not
-    /// asked again; every later request fails with their answer.
+    /// Token servers (realm and credentials) that refused this run's
+    /// credentials (a 401): not asked again with them; every later request
+    /// fails with their answer.
     refused: Mutex<HashMap<String, (u16, String)>>,
 }
 
@@ -482,8 +483,16 @@ impl Registry {
         scopes: &[String],
         secret: Option<&Secret>,
     ) -> Result<String, Error> {
-        if let Some((status, message)) =
-            self.refused.lock().ok().and_then(|m| m.get(realm).cloned())
+        // These credentials at this realm (their digest: no secret as a key).
+        let refusal = format!(
+            "{realm} {}",
+            sha256(secret.map_or("", |s| s.secret()).as_bytes())
+        );
+        if let Some((status, message)) = self
+            .refused
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&refusal).cloned())
         {
             return Err(Error::Status {
                 method: "GET".into(),
@@ -533,7 +542,7 @@ impl Registry {
             // Credentials it does not know stay unknown for the rest of the run.
             if r.status() == 401 && secret.is_some() {
                 if let Ok(mut m) = self.refused.lock() {
-                    m.insert(realm.to_string(), (401, message.clone()));
+                    m.insert(refusal, (401, message.clone()));
                 }
             }
             return Err(Error::Status {
