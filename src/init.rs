@@ -143,7 +143,7 @@ pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, InitError> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // The root itself must be readable; an unreadable subdirectory is skipped.
-            Err(e) if rel.as_os_str().is_empty() => return Err(InitError::io(&dir, e)),
+            Err(e) if rel.as_os_str().is_empty() => return Err(InitError::io("read", &dir, e)),
             Err(_) => continue,
         };
         for entry in entries.flatten() {
@@ -584,9 +584,11 @@ pub enum InitError {
     Exists { path: PathBuf },
     #[error("no Dockerfile, *.Dockerfile, Dockerfile.<arch> or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)", dir.display())]
     NoDockerfiles { dir: PathBuf },
-    /// The directory cannot be read, or the file cannot be written.
-    #[error("cannot read {}: {source}", path.display())]
+    /// The directory cannot be read (`doing` = "read"), or the file cannot be
+    /// written ("write").
+    #[error("cannot {doing} {}: {source}", path.display())]
     Io {
+        doing: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -599,8 +601,9 @@ pub enum InitError {
 }
 
 impl InitError {
-    fn io(path: &Path, source: std::io::Error) -> InitError {
+    fn io(doing: &'static str, path: &Path, source: std::io::Error) -> InitError {
         InitError::Io {
+            doing,
             path: path.to_path_buf(),
             source,
         }
@@ -648,7 +651,7 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
     let text = starter(&root_name, &images, &opts.archs);
     // What `multiarch check` would say, before anything is written.
     Spec::from_str_in(&text, FILE_NAME, dir, env)?;
-    std::fs::write(&path, text).map_err(|e| InitError::io(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| InitError::io("write", &path, e))?;
     Ok(Initialized { path, images })
 }
 

@@ -60,6 +60,35 @@ pub struct BuildArgs {
     pub inline_cache: bool,
 }
 
+#[cfg(test)]
+impl BuildArgs {
+    /// A build of `reference` for `platform` with `ARCH=arch`, from ./Dockerfile,
+    /// with one secret `npm` (from `$NPM_TOKEN`) mounted from `src`: what the
+    /// engines' and exec's tests start from.
+    pub(crate) fn example(arch: &str, platform: &str, reference: &str, src: &str) -> BuildArgs {
+        BuildArgs {
+            arch_arg: ("ARCH".into(), arch.into()),
+            platform: Platform::parse(platform).expect("a valid platform"),
+            reference: reference.into(),
+            build_args: Vec::new(),
+            labels: Vec::new(),
+            target: None,
+            cache_from: Vec::new(),
+            dockerfile: "Dockerfile".into(),
+            context: ".".into(),
+            no_cache: false,
+            pull: false,
+            mode: BuildMode::Classic,
+            secrets: vec![SecretMount {
+                id: "npm".into(),
+                src: src.into(),
+                from: crate::spec::SecretSource::Env("NPM_TOKEN".into()),
+            }],
+            inline_cache: false,
+        }
+    }
+}
+
 /// A build secret as the build command names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretMount {

@@ -100,7 +100,6 @@ impl Engine for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Platform;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -108,24 +107,10 @@ mod tests {
 
     fn args(mode: BuildMode) -> BuildArgs {
         BuildArgs {
-            arch_arg: ("ARCH".into(), "arm32v7".into()),
-            platform: Platform::parse("linux/arm/v7").unwrap(),
-            reference: "reg/app/arm32v7:1".into(),
-            build_args: Vec::new(),
-            labels: Vec::new(),
-            target: None,
             cache_from: vec!["reg/app:latest".into()],
-            dockerfile: "Dockerfile".into(),
-            context: ".".into(),
-            no_cache: false,
-            pull: false,
             mode,
-            secrets: vec![argv::SecretMount {
-                id: "npm".into(),
-                src: "/tmp/x/npm".into(),
-                from: crate::spec::SecretSource::Env("NPM_TOKEN".into()),
-            }],
             inline_cache: true,
+            ..BuildArgs::example("arm32v7", "linux/arm/v7", "reg/app/arm32v7:1", "/tmp/x/npm")
         }
     }
 

@@ -404,25 +404,14 @@ mod tests {
     fn cache_from_names_repositories() {
         let t = EngineTarget::local(EngineKind::Podman);
         let a = BuildArgs {
-            arch_arg: ("ARCH".into(), "amd64".into()),
-            platform: Platform::parse("linux/amd64").unwrap(),
-            reference: "reg/app/amd64:1".into(),
-            build_args: Vec::new(),
-            labels: Vec::new(),
-            target: None,
             cache_from: vec!["reg/app/amd64:latest".into(), "reg/app/amd64:main".into()],
             dockerfile: "app/Dockerfile".into(),
             context: "app".into(),
-            no_cache: false,
-            pull: false,
             mode: crate::spec::BuildMode::Buildx,
-            secrets: vec![crate::engine::SecretMount {
-                id: "npm".into(),
-                src: "/run/x/npm".into(),
-                from: crate::spec::SecretSource::Env("NPM_TOKEN".into()),
-            }],
             inline_cache: true,
+            ..BuildArgs::example("amd64", "linux/amd64", "reg/app/amd64:1", "/run/x/npm")
         };
+
         let v = Podman.build(&t, &a);
         assert_eq!(
             v[..2],

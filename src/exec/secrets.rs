@@ -125,29 +125,16 @@ impl SecretFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{BuildMode, Platform};
+    use crate::spec::BuildMode;
 
     fn args(from: SecretSource) -> BuildArgs {
-        BuildArgs {
-            arch_arg: ("ARCH".into(), "amd64".into()),
-            platform: Platform::parse("linux/amd64").unwrap(),
-            reference: "r/amd64:1".into(),
-            build_args: Vec::new(),
-            labels: Vec::new(),
-            target: None,
-            cache_from: Vec::new(),
-            dockerfile: "Dockerfile".into(),
-            context: ".".into(),
-            no_cache: false,
-            pull: false,
+        let mut a = BuildArgs {
             mode: BuildMode::BuildKit,
-            secrets: vec![SecretMount {
-                id: "npm".into(),
-                src: crate::engine::secret_file("npm"),
-                from,
-            }],
-            inline_cache: false,
-        }
+            ..BuildArgs::example("amd64", "linux/amd64", "r/amd64:1", "")
+        };
+        a.secrets[0].src = crate::engine::secret_file("npm");
+        a.secrets[0].from = from;
+        a
     }
 
     #[test]

@@ -221,16 +221,33 @@ impl Registry {
         )
     }
 
-    /// The manifest `reference` (tag or digest) names; `None` when there is none.
-    pub fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Manifest>, Error> {
+    /// `GET` or `HEAD` the manifest `reference` names, accepting every
+    /// manifest type: its URL and the 2xx answer, `None` on a 404.
+    fn read_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        method: &'static str,
+    ) -> Result<Option<(String, Response)>, Error> {
         let url = self.manifest_url(repo, reference);
         let r = self.send(repo, &[], Access::Pull, &|c| {
-            c.get(url.clone()).accept(MANIFEST_ACCEPT)
+            match method {
+                "HEAD" => c.head(url.clone()),
+                _ => c.get(url.clone()),
+            }
+            .accept(MANIFEST_ACCEPT)
         })?;
         if r.status() == 404 {
             return Ok(None);
         }
-        let r = self.ok(r, "GET", &url)?;
+        Ok(Some((url.clone(), self.ok(r, method, &url)?)))
+    }
+
+    /// The manifest `reference` (tag or digest) names; `None` when there is none.
+    pub fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Manifest>, Error> {
+        let Some((url, r)) = self.read_manifest(repo, reference, "GET")? else {
+            return Ok(None);
+        };
         let got = sha256(r.body());
         let said = if reference.starts_with("sha256:") {
             Some(reference.to_string())
@@ -257,14 +274,9 @@ impl Registry {
 
     /// The digest, media type and size of the manifest `reference` names.
     pub fn head_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Head>, Error> {
-        let url = self.manifest_url(repo, reference);
-        let r = self.send(repo, &[], Access::Pull, &|c| {
-            c.head(url.clone()).accept(MANIFEST_ACCEPT)
-        })?;
-        if r.status() == 404 {
+        let Some((_, r)) = self.read_manifest(repo, reference, "HEAD")? else {
             return Ok(None);
-        }
-        let r = self.ok(r, "HEAD", &url)?;
+        };
         match r.content_digest() {
             Some(d) => Ok(Some(Head {
                 media_type: r.header("Content-Type").unwrap_or("").to_string(),

@@ -58,17 +58,7 @@ pub struct Descriptor {
 
 impl Descriptor {
     fn parse(v: &Value) -> Option<Descriptor> {
-        let platform = v.get("platform").and_then(|p| {
-            Some(Platform {
-                os: p.get("os")?.as_str()?.to_string(),
-                arch: p.get("architecture")?.as_str()?.to_string(),
-                variant: p
-                    .get("variant")
-                    .and_then(|x| x.as_str())
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string),
-            })
-        });
+        let platform = v.get("platform").and_then(platform_fields);
         Some(Descriptor {
             media_type: v.get("mediaType")?.as_str()?.to_string(),
             digest: v.get("digest")?.as_str()?.to_string(),
@@ -144,7 +134,12 @@ pub fn image_blobs(bytes: &[u8]) -> Option<(Descriptor, Vec<Descriptor>)> {
 
 /// The platform an image config records (`os`, `architecture`, `variant`).
 pub fn config_platform(bytes: &[u8]) -> Option<Platform> {
-    let v: Value = serde_json::from_slice(bytes).ok()?;
+    platform_fields(&serde_json::from_slice(bytes).ok()?)
+}
+
+/// `os`, `architecture` and a non-empty `variant`: the fields of an index
+/// entry's `platform` and of an image config alike.
+fn platform_fields(v: &Value) -> Option<Platform> {
     Some(Platform {
         os: v.get("os")?.as_str()?.to_string(),
         arch: v.get("architecture")?.as_str()?.to_string(),

@@ -107,26 +107,27 @@ impl<W: Write> LiveReporter<W> {
         self
     }
 
+    /// The template with colour, or without it; a template indicatif refuses
+    /// (none of these) would fall back to its default bar.
+    fn style(&self, color: &str, plain: &str) -> ProgressStyle {
+        let template = if self.opts.style.color { color } else { plain };
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    }
+
     fn step_style(&self) -> ProgressStyle {
-        let template = if self.opts.style.color {
-            "{spinner:.cyan} {prefix:.bold} {elapsed:>4.dim} {wide_msg:.dim}"
-        } else {
-            "{spinner} {prefix} {elapsed:>4} {wide_msg}"
-        };
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_spinner())
-            .tick_strings(&["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "·"])
+        self.style(
+            "{spinner:.cyan} {prefix:.bold} {elapsed:>4.dim} {wide_msg:.dim}",
+            "{spinner} {prefix} {elapsed:>4} {wide_msg}",
+        )
+        .tick_strings(&["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "·"])
     }
 
     fn overall_style(&self) -> ProgressStyle {
-        let template = if self.opts.style.color {
-            "{bar:30.cyan/blue} {pos:>3}/{len} steps{msg}  {elapsed:.dim}"
-        } else {
-            "[{bar:30}] {pos:>3}/{len} steps{msg}  {elapsed}"
-        };
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=>-")
+        self.style(
+            "{bar:30.cyan/blue} {pos:>3}/{len} steps{msg}  {elapsed:.dim}",
+            "[{bar:30}] {pos:>3}/{len} steps{msg}  {elapsed}",
+        )
+        .progress_chars("=>-")
     }
 
     fn println(&self, line: String) {

@@ -32,23 +32,16 @@ pub const OCI_OSES: &[&str] = &[
     "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "wasip1",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
+    #[error("a platform is `os/arch` or `os/arch/variant`")]
     Shape,
+    #[error("unknown operating system `{0}`")]
     Os(String),
+    #[error("unknown architecture `{0}`")]
     Arch(String),
+    #[error("invalid variant `{0}`")]
     Variant(String),
-}
-
-impl fmt::Display for PlatformError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlatformError::Shape => write!(f, "a platform is `os/arch` or `os/arch/variant`"),
-            PlatformError::Os(os) => write!(f, "unknown operating system `{os}`"),
-            PlatformError::Arch(a) => write!(f, "unknown architecture `{a}`"),
-            PlatformError::Variant(v) => write!(f, "invalid variant `{v}`"),
-        }
-    }
 }
 
 impl Platform {

@@ -3,42 +3,25 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    #[error("the reference is empty")]
     Empty,
+    #[error("the repository name is {0} characters long (at most 255)")]
     NameTooLong(usize),
+    #[error("repository path component `{0}` has uppercase letters")]
     Uppercase(String),
+    #[error("`{0}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)")]
     Component(String),
+    #[error("`{0}` is not a valid registry host[:port]")]
     Domain(String),
     /// A registry port outside 1–65535.
+    #[error("port `{0}` is out of range (1–65535)")]
     Port(String),
+    #[error("`{0}` is not a valid tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`)")]
     Tag(String),
+    #[error("`{0}` is not a valid digest")]
     Digest(String),
-}
-
-impl fmt::Display for ReferenceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReferenceError::Empty => write!(f, "the reference is empty"),
-            ReferenceError::NameTooLong(n) => {
-                write!(f, "the repository name is {n} characters long (at most 255)")
-            }
-            ReferenceError::Uppercase(c) => {
-                write!(f, "repository path component `{c}` has uppercase letters")
-            }
-            ReferenceError::Component(c) => write!(
-                f,
-                "`{c}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
-            ),
-            ReferenceError::Domain(d) => write!(f, "`{d}` is not a valid registry host[:port]"),
-            ReferenceError::Port(p) => write!(f, "port `{p}` is out of range (1–65535)"),
-            ReferenceError::Tag(t) => write!(
-                f,
-                "`{t}` is not a valid tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`)"
-            ),
-            ReferenceError::Digest(d) => write!(f, "`{d}` is not a valid digest"),
-        }
-    }
 }
 
 /// A parsed reference. `domain` is set only when the first component looks like a

@@ -145,29 +145,19 @@ impl Validator<'_> {
 
     fn project(&mut self, raw: &RawFile) -> Project {
         let p = &raw.project;
-        let engine = match p
-            .engine
-            .as_ref()
-            .map(|e| (e.value.as_str(), e.span.clone()))
-        {
-            None | Some(("docker", _)) => EngineKind::Docker,
-            Some(("podman", _)) => EngineKind::Podman,
-            Some((other, span)) => {
-                self.push(
-                    Problem::new(
-                        "unknown-engine",
-                        span,
-                        format!("unknown engine `{other}`"),
-                        "not an engine multiarch drives",
-                    )
-                    .help(
-                        did_you_mean(other, ["docker", "podman"])
-                            .unwrap_or_else(|| "engine is \"docker\" or \"podman\"".into()),
-                    ),
-                );
-                EngineKind::Docker
-            }
-        };
+        let engine = self.choice(
+            p.engine.as_ref(),
+            &[
+                ("docker", EngineKind::Docker),
+                ("podman", EngineKind::Podman),
+            ],
+            Choice {
+                code: "unknown-engine",
+                what: "engine",
+                label: "not an engine multiarch drives",
+                help: "engine is \"docker\" or \"podman\"",
+            },
+        );
         let jobs = p.jobs.as_ref().and_then(|j| {
             if j.value < 1 || j.value > 1024 {
                 self.push(
@@ -254,31 +244,20 @@ impl Validator<'_> {
         for a in &p.allow_secret_args {
             allow.push(a.value.clone());
         }
-        let builder = match p
-            .builder
-            .as_ref()
-            .map(|b| (b.value.as_str(), b.span.clone()))
-        {
-            None | Some(("auto", _)) => BuilderSetting::Auto,
-            Some(("buildkit", _)) => BuilderSetting::BuildKit,
-            Some(("classic", _)) => BuilderSetting::Classic,
-            Some((other, span)) => {
-                self.push(
-                    Problem::new(
-                        "unknown-builder",
-                        span,
-                        format!("unknown builder `{other}`"),
-                        "not a docker builder",
-                    )
-                    .help(
-                        did_you_mean(other, ["auto", "buildkit", "classic"]).unwrap_or_else(|| {
-                            "builder is \"auto\", \"buildkit\" or \"classic\"".into()
-                        }),
-                    ),
-                );
-                BuilderSetting::Auto
-            }
-        };
+        let builder = self.choice(
+            p.builder.as_ref(),
+            &[
+                ("auto", BuilderSetting::Auto),
+                ("buildkit", BuilderSetting::BuildKit),
+                ("classic", BuilderSetting::Classic),
+            ],
+            Choice {
+                code: "unknown-builder",
+                what: "builder",
+                label: "not a docker builder",
+                help: "builder is \"auto\", \"buildkit\" or \"classic\"",
+            },
+        );
         Project {
             builder,
             registry,
@@ -289,6 +268,36 @@ impl Validator<'_> {
             insecure_registries: insecure,
             allow_secret_args: allow,
         }
+    }
+
+    /// A setting that is one of a few words: the value `field` names, the first
+    /// choice when it is absent, or (with a problem) the first choice again.
+    fn choice<T: Copy>(
+        &mut self,
+        field: Option<&Sp<String>>,
+        choices: &[(&str, T)],
+        c: Choice,
+    ) -> T {
+        let Some(field) = field else {
+            return choices[0].1;
+        };
+        if let Some((_, v)) = choices.iter().find(|(word, _)| *word == field.value) {
+            return *v;
+        }
+        let other = &field.value;
+        self.push(
+            Problem::new(
+                c.code,
+                field.span.clone(),
+                format!("unknown {} `{other}`", c.what),
+                c.label,
+            )
+            .help(
+                did_you_mean(other, choices.iter().map(|(word, _)| *word))
+                    .unwrap_or_else(|| c.help.into()),
+            ),
+        );
+        choices[0].1
     }
 
     fn duration(&mut self, t: &Sp<String>) -> Option<std::time::Duration> {
@@ -782,44 +791,30 @@ impl Validator<'_> {
             Some(t) => self.patterns(t, "publish.tags"),
             None => Patterns::new(&[]).ok(),
         };
-        let push = match p.push.as_ref().map(|s| (s.value.as_str(), s.span.clone())) {
-            None | Some(("always", _)) => PushMode::Always,
-            Some(("publish-branches", _)) => PushMode::PublishBranches,
-            Some(("never", _)) => PushMode::Never,
-            Some((other, span)) => {
-                let opts = ["always", "publish-branches", "never"];
-                self.push(
-                    Problem::new(
-                        "unknown-push-mode",
-                        span,
-                        format!("unknown push mode `{other}`"),
-                        "not a push mode",
-                    )
-                    .help(did_you_mean(other, opts).unwrap_or_else(|| {
-                        "push is \"always\", \"publish-branches\" or \"never\"".into()
-                    })),
-                );
-                PushMode::Always
-            }
-        };
-        let index = match p.index.as_ref().map(|s| (s.value.as_str(), s.span.clone())) {
-            None | Some(("oci", _)) => IndexFormat::Oci,
-            Some(("docker", _)) => IndexFormat::Docker,
-            Some((other, span)) => {
-                self.push(
-                    Problem::new(
-                        "unknown-index-format",
-                        span,
-                        format!("unknown index format `{other}`"),
-                        "not an index format",
-                    )
-                    .help(did_you_mean(other, ["oci", "docker"]).unwrap_or_else(|| {
-                        "index is \"oci\" (an annotated OCI image index) or \"docker\" (a Docker manifest list)".into()
-                    })),
-                );
-                IndexFormat::Oci
-            }
-        };
+        let push = self.choice(
+            p.push.as_ref(),
+            &[
+                ("always", PushMode::Always),
+                ("publish-branches", PushMode::PublishBranches),
+                ("never", PushMode::Never),
+            ],
+            Choice {
+                code: "unknown-push-mode",
+                what: "push mode",
+                label: "not a push mode",
+                help: "push is \"always\", \"publish-branches\" or \"never\"",
+            },
+        );
+        let index = self.choice(
+            p.index.as_ref(),
+            &[("oci", IndexFormat::Oci), ("docker", IndexFormat::Docker)],
+            Choice {
+                code: "unknown-index-format",
+                what: "index format",
+                label: "not an index format",
+                help: "index is \"oci\" (an annotated OCI image index) or \"docker\" (a Docker manifest list)",
+            },
+        );
         Some(Publish {
             branches: branches?,
             tags: tags?,
@@ -1807,6 +1802,16 @@ fn is_arg_name_like(s: &str) -> bool {
 }
 
 pub use crate::spec::template::looks_secret;
+
+/// What [`Validator::choice`] says about a word that is not one of the choices.
+struct Choice {
+    code: &'static str,
+    /// What the setting is, for the message: "unknown {what} `x`".
+    what: &'static str,
+    label: &'static str,
+    /// The help when no choice is close to what was written.
+    help: &'static str,
+}
 
 #[cfg(test)]
 mod tests {

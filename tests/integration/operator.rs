@@ -1061,6 +1061,19 @@ fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
     assert!(!tmp.path().join("multiarch.toml").exists());
 }
 
+#[test]
+fn init_that_cannot_write_the_file_says_write_and_the_path() {
+    let tmp = temp_dir("init-unwritable");
+    std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    // A directory where the file goes: writing fails even as root.
+    std::fs::create_dir(tmp.path().join("multiarch.toml")).unwrap();
+    let out = multiarch(tmp.path(), &["init", "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write"), "{err}");
+    assert!(err.contains("multiarch.toml"), "{err}");
+}
+
 // ---------------------------------------------------------------- doctor
 
 /// The fake engine (support::fake_engine) in `dir`, answering like a working

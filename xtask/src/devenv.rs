@@ -229,10 +229,8 @@ fn open_log(path: &Path) -> Result<(fs::File, fs::File)> {
 /// Installs docker.io, docker-registry, qemu-user-static and binfmt-support with apt
 /// when one of their commands is missing. Needs root; otherwise says what to install.
 pub fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = REQUIRED_COMMANDS
-        .iter()
-        .filter(|(command, _)| find_command(command).is_none())
-        .map(|(command, _)| *command)
+    let missing: Vec<&str> = missing_commands(&REQUIRED_COMMANDS)
+        .map(|(command, _)| command)
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -596,21 +594,9 @@ fn start_dockerd(state_dir: &Path, why: &str) -> Result<Dockerd> {
         ));
     }
     eprintln!("xtask: no Docker daemon answers ({why}); starting one");
-    let log = state_dir.join("dockerd.log");
-    let (stdout, stderr) = open_log(&log)?;
-    let mut cmd = program("dockerd");
-    cmd.args(DOCKERD_FLAGS)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        // Its own process group: a Ctrl-C on the xtask must not reach the daemon.
-        .process_group(0);
-    keep_no_inherited_fds(&mut cmd);
-    eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start dockerd: {e}"))?;
+    let log = state_dir.join("dockerd.log");
+    let mut child = spawn_daemon("dockerd", DOCKERD_FLAGS, &log)?;
     let pid = child.id();
     let _ = fs::write(state_dir.join("dockerd.pid"), format!("{pid}\n"));
     let deadline = started + DOCKERD_START_DEADLINE;
@@ -818,17 +804,45 @@ pub fn ensure_publishing_tools() -> Result<()> {
     ])
 }
 
+/// Start `name args…` as a daemon: stdin closed, stdout and stderr to `log`,
+/// its own process group (a Ctrl-C on the xtask must not reach it) and none of
+/// the xtask's file descriptors.
+fn spawn_daemon<I, S>(name: &str, args: I, log: &Path) -> Result<std::process::Child>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let (stdout, stderr) = open_log(log)?;
+    let mut cmd = program(name);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    keep_no_inherited_fds(&mut cmd);
+    eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
+    cmd.spawn().map_err(|e| format!("cannot start {name}: {e}"))
+}
+
 /// Installs the packages of the commands that are missing (`(command, package)`).
 fn apt_install_missing(commands: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = commands
-        .iter()
-        .filter(|(command, _)| find_command(command).is_none())
-        .map(|(_, package)| *package)
+    let missing: Vec<&str> = missing_commands(commands)
+        .map(|(_, package)| package)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
     apt_install(&missing)
+}
+
+/// The `(command, package)` pairs whose command is not on PATH.
+fn missing_commands<'a>(
+    commands: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    commands
+        .iter()
+        .copied()
+        .filter(|(command, _)| find_command(command).is_none())
 }
 
 /// `apt-get install` as root (the index refreshed once if the install fails),
@@ -955,20 +969,9 @@ fn start_registry_once(state_dir: &Path) -> Result<Result<Registry>> {
     let config = state_dir.join("registry.yml");
     fs::write(&config, registry_config(&storage, &addr))
         .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let args = [std::ffi::OsStr::new("serve"), config.as_os_str()];
     let log = state_dir.join("registry.log");
-    let (stdout, stderr) = open_log(&log)?;
-    let mut cmd = program("docker-registry");
-    cmd.arg("serve")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
-    keep_no_inherited_fds(&mut cmd);
-    eprintln!("xtask: $ {} (log: {})", describe(&cmd), log.display());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start docker-registry: {e}"))?;
+    let mut child = spawn_daemon("docker-registry", args, &log)?;
     let pid = child.id();
     let deadline = Instant::now() + REGISTRY_START_DEADLINE;
     loop {

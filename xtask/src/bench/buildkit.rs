@@ -70,15 +70,7 @@ fn project(dir: &Path, root: &Path, iterations: u32) -> Result<()> {
         }
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
     };
-    for arch in ARCHS {
-        let src = root
-            .join("examples/busybox/rootfs")
-            .join(arch)
-            .join("busybox");
-        let dst = dir.join("busybox/rootfs").join(arch);
-        std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-        std::fs::copy(&src, dst.join("busybox")).map_err(|e| format!("{}: {e}", src.display()))?;
-    }
+    super::pipeline::stage_busybox(root, &dir.join("busybox/rootfs"))?;
     let busybox = std::fs::read_to_string(root.join("examples/busybox/Dockerfile"))
         .map_err(|e| e.to_string())?;
     w("busybox/Dockerfile", &busybox)?;

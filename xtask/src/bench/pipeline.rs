@@ -256,12 +256,18 @@ fn with_multiarch(
 /// Copy the staged busybox binaries (examples/busybox/rootfs) into the
 /// benchmark's build context.
 fn stage(root: &Path) -> Result<()> {
+    stage_busybox(root, &root.join("bench/pipeline/rootfs"))
+}
+
+/// Copy examples/busybox/rootfs/ARCH/busybox to `dest`/ARCH/busybox for the
+/// amd64, arm32v7 and arm64v8 binaries the examples stage.
+pub fn stage_busybox(root: &Path, dest: &Path) -> Result<()> {
     for arch in ["amd64", "arm32v7", "arm64v8"] {
         let src = root
             .join("examples/busybox/rootfs")
             .join(arch)
             .join("busybox");
-        let dir = root.join("bench/pipeline/rootfs").join(arch);
+        let dir = dest.join(arch);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::copy(&src, dir.join("busybox"))
             .map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
