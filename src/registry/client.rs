@@ -895,34 +895,8 @@ mod tests {
 
     #[test]
     fn a_bearer_challenge_gets_a_token_for_the_scope_once() {
-        let (host, seen) = serve(|line, auth, host| {
-            if line.starts_with("GET /token?") {
-                assert_eq!(
-                    auth,
-                    Some(auth::basic("u", "p").as_str()),
-                    "the token server gets the credentials"
-                );
-                return reply("200 OK", "", r#"{"token":"tok-1"}"#);
-            }
-            if auth != Some("Bearer tok-1") {
-                return reply(
-                    "401 Unauthorized",
-                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"reg\"\r\n"),
-                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-                );
-            }
-            let d = sha256(MANIFEST.as_bytes());
-            reply(
-                "200 OK",
-                &format!("Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {d}\r\n"),
-                MANIFEST,
-            )
-        });
-        let env = Environment::from_pairs([
-            ("MULTIARCH_REGISTRY_USER", "u"),
-            ("MULTIARCH_REGISTRY_PASSWORD", "p"),
-        ]);
-        let reg = Registry::new(&env, &[], Duration::from_secs(5));
+        let (host, seen) = token_registry();
+        let reg = Registry::new(&user("p"), &[], Duration::from_secs(5));
         let repo = Repo {
             host: host.clone(),
             name: "acme/api".into(),

@@ -529,18 +529,9 @@ verify = { command = ["uname", "-m"] }
         );
         let p = Project::new();
         p.file("multiarch.toml", SPEC);
-        let docker_config = temp_dir("docker-config");
-        let dc = docker_config.path().to_str().unwrap().to_string();
         // The environment's credentials: docker logs in for the per-arch
         // pushes, multiarch's client uses them for the lists.
-        let out = p
-            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", &dc)
-            .env("MULTIARCH_REGISTRY_USER", "ci")
-            .env("MULTIARCH_REGISTRY_PASSWORD", "s3cret-pw")
-            .output()
-            .unwrap();
+        let (out, _) = login_run(&p, &reg, "ci", "s3cret-pw");
         assert_eq!(code(&out), 0, "{NEEDS}: {}", text(&out));
         assert!(!text(&out).contains("s3cret-pw"), "the secret is masked");
         let good = basic("ci", "s3cret-pw");
@@ -548,37 +539,13 @@ verify = { command = ["uname", "-m"] }
 
         // A wrong password in docker's config: the list step fails once, fast,
         // with the registry's message, and is not retried.
-        let wrong = temp_dir("docker-config-wrong");
-        let b64 = |s: &str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.encode(s)
-        };
-        std::fs::write(
-            wrong.path().join("config.json"),
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-                reg.addr,
-                b64("ci:wrong")
-            ),
-        )
-        .unwrap();
-        let started = std::time::Instant::now();
-        let out = p
-            .command(&[
-                "run",
-                "--branch",
-                "main",
-                "--sha",
-                SHA,
-                "--stage",
-                "publish",
-                "--retries",
-                "5",
-            ])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", wrong.path())
-            .output()
-            .unwrap();
+        let (out, took) = run_with_config(
+            &p,
+            &reg,
+            &auths(&reg, "ci", "wrong"),
+            WRONG_PASSWORD_RUN,
+            None,
+        );
         let t = text(&out);
         assert_ne!(code(&out), 0, "{t}");
         // A HEAD's answer has no body: its status is the message.
@@ -587,10 +554,7 @@ verify = { command = ["uname", "-m"] }
             "the registry's message: {t}"
         );
         assert!(!t.contains("retry"), "no retry of a 401: {t}");
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "fast"
-        );
+        assert!(took < std::time::Duration::from_secs(20), "fast: {took:?}");
 
         // A credential helper on PATH (`credsStore`) that knows the password.
         let helper = temp_dir("helper");
@@ -602,45 +566,74 @@ verify = { command = ["uname", "-m"] }
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let store = temp_dir("docker-config-store");
-        std::fs::write(store.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
         let path = format!(
             "{}:{}",
             helper.path().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let out = p
-            .command(&[
-                "run",
-                "--branch",
-                "main",
-                "--sha",
-                SHA,
-                "--stage",
-                "publish",
-                "--stage",
-                "verify",
-                "--force-tags",
-            ])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", store.path())
-            .env("PATH", path)
-            .output()
-            .unwrap();
+        let (out, _) = run_with_config(
+            &p,
+            &reg,
+            r#"{"credsStore":"test"}"#,
+            &["--stage", "publish", "--stage", "verify", "--force-tags"],
+            Some(&path),
+        );
         assert_eq!(code(&out), 0, "{}", text(&out));
     }
 
-    /// docker config.json with `user:password` for `reg`.
-    fn docker_config_with(reg: &str, user: &str, password: &str) -> support::TempDir {
+    /// What a run with a wrong password runs: the list steps, with retries
+    /// allowed (a 401 must not use them).
+    const WRONG_PASSWORD_RUN: &[&str] = &["--stage", "publish", "--retries", "5"];
+
+    /// `run --login` with `user`/`password` in the environment (docker logs
+    /// in to a private config): its output and how long it took.
+    fn login_run(
+        p: &Project,
+        reg: &Registry,
+        user: &str,
+        password: &str,
+    ) -> (std::process::Output, std::time::Duration) {
+        let docker_config = temp_dir("docker-config");
+        let started = std::time::Instant::now();
+        let out = p
+            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", docker_config.path())
+            .env("MULTIARCH_REGISTRY_USER", user)
+            .env("MULTIARCH_REGISTRY_PASSWORD", password)
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    }
+
+    /// docker's config.json with `user:password` for the registry.
+    fn auths(reg: &Registry, user: &str, password: &str) -> String {
         use base64::Engine as _;
-        let d = temp_dir("docker-config-auths");
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        std::fs::write(
-            d.path().join("config.json"),
-            format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
-        )
-        .unwrap();
-        d
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr)
+    }
+
+    /// `run ARGS…` with `config` as docker's config.json (and `path` as PATH):
+    /// its output and how long it took.
+    fn run_with_config(
+        p: &Project,
+        reg: &Registry,
+        config: &str,
+        args: &[&str],
+        path: Option<&str>,
+    ) -> (std::process::Output, std::time::Duration) {
+        let d = temp_dir("docker-config-file");
+        std::fs::write(d.path().join("config.json"), config).unwrap();
+        let started = std::time::Instant::now();
+        let mut c = p.command(&["run", "--branch", "main", "--sha", SHA]);
+        c.args(args)
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", d.path());
+        if let Some(path) = path {
+            c.env("PATH", path);
+        }
+        let out = c.output().unwrap();
+        (out, started.elapsed())
     }
 
     /// The registry with `auth: token` and a token server of the test: docker
@@ -656,17 +649,7 @@ verify = { command = ["uname", "-m"] }
         let reg = Registry::start_with(free_port(), &tokens.registry_config());
         let p = Project::new();
         p.file("multiarch.toml", SPEC);
-        let docker_config = temp_dir("docker-config");
-        let started = std::time::Instant::now();
-        let out = p
-            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", docker_config.path())
-            .env("MULTIARCH_REGISTRY_USER", "ci")
-            .env("MULTIARCH_REGISTRY_PASSWORD", "t0ken-s3cret")
-            .output()
-            .unwrap();
-        let took = started.elapsed();
+        let (out, took) = login_run(&p, &reg, "ci", "t0ken-s3cret");
         let t = text(&out);
         eprintln!("--- the token run took {took:?}\n{t}");
         assert_eq!(code(&out), 0, "{NEEDS}: {t}");
@@ -714,26 +697,14 @@ verify = { command = ["uname", "-m"] }
 
         // A wrong password (docker's config): one token request, refused; the
         // run fails fast with the token server's message, nothing retried.
-        let wrong = docker_config_with(&reg.addr, "ci", "wr0ng-passw0rd");
         let before = tokens.requests().len();
-        let started = std::time::Instant::now();
-        let out = p
-            .command(&[
-                "run",
-                "--branch",
-                "main",
-                "--sha",
-                SHA,
-                "--stage",
-                "publish",
-                "--retries",
-                "5",
-            ])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", wrong.path())
-            .output()
-            .unwrap();
-        let took = started.elapsed();
+        let (out, took) = run_with_config(
+            &p,
+            &reg,
+            &auths(&reg, "ci", "wr0ng-passw0rd"),
+            WRONG_PASSWORD_RUN,
+            None,
+        );
         let t = text(&out);
         eprintln!("--- the wrong password took {took:?}\n{t}");
         assert_ne!(code(&out), 0, "{t}");

@@ -6,7 +6,7 @@ pub mod fake_engine;
 pub mod fake_registry;
 pub mod token_server;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -189,6 +189,30 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The request line and the headers (names lowercased) of an HTTP request,
+/// read up to the blank line; `None` when the connection ends before.
+pub fn read_head(
+    r: &mut impl BufRead,
+) -> Option<(String, std::collections::HashMap<String, String>)> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    Some((line.trim_end().to_string(), headers))
 }
 
 pub fn free_port() -> u16 {
@@ -582,15 +606,9 @@ fn refusing_registry(
         for conn in listener.incoming() {
             let Ok(mut c) = conn else { break };
             h.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 8192];
             let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let n = c.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let authorization = request.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("authorization")
-                    .then(|| v.trim().to_string())
-            });
+            let authorization = read_head(&mut BufReader::new(&c))
+                .and_then(|(_, mut headers)| headers.remove("authorization"));
             let body = serde_json::json!({"errors": [{
                 "code": "UNAUTHORIZED",
                 "message": message(authorization.as_deref()),

@@ -11,7 +11,7 @@
 //! certificate is its own root) and the signature verifies with the leaf's key;
 //! then the `access` claim must grant every action the request needs.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -240,29 +240,11 @@ fn serve(
     issued: &Mutex<Vec<String>>,
     jti: &AtomicUsize,
 ) {
-    let mut r = BufReader::new(&c);
-    let mut line = String::new();
-    if r.read_line(&mut line).is_err() {
+    let Some((line, mut headers)) = super::read_head(&mut BufReader::new(&c)) else {
         return;
-    }
-    let (mut authorization, mut user_agent) = (None, String::new());
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).is_err() {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "authorization" => authorization = Some(v.trim().to_string()),
-                "user-agent" => user_agent = v.trim().to_string(),
-                _ => {}
-            }
-        }
-    }
+    };
+    let authorization = headers.remove("authorization");
+    let user_agent = headers.remove("user-agent").unwrap_or_default();
     let mut words = line.split_whitespace();
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("");
