@@ -475,10 +475,15 @@ impl Registry {
                     )));
                 };
                 let service = c.param("service");
-                let wanted: Vec<String> = match c.param("scope") {
-                    Some(s) if scopes.is_empty() => vec![s.to_string()],
-                    _ => scopes.to_vec(),
-                };
+                // The scopes this request needs, and any other the challenge
+                // names (space-separated): a registry may want more than the
+                // client guessed.
+                let mut wanted = scopes.to_vec();
+                for s in c.param("scope").unwrap_or("").split(' ') {
+                    if !s.is_empty() && !wanted.iter().any(|w| w == s) {
+                        wanted.push(s.to_string());
+                    }
+                }
                 let token = self.token(realm, service, &wanted, secret.as_ref())?;
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -958,6 +963,43 @@ mod tests {
             ("MULTIARCH_REGISTRY_USER", "u"),
             ("MULTIARCH_REGISTRY_PASSWORD", password),
         ])
+    }
+
+    #[test]
+    fn scopes_the_challenge_names_are_asked_for_too() {
+        let (host, seen) = serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                let both = line.contains("scope=repository%3Aacme%2Fapi%3Apull&scope=repository%3Aacme%2Fbase%3Apull&scope=registry%3Acatalog%3A%2A");
+                return reply(
+                    "200 OK",
+                    "",
+                    &format!(r#"{{"token":"{}"}}"#, if both { "all" } else { "some" }),
+                );
+            }
+            if auth == Some("Bearer all") {
+                return reply("200 OK", "", "{}");
+            }
+            reply(
+                "401 Unauthorized",
+                &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",scope=\"repository:acme/base:pull registry:catalog:*\"\r\n"),
+                "",
+            )
+        });
+        let reg = Registry::new(&user("p"), &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let digest = sha256(b"{}");
+        assert_eq!(
+            reg.get_manifest(&repo, &digest).unwrap().unwrap().bytes,
+            b"{}"
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[1].starts_with("GET /token?scope=repository%3Aacme%2Fapi%3Apull&scope=repository%3Aacme%2Fbase%3Apull&scope=registry%3Acatalog%3A%2A "),
+            "{seen:?}"
+        );
     }
 
     #[test]
