@@ -221,6 +221,46 @@ fn a_signal_during_preflight_is_an_interruption() {
     }
 }
 
+/// A publish stage whose needs the registry refuses to show (a 401 for the
+/// credentials it was given) says so, is an environment error (exit 3) before
+/// any step, and points at the credentials: not "missing", which would send
+/// the user to rebuild what is there.
+#[test]
+fn needs_the_registry_refuses_to_show_are_exit_3_and_name_the_credentials() {
+    let p = Project::new_without_busybox();
+    let fake = crate::support::fake_engine::FakeEngine::new(p.path());
+    let (addr, hits) = crate::support::unauthorized_registry();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file(
+        "docker/config.json",
+        &format!(r#"{{"auths":{{"{addr}":{{"auth":"Y2k6d3Jvbmc="}}}}}}"#),
+    );
+    let out = command(&p, &fake, &["--stage", "publish", "--retries", "5"])
+        .env("REG", &addr)
+        .env("DOCKER_CONFIG", p.path().join("docker"))
+        .output()
+        .unwrap();
+    let t = crate::support::text(&out);
+    assert_eq!(crate::support::code(&out), 3, "{t}");
+    assert!(
+        t.contains("needs outside this selection cannot be checked in the registry:"),
+        "{t}"
+    );
+    assert!(
+        t.contains("push:app/amd64") && t.contains("push:app/arm64v8"),
+        "{t}"
+    );
+    assert!(t.contains("401 Unauthorized"), "the registry's answer: {t}");
+    assert!(t.contains("credentials"), "the help: {t}");
+    assert!(!t.contains("are missing"), "{t}");
+    // One read per need, no retry of a 401.
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) <= 4, "{t}");
+}
+
 /// A credential helper that hangs (docker's config names it as `credsStore`)
 /// is a process of the run: SIGINT while it runs ends the run as interrupted
 /// (exit 130) within seconds, and the helper and its child are gone.
