@@ -2,43 +2,30 @@
 //! through this before it reaches a reporter.
 
 use super::{RunEvent, StepReport, StepStatus};
+use crate::registry::auth::SecretSet;
+pub use crate::registry::auth::MASK;
 
+/// Masks the secrets of a [`SecretSet`]: those it was made with, and those
+/// added to the set later (the registry client's finds).
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    secrets: Vec<String>,
+    secrets: SecretSet,
 }
-
-pub const MASK: &str = "••••••";
 
 impl Masker {
     pub fn new(secrets: &[String]) -> Self {
-        // Very short values would mask ordinary text; credentials are longer.
-        // A multi-line secret (a JSON key for `_json_key`) reaches the output line
-        // by line, indented or not: each of its lines is a secret too.
-        let lines = secrets
-            .iter()
-            .filter(|s| s.contains('\n'))
-            .flat_map(|s| s.lines().map(|l| l.trim().to_string()));
-        let mut secrets: Vec<String> = secrets
-            .iter()
-            .cloned()
-            .chain(lines)
-            .filter(|s| s.len() >= 4)
-            .collect();
-        secrets.dedup();
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Masker { secrets }
+        Masker {
+            secrets: SecretSet::new(secrets),
+        }
+    }
+
+    /// A mask that reads `set`, now and as it grows.
+    pub fn sharing(set: SecretSet) -> Self {
+        Masker { secrets: set }
     }
 
     pub fn mask(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
-            }
-        }
-        out
+        self.secrets.mask(s)
     }
 
     /// Every string of a JSON value (the plan event of `--events`).
@@ -126,6 +113,21 @@ mod tests {
             assert!(!masked.contains(line.trim()), "{masked}");
         }
         assert_eq!(m.mask("{"), "{");
+    }
+
+    #[test]
+    fn a_secret_added_to_a_shared_set_later_is_masked_from_then_on() {
+        let set = SecretSet::default();
+        let m = Masker::sharing(set.clone());
+        assert_eq!(m.mask("Bearer tok-123456"), "Bearer tok-123456");
+        set.add("tok-123456");
+        assert_eq!(m.mask("Bearer tok-123456"), format!("Bearer {MASK}"));
+        let e = m.event(RunEvent::Note {
+            id: "x".into(),
+            message: "denied: tok-123456".into(),
+        });
+        assert!(!format!("{e:?}").contains("tok-123456"), "{e:?}");
+        assert!(!format!("{set:?}").contains("tok-123456"));
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub enum RunError {
     #[error("needs outside this selection are missing:\n  {}", .missing.join("\n  "))]
     #[diagnostic(help("run the earlier stages first (e.g. --stage build --stage push on each arch), or widen --image/--arch/--stage"))]
     ExternalNeedsMissing { missing: Vec<String> },
+    /// Needs outside the selection the registry would not let us read (401,
+    /// 403, down after the retries): each as `need (reference cannot be read:
+    /// why)`, then any that are missing.
+    #[error("needs outside this selection cannot be checked in the registry:\n  {}", .needs.join("\n  "))]
+    #[diagnostic(help("check the registry's credentials (MULTIARCH_REGISTRY_USER/_PASSWORD, CI_REGISTRY_USER/_PASSWORD, docker login or a credential helper) and that it answers; `multiarch doctor` checks both"))]
+    ExternalNeedsUnreadable { needs: Vec<String> },
     #[error(transparent)]
     Session(#[from] SessionError),
     /// SIGINT or SIGTERM before the first step: every child was ended.
@@ -78,7 +84,8 @@ impl RunError {
             | RunError::LoginFailed { .. }
             | RunError::EmulationMissing(_)
             | RunError::Session(_)
-            | RunError::SecretUnavailable { .. } => exit::ENVIRONMENT,
+            | RunError::SecretUnavailable { .. }
+            | RunError::ExternalNeedsUnreadable { .. } => exit::ENVIRONMENT,
             RunError::ExternalNeedsMissing { .. } => exit::STEP_FAILED,
             RunError::Interrupted { .. } => exit::INTERRUPTED,
         }
@@ -114,6 +121,16 @@ mod tests {
             "needs outside this selection are missing:\n  push:a/amd64 (r is not in the registry)\n  b"
         );
         assert_eq!(e.exit_code(), exit::STEP_FAILED);
+        let e = RunError::ExternalNeedsUnreadable {
+            needs: vec!["push:a/amd64 (r cannot be read: 401 Unauthorized)".into()],
+        };
+        assert!(e.to_string().starts_with(
+            "needs outside this selection cannot be checked in the registry:\n  push:a/amd64"
+        ));
+        assert!(e
+            .help()
+            .is_some_and(|h| h.to_string().contains("credentials")));
+        assert_eq!(e.exit_code(), exit::ENVIRONMENT);
         assert!(RunError::SkipExistingNeedsImmutableRefs
             .to_string()
             .contains("with {sha} or {short_sha})"));

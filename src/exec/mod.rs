@@ -142,7 +142,7 @@ pub fn run(
     // registries) applies to login and the registry checks too; it goes (with
     // the run's private login config) when the runner is dropped, on every
     // path out.
-    let mut runner = EngineRunner::for_plan(plan, env)?;
+    let mut runner = EngineRunner::for_plan(plan, env, &table)?;
     let result = run_listening(
         plan,
         opts,
@@ -196,7 +196,14 @@ fn run_listening(
     }
     let build_secrets = secrets::SecretValues::read(plan, env)?;
     secrets.extend(build_secrets.to_mask());
-    let masker = Masker::new(&secrets);
+    // One mask for the whole run, shared with the registry client: what it
+    // finds (docker config passwords, a helper's secret, bearer tokens) is
+    // masked everywhere from the moment it is found.
+    let found = runner.registry_secrets();
+    for s in &secrets {
+        found.add(s);
+    }
+    let masker = Masker::sharing(found);
     if let Some(n) = &plan.builder.note {
         if plan.engine == crate::spec::EngineKind::Docker {
             note(reporter, &masker, "builder", n.clone());
@@ -260,7 +267,7 @@ fn run_listening(
         handle_signals: opts.handle_signals,
         interrupts,
         grace: Duration::from_secs(10),
-        secrets,
+        masker,
         done,
     };
     Ok(pool::drive(plan, runner, &popts, table, reporter))

@@ -32,8 +32,9 @@ pub struct PoolOptions {
     pub interrupts: Option<Arc<Interrupts>>,
     /// Grace period between SIGTERM and SIGKILL for children.
     pub grace: Duration,
-    /// Values never shown in any output.
-    pub secrets: Vec<String>,
+    /// Values never shown in any output: the run's secrets, and what the
+    /// registry client finds while the steps run.
+    pub masker: Masker,
     /// Steps already done before the pool starts (e.g. setup-qemu in preflight).
     pub done: Vec<(String, StepResult, Duration)>,
 }
@@ -46,7 +47,7 @@ impl Default for PoolOptions {
             handle_signals: false,
             interrupts: None,
             grace: Duration::from_secs(10),
-            secrets: Vec::new(),
+            masker: Masker::default(),
             done: Vec::new(),
         }
     }
@@ -181,7 +182,7 @@ pub fn drive(
     let mut out = Reports {
         plan,
         ids: plan.steps().iter().map(|s| s.id.to_string()).collect(),
-        masker: Masker::new(&opts.secrets),
+        masker: opts.masker.clone(),
         reporter,
         reports: vec![None; n],
         tails: vec![Vec::new(); n],
@@ -618,7 +619,7 @@ mod tests {
         }
         let p = plan(vec![step("a", StepKind::Push, &[])], false);
         let opts = PoolOptions {
-            secrets: vec!["s3cr3t-value".into()],
+            masker: Masker::new(&["s3cr3t-value".into()]),
             ..PoolOptions::default()
         };
         let mut c = Collect(Vec::new());

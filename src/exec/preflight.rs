@@ -116,7 +116,8 @@ pub fn login(
 }
 
 /// Needs outside the selection must already exist: per-arch images and lists in the
-/// registry, built images locally. A missing one is an error (exit 1) naming it.
+/// registry, built images locally. A missing one is an error (exit 1) naming it; one
+/// the registry does not let us read (401, 403, down) is exit 3, with the why.
 pub fn check_external(
     plan: &Plan,
     table: &Arc<ProcessTable>,
@@ -125,6 +126,7 @@ pub fn check_external(
     let env = &runner.env;
     let mut checked: BTreeSet<&StepId> = BTreeSet::new();
     let mut missing = Vec::new();
+    let mut unreadable = Vec::new();
     let engine = EngineTarget::local(plan.engine);
     for s in plan.steps() {
         for need in s.external_needs() {
@@ -164,7 +166,7 @@ pub fn check_external(
                 _ => match runner.registry_digest(reference, None) {
                     Ok(found) => found.is_some(),
                     Err(e) => {
-                        missing.push(format!("{} ({reference} cannot be read: {e})", need.id));
+                        unreadable.push(format!("{} ({reference} cannot be read: {e})", need.id));
                         continue;
                     }
                 },
@@ -175,9 +177,14 @@ pub fn check_external(
             }
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(RunError::ExternalNeedsMissing { missing })
+    match (unreadable.is_empty(), missing.is_empty()) {
+        (true, true) => Ok(()),
+        (true, false) => Err(RunError::ExternalNeedsMissing { missing }),
+        // What cannot be read is the first thing to fix: the registry's
+        // credentials or its availability; what is missing follows it.
+        (false, _) => {
+            unreadable.extend(missing);
+            Err(RunError::ExternalNeedsUnreadable { needs: unreadable })
+        }
     }
 }

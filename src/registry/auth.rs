@@ -2,11 +2,95 @@
 //! the `Authorization: Basic` value, and what docker's `config.json` holds.
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use crate::environment::Environment;
+
+/// What masked text shows instead of a secret.
+pub const MASK: &str = "••••••";
+
+/// The secret values of a run, shared by the handles cloned from it: the
+/// registry client adds what it finds as it finds it (a password decoded from
+/// docker's config, an identity token, a credential helper's secret, the
+/// base64 of a Basic header, each bearer token), and every mask of the run's
+/// output reads it ([`crate::events::Masker`]), so a value found mid-run is
+/// masked from then on.
+#[derive(Clone, Default)]
+pub struct SecretSet(Arc<RwLock<Vec<String>>>);
+
+impl std::fmt::Debug for SecretSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretSet({} values)", self.values().len())
+    }
+}
+
+impl SecretSet {
+    pub fn new(secrets: &[String]) -> SecretSet {
+        let set = SecretSet::default();
+        for s in secrets {
+            set.add(s);
+        }
+        set
+    }
+
+    /// Very short values would mask ordinary text; credentials are longer. A
+    /// multi-line secret (a JSON key for `_json_key`) reaches the output line
+    /// by line, indented or not: each of its lines is a secret too.
+    pub fn add(&self, secret: &str) {
+        let mut new: Vec<&str> = vec![secret];
+        if secret.contains('\n') {
+            new.extend(secret.lines().map(str::trim));
+        }
+        let Ok(mut all) = self.0.write() else { return };
+        let before = all.len();
+        for s in new {
+            if s.len() >= 4 && !all.iter().any(|a| a == s) {
+                all.push(s.to_string());
+            }
+        }
+        if all.len() != before {
+            // Longest first, so a secret containing another is masked whole.
+            all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.read().map_or(true, |a| a.is_empty())
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.0.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// `s` with every secret replaced by [`MASK`].
+    pub fn mask(&self, s: &str) -> String {
+        let Ok(all) = self.0.read() else {
+            return s.to_string();
+        };
+        let mut out = s.to_string();
+        for secret in all.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    /// A password, and the base64 of `user:password` that a Basic header
+    /// carries (a server may echo the header); an identity token.
+    pub fn add_credential(&self, secret: &Secret) {
+        match secret {
+            Secret::Basic { user, password } => {
+                self.add(password);
+                self.add(&STANDARD.encode(format!("{user}:{password}")));
+            }
+            Secret::IdentityToken(t) => self.add(t),
+        }
+    }
+}
 
 /// Registry credentials, from the environment only.
 #[derive(Clone, PartialEq, Eq)]
@@ -343,6 +427,22 @@ mod tests {
                 password: "b".into()
             })))
         );
+    }
+
+    #[test]
+    fn a_secret_set_masks_credentials_their_basic_header_and_lines() {
+        let set = SecretSet::new(&["ab".into(), "multi\n  line-two\n".into()]);
+        set.add_credential(&Secret::Basic {
+            user: "u".into(),
+            password: "pa55".into(),
+        });
+        set.add_credential(&Secret::IdentityToken("refresh-me".into()));
+        let header = basic("u", "pa55");
+        assert_eq!(
+            set.mask(&format!("{header} pa55 refresh-me line-two ab")),
+            format!("Basic {MASK} {MASK} {MASK} {MASK} ab")
+        );
+        assert_eq!(format!("{set:?}"), "SecretSet(6 values)");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use super::auth::{self, Secret};
+use super::auth::{self, Secret, SecretSet};
 use super::http::{self, Client, Request, Response};
 use super::{Scheme, MANIFEST_ACCEPT};
 use crate::environment::Environment;
@@ -155,6 +155,17 @@ pub struct Registry {
     secrets: Mutex<HashMap<String, Option<Secret>>>,
     /// `host scope…` → the `Authorization` value that worked.
     auth: Mutex<HashMap<String, String>>,
+    /// Every credential and token this client found or obtained: the run's
+    /// masks read it, and the registry's messages are masked with it.
+    found: SecretSet,
+    /// Held while an `Authorization` is made after a 401: steps that meet the
+    /// same challenge at once ask the token server once, and the others use
+    /// what it answered.
+    authorizing: Mutex<()>,
+    /// Token servers (realm and credentials) that refused this run's
+    /// credentials (a 401): not asked again with them; every later request
+    /// fails with their answer.
+    refused: Mutex<HashMap<String, (u16, String)>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -181,7 +192,15 @@ impl Registry {
             helper: None,
             secrets: Mutex::new(HashMap::new()),
             auth: Mutex::new(HashMap::new()),
+            found: SecretSet::default(),
+            authorizing: Mutex::new(()),
+            refused: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The secrets this client has found and obtained so far, and from now on.
+    pub fn secrets(&self) -> SecretSet {
+        self.found.clone()
     }
 
     /// Credential helpers (`credsStore`, `credHelpers`) are run with `helper`.
@@ -226,7 +245,7 @@ impl Registry {
         if r.status() == 404 {
             return Ok(None);
         }
-        Ok(Some((url.clone(), ok(r, method, &url)?)))
+        Ok(Some((url.clone(), self.ok(r, method, &url)?)))
     }
 
     /// The manifest `reference` (tag or digest) names; `None` when there is none.
@@ -294,7 +313,7 @@ impl Registry {
         let r = self.send(repo, &[], Access::Push, &|c| {
             c.put(url.clone(), bytes.to_vec()).content_type(media_type)
         })?;
-        let r = ok(r, "PUT", &url)?;
+        let r = self.ok(r, "PUT", &url)?;
         let want = sha256(bytes);
         match r.content_digest() {
             Some(said) if said != want => Err(Error::Digest {
@@ -313,7 +332,7 @@ impl Registry {
         if r.status() == 405 || (r.status() == 400 && r.text().contains("UNSUPPORTED")) {
             return Ok(Deleted::NotAllowed);
         }
-        ok(r, "DELETE", &url).map(|_| Deleted::Yes)
+        self.ok(r, "DELETE", &url).map(|_| Deleted::Yes)
     }
 
     /// A blob (an image config), checked against its digest.
@@ -329,7 +348,7 @@ impl Registry {
             }
             _ => r,
         };
-        let r = ok(r, "GET", &url)?;
+        let r = self.ok(r, "GET", &url)?;
         let got = sha256(r.body());
         if got != digest {
             return Err(Error::Digest {
@@ -364,7 +383,7 @@ impl Registry {
             202 => Err(Error::Other(format!(
                 "{to} did not mount {digest} from {from} (the registry offered an upload instead): keep the per-arch images in the list's repository (`[tags] arch = \"{{repo}}:{{sha}}-{{arch}}\"`)"
             ))),
-            _ => ok(r, "POST", &url).map(|_| ()),
+            _ => self.ok(r, "POST", &url).map(|_| ()),
         }
     }
 
@@ -405,19 +424,35 @@ impl Registry {
         }
         // A 401 without a challenge: basic credentials, if there are any.
         let challenge = first.challenge().unwrap_or("Basic").to_string();
-        let Some(authorization) = self.authorize(&repo.host, &challenge, &scopes)? else {
-            return Ok(first);
+        let authorization = {
+            let _one = self.authorizing.lock().unwrap_or_else(|e| e.into_inner());
+            // Another step may have authorized this scope meanwhile.
+            let now = self.auth.lock().ok().and_then(|m| m.get(&key).cloned());
+            match now.filter(|a| Some(a) != cached.as_ref()) {
+                Some(a) => a,
+                None => {
+                    let Some(a) = self.authorize(&repo.host, &challenge, &scopes)? else {
+                        return Ok(first);
+                    };
+                    if cached.as_deref() == Some(a.as_str()) {
+                        return Ok(first);
+                    }
+                    if let Ok(mut m) = self.auth.lock() {
+                        m.insert(key.clone(), a.clone());
+                    }
+                    a
+                }
+            }
         };
-        if cached.as_deref() == Some(authorization.as_str()) {
-            return Ok(first);
-        }
         let again = make(&self.http)
             .authorization(&authorization)
             .send()
             .map_err(no_answer)?;
-        if again.status() != 401 {
+        if again.status() == 401 {
             if let Ok(mut m) = self.auth.lock() {
-                m.insert(key, authorization);
+                if m.get(&key) == Some(&authorization) {
+                    m.remove(&key);
+                }
             }
         }
         Ok(again)
@@ -445,10 +480,15 @@ impl Registry {
                     )));
                 };
                 let service = c.param("service");
-                let wanted: Vec<String> = match c.param("scope") {
-                    Some(s) if scopes.is_empty() => vec![s.to_string()],
-                    _ => scopes.to_vec(),
-                };
+                // The scopes this request needs, and any other the challenge
+                // names (space-separated): a registry may want more than the
+                // client guessed.
+                let mut wanted = scopes.to_vec();
+                for s in c.param("scope").unwrap_or("").split(' ') {
+                    if !s.is_empty() && !wanted.iter().any(|w| w == s) {
+                        wanted.push(s.to_string());
+                    }
+                }
                 let token = self.token(realm, service, &wanted, secret.as_ref())?;
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -465,6 +505,25 @@ impl Registry {
         scopes: &[String],
         secret: Option<&Secret>,
     ) -> Result<String, Error> {
+        // These credentials at this realm (their digest: no secret as a key).
+        let refusal = format!(
+            "{realm} {}",
+            sha256(secret.map_or("", |s| s.secret()).as_bytes())
+        );
+        if let Some((status, message)) = self
+            .refused
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&refusal).cloned())
+        {
+            return Err(Error::Status {
+                method: "GET".into(),
+                url: realm.to_string(),
+                status,
+                message: format!("{message} (asked once; not again with the same credentials)"),
+                retry_after: None,
+            });
+        }
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -472,6 +531,10 @@ impl Registry {
         for s in scopes {
             query.push(("scope", s));
         }
+        let r_method = match secret {
+            Some(Secret::IdentityToken(_)) => "POST",
+            _ => "GET",
+        };
         let r = match secret {
             Some(Secret::IdentityToken(t)) => {
                 let mut form = vec![
@@ -497,11 +560,18 @@ impl Registry {
         }
         .map_err(no_answer)?;
         if !r.is_success() {
+            let message = format!("token server: {}", self.found.mask(&registry_message(&r)));
+            // Credentials it does not know stay unknown for the rest of the run.
+            if r.status() == 401 && secret.is_some() {
+                if let Ok(mut m) = self.refused.lock() {
+                    m.insert(refusal, (401, message.clone()));
+                }
+            }
             return Err(Error::Status {
-                method: "GET".into(),
+                method: r_method.into(),
                 url: realm.to_string(),
                 status: r.status(),
-                message: format!("token server: {}", registry_message(&r)),
+                message,
                 retry_after: retry_after(&r),
             });
         }
@@ -510,12 +580,17 @@ impl Registry {
                 "{realm}: the token server's answer is not JSON: {e}"
             ))
         })?;
-        v.get("token")
+        let token = v
+            .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| Error::Other(format!("{realm}: the token server's answer has no token")))
+            .ok_or_else(|| {
+                Error::Other(format!("{realm}: the token server's answer has no token"))
+            })?;
+        self.found.add(&token);
+        Ok(token)
     }
 
     /// The credentials for `host`, found once: the environment's, else docker's
@@ -524,7 +599,13 @@ impl Registry {
         if let Some(s) = self.secrets.lock().ok().and_then(|m| m.get(host).cloned()) {
             return Ok(s);
         }
-        let found = self.find_secret(host)?;
+        let found = self.find_secret(host).map_err(|e| match e {
+            Error::Other(m) => Error::Other(self.found.mask(&m)),
+            e => e,
+        })?;
+        if let Some(s) = &found {
+            self.found.add_credential(s);
+        }
         if let Ok(mut m) = self.secrets.lock() {
             m.insert(host.to_string(), found.clone());
         }
@@ -558,6 +639,23 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// A success, or the registry's message as an error (masked: a registry
+    /// may echo the credentials it refused).
+    fn ok(&self, r: Response, method: &str, url: &str) -> Result<Response, Error> {
+        if r.is_success() {
+            return Ok(r);
+        }
+        Err(Error::Status {
+            method: method.to_string(),
+            url: url.to_string(),
+            status: r.status(),
+            message: self.found.mask(&registry_message(&r)),
+            retry_after: retry_after(&r),
+        })
+    }
+}
+
 fn scope(repo: &Repo, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{}:pull", repo.name),
@@ -578,20 +676,6 @@ fn no_answer(e: http::Error) -> Error {
         url: e.url.clone(),
         source: Box::new(e),
     }
-}
-
-/// A success, or the registry's message as an error.
-fn ok(r: Response, method: &str, url: &str) -> Result<Response, Error> {
-    if r.is_success() {
-        return Ok(r);
-    }
-    Err(Error::Status {
-        method: method.to_string(),
-        url: url.to_string(),
-        status: r.status(),
-        message: registry_message(&r),
-        retry_after: retry_after(&r),
-    })
 }
 
 /// `Retry-After: SECONDS`.
@@ -821,34 +905,8 @@ mod tests {
 
     #[test]
     fn a_bearer_challenge_gets_a_token_for_the_scope_once() {
-        let (host, seen) = serve(|line, auth, host| {
-            if line.starts_with("GET /token?") {
-                assert_eq!(
-                    auth,
-                    Some(auth::basic("u", "p").as_str()),
-                    "the token server gets the credentials"
-                );
-                return reply("200 OK", "", r#"{"token":"tok-1"}"#);
-            }
-            if auth != Some("Bearer tok-1") {
-                return reply(
-                    "401 Unauthorized",
-                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"reg\"\r\n"),
-                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-                );
-            }
-            let d = sha256(MANIFEST.as_bytes());
-            reply(
-                "200 OK",
-                &format!("Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {d}\r\n"),
-                MANIFEST,
-            )
-        });
-        let env = Environment::from_pairs([
-            ("MULTIARCH_REGISTRY_USER", "u"),
-            ("MULTIARCH_REGISTRY_PASSWORD", "p"),
-        ]);
-        let reg = Registry::new(&env, &[], Duration::from_secs(5));
+        let (host, seen) = token_registry();
+        let reg = Registry::new(&user("p"), &[], Duration::from_secs(5));
         let repo = Repo {
             host: host.clone(),
             name: "acme/api".into(),
@@ -872,6 +930,165 @@ mod tests {
             ],
             "the token is asked once and reused for the scope"
         );
+    }
+
+    /// A registry with a bearer challenge whose token server grants `tok-1`
+    /// to `u:p` and answers 401 to anything else.
+    fn token_registry() -> (String, Arc<Mutex<Vec<String>>>) {
+        serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                return if auth == Some(auth::basic("u", "p").as_str()) {
+                    reply("200 OK", "", r#"{"access_token":"tok-1","expires_in":300}"#)
+                } else {
+                    reply(
+                        "401 Unauthorized",
+                        "",
+                        r#"{"details":"incorrect username or password"}"#,
+                    )
+                };
+            }
+            if auth != Some("Bearer tok-1") {
+                return reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",service=\"reg\"\r\n"),
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                );
+            }
+            let d = sha256(MANIFEST.as_bytes());
+            reply(
+                "200 OK",
+                &format!("Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {d}\r\n"),
+                MANIFEST,
+            )
+        })
+    }
+
+    fn user(password: &str) -> Environment {
+        Environment::from_pairs([
+            ("MULTIARCH_REGISTRY_USER", "u"),
+            ("MULTIARCH_REGISTRY_PASSWORD", password),
+        ])
+    }
+
+    #[test]
+    fn scopes_the_challenge_names_are_asked_for_too() {
+        let (host, seen) = serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                let both = line.contains("scope=repository%3Aacme%2Fapi%3Apull&scope=repository%3Aacme%2Fbase%3Apull&scope=registry%3Acatalog%3A%2A");
+                return reply(
+                    "200 OK",
+                    "",
+                    &format!(r#"{{"token":"{}"}}"#, if both { "all" } else { "some" }),
+                );
+            }
+            if auth == Some("Bearer all") {
+                return reply("200 OK", "", "{}");
+            }
+            reply(
+                "401 Unauthorized",
+                &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\",scope=\"repository:acme/base:pull registry:catalog:*\"\r\n"),
+                "",
+            )
+        });
+        let reg = Registry::new(&user("p"), &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let digest = sha256(b"{}");
+        assert_eq!(
+            reg.get_manifest(&repo, &digest).unwrap().unwrap().bytes,
+            b"{}"
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[1].starts_with("GET /token?scope=repository%3Aacme%2Fapi%3Apull&scope=repository%3Aacme%2Fbase%3Apull&scope=registry%3Acatalog%3A%2A "),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn steps_meeting_one_challenge_at_once_ask_the_token_server_once() {
+        let (host, seen) = token_registry();
+        let reg = Arc::new(Registry::new(&user("p"), &[], Duration::from_secs(5)));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (reg, repo) = (reg.clone(), repo.clone());
+                std::thread::spawn(move || reg.get_manifest(&repo, "latest"))
+            })
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap().unwrap().is_some());
+        }
+        let tokens = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("GET /token?"))
+            .count();
+        assert_eq!(tokens, 1, "{:?}", seen.lock().unwrap());
+    }
+
+    #[test]
+    fn a_token_server_that_refuses_the_credentials_is_asked_once() {
+        let (host, seen) = token_registry();
+        let reg = Registry::new(&user("wrong"), &[], Duration::from_secs(5));
+        for name in ["acme/api", "acme/api/amd64", "acme/web"] {
+            let repo = Repo {
+                host: host.clone(),
+                name: name.into(),
+            };
+            let e = reg.get_manifest(&repo, "latest").unwrap_err();
+            assert_eq!((e.status(), e.transient()), (Some(401), None), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("token server: incorrect username or password"),
+                "{e}"
+            );
+        }
+        let seen = seen.lock().unwrap();
+        let tokens = seen.iter().filter(|l| l.starts_with("GET /token?")).count();
+        assert_eq!(tokens, 1, "{seen:?}");
+    }
+
+    #[test]
+    fn a_bearer_token_or_password_a_server_echoes_is_masked_in_its_errors() {
+        let (host, _) = serve(|line, auth, host| {
+            if line.starts_with("GET /token?") {
+                return reply("200 OK", "", r#"{"token":"tok-echoed-1234"}"#);
+            }
+            match auth {
+                Some(a) if a.starts_with("Bearer ") => reply(
+                    "403 Forbidden",
+                    "",
+                    &format!(r#"{{"errors":[{{"code":"DENIED","message":"{a} may not"}}]}}"#),
+                ),
+                _ => reply(
+                    "401 Unauthorized",
+                    &format!("WWW-Authenticate: Bearer realm=\"http://{host}/token\"\r\n"),
+                    "",
+                ),
+            }
+        });
+        let reg = Registry::new(&user("pa55-word"), &[], Duration::from_secs(5));
+        let repo = Repo {
+            host,
+            name: "acme/api".into(),
+        };
+        let e = reg.get_manifest(&repo, "latest").unwrap_err().to_string();
+        assert!(e.ends_with("403 DENIED: Bearer •••••• may not"), "{e}");
+        let found = reg.secrets();
+        for s in [
+            "tok-echoed-1234",
+            "pa55-word",
+            &auth::basic("u", "pa55-word")[6..],
+        ] {
+            assert_eq!(found.mask(s), auth::MASK, "{s}");
+        }
     }
 
     #[test]

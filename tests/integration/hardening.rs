@@ -221,6 +221,100 @@ fn a_signal_during_preflight_is_an_interruption() {
     }
 }
 
+/// A publish stage whose needs the registry refuses to show (a 401 for the
+/// credentials it was given) says so, is an environment error (exit 3) before
+/// any step, and points at the credentials: not "missing", which would send
+/// the user to rebuild what is there.
+#[test]
+fn needs_the_registry_refuses_to_show_are_exit_3_and_name_the_credentials() {
+    let p = Project::new_without_busybox();
+    let fake = crate::support::fake_engine::FakeEngine::new(p.path());
+    let (addr, hits) = crate::support::unauthorized_registry();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file(
+        "docker/config.json",
+        &format!(r#"{{"auths":{{"{addr}":{{"auth":"Y2k6d3Jvbmc="}}}}}}"#),
+    );
+    let out = command(&p, &fake, &["--stage", "publish", "--retries", "5"])
+        .env("REG", &addr)
+        .env("DOCKER_CONFIG", p.path().join("docker"))
+        .output()
+        .unwrap();
+    let t = crate::support::text(&out);
+    assert_eq!(crate::support::code(&out), 3, "{t}");
+    assert!(
+        t.contains("needs outside this selection cannot be checked in the registry:"),
+        "{t}"
+    );
+    assert!(
+        t.contains("push:app/amd64") && t.contains("push:app/arm64v8"),
+        "{t}"
+    );
+    assert!(t.contains("401 Unauthorized"), "the registry's answer: {t}");
+    assert!(t.contains("credentials"), "the help: {t}");
+    assert!(!t.contains("are missing"), "{t}");
+    // One read per need, no retry of a 401.
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) <= 4, "{t}");
+}
+
+/// A credential helper that hangs (docker's config names it as `credsStore`)
+/// is a process of the run: SIGINT while it runs ends the run as interrupted
+/// (exit 130) within seconds, and the helper and its child are gone.
+#[test]
+fn sigint_ends_a_hanging_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new_without_busybox();
+    let fake = crate::support::fake_engine::FakeEngine::new(p.path());
+    let (addr, _) = crate::support::unauthorized_registry();
+    let helper = p.path().join("bin/docker-credential-hang");
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file("docker/config.json", r#"{"credsStore":"hang"}"#)
+    .file(
+        "bin/docker-credential-hang",
+        "#!/bin/sh\nd=\"$(dirname \"$0\")/..\"\nsleep 600 &\necho \"$$ $!\" > \"$d/helper.pids.tmp\"\nmv \"$d/helper.pids.tmp\" \"$d/helper.pids\"\nwait\n",
+    );
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = command(&p, &fake, &["--stage", "publish"])
+        .env("REG", &addr)
+        .env("DOCKER_CONFIG", p.path().join("docker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = p.path().join("helper.pids");
+    wait_until(Duration::from_secs(30), || pids.exists())
+        .expect("the run asks the credential helper");
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let t0 = std::time::Instant::now();
+    signal(&child, libc::SIGINT);
+    assert_eq!(exit_within(&mut child, Duration::from_secs(10)), Some(130));
+    eprintln!("exit 130 {:?} after SIGINT", t0.elapsed());
+    for pid in pids {
+        wait_until(Duration::from_secs(5), || stat(pid).is_none())
+            .unwrap_or_else(|e| panic!("helper process {pid} is still there: {e}"));
+    }
+    assert!(
+        processes_with(helper.to_str().unwrap()).is_empty(),
+        "{:?}",
+        processes_with(helper.to_str().unwrap())
+    );
+    let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    assert_eq!(last["exit_code"], 130, "{events}");
+}
+
 /// The pid, parent pid and process group of a process, from /proc (None once
 /// it is gone or a zombie).
 fn stat(pid: i32) -> Option<(i32, i32)> {

@@ -215,6 +215,83 @@ fn verify_fails_when_a_published_tag_names_another_list() {
     );
 }
 
+/// Credentials from docker's config.json (`auths`) and from a credential
+/// helper, echoed back by a registry that refuses them (the header and the
+/// password in its message), never reach the output, the events or the JUnit
+/// report: the registry client masks what it found.
+#[test]
+fn credentials_a_registry_echoes_are_masked_everywhere() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let p = Project::new_without_busybox();
+    let fake = FakeEngine::new(p.path());
+    let (addr, _) = crate::support::echoing_registry();
+    p.file(
+        "multiarch.toml",
+        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+    )
+    .file("Dockerfile", "FROM scratch\n")
+    .file(
+        "bin/docker-credential-test",
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"h3lper-secret-pw\"}\\n' \"$server\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path().join("bin/docker-credential-test"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let configs = [
+        (
+            format!(
+                r#"{{"auths":{{"{addr}":{{"auth":"{}"}}}}}}"#,
+                b64("ci:c0nfig-secret-pw")
+            ),
+            "c0nfig-secret-pw",
+        ),
+        (r#"{"credsStore":"test"}"#.to_string(), "h3lper-secret-pw"),
+    ];
+    for (config, secret) in configs {
+        let dc = crate::support::temp_dir("docker-config");
+        std::fs::write(dc.path().join("config.json"), &config).unwrap();
+        let out = p
+            .command(&[
+                "run",
+                "--branch",
+                "main",
+                "--sha",
+                crate::support::SHA,
+                "--events",
+                "events.jsonl",
+                "--junit",
+                "junit.xml",
+            ])
+            .env("PATH", fake.path())
+            .env("REG", &addr)
+            .env("DOCKER_CONFIG", dc.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("MULTIARCH_REGISTRY_PASSWORD")
+            .env_remove("CI_REGISTRY_PASSWORD")
+            .output()
+            .unwrap();
+        let t = crate::support::text(&out);
+        assert_eq!(crate::support::code(&out), 1, "{t}");
+        assert!(
+            t.contains("refused Authorization: Basic ••••••") && t.contains("(password ••••••)"),
+            "the registry's message, masked: {t}"
+        );
+        let events = std::fs::read_to_string(p.path().join("events.jsonl")).unwrap();
+        let junit = std::fs::read_to_string(p.path().join("junit.xml")).unwrap();
+        for (what, text) in [("output", &t), ("events", &events), ("junit", &junit)] {
+            assert!(!text.contains(secret), "{secret} in the {what}: {text}");
+            assert!(
+                !text.contains(&b64(&format!("ci:{secret}"))),
+                "the Basic header of {secret} in the {what}: {text}"
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------ the real registry
 
 mod engine {
@@ -452,18 +529,9 @@ verify = { command = ["uname", "-m"] }
         );
         let p = Project::new();
         p.file("multiarch.toml", SPEC);
-        let docker_config = temp_dir("docker-config");
-        let dc = docker_config.path().to_str().unwrap().to_string();
         // The environment's credentials: docker logs in for the per-arch
         // pushes, multiarch's client uses them for the lists.
-        let out = p
-            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", &dc)
-            .env("MULTIARCH_REGISTRY_USER", "ci")
-            .env("MULTIARCH_REGISTRY_PASSWORD", "s3cret-pw")
-            .output()
-            .unwrap();
+        let (out, _) = login_run(&p, &reg, "ci", "s3cret-pw");
         assert_eq!(code(&out), 0, "{NEEDS}: {}", text(&out));
         assert!(!text(&out).contains("s3cret-pw"), "the secret is masked");
         let good = basic("ci", "s3cret-pw");
@@ -471,37 +539,13 @@ verify = { command = ["uname", "-m"] }
 
         // A wrong password in docker's config: the list step fails once, fast,
         // with the registry's message, and is not retried.
-        let wrong = temp_dir("docker-config-wrong");
-        let b64 = |s: &str| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.encode(s)
-        };
-        std::fs::write(
-            wrong.path().join("config.json"),
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-                reg.addr,
-                b64("ci:wrong")
-            ),
-        )
-        .unwrap();
-        let started = std::time::Instant::now();
-        let out = p
-            .command(&[
-                "run",
-                "--branch",
-                "main",
-                "--sha",
-                SHA,
-                "--stage",
-                "publish",
-                "--retries",
-                "5",
-            ])
-            .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", wrong.path())
-            .output()
-            .unwrap();
+        let (out, took) = run_with_config(
+            &p,
+            &reg,
+            &auths(&reg, "ci", "wrong"),
+            WRONG_PASSWORD_RUN,
+            None,
+        );
         let t = text(&out);
         assert_ne!(code(&out), 0, "{t}");
         // A HEAD's answer has no body: its status is the message.
@@ -510,10 +554,7 @@ verify = { command = ["uname", "-m"] }
             "the registry's message: {t}"
         );
         assert!(!t.contains("retry"), "no retry of a 401: {t}");
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "fast"
-        );
+        assert!(took < std::time::Duration::from_secs(20), "fast: {took:?}");
 
         // A credential helper on PATH (`credsStore`) that knows the password.
         let helper = temp_dir("helper");
@@ -525,32 +566,166 @@ verify = { command = ["uname", "-m"] }
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let store = temp_dir("docker-config-store");
-        std::fs::write(store.path().join("config.json"), r#"{"credsStore":"test"}"#).unwrap();
         let path = format!(
             "{}:{}",
             helper.path().display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let (out, _) = run_with_config(
+            &p,
+            &reg,
+            r#"{"credsStore":"test"}"#,
+            &["--stage", "publish", "--stage", "verify", "--force-tags"],
+            Some(&path),
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+
+    /// What a run with a wrong password runs: the list steps, with retries
+    /// allowed (a 401 must not use them).
+    const WRONG_PASSWORD_RUN: &[&str] = &["--stage", "publish", "--retries", "5"];
+
+    /// `run --login` with `user`/`password` in the environment (docker logs
+    /// in to a private config): its output and how long it took.
+    fn login_run(
+        p: &Project,
+        reg: &Registry,
+        user: &str,
+        password: &str,
+    ) -> (std::process::Output, std::time::Duration) {
+        let docker_config = temp_dir("docker-config");
+        let started = std::time::Instant::now();
         let out = p
-            .command(&[
-                "run",
-                "--branch",
-                "main",
-                "--sha",
-                SHA,
-                "--stage",
-                "publish",
-                "--stage",
-                "verify",
-                "--force-tags",
-            ])
+            .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
             .env("REG", &reg.addr)
-            .env("DOCKER_CONFIG", store.path())
-            .env("PATH", path)
+            .env("DOCKER_CONFIG", docker_config.path())
+            .env("MULTIARCH_REGISTRY_USER", user)
+            .env("MULTIARCH_REGISTRY_PASSWORD", password)
             .output()
             .unwrap();
-        assert_eq!(code(&out), 0, "{}", text(&out));
+        (out, started.elapsed())
+    }
+
+    /// docker's config.json with `user:password` for the registry.
+    fn auths(reg: &Registry, user: &str, password: &str) -> String {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.addr)
+    }
+
+    /// `run ARGS…` with `config` as docker's config.json (and `path` as PATH):
+    /// its output and how long it took.
+    fn run_with_config(
+        p: &Project,
+        reg: &Registry,
+        config: &str,
+        args: &[&str],
+        path: Option<&str>,
+    ) -> (std::process::Output, std::time::Duration) {
+        let d = temp_dir("docker-config-file");
+        std::fs::write(d.path().join("config.json"), config).unwrap();
+        let started = std::time::Instant::now();
+        let mut c = p.command(&["run", "--branch", "main", "--sha", SHA]);
+        c.args(args)
+            .env("REG", &reg.addr)
+            .env("DOCKER_CONFIG", d.path());
+        if let Some(path) = path {
+            c.env("PATH", path);
+        }
+        let out = c.output().unwrap();
+        (out, started.elapsed())
+    }
+
+    /// The registry with `auth: token` and a token server of the test: docker
+    /// logs in and pushes through the token flow, multiarch's client gets
+    /// tokens for the push scope of the lists; a wrong password asks the token
+    /// server once and fails fast with its message.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo, apache2-utils and openssl; run by `cargo xtask ci`"]
+    fn bearer_tokens_from_a_token_server_and_a_wrong_password() {
+        use crate::support::token_server::TokenServer;
+        let _g = engine_lock();
+        let tokens = TokenServer::start("ci", "t0ken-s3cret");
+        let reg = Registry::start_with(free_port(), &tokens.registry_config());
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let (out, took) = login_run(&p, &reg, "ci", "t0ken-s3cret");
+        let t = text(&out);
+        eprintln!("--- the token run took {took:?}\n{t}");
+        assert_eq!(code(&out), 0, "{NEEDS}: {t}");
+        assert!(!t.contains("t0ken-s3cret"), "the password is masked");
+        let issued = tokens.issued();
+        for token in &issued {
+            assert!(!t.contains(token.as_str()), "a token in the output: {t}");
+        }
+        // Anonymous reads are refused; with a token the list is whole.
+        assert_eq!(get(&reg.addr, "acme/busybox", "latest", None).0, 401);
+        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
+        for tag in ["latest", SHA] {
+            let (status, index) = get(&reg.addr, "acme/busybox", tag, Some(&read));
+            assert_eq!(status, 200, "{tag}: {index}");
+            assert_eq!(
+                index["manifests"].as_array().map(Vec::len),
+                Some(3),
+                "{tag}: {index}"
+            );
+        }
+        let seen = tokens.requests();
+        let ours =
+            |r: &&support::token_server::TokenRequest| r.user_agent.starts_with("multiarch/");
+        assert!(
+            seen.iter().filter(ours).any(|r| r.granted
+                && r.scopes
+                    .iter()
+                    .any(|s| s == "repository:acme/busybox:pull,push")),
+            "multiarch's client asked for the list's push scope: {seen:#?}"
+        );
+        assert!(
+            seen.iter().any(|r| r.granted
+                && !ours(&r)
+                && r.scopes.iter().any(|s| s.ends_with(":push,pull"))),
+            "docker pushed through the token flow: {seen:#?}"
+        );
+        assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
+        eprintln!(
+            "token requests: {} ({} from multiarch's client, {} from docker); {} tokens issued",
+            seen.len(),
+            seen.iter().filter(ours).count(),
+            seen.iter().filter(|r| !ours(r)).count(),
+            issued.len()
+        );
+
+        // A wrong password (docker's config): one token request, refused; the
+        // run fails fast with the token server's message, nothing retried.
+        let before = tokens.requests().len();
+        let (out, took) = run_with_config(
+            &p,
+            &reg,
+            &auths(&reg, "ci", "wr0ng-passw0rd"),
+            WRONG_PASSWORD_RUN,
+            None,
+        );
+        let t = text(&out);
+        eprintln!("--- the wrong password took {took:?}\n{t}");
+        assert_ne!(code(&out), 0, "{t}");
+        assert!(t.contains("incorrect username or password"), "{t}");
+        assert!(
+            !t.to_lowercase().contains("retry"),
+            "no retry of a 401: {t}"
+        );
+        assert!(!t.contains("wr0ng-passw0rd"), "{t}");
+        assert!(took < std::time::Duration::from_secs(20), "fast: {took:?}");
+        let refused: Vec<_> = tokens.requests().split_off(before);
+        assert_eq!(
+            refused.len(),
+            1,
+            "one token request for the wrong password, not a storm: {refused:#?}"
+        );
+        assert!(!refused[0].granted);
+        assert_eq!(
+            (refused[0].method.as_str(), refused[0].user.as_deref()),
+            ("GET", Some("ci"))
+        );
     }
 }
 

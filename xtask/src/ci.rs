@@ -48,7 +48,7 @@ pub fn run(args: &[String]) -> Result<i32> {
         let env = crate::setup_engine()?;
         // The engine tests run through podman too (tests/integration/podman.rs).
         eprintln!("xtask: {}", crate::devenv::ensure_podman()?);
-        // tests/integration/publishing.rs: skopeo and htpasswd.
+        // tests/integration/publishing.rs: skopeo, htpasswd and openssl.
         crate::devenv::ensure_publishing_tools()?;
         test.args(["--", "--include-ignored"])
             .env("MULTIARCH_BUSYBOX", &env.busybox_dir)

@@ -793,10 +793,15 @@ fn npm_version(prefix: &Path, name: &str) -> Option<String> {
 }
 
 /// What the publishing engine tests use besides the engine: skopeo (an
-/// independent client reads the lists multiarch pushes) and htpasswd (a registry
-/// with basic auth), installed with apt when missing.
+/// independent client reads the lists multiarch pushes), htpasswd (a registry
+/// with basic auth) and openssl (the token server's certificate and its
+/// tokens' signatures), installed with apt when missing.
 pub fn ensure_publishing_tools() -> Result<()> {
-    apt_install_missing(&[("skopeo", "skopeo"), ("htpasswd", "apache2-utils")])
+    apt_install_missing(&[
+        ("skopeo", "skopeo"),
+        ("htpasswd", "apache2-utils"),
+        ("openssl", "openssl"),
+    ])
 }
 
 /// Start `name args…` as a daemon: stdin closed, stdout and stderr to `log`,

@@ -79,14 +79,25 @@ impl EngineRunner {
         Self::with_session(dir, Session::new(engine::engine(EngineKind::Docker).env()))
     }
 
+    /// The registry client's secrets (for the run's mask).
+    pub fn registry_secrets(&self) -> crate::registry::auth::SecretSet {
+        self.registry.secrets()
+    }
+
     /// A runner for `plan`: its engine prepares the run (podman writes a
     /// registries.conf for the plan's plain-HTTP registries). What the preparation
     /// changed is in [`EngineRunner::notes`].
-    pub fn for_plan(plan: &Plan, env: &Environment) -> Result<Self, SessionError> {
+    /// Credential helpers run as the run's processes (`table`): a signal ends
+    /// them with the rest.
+    pub fn for_plan(
+        plan: &Plan,
+        env: &Environment,
+        table: &Arc<process::ProcessTable>,
+    ) -> Result<Self, SessionError> {
         let session = Session::prepare(plan.engine, env, &plain_http_registries(plan))?;
         let mut r = Self::with_session(plan.dir.clone(), session);
         r.insecure = plan.insecure_registries.clone();
-        r.registry = Arc::new(registry_for(env, &r.insecure, &plan.dir));
+        r.registry = Arc::new(registry_for(env, &r.insecure, &plan.dir, table));
         r.atomic = plan.atomic;
         Ok(r)
     }
@@ -370,21 +381,35 @@ fn repo_of(reference: &str) -> String {
 }
 
 /// The run's registry client: credentials from `env` (the environment's, else
-/// docker's config, whose credential helpers run as processes in `dir`).
-pub fn registry_for(env: &Environment, insecure: &[String], dir: &std::path::Path) -> Registry {
+/// docker's config, whose credential helpers run in `dir` as processes of the
+/// run's `table`).
+pub fn registry_for(
+    env: &Environment,
+    insecure: &[String],
+    dir: &std::path::Path,
+    table: &Arc<process::ProcessTable>,
+) -> Registry {
     Registry::new(env, insecure, crate::registry::http::DEFAULT_TIMEOUT).with_helper(Arc::new(
         HelperProcess {
             dir: dir.to_path_buf(),
             env: env.clone(),
+            table: table.clone(),
+            timeout: HELPER_TIMEOUT,
         },
     ))
 }
 
+/// How long a credential helper may take to answer.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `docker-credential-NAME get`, the server on stdin, JSON on stdout: through
-/// the process path (argv, no shell), with a deadline.
+/// the process path (argv, no shell, its own process group in the run's
+/// table, so Ctrl-C and `--fail-fast` end it), with a deadline.
 struct HelperProcess {
     dir: PathBuf,
     env: Environment,
+    table: Arc<process::ProcessTable>,
+    timeout: std::time::Duration,
 }
 
 impl CredentialHelper for HelperProcess {
@@ -400,14 +425,76 @@ impl CredentialHelper for HelperProcess {
             dir: Some(self.dir.clone()),
             env,
             stdin: Some(server.as_bytes().to_vec()),
-            timeout: Some(std::time::Duration::from_secs(30)),
+            timeout: Some(self.timeout),
         };
-        let f = process::spawn(&cmd, &process::ProcessTable::new(), Output::Captured);
+        let f = process::spawn(&cmd, &self.table, Output::Captured);
         if f.exit.success() {
-            Ok(f.stdout.join("\n"))
-        } else {
-            let said = f.lines().cloned().collect::<Vec<_>>().join(" ");
-            Err(format!("{}: {}", f.exit.describe(), said.trim()))
+            return Ok(f.stdout.join("\n"));
         }
+        let said = f.lines().cloned().collect::<Vec<_>>().join(" ");
+        Err(match (&f.exit, said.trim()) {
+            (Exit::TimedOut(d), _) => format!(
+                "no answer within {} (a helper that waits for input or a prompt?)",
+                crate::events::format::duration(*d)
+            ),
+            (e, "") => e.describe(),
+            (e, said) => format!("{}: {said}", e.describe()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    /// A `docker-credential-hang` that marks it started, then sleeps.
+    fn hanging_helper(timeout: Duration) -> (tempfile::TempDir, HelperProcess) {
+        let d = tempfile::tempdir().unwrap();
+        let script = d.path().join("docker-credential-hang");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\ntouch \"$(dirname \"$0\")/started\"\nsleep 600\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", d.path().display());
+        let h = HelperProcess {
+            dir: d.path().to_path_buf(),
+            env: Environment::from_pairs([("PATH", path.as_str())]),
+            table: process::ProcessTable::new(),
+            timeout,
+        };
+        (d, h)
+    }
+
+    #[test]
+    fn a_hanging_credential_helper_times_out_saying_so() {
+        let (_d, h) = hanging_helper(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let e = h.get("hang", "127.0.0.1:5000").unwrap_err();
+        assert!(e.starts_with("no answer within"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(h.table.running(), 0);
+    }
+
+    #[test]
+    fn a_credential_helper_is_ended_with_the_runs_processes() {
+        let (d, h) = hanging_helper(Duration::from_secs(60));
+        let table = h.table.clone();
+        let started = d.path().join("started");
+        let cancel = std::thread::spawn(move || {
+            while !started.exists() {
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+            table.cancel(libc::SIGTERM);
+        });
+        let t0 = Instant::now();
+        let e = h.get("hang", "127.0.0.1:5000").unwrap_err();
+        cancel.join().unwrap();
+        assert_eq!(e, "cancelled");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(h.table.running(), 0);
     }
 }

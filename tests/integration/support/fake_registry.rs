@@ -4,8 +4,7 @@
 //! Faults are injected per request ([`FakeRegistry::fail`]); every request is
 //! logged ([`FakeRegistry::requests`]).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -132,24 +131,9 @@ fn store(dir: &Path, repo: &str, reference: &str, bytes: &[u8]) -> String {
 
 fn serve(c: TcpStream, dir: &Path, state: &Mutex<State>) {
     let mut r = BufReader::new(&c);
-    let mut line = String::new();
-    if r.read_line(&mut line).is_err() {
+    let Some((line, headers)) = super::read_head(&mut r) else {
         return;
-    }
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).is_err() {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
+    };
     let len: usize = headers
         .get("content-length")
         .and_then(|l| l.parse().ok())

@@ -4,8 +4,9 @@
 
 pub mod fake_engine;
 pub mod fake_registry;
+pub mod token_server;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,30 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// The request line and the headers (names lowercased) of an HTTP request,
+/// read up to the blank line; `None` when the connection ends before.
+pub fn read_head(
+    r: &mut impl BufRead,
+) -> Option<(String, std::collections::HashMap<String, String>)> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    Some((line.trim_end().to_string(), headers))
 }
 
 pub fn free_port() -> u16 {
@@ -545,6 +570,33 @@ impl FlakyProxy {
 /// A registry that answers 401 to everything. Returns its address and a count of
 /// the requests it saw.
 pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    refusing_registry(|_| "authentication required".to_string())
+}
+
+/// A registry that refuses every request (401, a Basic challenge) and echoes
+/// what it was sent in its message: the Authorization header and the password
+/// in it, as a careless registry or proxy might.
+pub fn echoing_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine as _;
+    refusing_registry(|authorization| {
+        let password = authorization
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .and_then(|c| c.split_once(':').map(|(_, p)| p.to_string()))
+            .unwrap_or_default();
+        format!(
+            "refused Authorization: {} (password {password})",
+            authorization.unwrap_or("none")
+        )
+    })
+}
+
+/// A registry that answers 401 to everything, with `message(Authorization)`
+/// as its error's message; its address and a count of the requests it saw.
+fn refusing_registry(
+    message: impl Fn(Option<&str>) -> String + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::Ordering;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -554,10 +606,15 @@ pub fn unauthorized_registry() -> (String, std::sync::Arc<std::sync::atomic::Ato
         for conn in listener.incoming() {
             let Ok(mut c) = conn else { break };
             h.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 8192];
             let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = c.read(&mut buf);
-            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+            let authorization = read_head(&mut BufReader::new(&c))
+                .and_then(|(_, mut headers)| headers.remove("authorization"));
+            let body = serde_json::json!({"errors": [{
+                "code": "UNAUTHORIZED",
+                "message": message(authorization.as_deref()),
+                "detail": null
+            }]})
+            .to_string();
             let _ = write!(
                 c,
                 "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\nWWW-Authenticate: Basic realm=\"multiarch-test\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
