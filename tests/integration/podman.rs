@@ -162,6 +162,88 @@ fn the_article_pipeline_publishes_a_list_of_exactly_its_platforms_with_podman() 
     assert_eq!(reg.list_platforms("acme/hello", "latest"), want);
 }
 
+/// Podman logs in and pushes through a registry with `auth: token` (docker-
+/// registry 2.8 and the test suite's token server), and multiarch's own client
+/// publishes the lists through the same token flow: the whole pipeline with
+/// bearer tokens, no secret in the output.
+#[test]
+#[ignore = "needs podman, docker-registry, openssl and qemu binfmt; run by `cargo xtask ci`"]
+fn podman_publishes_through_a_token_server() {
+    use crate::support::token_server::TokenServer;
+    let _g = engine_lock();
+    let tokens = TokenServer::start("ci", "p0dman-t0ken-pw");
+    let reg = Registry::start_with(support::free_port(), &tokens.registry_config());
+    let _podman = PodmanFor::new(&reg);
+    let p = article_project();
+    let auth = support::temp_dir("podman-auth");
+    let out = p
+        .command(&["run", "--branch", "main", "--sha", SHA, "--login"])
+        .env("REG", &reg.addr)
+        .env("DOCKER_CONFIG", auth.path())
+        .env("REGISTRY_AUTH_FILE", auth.path().join("auth.json"))
+        .env("MULTIARCH_REGISTRY_USER", "ci")
+        .env("MULTIARCH_REGISTRY_PASSWORD", "p0dman-t0ken-pw")
+        .output()
+        .unwrap();
+    let t = support::text(&out);
+    assert_eq!(code(&out), 0, "{NEEDS_PODMAN}: {t}");
+    assert!(
+        !t.contains("p0dman-t0ken-pw"),
+        "the password is masked: {t}"
+    );
+    for token in tokens.issued() {
+        assert!(!t.contains(token.as_str()), "a token in the output: {t}");
+    }
+    // The list, read with a token of our own: exactly the three platforms.
+    let read = format!("Bearer {}", tokens.token(&["repository:acme/hello:pull"]));
+    let got = support::client()
+        .get(format!(
+            "http://{}/v2/acme/hello/manifests/latest",
+            reg.addr
+        ))
+        .accept(multiarch::registry::MANIFEST_ACCEPT)
+        .authorization(&read)
+        .send()
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let index: serde_json::Value = serde_json::from_slice(got.body()).unwrap();
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(v) = p["variant"].as_str() {
+                s = format!("{s}/{v}");
+            }
+            s
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]);
+    let seen = tokens.requests();
+    assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
+    assert!(
+        seen.iter().any(|r| !r.user_agent.starts_with("multiarch/")
+            && r.scopes
+                .iter()
+                .any(|s| s.contains("acme/hello/arm64v8") && s.contains("push"))),
+        "podman pushed through the token flow: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|r| r.user_agent.starts_with("multiarch/")
+            && r.scopes
+                .iter()
+                .any(|s| s == "repository:acme/hello:pull,push")),
+        "multiarch's client published the list with a push token: {seen:#?}"
+    );
+}
+
 #[test]
 #[ignore = "needs podman, docker-registry and qemu binfmt; run by `cargo xtask ci`"]
 fn a_feature_branch_pushes_per_arch_images_and_no_list_with_podman() {
