@@ -164,8 +164,10 @@ pub fn basic(user: &str, password: &str) -> String {
 pub enum DockerConfigAuth {
     /// `credHelpers.<host>`: the helper `docker-credential-<name>` holds them.
     Helper(String),
-    /// `auths.<host>` (what `docker login` writes): the user and password when
-    /// its `auth` value decodes to `user:password`, else its `identitytoken`.
+    /// `auths.<host>` (what `docker login` writes): its `identitytoken` when it
+    /// has one (docker itself prefers it: `az acr login` writes one beside an
+    /// `auth` of `00000000-…:` with no password), else the user and password
+    /// its `auth` value decodes to.
     Login(Option<Secret>),
     /// Only `credsStore`: the store may hold them; it is not looked into.
     Store(String),
@@ -226,7 +228,7 @@ pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigA
                 .filter(|t| !t.is_empty())
                 .map(|t| Secret::IdentityToken(t.to_string()))
         };
-        return Some(DockerConfigAuth::Login(pair.or_else(token)));
+        return Some(DockerConfigAuth::Login(token().or(pair)));
     }
     v.get("credsStore")
         .and_then(|s| s.as_str())
@@ -484,5 +486,16 @@ mod tests {
             ))))
         );
         assert!(!format!("{:?}", Secret::IdentityToken("tok".into())).contains("tok"));
+        // What `docker login` (and `az acr login`) write for an OAuth registry:
+        // a user with no password beside the identity token. The token wins.
+        let (_d, env) = config(
+            r#"{"auths":{"reg:1":{"auth":"MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==","identitytoken":"tok"}}}"#,
+        );
+        assert_eq!(
+            docker_config_auth(&env, "reg:1"),
+            Some(DockerConfigAuth::Login(Some(Secret::IdentityToken(
+                "tok".into()
+            ))))
+        );
     }
 }
