@@ -727,6 +727,59 @@ verify = { command = ["uname", "-m"] }
             ("GET", Some("ci"))
         );
     }
+
+    /// An `identitytoken` in docker's config, beside an `auth` with a user and
+    /// no password: what `docker login` writes for an OAuth2 registry (`az acr
+    /// login` writes exactly this). docker pushes and multiarch publishes with
+    /// refresh-token POSTs to the token server; the token is in no output.
+    #[test]
+    #[ignore = "needs dockerd, docker-registry, skopeo, apache2-utils and openssl; run by `cargo xtask ci`"]
+    fn identity_tokens_in_docker_config_go_through_oauth2() {
+        use crate::support::token_server::TokenServer;
+        use base64::Engine as _;
+        let _g = engine_lock();
+        let tokens = TokenServer::start("ci", "t0ken-s3cret");
+        let reg = Registry::start_with(free_port(), &tokens.registry_config());
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        let refresh = tokens.refresh_token();
+        let user = base64::engine::general_purpose::STANDARD
+            .encode("00000000-0000-0000-0000-000000000000:");
+        let config = format!(
+            r#"{{"auths":{{"{}":{{"auth":"{user}","identitytoken":"{refresh}"}}}}}}"#,
+            reg.addr
+        );
+        let (out, took) = run_with_config(&p, &reg, &config, &[], None);
+        let t = text(&out);
+        eprintln!("--- the identity-token run took {took:?}\n{t}");
+        assert_eq!(code(&out), 0, "{NEEDS}: {t}");
+        assert!(!t.contains(&refresh), "the identity token is masked: {t}");
+        for token in tokens.issued() {
+            assert!(!t.contains(token.as_str()), "a token in the output: {t}");
+        }
+        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
+        let (status, index) = get(&reg.addr, "acme/busybox", "latest", Some(&read));
+        assert_eq!(status, 200, "{index}");
+        assert_eq!(
+            index["manifests"].as_array().map(Vec::len),
+            Some(3),
+            "{index}"
+        );
+        let seen = tokens.requests();
+        assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
+        let posts_from = |multiarch: bool| {
+            seen.iter()
+                .any(|r| r.method == "POST" && r.user_agent.starts_with("multiarch/") == multiarch)
+        };
+        assert!(
+            posts_from(true),
+            "multiarch's client used the refresh token: {seen:#?}"
+        );
+        assert!(
+            posts_from(false),
+            "docker used the refresh token: {seen:#?}"
+        );
+    }
 }
 
 /// The summary and the events say what the registry serves under each list

@@ -3,7 +3,10 @@
 //! scope=…` with Basic credentials answers `{"token","access_token",
 //! "expires_in"}`, a JWT the registry checks against a self-signed certificate
 //! made at start with the `openssl` CLI (which also signs each token, RS256).
-//! Anonymous or wrong credentials get a 401. Every request is recorded.
+//! Anonymous or wrong credentials get a 401. `POST /token` with the OAuth2
+//! form `grant_type=refresh_token&refresh_token=…` (what docker and multiarch
+//! send for an `identitytoken`) answers `{"access_token","refresh_token",
+//! "expires_in"}` for [`TokenServer::refresh_token`]. Every request is recorded.
 //!
 //! The registry (distribution 2.8, registry/auth/token) accepts a token when
 //! `iss` is its `issuer`, `aud` its `service`, `nbf`/`exp` hold (60 s leeway),
@@ -11,7 +14,7 @@
 //! certificate is its own root) and the signature verifies with the leaf's key;
 //! then the `access` claim must grant every action the request needs.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -48,10 +51,24 @@ struct Keys {
 
 pub struct TokenServer {
     pub addr: String,
+    refresh: String,
     dir: TempDir,
     keys: Arc<Keys>,
     seen: Arc<Mutex<Vec<TokenRequest>>>,
     issued: Arc<Mutex<Vec<String>>>,
+}
+
+/// What the token server grants tokens for.
+#[derive(Clone)]
+struct Accepts {
+    /// `user:password` of a Basic `GET`.
+    basic: String,
+    /// The refresh token of an OAuth2 `POST`.
+    refresh: String,
+}
+
+fn refresh_token_for(password: &str) -> String {
+    format!("refresh-{password}-0a1b2c")
 }
 
 /// Run `openssl` with `args` (and `stdin`): its stdout; panics with its stderr.
@@ -107,7 +124,10 @@ impl TokenServer {
         let addr = l.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let issued = Arc::new(Mutex::new(Vec::new()));
-        let expected = format!("{user}:{password}");
+        let expected = Accepts {
+            basic: format!("{user}:{password}"),
+            refresh: refresh_token_for(password),
+        };
         let (k, s, i) = (keys.clone(), seen.clone(), issued.clone());
         let jti = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
@@ -124,12 +144,19 @@ impl TokenServer {
             }
         });
         TokenServer {
+            refresh: refresh_token_for(password),
             addr,
             dir,
             keys,
             seen,
             issued,
         }
+    }
+
+    /// The OAuth2 refresh token it accepts on `POST /token` (what a docker
+    /// config's `identitytoken` holds).
+    pub fn refresh_token(&self) -> String {
+        self.refresh.clone()
     }
 
     pub fn realm(&self) -> String {
@@ -235,28 +262,50 @@ fn unescape(s: &str) -> String {
 fn serve(
     c: TcpStream,
     keys: &Keys,
-    expected: &str,
+    accepts: &Accepts,
     seen: &Mutex<Vec<TokenRequest>>,
     issued: &Mutex<Vec<String>>,
     jti: &AtomicUsize,
 ) {
-    let Some((line, mut headers)) = super::read_head(&mut BufReader::new(&c)) else {
+    let mut reader = BufReader::new(&c);
+    let Some((line, mut headers)) = super::read_head(&mut reader) else {
         return;
     };
+    let length = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1 << 16);
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
     let authorization = headers.remove("authorization");
     let user_agent = headers.remove("user-agent").unwrap_or_default();
     let mut words = line.split_whitespace();
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let scopes: Vec<String> = query
+    // The query's parameters, and a POST's form.
+    let form = String::from_utf8_lossy(&body).into_owned();
+    let params: Vec<(String, String)> = query
         .split('&')
+        .chain(form.split('&'))
         .filter_map(|p| p.split_once('='))
-        .filter(|(k, _)| *k == "scope")
+        .map(|(k, v)| (k.to_string(), unescape(v)))
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| {
             // One parameter may hold several scopes, space-separated.
-            unescape(v)
-                .split(' ')
+            v.split(' ')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect::<Vec<_>>()
@@ -270,21 +319,30 @@ fn serve(
     let user = credentials
         .as_deref()
         .map(|c| c.split_once(':').map_or(c, |(u, _)| u).to_string());
-    let granted = method == "GET" && path == "/token" && credentials.as_deref() == Some(expected);
+    let oauth = method == "POST";
+    let known = matches!(method.as_str(), "GET" | "POST") && path == "/token";
+    let granted = known
+        && if oauth {
+            param("grant_type") == Some("refresh_token")
+                && param("refresh_token") == Some(accepts.refresh.as_str())
+        } else {
+            credentials.as_deref() == Some(accepts.basic.as_str())
+        };
     let (status, body) = if granted {
         let token = jwt(
             keys,
-            user.as_deref().unwrap_or(""),
+            user.as_deref().or(param("client_id")).unwrap_or(""),
             &scopes,
             jti.fetch_add(1, Ordering::SeqCst),
         );
         issued.lock().unwrap().push(token.clone());
-        (
-            "200 OK",
+        let answer = if oauth {
+            serde_json::json!({"access_token": token, "refresh_token": accepts.refresh, "expires_in": 300})
+        } else {
             serde_json::json!({"token": token, "access_token": token, "expires_in": 300})
-                .to_string(),
-        )
-    } else if method != "GET" || path != "/token" {
+        };
+        ("200 OK", answer.to_string())
+    } else if !known {
         ("404 Not Found", r#"{"details":"not found"}"#.to_string())
     } else {
         (
