@@ -510,6 +510,10 @@ impl Registry {
             "{realm} {}",
             sha256(secret.map_or("", |s| s.secret()).as_bytes())
         );
+        let r_method = match secret {
+            Some(Secret::IdentityToken(_)) => "POST",
+            _ => "GET",
+        };
         if let Some((status, message)) = self
             .refused
             .lock()
@@ -517,7 +521,7 @@ impl Registry {
             .and_then(|m| m.get(&refusal).cloned())
         {
             return Err(Error::Status {
-                method: "GET".into(),
+                method: r_method.into(),
                 url: realm.to_string(),
                 status,
                 message: format!("{message} (asked once; not again with the same credentials)"),
@@ -531,10 +535,6 @@ impl Registry {
         for s in scopes {
             query.push(("scope", s));
         }
-        let r_method = match secret {
-            Some(Secret::IdentityToken(_)) => "POST",
-            _ => "GET",
-        };
         let r = match secret {
             Some(Secret::IdentityToken(t)) => {
                 let mut form = vec![
