@@ -145,7 +145,9 @@ impl Credentials {
     /// Whether they are meant for `host` (credentials without a registry are
     /// meant for every one).
     pub fn applies_to(&self, host: &str) -> bool {
-        self.registry.as_deref().is_none_or(|r| r == host)
+        self.registry
+            .as_deref()
+            .is_none_or(|r| canonical_host(r) == canonical_host(host))
     }
 
     /// Their `Authorization` header value.
@@ -157,6 +159,30 @@ impl Credentials {
 /// `Basic base64(user:password)`, the value of an `Authorization` header.
 pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// Docker Hub's registry API host.
+pub const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// The server docker's config and its credential helpers name Docker Hub by.
+pub const DOCKER_HUB_INDEX: &str = "https://index.docker.io/v1/";
+
+/// `docker.io`, `index.docker.io` and `registry-1.docker.io` are one registry,
+/// Docker Hub, reached at its API host; every other host is itself.
+pub fn canonical_host(host: &str) -> &str {
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB,
+        h => h,
+    }
+}
+
+/// The server name docker's config and credential helpers use for `host`
+/// (Docker Hub's is [`DOCKER_HUB_INDEX`]).
+pub fn config_server(host: &str) -> &str {
+    match canonical_host(host) {
+        DOCKER_HUB => DOCKER_HUB_INDEX,
+        h => h,
+    }
 }
 
 /// Where docker's config says the credentials for a registry are.
@@ -189,9 +215,15 @@ pub fn docker_config(env: &Environment) -> Option<serde_json::Value> {
 /// `https://host/v1/`), then a credentials store that might hold them.
 pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigAuth> {
     let v = docker_config(env)?;
-    if let Some(helper) = v
-        .get("credHelpers")
-        .and_then(|h| h.get(host))
+    let host = canonical_host(host);
+    // Docker Hub's entries are keyed by its index URL, or by a short name.
+    let names: &[&str] = match host {
+        DOCKER_HUB => &[DOCKER_HUB_INDEX, "index.docker.io", "docker.io", DOCKER_HUB],
+        _ => std::slice::from_ref(&host),
+    };
+    if let Some(helper) = names
+        .iter()
+        .find_map(|n| v.get("credHelpers").and_then(|h| h.get(*n)))
         .and_then(|h| h.as_str())
     {
         return Some(DockerConfigAuth::Helper(helper.to_string()));
@@ -207,7 +239,7 @@ pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigA
     if let Some(entry) = v
         .get("auths")
         .and_then(|a| a.as_object())
-        .and_then(|a| a.iter().find(|(k, _)| bare(k) == host))
+        .and_then(|a| a.iter().find(|(k, _)| canonical_host(&bare(k)) == host))
         .map(|(_, e)| e)
     {
         let pair = entry
@@ -378,6 +410,38 @@ mod tests {
         std::fs::write(d.path().join("config.json"), json).unwrap();
         let env = Environment::empty().with("DOCKER_CONFIG", d.path().to_str().unwrap());
         (d, env)
+    }
+
+    #[test]
+    fn docker_hub_is_one_registry_under_its_names() {
+        for h in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            assert_eq!(canonical_host(h), DOCKER_HUB);
+            assert_eq!(config_server(h), DOCKER_HUB_INDEX);
+        }
+        assert_eq!(canonical_host("ghcr.io"), "ghcr.io");
+        assert_eq!(config_server("127.0.0.1:5000"), "127.0.0.1:5000");
+        // What `docker login` writes for Docker Hub.
+        let (_d, env) =
+            config(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYTU1"}}}"#);
+        assert_eq!(
+            docker_config_auth(&env, DOCKER_HUB),
+            Some(DockerConfigAuth::Login(Some(Secret::Basic {
+                user: "user".into(),
+                password: "pa55".into()
+            })))
+        );
+        let (_d, env) = config(r#"{"credHelpers":{"https://index.docker.io/v1/":"pass"}}"#);
+        assert_eq!(
+            docker_config_auth(&env, "docker.io"),
+            Some(DockerConfigAuth::Helper("pass".into()))
+        );
+        let c = Credentials {
+            registry: Some("docker.io".into()),
+            user: "u".into(),
+            password: "p".into(),
+        };
+        assert!(c.applies_to(DOCKER_HUB));
+        assert!(!c.applies_to("ghcr.io"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use super::auth::{self, Secret, SecretSet};
+use super::auth::{self, Secret, SecretSet, DOCKER_HUB};
 use super::http::{self, Client, Request, Response};
 use super::{Scheme, MANIFEST_ACCEPT};
 use crate::environment::Environment;
@@ -31,9 +31,6 @@ impl std::fmt::Display for Repo {
     }
 }
 
-/// Docker Hub's API host, for references without a registry.
-const DOCKER_HUB: &str = "registry-1.docker.io";
-
 impl Repo {
     /// The repository of an image reference and its tag or digest (the digest
     /// when it has both). `None` when it does not parse.
@@ -44,12 +41,16 @@ impl Repo {
 
     /// The repository of a parsed reference.
     pub fn of(r: &reference::Reference) -> Repo {
-        let (host, name) = match &r.domain {
-            Some(d) => (d.clone(), r.path.clone()),
-            None if !r.path.contains('/') => {
-                (DOCKER_HUB.to_string(), format!("library/{}", r.path))
-            }
-            None => (DOCKER_HUB.to_string(), r.path.clone()),
+        // Docker Hub under any of its names is reached at its API host, and
+        // its official images are `library/NAME`, as docker resolves them.
+        let host = match &r.domain {
+            Some(d) => auth::canonical_host(d).to_string(),
+            None => DOCKER_HUB.to_string(),
+        };
+        let name = if host == DOCKER_HUB && !r.path.contains('/') {
+            format!("library/{}", r.path)
+        } else {
+            r.path.clone()
         };
         Repo { host, name }
     }
@@ -627,7 +628,7 @@ impl Registry {
         let Some(run) = &self.helper else {
             return Ok(None);
         };
-        match run.get(&helper, host) {
+        match run.get(&helper, auth::config_server(host)) {
             Ok(out) => auth::helper_answer(&out)
                 .map_err(|e| Error::Other(format!("docker-credential-{helper} get {host}: {e}"))),
             // A store that does not know the registry says so and exits 1.
@@ -800,6 +801,13 @@ mod tests {
             (r.host.as_str(), r.name.as_str()),
             (DOCKER_HUB, "library/busybox")
         );
+        // `registry = "docker.io/acme"` is Docker Hub's API, not docker.io's web site.
+        for image in ["docker.io/acme/app:1", "index.docker.io/acme/app:1"] {
+            let (r, _) = Repo::parse(image).unwrap();
+            assert_eq!((r.host.as_str(), r.name.as_str()), (DOCKER_HUB, "acme/app"));
+        }
+        let (r, _) = Repo::parse("docker.io/busybox").unwrap();
+        assert_eq!(r.name, "library/busybox");
         let d = format!("sha256:{}", "a".repeat(64));
         let (_, t) = Repo::parse(&format!("reg:5000/x:1@{d}")).unwrap();
         assert_eq!(t, Some(d));

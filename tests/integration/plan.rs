@@ -824,6 +824,33 @@ fn a_long_branch_is_cut_to_a_valid_tag() {
     assert!(multiarch::spec::reference::is_valid_tag(tag));
 }
 
+/// `registry = "docker.io/acme"` (and `index.docker.io`) is Docker Hub: the
+/// list steps' requests go to its API host, not to docker.io's web site.
+#[test]
+fn docker_hub_lists_are_made_at_its_api_host() {
+    for registry in ["docker.io/acme", "index.docker.io/acme"] {
+        let p = plan(
+            &format!("[project]\nregistry = \"{registry}\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n"),
+            &on_branch("main"),
+        );
+        let j: serde_json::Value = serde_json::from_str(&render_json(&p)).expect("valid JSON");
+        let urls: Vec<&str> = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == "manifest-push")
+            .filter_map(|s| s["request"]["url"].as_str())
+            .collect();
+        assert!(!urls.is_empty(), "{j}");
+        for u in urls {
+            assert!(
+                u.starts_with("https://registry-1.docker.io/v2/acme/app/manifests/"),
+                "{registry}: {u}"
+            );
+        }
+    }
+}
+
 #[test]
 fn plan_json_has_the_fields_of_spec_section_4() {
     let p = plan(BASE_APP, &on_branch("main"));
