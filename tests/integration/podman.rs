@@ -207,25 +207,10 @@ fn podman_publishes_through_a_token_server() {
         .unwrap();
     assert_eq!(got.status(), 200);
     let index: serde_json::Value = serde_json::from_slice(got.body()).unwrap();
-    let mut platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            let mut s = format!(
-                "{}/{}",
-                p["os"].as_str().unwrap(),
-                p["architecture"].as_str().unwrap()
-            );
-            if let Some(v) = p["variant"].as_str() {
-                s = format!("{s}/{v}");
-            }
-            s
-        })
-        .collect();
-    platforms.sort();
-    assert_eq!(platforms, ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]);
+    assert_eq!(
+        support::index_platforms(&index),
+        ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]
+    );
     let seen = tokens.requests();
     assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
     assert!(

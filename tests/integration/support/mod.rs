@@ -127,27 +127,7 @@ impl Registry {
     pub fn list_platforms(&self, repo: &str, tag: &str) -> Vec<String> {
         let (status, body) = self.manifest(repo, tag);
         assert_eq!(status, 200, "{repo}:{tag} is not in the registry: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let mut out: Vec<String> = v["manifests"]
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|m| {
-                let p = &m["platform"];
-                let mut s = format!(
-                    "{}/{}",
-                    p["os"].as_str().unwrap(),
-                    p["architecture"].as_str().unwrap()
-                );
-                if let Some(v) = p["variant"].as_str() {
-                    s.push('/');
-                    s.push_str(v);
-                }
-                s
-            })
-            .collect();
-        out.sort();
-        out
+        index_platforms(&serde_json::from_str(&body).unwrap())
     }
 }
 
@@ -213,6 +193,30 @@ pub fn read_head(
         }
     }
     Some((line.trim_end().to_string(), headers))
+}
+
+/// The platforms of an index's entries, as `os/arch[/variant]`, sorted.
+pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(v) = p["variant"].as_str() {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 pub fn free_port() -> u16 {
