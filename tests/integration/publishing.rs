@@ -798,28 +798,7 @@ fn published_lists_carry_the_platforms_the_registry_serves() {
         .collect();
     let served = |tag: &str| -> Vec<String> {
         let bytes = r.fake.registry().manifest("acme/app", tag).expect(tag);
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        let mut p: Vec<String> = v["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["annotations"]["vnd.docker.reference.type"].is_null())
-            .map(|m| {
-                let pl = &m["platform"];
-                let mut s = format!(
-                    "{}/{}",
-                    pl["os"].as_str().unwrap(),
-                    pl["architecture"].as_str().unwrap()
-                );
-                if let Some(v) = pl["variant"].as_str() {
-                    s.push('/');
-                    s.push_str(v);
-                }
-                s
-            })
-            .collect();
-        p.sort();
-        p
+        crate::support::index_platforms(&serde_json::from_slice(&bytes).unwrap())
     };
     let pushes: Vec<&serde_json::Value> = records
         .iter()

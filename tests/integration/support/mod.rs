@@ -195,12 +195,14 @@ pub fn read_head(
     Some((line.trim_end().to_string(), headers))
 }
 
-/// The platforms of an index's entries, as `os/arch[/variant]`, sorted.
+/// The platforms of an index's image entries, as `os/arch[/variant]`, sorted
+/// (attestation manifests, which BuildKit adds as `unknown/unknown`, left out).
 pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = index["manifests"]
         .as_array()
         .expect("a list")
         .iter()
+        .filter(|m| m["annotations"]["vnd.docker.reference.type"].is_null())
         .map(|m| {
             let p = &m["platform"];
             let mut s = format!(
