@@ -11,6 +11,7 @@ use super::SessionError;
 use crate::engine::{self, SessionInputs};
 use crate::environment::Environment;
 use crate::plan::{Action, Plan};
+use crate::registry::auth::{config_key_host, config_server};
 use crate::spec::reference::{self, is_loopback_host};
 use crate::spec::EngineKind;
 
@@ -231,36 +232,32 @@ fn link_entries(from: &Path, to: &Path) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// The host of a config.json key: `https://host/v1/` → `host`.
-fn key_host(key: &str) -> &str {
-    let k = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    k.split('/').next().unwrap_or(k)
-}
-
 /// A docker config.json (or containers auth.json) without what it says about
 /// `registries`: their `auths` and `credHelpers` entries go, so a login writes
 /// its own entry in the copy. A `credsStore` would take the new login into the
 /// user's store, so it becomes a `credHelpers` entry for every other registry
 /// the file knows (which is how the store is used for them anyway).
 pub fn without_logins(mut v: serde_json::Value, registries: &[String]) -> serde_json::Value {
-    let hosts: Vec<&str> = registries.iter().map(|r| key_host(r)).collect();
+    let hosts: Vec<&str> = registries.iter().map(|r| config_key_host(r)).collect();
     let Some(o) = v.as_object_mut() else {
         return serde_json::json!({});
     };
     let mut known: Vec<String> = Vec::new();
     if let Some(auths) = o.get_mut("auths").and_then(|a| a.as_object_mut()) {
-        auths.retain(|k, _| !hosts.contains(&key_host(k)));
-        known.extend(auths.keys().map(|k| key_host(k).to_string()));
+        auths.retain(|k, _| !hosts.contains(&config_key_host(k)));
+        // Named as docker asks a helper for them (Docker Hub by its index URL).
+        known.extend(
+            auths
+                .keys()
+                .map(|k| config_server(config_key_host(k)).to_string()),
+        );
     }
     let store = o.remove("credsStore");
     let helpers = o
         .entry("credHelpers")
         .or_insert_with(|| serde_json::json!({}));
     if let Some(h) = helpers.as_object_mut() {
-        h.retain(|k, _| !hosts.contains(&key_host(k)));
+        h.retain(|k, _| !hosts.contains(&config_key_host(k)));
         if let Some(store) = store.filter(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
             for host in known {
                 h.entry(host).or_insert_with(|| store.clone());
@@ -372,6 +369,34 @@ mod tests {
         assert!(s.file_for("push:a/amd64").starts_with(&dir));
         drop(s);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_private_login_to_docker_hub_drops_its_entries_under_every_name() {
+        let user = serde_json::json!({
+            "auths": {"https://index.docker.io/v1/": {"auth": "dXNlcjpvbGQ="}, "other.lan": {}},
+            "credsStore": "pass",
+            "credHelpers": {"https://index.docker.io/v1/": "desktop"}
+        });
+        let v = without_logins(user, &["docker.io".into()]);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "auths": {"other.lan": {}},
+                "credHelpers": {"other.lan": "pass"}
+            })
+        );
+        // Docker Hub kept (another registry logs in): its helper entry is
+        // written under the name docker asks helpers for it by.
+        let user = serde_json::json!({
+            "auths": {"docker.io": {}},
+            "credsStore": "pass"
+        });
+        let v = without_logins(user, &["reg.lan".into()]);
+        assert_eq!(
+            v["credHelpers"],
+            serde_json::json!({"https://index.docker.io/v1/": "pass"})
+        );
     }
 
     #[test]

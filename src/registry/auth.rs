@@ -185,6 +185,16 @@ pub fn config_server(host: &str) -> &str {
     }
 }
 
+/// The registry a docker config.json key names (`https://host/v1/`, `host`),
+/// by its [`canonical_host`].
+pub fn config_key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    canonical_host(k.split('/').next().unwrap_or(k))
+}
+
 /// Where docker's config says the credentials for a registry are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DockerConfigAuth {
@@ -216,32 +226,17 @@ pub fn docker_config(env: &Environment) -> Option<serde_json::Value> {
 pub fn docker_config_auth(env: &Environment, host: &str) -> Option<DockerConfigAuth> {
     let v = docker_config(env)?;
     let host = canonical_host(host);
-    // Docker Hub's entries are keyed by its index URL, or by a short name.
-    let names: &[&str] = match host {
-        DOCKER_HUB => &[DOCKER_HUB_INDEX, "index.docker.io", "docker.io", DOCKER_HUB],
-        _ => std::slice::from_ref(&host),
+    // Keys may be URLs, and Docker Hub goes by several names.
+    let entry = |section: &str| {
+        v.get(section)
+            .and_then(|a| a.as_object())
+            .and_then(|a| a.iter().find(|(k, _)| config_key_host(k) == host))
+            .map(|(_, e)| e)
     };
-    if let Some(helper) = names
-        .iter()
-        .find_map(|n| v.get("credHelpers").and_then(|h| h.get(*n)))
-        .and_then(|h| h.as_str())
-    {
+    if let Some(helper) = entry("credHelpers").and_then(|h| h.as_str()) {
         return Some(DockerConfigAuth::Helper(helper.to_string()));
     }
-    let bare = |k: &str| {
-        k.trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string()
-    };
-    if let Some(entry) = v
-        .get("auths")
-        .and_then(|a| a.as_object())
-        .and_then(|a| a.iter().find(|(k, _)| canonical_host(&bare(k)) == host))
-        .map(|(_, e)| e)
-    {
+    if let Some(entry) = entry("auths") {
         let pair = entry
             .get("auth")
             .and_then(|a| a.as_str())
