@@ -207,8 +207,11 @@ pub fn parse(
                         .help("names are letters, digits and `_`, not starting with a digit: `${NAME}` or `${NAME:-default}`"),
                     );
                 } else {
-                    used.push(name);
                     let value = env.get(name).filter(|v| !(empty_is_unset && v.is_empty()));
+                    // Only a value read from the environment can carry a secret.
+                    if value.is_some() {
+                        used.push(name);
+                    }
                     match value.or(default) {
                         Some(v) => lit.push_str(v),
                         None => problems.push(

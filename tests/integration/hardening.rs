@@ -405,6 +405,9 @@ fn a_build_arg_holding_a_secret_value_is_refused() {
     }
     let (code, t) = check_with("X = \"${HOME}\"", "");
     assert_eq!(code, Some(0), "{t}");
+    // A secret-looking variable that is unset gives its default: no secret.
+    let (code, t) = check_with("X = \"${UNSET_NPM_TOKEN:-none}\"", "");
+    assert_eq!(code, Some(0), "{t}");
 }
 
 /// A multi-line secret (a JSON key for `_json_key`) is masked line by line:
