@@ -1,6 +1,6 @@
 //! Raw model → [`Spec`]: every semantic check of SPEC.md §1, all problems collected.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -1251,7 +1251,7 @@ impl Validator<'_> {
         let context_is_dir = context_abs.is_dir();
         let mut is_file: HashMap<PathBuf, bool> = HashMap::new();
         // Dockerfiles already checked against the repository (each once).
-        let mut checked: HashSet<PathBuf> = HashSet::new();
+        let mut outside_files: HashMap<PathBuf, bool> = HashMap::new();
         for a in &archs {
             let Some(arch) = self.arches.get(a).cloned() else {
                 continue;
@@ -1283,18 +1283,22 @@ impl Validator<'_> {
                 }
             };
             let rel = context_rel.join(&file);
-            if context_outside {
-                continue;
-            }
-            if checked.insert(rel.clone()) {
-                if let Some(outside) = escapes(self.root, &self.dir.join(&rel)) {
-                    ok = false;
-                    let span = written.map_or(name.span.clone(), |t| t.span.clone());
-                    self.push(outside_repository(span, "Dockerfile", &file, &outside));
-                    continue;
-                }
-            }
-            if context_is_dir
+            // A Dockerfile outside the repository is said once, and is not
+            // judged further; the arch's other settings still are.
+            let outside = context_outside
+                || *outside_files.entry(rel.clone()).or_insert_with(|| {
+                    match escapes(self.root, &self.dir.join(&rel)) {
+                        Some(outside) => {
+                            let span = written.map_or(name.span.clone(), |t| t.span.clone());
+                            self.push(outside_repository(span, "Dockerfile", &file, &outside));
+                            true
+                        }
+                        None => false,
+                    }
+                });
+            if outside {
+                ok = false;
+            } else if context_is_dir
                 && !*is_file
                     .entry(rel.clone())
                     .or_insert_with(|| self.dir.join(&rel).is_file())

@@ -40,12 +40,17 @@ fn contexts_and_dockerfiles_outside_the_repository_are_refused() {
         ("dockerfile = \"sneaky/Dockerfile\"", "outside/Dockerfile"),
     ];
     for (line, resolved) in hostile {
-        let spec = format!("[[image]]\nname = \"app\"\n{line}\n");
+        // With an arch table that has a problem of its own: said too.
+        let spec = format!("[[image]]\nname = \"app\"\n{line}\n[image.per_arch.amd64]\nverify = {{ expect = \" \" }}\n");
         p.file("repo/multiarch.toml", &spec);
         let out = check(&p.path().join("repo"));
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{line}: {t}");
         assert!(t.contains("is outside the repository"), "{line}: {t}");
+        assert!(
+            t.contains("`expect` is empty"),
+            "{line}: the arch's own problem: {t}"
+        );
         assert!(t.contains(resolved), "{line}: {t}");
         assert!(
             t.contains("multiarch.toml:3:"),
