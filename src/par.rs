@@ -5,10 +5,18 @@
 /// on this thread when `n` is smaller than two such ranges. A panic in `f` is
 /// raised here.
 pub fn in_order<R: Send>(n: usize, min_per_thread: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
-        .min(8)
-        .min(n / min_per_thread.max(1));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    on_threads(cores.min(8), n, min_per_thread, f)
+}
+
+/// [`in_order`] on at most `threads` threads.
+fn on_threads<R: Send>(
+    threads: usize,
+    n: usize,
+    min_per_thread: usize,
+    f: impl Fn(usize) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.min(n / min_per_thread.max(1));
     if threads < 2 {
         return (0..n).map(f).collect();
     }
@@ -34,9 +42,14 @@ mod tests {
 
     #[test]
     fn results_are_in_order_whatever_the_split() {
-        for n in [0, 1, 5, 63, 64, 129, 1000] {
-            let got = in_order(n, 8, |i| i * 3);
-            assert_eq!(got, (0..n).map(|i| i * 3).collect::<Vec<_>>(), "n = {n}");
+        // Fixed thread counts: the split is exercised on a one-core machine too.
+        for threads in [1, 2, 3, 8] {
+            for n in [0, 1, 5, 63, 64, 129, 1000] {
+                let got = on_threads(threads, n, 8, |i| i * 3);
+                let want: Vec<usize> = (0..n).map(|i| i * 3).collect();
+                assert_eq!(got, want, "{threads} threads, n = {n}");
+            }
         }
+        assert_eq!(in_order(100, 8, |i| i), (0..100).collect::<Vec<_>>());
     }
 }

@@ -209,7 +209,6 @@ fn display_eq(value: &dyn fmt::Display, text: &str) -> bool {
     write!(rest, "{value}").is_ok() && rest.0 == Some("")
 }
 
-/// Written as its text (serde_json escapes it on the way, without a temporary string).
 /// The id's text, put together without the formatting machinery (a plan's
 /// JSON writes ~100,000 ids).
 impl Serialize for StepId {

@@ -1668,9 +1668,6 @@ impl Validator<'_> {
     }
 }
 
-/// The file of `found` that `file` most likely means: for an arch, the one named
-/// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
-/// named for another arch.
 /// The port of a `tcp://` or `ssh://` endpoint when it is not 1–65535.
 fn bad_endpoint_port(endpoint: &str) -> Option<&str> {
     let rest = endpoint
@@ -1713,6 +1710,9 @@ fn outside_repository(span: Range<usize>, what: &str, written: &str, real: &Path
     .help("contexts and Dockerfiles must be inside the repository (its git work tree, else the directory of multiarch.toml), after symlinks: a build can copy every file they reach into a pushed image")
 }
 
+/// The file of `found` that `file` most likely means: for an arch, the one named
+/// for that arch in another way (`Dockerfile.aarch64` for arm64v8); never one
+/// named for another arch.
 fn suggest_dockerfile<'f>(found: &'f [String], file: &str, arch: Option<&str>) -> Option<&'f str> {
     let arch_of = |f: &str| {
         let name = f.rsplit('/').next().unwrap_or(f);
