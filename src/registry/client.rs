@@ -165,8 +165,8 @@ pub struct Registry {
     authorizing: Mutex<()>,
     /// Token servers (realm and credentials) that refused this run's
     /// credentials (a 401): not asked again with them; every later request
-    /// fails with their answer.
-    refused: Mutex<HashMap<String, (u16, String)>>,
+    /// fails with their answer (a 401's message).
+    refused: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -515,7 +515,7 @@ impl Registry {
             Some(Secret::IdentityToken(_)) => "POST",
             _ => "GET",
         };
-        if let Some((status, message)) = self
+        if let Some(message) = self
             .refused
             .lock()
             .ok()
@@ -524,7 +524,7 @@ impl Registry {
             return Err(Error::Status {
                 method: r_method.into(),
                 url: realm.to_string(),
-                status,
+                status: 401,
                 message: format!("{message} (asked once; not again with the same credentials)"),
                 retry_after: None,
             });
@@ -565,7 +565,7 @@ impl Registry {
             // Credentials it does not know stay unknown for the rest of the run.
             if r.status() == 401 && secret.is_some() {
                 if let Ok(mut m) = self.refused.lock() {
-                    m.insert(refusal, (401, message.clone()));
+                    m.insert(refusal, message.clone());
                 }
             }
             return Err(Error::Status {
