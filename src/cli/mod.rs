@@ -466,7 +466,8 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             Ok(exit::SUCCESS)
         }
         Command::Plan(a) => {
-            let (spec, plan) = load_and_plan(&a.file, &a.select, None, env, &cwd)?;
+            let (spec, plan) =
+                load_and_plan_for(&a.file, &a.select, None, Hints::OnError, env, &cwd)?;
             let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             let written = match a.format {
                 Format::Text => stdout.write_all(plan::render_text(&plan).as_bytes()),
@@ -602,6 +603,29 @@ pub fn load_and_plan(
     env: &Environment,
     cwd: &std::path::Path,
 ) -> Result<(Spec, Plan), Error> {
+    load_and_plan_for(file, select, step_timeout, Hints::Yes, env, cwd)
+}
+
+/// Whether the plan's builder note (said by a run when `auto` falls back to
+/// the classic builder) names another docker CLI with BuildKit
+/// ([`crate::context::ALTERNATIVE_DOCKERS`]): asking that CLI is one more
+/// docker start. `plan` does not say the note, so it asks only when BuildKit
+/// was required and is missing (the error names the other CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hints {
+    Yes,
+    OnError,
+}
+
+/// [`load_and_plan`], with the builder note's [`Hints`].
+pub fn load_and_plan_for(
+    file: &FileArg,
+    select: &Select,
+    step_timeout: Option<std::time::Duration>,
+    hints: Hints,
+    env: &Environment,
+    cwd: &std::path::Path,
+) -> Result<(Spec, Plan), Error> {
     let path = Spec::locate(file.file.as_deref(), cwd)?;
     // What the docker CLI can build with is asked while the file loads (a
     // docker CLI start is longer than loading most files), unless podman or
@@ -612,7 +636,7 @@ pub fn load_and_plan(
     });
     let detecting = (engine != Some(EngineKind::Podman)
         && !matches!(select.builder, Some(BuilderArg::Classic)))
-    .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
+    .then(|| DockerCli::detect_in_background(env, alternatives(hints)));
     let overrides = Overrides {
         branch: select.branch.clone(),
         git_tag: select.git_tag.clone(),
@@ -665,7 +689,21 @@ pub fn load_and_plan(
         None => None,
     };
     let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
-    let builder = choose_builder(&spec, engine, select.builder, env, detecting)?;
+    let detect = || match detecting {
+        Some(d) => d.wait(env),
+        None => DockerCli::detect(env, alternatives(hints)),
+    };
+    let builder = match choose_builder(&spec, engine, select.builder, env, detect) {
+        // The error names another docker CLI with BuildKit, when there is one.
+        Err(Error::Context(crate::context::ContextError::NoBuildKit { .. }))
+            if hints == Hints::OnError =>
+        {
+            choose_builder(&spec, engine, select.builder, env, || {
+                DockerCli::detect(env, crate::context::ALTERNATIVE_DOCKERS)
+            })?
+        }
+        b => b?,
+    };
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
@@ -686,16 +724,23 @@ pub fn load_and_plan(
     Ok((spec, plan))
 }
 
+/// The other docker CLIs asked about for the builder note.
+fn alternatives(hints: Hints) -> &'static [&'static str] {
+    match hints {
+        Hints::Yes => crate::context::ALTERNATIVE_DOCKERS,
+        Hints::OnError => &[],
+    }
+}
+
 /// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
-/// builder`, resolved against what the docker CLI can do.
-/// `detecting`: the CLI's answers already being asked for, else they are asked
-/// here when needed.
+/// builder`, resolved against what the docker CLI can do (`detect`, called
+/// only when that is needed).
 pub fn choose_builder(
     spec: &Spec,
     engine: Option<EngineKind>,
     flag: Option<BuilderArg>,
     env: &Environment,
-    detecting: Option<crate::context::Detecting>,
+    detect: impl FnOnce() -> DockerCli,
 ) -> Result<BuilderChoice, Error> {
     let docker = engine.unwrap_or(spec.project.engine) == EngineKind::Docker;
     Ok(DockerCli::resolve_with(
@@ -703,10 +748,7 @@ pub fn choose_builder(
         spec.project.builder,
         docker,
         env,
-        || match detecting {
-            Some(d) => d.wait(env),
-            None => DockerCli::detect(env, crate::context::ALTERNATIVE_DOCKERS),
-        },
+        detect,
     )?)
 }
 
