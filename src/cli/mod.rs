@@ -717,11 +717,44 @@ pub fn load_and_plan_for(
         pull: select.pull,
         builder,
     };
-    let plan = Plan::new(&spec, &ctx, &opts)?;
-    if plan.engine == EngineKind::Docker && opts.builder.mode == crate::spec::BuildMode::Classic {
-        classic_can_build(&spec, &plan, &opts.builder.why)?;
+    let classic = engine.unwrap_or(spec.project.engine) == EngineKind::Docker
+        && opts.builder.mode == crate::spec::BuildMode::Classic;
+    // The classic builder's Dockerfile check reads every Dockerfile of the
+    // file while the plan is drafted (on one thread); the plan's are judged.
+    let (plan, mounts) = std::thread::scope(|scope| {
+        let mounts = classic.then(|| scope.spawn(|| buildkit_mounts(&spec)));
+        let plan = Plan::new(&spec, &ctx, &opts);
+        // A panic in the check is a bug: raise it here.
+        let mounts = mounts.map(|m| m.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (plan, mounts)
+    });
+    let plan = plan?;
+    if let Some(mounts) = mounts {
+        classic_can_build(&spec, &plan, &opts.builder.why, &mounts)?;
     }
     Ok((spec, plan))
+}
+
+/// What [`crate::spec::buildkit_mount`] finds in each Dockerfile of the
+/// file's images (`None`: none, or the file cannot be read), by the
+/// Dockerfile as a build step names it. Read on threads: a monorepo has a
+/// Dockerfile per image.
+type Mounts = std::collections::HashMap<String, Option<(usize, &'static str)>>;
+
+fn buildkit_mounts(spec: &Spec) -> Mounts {
+    let mut seen = std::collections::BTreeSet::new();
+    let files: Vec<String> = spec
+        .images
+        .iter()
+        .flat_map(|i| i.per_arch.values())
+        .map(|b| b.dockerfile.display().to_string())
+        .filter(|f| seen.insert(f.clone()))
+        .collect();
+    let found = crate::par::in_order(files.len(), 64, |k| {
+        let text = std::fs::read_to_string(spec.dir.join(&files[k])).ok()?;
+        crate::spec::buildkit_mount(&text)
+    });
+    files.into_iter().zip(found).collect()
 }
 
 /// The other docker CLIs asked about for the builder note.
@@ -753,26 +786,23 @@ pub fn choose_builder(
 }
 
 /// The classic builder fails on `RUN --mount`: say so before anything runs,
-/// at the Dockerfile's line (a Dockerfile that cannot be read is the build's
-/// to report).
-fn classic_can_build(spec: &Spec, plan: &Plan, why: &str) -> Result<(), Error> {
-    let mut seen = std::collections::BTreeSet::new();
-    let files: Vec<&str> = plan
-        .steps()
-        .iter()
-        .filter_map(|s| match &s.action {
-            plan::Action::Build { args, .. } => Some(args.dockerfile.as_str()),
-            _ => None,
-        })
-        .filter(|f| seen.insert(*f))
-        .collect();
-    // Read on threads (a monorepo has a Dockerfile per image); the first in
-    // plan order is said.
-    let found = crate::par::in_order(files.len(), 64, |k| {
-        let text = std::fs::read_to_string(spec.dir.join(files[k])).ok()?;
-        crate::spec::buildkit_mount(&text)
+/// at the Dockerfile's line, for the first of the plan's Dockerfiles that has
+/// one (a Dockerfile that cannot be read is the build's to report).
+fn classic_can_build(spec: &Spec, plan: &Plan, why: &str, mounts: &Mounts) -> Result<(), Error> {
+    let found = plan.steps().iter().find_map(|s| {
+        let plan::Action::Build { args, .. } = &s.action else {
+            return None;
+        };
+        let file = args.dockerfile.as_str();
+        let mount = match mounts.get(file) {
+            Some(m) => *m,
+            None => std::fs::read_to_string(spec.dir.join(file))
+                .ok()
+                .and_then(|t| crate::spec::buildkit_mount(&t)),
+        };
+        Some((file, mount?))
     });
-    match files.iter().zip(found).find_map(|(f, m)| Some((f, m?))) {
+    match found {
         Some((file, (line, kind))) => Err(crate::context::ContextError::MountNeedsBuildKit {
             file: file.to_string(),
             line,

@@ -45,7 +45,7 @@ impl PlanBuilder<'_> {
                 timeout(StepKind::Push),
             );
             let emulated = arch.needs_emulation(&self.opts.host.platform);
-            if emulated {
+            if emulated && !self.emulated.contains(a) {
                 self.emulated.insert(a.clone());
             }
             let mut slot = Slot::default();

@@ -36,7 +36,9 @@ impl PlanBuilder<'_> {
             let push_id = self.id(StepKind::Push, i, at);
             let mut needs = Vec::with_capacity(2);
             if arch.needs_emulation(&self.opts.host.platform) {
-                self.emulated.insert(a.clone());
+                if !self.emulated.contains(a) {
+                    self.emulated.insert(a.clone());
+                }
                 needs.push(Need::Step(self.qemu));
             }
             let list_repo = first.as_ref().and_then(|f| f.repo.clone());
