@@ -352,28 +352,72 @@ mod tests {
         all
     }
 
-    /// A plan of enough steps for the parallel writer, every string awkward.
+    /// A plan of enough steps for the parallel writer, every string awkward:
+    /// tests (a platform with a variant), builds (two commands each) and list
+    /// pushes (a request, no command), each needing the step before it.
     fn plan() -> Plan {
         let words = awkward();
         let mut d = Draft::new();
+        let engine = || EngineTarget::local(EngineKind::Docker);
+        let arm = crate::spec::Platform::parse("linux/arm/v7").unwrap();
         for i in 0..3 * BLOCK {
             let w = &words[i % words.len()];
-            let id = StepId::per_arch(StepKind::Test, &format!("img-{i}").into(), &"amd64".into())
-                .unwrap();
-            d.push(DraftStep {
-                action: Action::Test {
-                    engine: EngineTarget::local(EngineKind::Docker),
-                    reference: format!("r/{i}:{w}").into(),
-                    platform: crate::spec::Platform::host(),
-                    check: Check {
-                        command: vec![w.clone(), format!("{w}{w}")],
-                        expect: Expect::Contains(w.clone()),
-                        entrypoint: i % 2 == 0,
-                        platform_fallback: false,
+            let image = format!("img-{i}").into();
+            let reference: std::sync::Arc<str> = format!("r/{i}:{w}").into();
+            let (kind, action) = match i % 3 {
+                0 => (
+                    StepKind::Test,
+                    Action::Test {
+                        engine: engine(),
+                        reference,
+                        platform: arm.clone(),
+                        check: Check {
+                            command: vec![w.clone(), format!("{w}{w}")],
+                            expect: Expect::Contains(w.clone()),
+                            entrypoint: i % 2 == 0,
+                            platform_fallback: false,
+                        },
                     },
-                },
+                ),
+                1 => {
+                    let mut args =
+                        crate::engine::argv::BuildArgs::example(w, "linux/arm/v7", &reference, w);
+                    args.build_args = vec![(w.clone(), w.clone())];
+                    args.labels = vec![("org.example".into(), w.clone())];
+                    (
+                        StepKind::Build,
+                        Action::Build {
+                            engine: engine(),
+                            reference,
+                            platform: arm.clone(),
+                            args: Box::new(args),
+                        },
+                    )
+                }
+                _ => (
+                    StepKind::ManifestPush,
+                    Action::ManifestPush {
+                        list: format!("127.0.0.1:5000/acme/app:{w}"),
+                        format: Default::default(),
+                        floating: true,
+                        insecure: true,
+                        repo: None,
+                    },
+                ),
+            };
+            let id = match kind {
+                StepKind::ManifestPush => {
+                    StepId::list(kind, &image, &format!("t{i}").into()).unwrap()
+                }
+                _ => StepId::per_arch(kind, &image, &"arm32v7".into()).unwrap(),
+            };
+            d.push(DraftStep {
+                action,
                 id,
-                needs: vec![],
+                needs: (i > 0)
+                    .then(|| crate::plan::Need::Step(StepIdx::new(i - 1)))
+                    .into_iter()
+                    .collect(),
                 timeout: Some(std::time::Duration::from_secs(i as u64)),
             });
         }
