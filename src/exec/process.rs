@@ -301,7 +301,7 @@ pub fn spawn(cmd: &Command, table: &Arc<ProcessTable>, output: Output<'_>) -> Fi
             .stderr_to_stdout()
             .reader()
             .map(|r| Running::Merged(r, on_line)),
-        Output::Captured => expr.stderr_capture().reader().map(Running::Captured),
+        Output::Captured => start_captured(&expr),
     };
     let running = match started {
         Ok(r) => r,
@@ -336,14 +336,49 @@ pub fn spawn(cmd: &Command, table: &Arc<ProcessTable>, output: Output<'_>) -> Fi
 /// A started command, by how its output is read.
 enum Running<'a> {
     Merged(duct::ReaderHandle, &'a mut dyn FnMut(&str)),
-    Captured(duct::ReaderHandle),
+    /// Stdout read here; stderr drained by its own thread into its lines.
+    Captured(duct::ReaderHandle, std::thread::JoinHandle<Vec<String>>),
+}
+
+/// A captured command: stdout through duct's reader, stderr through a pipe a
+/// thread drains, each kept up to [`CAPTURE_LIMIT`] (a container whose check
+/// floods stderr cannot fill the memory: duct's own capture keeps all of it).
+fn start_captured<'a>(expr: &duct::Expression) -> std::io::Result<Running<'a>> {
+    let (stderr, writer) = os_pipe::pipe()?;
+    // The expression holding `writer` ends with this statement: the command's
+    // copy is then the only one, and the pipe ends when the command does.
+    let reader = expr.stderr_file(writer).reader()?;
+    let drain = std::thread::Builder::new()
+        .name("stderr".into())
+        .spawn(move || keep_up_to(stderr, CAPTURE_LIMIT))?;
+    Ok(Running::Captured(reader, drain))
+}
+
+/// The lines of `r` while they fit in `limit` bytes, then a line saying how
+/// many bytes were cut.
+fn keep_up_to(r: impl std::io::Read, limit: usize) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut left = limit;
+    let mut cut = 0usize;
+    for_each_line(r, limit, |line| {
+        if line.len() <= left {
+            left -= line.len();
+            kept.push(line);
+        } else {
+            cut += line.len();
+        }
+    });
+    if cut > 0 {
+        kept.push(format!("… ({cut} bytes cut)"));
+    }
+    kept
 }
 
 impl Running<'_> {
     fn pgid(&self) -> i32 {
         let pids = match self {
             Running::Merged(r, _) => r.pids(),
-            Running::Captured(h) => h.pids(),
+            Running::Captured(h, _) => h.pids(),
         };
         pids.first().map_or(0, |p| *p as i32)
     }
@@ -367,33 +402,16 @@ impl Running<'_> {
                 let status = reader.try_wait().ok().flatten().map(|o| o.status);
                 (status, kept.into(), Vec::new())
             }
-            Running::Captured(reader) => {
+            Running::Captured(reader, stderr) => {
                 // Kept whole (a JSON document is parsed from it), up to a budget:
                 // a check that floods stdout cannot fill the memory.
-                let mut stdout = Vec::new();
-                let mut left = CAPTURE_LIMIT;
-                let mut cut = 0usize;
-                for_each_line(&reader, CAPTURE_LIMIT, |line| {
-                    if line.len() <= left {
-                        left -= line.len();
-                        stdout.push(line);
-                    } else {
-                        cut += line.len();
-                    }
-                });
-                if cut > 0 {
-                    stdout.push(format!("… ({cut} bytes cut)"));
-                }
-                match reader.try_wait() {
-                    Ok(Some(o)) => {
-                        let stderr = String::from_utf8_lossy(&o.stderr)
-                            .lines()
-                            .map(str::to_string)
-                            .collect();
-                        (Some(o.status), stdout, stderr)
-                    }
-                    _ => (None, stdout, Vec::new()),
-                }
+                let stdout = keep_up_to(&reader, CAPTURE_LIMIT);
+                let status = reader.try_wait().ok().flatten().map(|o| o.status);
+                // The drain ends with the pipe; a panic in it is a bug.
+                let stderr = stderr
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (status, stdout, stderr)
             }
         }
     }
@@ -557,6 +575,21 @@ mod tests {
         assert!(kept < CAPTURE_LIMIT + 100, "{kept}");
         assert!(f.stdout.last().is_some_and(|l| l.ends_with("bytes cut)")));
         assert_eq!(f.stderr, vec!["err"]);
+    }
+
+    #[test]
+    fn a_captured_stderr_flood_is_kept_up_to_its_budget() {
+        let t = ProcessTable::new();
+        let f = spawn(
+            &sh("echo out; head -c 20000000 /dev/zero | tr '\\0' x | fold -w 1000 >&2; exit 4"),
+            &t,
+            Output::Captured,
+        );
+        assert_eq!(f.exit, Exit::Code(4));
+        assert_eq!(f.stdout, vec!["out"]);
+        let kept: usize = f.stderr.iter().map(String::len).sum();
+        assert!(kept < CAPTURE_LIMIT + 100, "{kept}");
+        assert!(f.stderr.last().is_some_and(|l| l.ends_with("bytes cut)")));
     }
 
     #[test]
