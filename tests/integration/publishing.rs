@@ -636,6 +636,33 @@ verify = { command = ["uname", "-m"] }
         (out, started.elapsed())
     }
 
+    /// A token server (user `ci`, password `t0ken-s3cret`), the registry
+    /// with `auth: token` behind it, and a project of SPEC.
+    fn behind_a_token_server() -> (crate::support::token_server::TokenServer, Registry, Project) {
+        let tokens = crate::support::token_server::TokenServer::start("ci", "t0ken-s3cret");
+        let reg = Registry::start_with(free_port(), &tokens.registry_config());
+        let p = Project::new();
+        p.file("multiarch.toml", SPEC);
+        (tokens, reg, p)
+    }
+
+    /// The list `acme/busybox:TAG`, read with a pull token of `tokens`, has
+    /// the three arches.
+    fn assert_whole_list(
+        reg: &Registry,
+        tokens: &crate::support::token_server::TokenServer,
+        tag: &str,
+    ) {
+        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
+        let (status, index) = get(&reg.addr, "acme/busybox", tag, Some(&read));
+        assert_eq!(status, 200, "{tag}: {index}");
+        assert_eq!(
+            index["manifests"].as_array().map(Vec::len),
+            Some(3),
+            "{tag}: {index}"
+        );
+    }
+
     /// The registry with `auth: token` and a token server of the test: docker
     /// logs in and pushes through the token flow, multiarch's client gets
     /// tokens for the push scope of the lists; a wrong password asks the token
@@ -643,12 +670,8 @@ verify = { command = ["uname", "-m"] }
     #[test]
     #[ignore = "needs dockerd, docker-registry, skopeo, apache2-utils and openssl; run by `cargo xtask ci`"]
     fn bearer_tokens_from_a_token_server_and_a_wrong_password() {
-        use crate::support::token_server::TokenServer;
         let _g = engine_lock();
-        let tokens = TokenServer::start("ci", "t0ken-s3cret");
-        let reg = Registry::start_with(free_port(), &tokens.registry_config());
-        let p = Project::new();
-        p.file("multiarch.toml", SPEC);
+        let (tokens, reg, p) = behind_a_token_server();
         let (out, took) = login_run(&p, &reg, "ci", "t0ken-s3cret");
         let t = text(&out);
         eprintln!("--- the token run took {took:?}\n{t}");
@@ -660,15 +683,8 @@ verify = { command = ["uname", "-m"] }
         }
         // Anonymous reads are refused; with a token the list is whole.
         assert_eq!(get(&reg.addr, "acme/busybox", "latest", None).0, 401);
-        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
         for tag in ["latest", SHA] {
-            let (status, index) = get(&reg.addr, "acme/busybox", tag, Some(&read));
-            assert_eq!(status, 200, "{tag}: {index}");
-            assert_eq!(
-                index["manifests"].as_array().map(Vec::len),
-                Some(3),
-                "{tag}: {index}"
-            );
+            assert_whole_list(&reg, &tokens, tag);
         }
         let seen = tokens.requests();
         let ours =
@@ -735,13 +751,9 @@ verify = { command = ["uname", "-m"] }
     #[test]
     #[ignore = "needs dockerd, docker-registry, skopeo, apache2-utils and openssl; run by `cargo xtask ci`"]
     fn identity_tokens_in_docker_config_go_through_oauth2() {
-        use crate::support::token_server::TokenServer;
         use base64::Engine as _;
         let _g = engine_lock();
-        let tokens = TokenServer::start("ci", "t0ken-s3cret");
-        let reg = Registry::start_with(free_port(), &tokens.registry_config());
-        let p = Project::new();
-        p.file("multiarch.toml", SPEC);
+        let (tokens, reg, p) = behind_a_token_server();
         let refresh = tokens.refresh_token();
         let user = base64::engine::general_purpose::STANDARD
             .encode("00000000-0000-0000-0000-000000000000:");
@@ -757,14 +769,7 @@ verify = { command = ["uname", "-m"] }
         for token in tokens.issued() {
             assert!(!t.contains(token.as_str()), "a token in the output: {t}");
         }
-        let read = format!("Bearer {}", tokens.token(&["repository:acme/busybox:pull"]));
-        let (status, index) = get(&reg.addr, "acme/busybox", "latest", Some(&read));
-        assert_eq!(status, 200, "{index}");
-        assert_eq!(
-            index["manifests"].as_array().map(Vec::len),
-            Some(3),
-            "{index}"
-        );
+        assert_whole_list(&reg, &tokens, "latest");
         let seen = tokens.requests();
         assert!(seen.iter().all(|r| r.granted), "{seen:#?}");
         let posts_from = |multiarch: bool| {
