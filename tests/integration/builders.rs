@@ -198,6 +198,23 @@ fn buildkit_asked_for_on_a_cli_without_it_is_an_environment_error() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("has no buildx plugin"), "{err}");
     assert!(err.contains("MULTIARCH_DOCKER"), "{err}");
+    // `plan` asks the other docker CLI only for this error: it must still be
+    // named where it is one with BuildKit built in (Debian's docker.io, which
+    // `cargo xtask ci` installs).
+    let other = Command::new("/usr/bin/docker")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let builtin = ["18.09", "19.", "20.", "21.", "22."]
+        .iter()
+        .any(|v| other.starts_with(&format!("Docker version {v}")));
+    assert_eq!(
+        err.contains("or use /usr/bin/docker"),
+        builtin,
+        "/usr/bin/docker says {other:?}: {err}"
+    );
 }
 
 #[test]
