@@ -466,8 +466,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             Ok(exit::SUCCESS)
         }
         Command::Plan(a) => {
-            let (spec, plan) =
-                load_and_plan_for(&a.file, &a.select, None, Hints::OnError, env, &cwd)?;
+            let (spec, plan) = load_and_plan(&a.file, &a.select, None, env, &cwd)?;
             let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             let written = match a.format {
                 Format::Text => stdout.write_all(plan::render_text(&plan).as_bytes()),
@@ -603,29 +602,6 @@ pub fn load_and_plan(
     env: &Environment,
     cwd: &std::path::Path,
 ) -> Result<(Spec, Plan), Error> {
-    load_and_plan_for(file, select, step_timeout, Hints::Yes, env, cwd)
-}
-
-/// Whether the plan's builder note (said by a run when `auto` falls back to
-/// the classic builder) names another docker CLI with BuildKit
-/// ([`crate::context::ALTERNATIVE_DOCKERS`]): asking that CLI is one more
-/// docker start. `plan` does not say the note, so it asks only when BuildKit
-/// was required and is missing (the error names the other CLI).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hints {
-    Yes,
-    OnError,
-}
-
-/// [`load_and_plan`], with the builder note's [`Hints`].
-pub fn load_and_plan_for(
-    file: &FileArg,
-    select: &Select,
-    step_timeout: Option<std::time::Duration>,
-    hints: Hints,
-    env: &Environment,
-    cwd: &std::path::Path,
-) -> Result<(Spec, Plan), Error> {
     let path = Spec::locate(file.file.as_deref(), cwd)?;
     // What the docker CLI can build with is asked while the file loads (a
     // docker CLI start is longer than loading most files), unless podman or
@@ -636,7 +612,7 @@ pub fn load_and_plan_for(
     });
     let detecting = (engine != Some(EngineKind::Podman)
         && !matches!(select.builder, Some(BuilderArg::Classic)))
-    .then(|| DockerCli::detect_in_background(env, alternatives(hints)));
+    .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
     let overrides = Overrides {
         branch: select.branch.clone(),
         git_tag: select.git_tag.clone(),
@@ -691,19 +667,9 @@ pub fn load_and_plan_for(
     let base_sha = changed_since.as_deref().and_then(|rev| git.resolve(rev));
     let detect = || match detecting {
         Some(d) => d.wait(env),
-        None => DockerCli::detect(env, alternatives(hints)),
+        None => DockerCli::detect(env, crate::context::ALTERNATIVE_DOCKERS),
     };
-    let builder = match choose_builder(&spec, engine, select.builder, env, detect) {
-        // The error names another docker CLI with BuildKit, when there is one.
-        Err(Error::Context(crate::context::ContextError::NoBuildKit { .. }))
-            if hints == Hints::OnError =>
-        {
-            choose_builder(&spec, engine, select.builder, env, || {
-                DockerCli::detect(env, crate::context::ALTERNATIVE_DOCKERS)
-            })?
-        }
-        b => b?,
-    };
+    let builder = choose_builder(&spec, engine, select.builder, env, detect)?;
     let opts = PlanOptions {
         images: select.images.clone(),
         archs: select.archs.clone(),
@@ -755,14 +721,6 @@ fn buildkit_mounts(spec: &Spec) -> Mounts {
         crate::spec::buildkit_mount(&text)
     });
     files.into_iter().zip(found).collect()
-}
-
-/// The other docker CLIs asked about for the builder note.
-fn alternatives(hints: Hints) -> &'static [&'static str] {
-    match hints {
-        Hints::Yes => crate::context::ALTERNATIVE_DOCKERS,
-        Hints::OnError => &[],
-    }
 }
 
 /// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]

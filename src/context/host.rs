@@ -50,9 +50,13 @@ pub struct DockerCli {
     pub buildx: bool,
     /// From `docker --version` (which needs no daemon), e.g. `20.10.24`.
     pub version: Option<String>,
-    /// Another CLI on this machine with BuildKit built in (Debian's docker.io
-    /// installs one at /usr/bin/docker), and its version, to suggest.
-    pub alternative: Option<(String, String)>,
+    /// Other CLIs to suggest when this one cannot build with BuildKit
+    /// ([`ALTERNATIVE_DOCKERS`]). Each is asked whether it has BuildKit built in
+    /// only when a hint that would name it is written
+    /// ([`DockerCli::alternative`]): most runs never say one.
+    pub alternatives: Vec<String>,
+    /// The `PATH` the probes ran with (a test's fake docker).
+    pub path: Option<String>,
 }
 
 /// Where another docker CLI with BuildKit built in may be: Debian's docker.io
@@ -67,45 +71,48 @@ impl DockerCli {
             .to_string()
     }
 
-    /// Ask the CLI what it can do, and `alternatives` (other CLIs to suggest,
-    /// [`ALTERNATIVE_DOCKERS`]) whether they have BuildKit built in. The probes
-    /// run at once: each is a docker CLI start (20–40 ms), and `plan` waits for
-    /// them.
+    /// Ask the CLI what it can do. The two probes run at once: each is a
+    /// docker CLI start (20–40 ms), and `plan` waits for them. `alternatives`
+    /// (other CLIs to suggest, [`ALTERNATIVE_DOCKERS`]) are only kept: they are
+    /// asked when a hint names one.
     pub fn detect(env: &Environment, alternatives: &[&str]) -> DockerCli {
         let program = DockerCli::program(env);
-        let others: Vec<&str> = alternatives
-            .iter()
-            .copied()
-            .filter(|a| *a != program)
-            .collect();
-        let (buildx, version, alternative) = std::thread::scope(|scope| {
-            let buildx = scope.spawn(|| answers(&program, &["buildx", "version"], env).is_some());
-            let version = scope
-                .spawn(|| answers(&program, &["--version"], env).and_then(|o| client_version(&o)));
-            let others: Vec<_> = others
-                .iter()
-                .map(|a| {
-                    scope.spawn(move || {
-                        answers(a, &["--version"], env)
-                            .and_then(|o| client_version(&o))
-                            .filter(|v| builtin_buildkit(v))
-                            .map(|v| (a.to_string(), v))
-                    })
-                })
-                .collect();
+        let path = env.get("PATH").map(str::to_string);
+        let (buildx, version) = std::thread::scope(|scope| {
+            let buildx = scope
+                .spawn(|| answers(&program, &["buildx", "version"], path.as_deref()).is_some());
+            let version = scope.spawn(|| {
+                answers(&program, &["--version"], path.as_deref()).and_then(|o| client_version(&o))
+            });
             // A probe cannot panic but through a bug: then it answered nothing.
             (
                 buildx.join().unwrap_or(false),
                 version.join().unwrap_or(None),
-                others.into_iter().find_map(|h| h.join().unwrap_or(None)),
             )
         });
         DockerCli {
+            alternatives: alternatives
+                .iter()
+                .filter(|a| **a != program)
+                .map(|a| a.to_string())
+                .collect(),
             program,
             buildx,
             version,
-            alternative,
+            path,
         }
+    }
+
+    /// The first of the other CLIs that has BuildKit built in (Debian's
+    /// docker.io installs one at /usr/bin/docker), and its version: one docker
+    /// CLI start each, asked now.
+    pub fn alternative(&self) -> Option<(String, String)> {
+        self.alternatives.iter().find_map(|a| {
+            answers(a, &["--version"], self.path.as_deref())
+                .and_then(|o| client_version(&o))
+                .filter(|v| builtin_buildkit(v))
+                .map(|v| (a.clone(), v))
+        })
     }
 
     /// Start [`DockerCli::detect`] on a thread, for a caller that has other
@@ -211,18 +218,19 @@ impl DockerCli {
                 };
                 Ok(BuilderChoice {
                     mode: BuildMode::Classic,
-                    note: Some(format!(
-                        "building with the classic builder: {why}; {}",
-                        self.install_hint()
-                    )),
+                    note: Some(Fallback {
+                        why: why.clone(),
+                        cli: self.clone(),
+                    }),
                     why,
                 })
             }
         }
     }
 
+    /// What to install, or which other CLI to use, for BuildKit.
     fn install_hint(&self) -> String {
-        match &self.alternative {
+        match self.alternative() {
             Some((path, v)) => format!(
                 "install the buildx plugin (docker-buildx-plugin), or use {path} ({v}, BuildKit built in): MULTIARCH_DOCKER={path}"
             ),
@@ -237,7 +245,33 @@ pub struct BuilderChoice {
     pub mode: BuildMode,
     pub why: String,
     /// Said once per run: `auto` fell back to the classic builder.
-    pub note: Option<String>,
+    pub note: Option<Fallback>,
+}
+
+/// `auto` fell back to the classic builder: why, and the CLI that could not
+/// build with BuildKit. Its text names what to install or use instead, which
+/// may ask another CLI ([`DockerCli::alternative`]): that is done when the
+/// text is written (a run says it; `plan` does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub why: String,
+    pub cli: DockerCli,
+}
+
+impl Fallback {
+    /// What to do for BuildKit: install the buildx plugin, or use another CLI.
+    pub fn fix(&self) -> String {
+        self.cli.install_hint()
+    }
+
+    /// The note a run says.
+    pub fn text(&self) -> String {
+        format!(
+            "building with the classic builder: {}; {}",
+            self.why,
+            self.fix()
+        )
+    }
 }
 
 /// A [`DockerCli::detect`] running on its own thread.
@@ -248,9 +282,7 @@ impl Detecting {
     pub fn wait(self, env: &Environment) -> DockerCli {
         self.0.join().unwrap_or_else(|_| DockerCli {
             program: DockerCli::program(env),
-            buildx: false,
-            version: None,
-            alternative: None,
+            ..DockerCli::default()
         })
     }
 }
@@ -266,10 +298,10 @@ impl Default for BuilderChoice {
 }
 
 /// Stdout of `program args…` when it exits 0 within a few seconds.
-fn answers(program: &str, args: &[&str], env: &Environment) -> Option<String> {
+fn answers(program: &str, args: &[&str], path: Option<&str>) -> Option<String> {
     let mut cmd = duct::cmd(program, args).env("DOCKER_CLI_HINTS", "false");
     // The given environment's PATH (a test's fake docker) finds the program.
-    if let Some(path) = env.get("PATH") {
+    if let Some(path) = path {
         cmd = cmd.env("PATH", path);
     }
     let handle = cmd
@@ -318,7 +350,8 @@ mod tests {
             program: "docker".into(),
             buildx,
             version: version.map(String::from),
-            alternative: Some(("/usr/bin/docker".into(), "20.10.24+dfsg1".into())),
+            alternatives: Vec::new(),
+            path: None,
         }
     }
 
@@ -339,6 +372,23 @@ mod tests {
         assert!(!builtin_buildkit("28.2.2"));
     }
 
+    /// A docker CLI 20.10 that writes a line to `asked` each time it is run.
+    fn fake_builtin_docker(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let asked = dir.join("asked");
+        let cli = dir.join("docker");
+        std::fs::write(
+            &cli,
+            format!(
+                "#!/bin/sh\necho run >> '{}'\necho 'Docker version 20.10.24+dfsg1, build 297e128'\n",
+                asked.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (cli.display().to_string(), asked)
+    }
+
     #[test]
     fn auto_prefers_buildx_then_builtin_buildkit_then_classic_with_a_note() {
         let c = cli(true, Some("28.2.2"))
@@ -349,16 +399,37 @@ mod tests {
             .choose(BuilderSetting::Auto)
             .unwrap();
         assert_eq!((c.mode, c.note), (BuildMode::BuildKit, None));
-        let c = cli(false, Some("28.2.2"))
-            .choose(BuilderSetting::Auto)
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (other, asked) = fake_builtin_docker(dir.path());
+        let mut docker = cli(false, Some("28.2.2"));
+        docker.alternatives = vec![other.clone()];
+        let c = docker.choose(BuilderSetting::Auto).unwrap();
         assert_eq!(c.mode, BuildMode::Classic);
-        let note = c.note.unwrap();
+        assert!(
+            !asked.exists(),
+            "the other CLI is asked only when the note is written"
+        );
+        let note = c.note.unwrap().text();
         assert!(
             note.contains("docker 28.2.2 has no buildx plugin"),
             "{note}"
         );
-        assert!(note.contains("MULTIARCH_DOCKER=/usr/bin/docker"), "{note}");
+        assert!(
+            note.contains(&format!(
+                "use {other} (20.10.24+dfsg1, BuildKit built in): MULTIARCH_DOCKER={other}"
+            )),
+            "{note}"
+        );
+        assert_eq!(std::fs::read_to_string(&asked).unwrap(), "run\n");
+        // Without another CLI with BuildKit, the note says what to install.
+        let c = cli(false, Some("28.2.2"))
+            .choose(BuilderSetting::Auto)
+            .unwrap();
+        let note = c.note.unwrap().text();
+        assert!(
+            note.ends_with("point MULTIARCH_DOCKER at a docker CLI with BuildKit"),
+            "{note}"
+        );
     }
 
     #[test]
@@ -367,6 +438,12 @@ mod tests {
             .choose(BuilderSetting::BuildKit)
             .unwrap_err();
         assert!(e.contains("no buildx plugin"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let (other, _) = fake_builtin_docker(dir.path());
+        let mut docker = cli(false, Some("28.2.2"));
+        docker.alternatives = vec![other.clone()];
+        let e = docker.choose(BuilderSetting::BuildKit).unwrap_err();
+        assert!(e.contains(&format!("MULTIARCH_DOCKER={other}")), "{e}");
         let c = cli(false, None).choose(BuilderSetting::BuildKit).unwrap();
         assert_eq!(c.mode, BuildMode::BuildKit);
         let c = cli(true, Some("28.2.2"))

@@ -9,7 +9,7 @@ mod host;
 pub use ci::{detect_ci, CiInfo};
 pub use error::ContextError;
 pub use git::{Git, GitCli, NoGit};
-pub use host::{BuilderChoice, Detecting, DockerCli, Host, ALTERNATIVE_DOCKERS};
+pub use host::{BuilderChoice, Detecting, DockerCli, Fallback, Host, ALTERNATIVE_DOCKERS};
 
 use crate::environment::Environment;
 use crate::spec::reference::sanitize_tag;

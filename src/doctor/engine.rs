@@ -23,11 +23,10 @@ impl Doctor<'_> {
                 let what = format!("builder: {}: {}", c.mode.describe(), c.why);
                 match c.note {
                     None => Check::ok(what),
-                    Some(note) => {
-                        let fix = note.split_once("; ").map_or(note.as_str(), |(_, f)| f);
+                    Some(fallback) => {
                         Check::warn(what)
                             .detail("no cross-compiling FROM --platform=$BUILDPLATFORM stages, build secrets or registry cache")
-                            .fix(fix.to_string())
+                            .fix(fallback.fix())
                     }
                 }
             }

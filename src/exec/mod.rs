@@ -206,7 +206,7 @@ fn run_listening(
     let masker = Masker::sharing(found);
     if let Some(n) = &plan.builder.note {
         if plan.engine == crate::spec::EngineKind::Docker {
-            note(reporter, &masker, "builder", n.clone());
+            note(reporter, &masker, "builder", n.text());
         }
     }
     runner.secrets = build_secrets;

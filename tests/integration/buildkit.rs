@@ -23,7 +23,7 @@ fn buildkit_docker() -> String {
     match cli.choose(BuilderSetting::Auto) {
         Ok(c) if c.mode != BuildMode::Classic => cli.program,
         _ => cli
-            .alternative
+            .alternative()
             .map(|(path, _)| path)
             .expect("no docker CLI with BuildKit: install docker.io (its /usr/bin/docker has it built in) or buildx"),
     }
