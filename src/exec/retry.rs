@@ -173,10 +173,9 @@ pub fn is_permanent(output: &str) -> bool {
     let permanent = [
         "unauthorized",
         "authentication required",
+        // docker's words for a 401 when it holds no credentials for the registry.
+        "no basic auth credentials",
         "denied",
-        "401 ",
-        "403 ",
-        "404 ",
         "not found",
         "manifest unknown",
         "name unknown",
@@ -184,7 +183,23 @@ pub fn is_permanent(output: &str) -> bool {
         "invalid reference",
         "no such manifest",
     ];
-    permanent.iter().any(|p| o.contains(p)) && !o.contains("429")
+    (permanent.iter().any(|p| o.contains(p))
+        || ["401", "403", "404"].iter().any(|c| has_status(&o, c)))
+        && !has_status(&o, "429")
+}
+
+/// Whether `code` stands in `output` as an HTTP status (`status: 429`,
+/// `HTTP/1.1 404`, `(403)`), not as part of a port (`127.0.0.1:42903`), a
+/// digest or a layer id (`dac429e1`), a version or a size.
+fn has_status(output: &str, code: &str) -> bool {
+    let b = output.as_bytes();
+    output.match_indices(code).any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| b[i]);
+        let after = b.get(at + code.len()).copied();
+        let joined_before = |c: u8| c.is_ascii_alphanumeric() || b":.-_/".contains(&c);
+        let joined_after = |c: u8| c.is_ascii_alphanumeric() || b"._".contains(&c);
+        !before.is_some_and(joined_before) && !after.is_some_and(joined_after)
+    })
 }
 
 /// Errors worth retrying: the network or the registry having a bad moment.
@@ -208,13 +223,12 @@ pub fn is_transient(output: &str) -> bool {
         "503 service unavailable",
         "504 gateway",
         "500 internal server error",
-        "429",
         "too many requests",
         "toomanyrequests",
         "server misbehaving",
         "temporary failure",
     ];
-    transient.iter().any(|t| o.contains(t))
+    transient.iter().any(|t| o.contains(t)) || has_status(&o, "429")
 }
 
 /// Exponential backoff with ±25 % jitter, capped at 30 s.
@@ -272,6 +286,40 @@ mod tests {
         ));
         assert!(!is_permanent("toomanyrequests: 429 not found"));
         assert!(!is_transient("some other error"));
+    }
+
+    /// docker 28's push to a registry that answers 401, on a port with 429 in
+    /// it (a CI run's random port was 42903): final, not a rate limit.
+    #[test]
+    fn status_codes_are_read_as_statuses_not_inside_ports_or_ids() {
+        let push = "The push refers to repository [127.0.0.1:42903/acme/busybox/amd64]\n\
+                    dac98f533c7d: Preparing\nno basic auth credentials";
+        assert!(is_permanent(push), "a 401 without credentials is final");
+        assert!(!is_transient(push));
+        for rate_limited in [
+            "received unexpected HTTP status: 429 Too Many Requests",
+            "unexpected status code 429",
+            "StatusCode: 429, \"\"",
+            "(HTTP code 429)",
+            "toomanyrequests: You have reached your pull rate limit",
+        ] {
+            assert!(is_transient(rate_limited), "{rate_limited}");
+            assert!(!is_permanent(rate_limited), "{rate_limited}");
+        }
+        for not_a_status in [
+            "dial tcp 127.0.0.1:4290: some other error",
+            "layer sha256:4291ab: some other error",
+            "pushed 429.5MB: some other error",
+            "v1.429 some other error",
+        ] {
+            assert!(!is_transient(not_a_status), "{not_a_status}");
+        }
+        assert!(is_permanent("unexpected status code 404"));
+        assert!(is_permanent("HTTP/1.1 403 Forbidden"));
+        assert!(!is_permanent(
+            "listening on 127.0.0.1:14040: some other error"
+        ));
+        assert!(!is_permanent("blob sha256:401a: some other error"));
     }
 
     #[test]
