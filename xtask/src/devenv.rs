@@ -883,7 +883,7 @@ pub fn buildkit_docker() -> Option<String> {
         eprintln!("xtask: builder: {}: {}", choice.mode.describe(), choice.why);
         return None;
     }
-    let (path, version) = cli.alternative?;
+    let (path, version) = cli.alternative()?;
     eprintln!(
         "xtask: builder: BuildKit through {path} ({version}): MULTIARCH_DOCKER={path} ({})",
         choice.why
