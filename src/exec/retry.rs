@@ -169,7 +169,7 @@ impl RetryPolicy {
 /// Answers that another try cannot change: authentication, not found, a bad
 /// request (README: a 401/403/404/400 is never retried). A 429 is not one.
 pub fn is_permanent(output: &str) -> bool {
-    let o = output.to_ascii_lowercase();
+    let o = words(output);
     let permanent = [
         "unauthorized",
         "authentication required",
@@ -186,6 +186,29 @@ pub fn is_permanent(output: &str) -> bool {
     (permanent.iter().any(|p| o.contains(p))
         || ["401", "403", "404"].iter().any(|c| has_status(&o, c)))
         && !has_status(&o, "429")
+}
+
+/// What the engine said, lowercased, without the references, URLs and paths
+/// in it (each word with a `/`, its trailing `:` or `,` kept): an image named
+/// `acme/timeout-proxy` or `acme/access-denied` says nothing about how a push
+/// of it failed, yet docker names it in every push (`The push refers to
+/// repository […/acme/timeout-proxy/amd64]`).
+fn words(output: &str) -> String {
+    let mut o = String::with_capacity(output.len());
+    for line in output.lines() {
+        for (k, w) in line.split_whitespace().enumerate() {
+            if k > 0 {
+                o.push(' ');
+            }
+            if w.contains('/') && !w.eq_ignore_ascii_case("i/o") {
+                o.extend(w.chars().rev().take_while(|c| *c == ':' || *c == ','));
+            } else {
+                o.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+            }
+        }
+        o.push('\n');
+    }
+    o
 }
 
 /// Whether `code` stands in `output` as an HTTP status (`status: 429`,
@@ -207,7 +230,7 @@ pub fn is_transient(output: &str) -> bool {
     if is_permanent(output) {
         return false;
     }
-    let o = output.to_ascii_lowercase();
+    let o = words(output);
     let transient = [
         "connection refused",
         "connection reset",
@@ -320,6 +343,33 @@ mod tests {
             "listening on 127.0.0.1:14040: some other error"
         ));
         assert!(!is_permanent("blob sha256:401a: some other error"));
+    }
+
+    /// docker names the repository in every push: an image's name is not what
+    /// went wrong.
+    #[test]
+    fn the_words_of_a_reference_or_url_do_not_classify_a_failure() {
+        let reset = "The push refers to repository [127.0.0.1:5000/acme/access-denied/amd64]\n\
+                     Put \"http://127.0.0.1:5000/v2/acme/access-denied/amd64/blobs/uploads/1\": connection reset by peer";
+        assert!(!is_permanent(reset), "a reset is not a denial");
+        assert!(is_transient(reset));
+        let denied = "The push refers to repository [127.0.0.1:5000/acme/timeout-proxy/amd64]\n\
+                      denied: requested access to the resource is denied";
+        assert!(is_permanent(denied));
+        assert!(!is_transient(denied));
+        let odd = "The push refers to repository [127.0.0.1:5000/acme/timeout-proxy/amd64]\nblob upload invalid";
+        assert!(!is_transient(odd), "only the words of the answer count");
+        // What the URL is followed by still counts, and so does an i/o timeout.
+        assert!(is_transient(
+            "Put \"http://127.0.0.1:5000/v2/a/blobs/uploads/\": EOF"
+        ));
+        assert!(is_transient("dial tcp 127.0.0.1:5000: i/o timeout"));
+        assert!(is_permanent(
+            "reading manifest 1 in 127.0.0.1:5000/acme/api/amd64: manifest unknown"
+        ));
+        assert!(is_transient(
+            "unexpected status from HEAD request to http://127.0.0.1:5000/v2/a/manifests/1: 429 Too Many Requests"
+        ));
     }
 
     #[test]
