@@ -212,16 +212,31 @@ fn words(output: &str) -> String {
 }
 
 /// Whether `code` stands in `output` as an HTTP status (`status: 429`,
-/// `HTTP/1.1 404`, `(403)`), not as part of a port (`127.0.0.1:42903`), a
-/// digest or a layer id (`dac429e1`), a version or a size.
+/// `status:429`, `code 404.`, `(403)`), not as part of a port
+/// (`127.0.0.1:42903`, `host:429`), a digest or a layer id (`dac429e1`), a
+/// version or a size (`429.5MB`).
 fn has_status(output: &str, code: &str) -> bool {
     let b = output.as_bytes();
-    output.match_indices(code).any(|(at, _)| {
-        let before = at.checked_sub(1).map(|i| b[i]);
-        let after = b.get(at + code.len()).copied();
-        let joined_before = |c: u8| c.is_ascii_alphanumeric() || b":.-_/".contains(&c);
-        let joined_after = |c: u8| c.is_ascii_alphanumeric() || b"._".contains(&c);
-        !before.is_some_and(joined_before) && !after.is_some_and(joined_after)
+    let at = |i: usize| b.get(i).copied();
+    output.match_indices(code).any(|(start, _)| {
+        let end = start + code.len();
+        let before = start.checked_sub(1).and_then(at);
+        let joined_before = match before {
+            None => false,
+            // `127.0.0.1:429` and `host:429` are ports; `status:429` and
+            // `code:429` are statuses.
+            Some(b':') => !["status", "code"]
+                .iter()
+                .any(|w| output[..start - 1].ends_with(w)),
+            Some(c) => c.is_ascii_alphanumeric() || b".-_/".contains(&c),
+        };
+        let joined_after = match at(end) {
+            None => false,
+            // The end of a sentence (`code 429.`), not a decimal (`429.5MB`).
+            Some(b'.') => at(end + 1).is_some_and(|c| c.is_ascii_alphanumeric()),
+            Some(c) => c.is_ascii_alphanumeric() || c == b'_',
+        };
+        !joined_before && !joined_after
     })
 }
 
@@ -337,7 +352,16 @@ mod tests {
         ] {
             assert!(!is_transient(not_a_status), "{not_a_status}");
         }
+        for with_punctuation in [
+            "unexpected status:429",
+            "http status code 429.",
+            "statuscode:429, retry later",
+        ] {
+            assert!(is_transient(with_punctuation), "{with_punctuation}");
+        }
+        assert!(!is_transient("dial tcp reg.lan:429: some other error"));
         assert!(is_permanent("unexpected status code 404"));
+        assert!(is_permanent("unexpected status code:404."));
         assert!(is_permanent("HTTP/1.1 403 Forbidden"));
         assert!(!is_permanent(
             "listening on 127.0.0.1:14040: some other error"
