@@ -184,6 +184,14 @@ fn run_listening(
     interrupts: Option<Arc<Interrupts>>,
     runner: &mut EngineRunner,
 ) -> Result<RunSummary, RunError> {
+    // The builder note may ask another docker CLI what it is (one CLI start):
+    // that is done while the engines are checked.
+    let builder_note = plan
+        .builder
+        .note
+        .clone()
+        .filter(|_| plan.engine == crate::spec::EngineKind::Docker)
+        .map(|n| std::thread::spawn(move || n.text()));
     unless_interrupted(
         &interrupts,
         "the engine checks",
@@ -204,10 +212,9 @@ fn run_listening(
         found.add(s);
     }
     let masker = Masker::sharing(found);
-    if let Some(n) = &plan.builder.note {
-        if plan.engine == crate::spec::EngineKind::Docker {
-            note(reporter, &masker, "builder", n.text());
-        }
+    // A probe cannot panic but through a bug: then the note is not said.
+    if let Some(Ok(text)) = builder_note.map(|n| n.join()) {
+        note(reporter, &masker, "builder", text);
     }
     runner.secrets = build_secrets;
     // The docker CLI the caller's environment names (process::spawn reads it).
