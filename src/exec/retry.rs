@@ -169,7 +169,11 @@ impl RetryPolicy {
 /// Answers that another try cannot change: authentication, not found, a bad
 /// request (README: a 401/403/404/400 is never retried). A 429 is not one.
 pub fn is_permanent(output: &str) -> bool {
-    let o = words(output);
+    permanent(&words(output))
+}
+
+/// [`is_permanent`] of output already read into [`words`].
+fn permanent(o: &str) -> bool {
     let permanent = [
         "unauthorized",
         "authentication required",
@@ -184,8 +188,8 @@ pub fn is_permanent(output: &str) -> bool {
         "no such manifest",
     ];
     (permanent.iter().any(|p| o.contains(p))
-        || ["401", "403", "404"].iter().any(|c| has_status(&o, c)))
-        && !has_status(&o, "429")
+        || ["401", "403", "404"].iter().any(|c| has_status(o, c)))
+        && !has_status(o, "429")
 }
 
 /// What the engine said, lowercased, without the references, URLs and paths
@@ -242,10 +246,10 @@ fn has_status(output: &str, code: &str) -> bool {
 
 /// Errors worth retrying: the network or the registry having a bad moment.
 pub fn is_transient(output: &str) -> bool {
-    if is_permanent(output) {
+    let o = words(output);
+    if permanent(&o) {
         return false;
     }
-    let o = words(output);
     let transient = [
         "connection refused",
         "connection reset",
