@@ -218,10 +218,7 @@ impl DockerCli {
                 };
                 Ok(BuilderChoice {
                     mode: BuildMode::Classic,
-                    note: Some(Fallback {
-                        why: why.clone(),
-                        cli: self.clone(),
-                    }),
+                    note: Some(Fallback { cli: self.clone() }),
                     why,
                 })
             }
@@ -248,13 +245,25 @@ pub struct BuilderChoice {
     pub note: Option<Fallback>,
 }
 
-/// `auto` fell back to the classic builder: why, and the CLI that could not
-/// build with BuildKit. Its text names what to install or use instead, which
-/// may ask another CLI ([`DockerCli::alternative`]): that is done when the
-/// text is written (a run says it; `plan` does not).
+impl BuilderChoice {
+    /// The note a run says when `auto` fell back to the classic builder: why
+    /// ([`BuilderChoice::why`]), and [`Fallback::fix`].
+    pub fn note_text(&self) -> Option<String> {
+        let fallback = self.note.as_ref()?;
+        Some(format!(
+            "building with the classic builder: {}; {}",
+            self.why,
+            fallback.fix()
+        ))
+    }
+}
+
+/// `auto` fell back to the classic builder: the CLI that could not build with
+/// BuildKit. What to install or use instead may ask another CLI
+/// ([`DockerCli::alternative`]): that is done when the text is written (a run
+/// says it; `plan` does not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fallback {
-    pub why: String,
     pub cli: DockerCli,
 }
 
@@ -262,15 +271,6 @@ impl Fallback {
     /// What to do for BuildKit: install the buildx plugin, or use another CLI.
     pub fn fix(&self) -> String {
         self.cli.install_hint()
-    }
-
-    /// The note a run says.
-    pub fn text(&self) -> String {
-        format!(
-            "building with the classic builder: {}; {}",
-            self.why,
-            self.fix()
-        )
     }
 }
 
@@ -409,7 +409,7 @@ mod tests {
             !asked.exists(),
             "the other CLI is asked only when the note is written"
         );
-        let note = c.note.unwrap().text();
+        let note = c.note_text().unwrap();
         assert!(
             note.contains("docker 28.2.2 has no buildx plugin"),
             "{note}"
@@ -425,7 +425,7 @@ mod tests {
         let c = cli(false, Some("28.2.2"))
             .choose(BuilderSetting::Auto)
             .unwrap();
-        let note = c.note.unwrap().text();
+        let note = c.note_text().unwrap();
         assert!(
             note.ends_with("point MULTIARCH_DOCKER at a docker CLI with BuildKit"),
             "{note}"

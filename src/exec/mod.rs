@@ -186,12 +186,12 @@ fn run_listening(
 ) -> Result<RunSummary, RunError> {
     // The builder note may ask another docker CLI what it is (one CLI start):
     // that is done while the engines are checked.
-    let builder_note = plan
-        .builder
-        .note
-        .clone()
-        .filter(|_| plan.engine == crate::spec::EngineKind::Docker)
-        .map(|n| std::thread::spawn(move || n.text()));
+    let builder_note = (plan.builder.note.is_some()
+        && plan.engine == crate::spec::EngineKind::Docker)
+        .then(|| {
+            let builder = plan.builder.clone();
+            std::thread::spawn(move || builder.note_text())
+        });
     unless_interrupted(
         &interrupts,
         "the engine checks",
@@ -213,7 +213,7 @@ fn run_listening(
     }
     let masker = Masker::sharing(found);
     // A probe cannot panic but through a bug: then the note is not said.
-    if let Some(Ok(text)) = builder_note.map(|n| n.join()) {
+    if let Some(Ok(Some(text))) = builder_note.map(|n| n.join()) {
         note(reporter, &masker, "builder", text);
     }
     runner.secrets = build_secrets;
