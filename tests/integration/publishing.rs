@@ -228,7 +228,9 @@ fn credentials_a_registry_echoes_are_masked_everywhere() {
     let (addr, _) = crate::support::echoing_registry();
     p.file(
         "multiarch.toml",
-        "[project]\nregistry = \"${REG}/acme\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
+        // Each arch on its own (fake) builder: no emulation, so the run does
+        // not depend on the host's binfmt handlers.
+        "[project]\nregistry = \"${REG}/acme\"\n[arch.amd64]\nbuilder = \"ssh://fake-amd64\"\n[arch.arm64v8]\nbuilder = \"ssh://fake-arm64\"\n[archs]\ndefault = [\"amd64\", \"arm64v8\"]\n[[image]]\nname = \"app\"\n",
     )
     .file("Dockerfile", "FROM scratch\n")
     .file(
