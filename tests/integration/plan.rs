@@ -228,12 +228,16 @@ fn publish_branch_needs() {
             format!("manifest-push:app:{SHA}")
         ]
     );
-    // Verify proves what the registry serves under the first tag.
+    // Verify proves what the registry serves under the first tag, and runs
+    // after the last tag moved: it proves every tag this run published (a
+    // verify that ran before `latest` moved did not read it).
     let first = format!("manifest-push:app:{SHA}");
-    assert_eq!(needs(&p, "verify:app/amd64"), [first.as_str()]);
+    let last = "manifest-push:app:latest";
+    assert_eq!(needs(&p, "verify:app/amd64"), [first.as_str(), last]);
     for a in ["arm32v7", "arm64v8"] {
         let n = needs(&p, &format!("verify:app/{a}"));
         assert!(n.contains(&first.as_str()), "{a}: {n:?}");
+        assert!(n.contains(&last), "{a}: {n:?}");
         assert!(
             n.contains(&"setup-qemu"),
             "an emulated verify needs qemu: {n:?}"

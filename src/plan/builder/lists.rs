@@ -21,6 +21,11 @@ pub(super) struct FirstList {
     pub idx: Option<StepIdx>,
     /// It is in this plan, drafted later (`[publish] atomic`).
     pub deferred: bool,
+    /// The image's last manifest-push step in this plan, when it is not the
+    /// first's (not atomic): the lists of one repository are pushed one after
+    /// another, so a verify that needs it runs after every tag of the image
+    /// moved, and proves each of them.
+    pub last: Option<StepIdx>,
     /// `REPO:TAG`.
     pub list: String,
     /// `REPO` as the registry's API names it.
@@ -143,10 +148,14 @@ impl PlanBuilder<'_> {
                     push: push_id,
                     idx: push_idx,
                     deferred: atomic && self.sel.stage(Stage::Publish),
+                    last: None,
                     list,
                     repo: repo.clone(),
                 });
             }
+        }
+        if let Some(f) = &mut first {
+            f.last = prev_push.filter(|last| Some(*last) != f.idx);
         }
         Ok(first)
     }

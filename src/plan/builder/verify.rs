@@ -34,7 +34,7 @@ impl PlanBuilder<'_> {
             };
             let reference = self.refs[i][at].reference.clone();
             let push_id = self.id(StepKind::Push, i, at);
-            let mut needs = Vec::with_capacity(2);
+            let mut needs = Vec::with_capacity(3);
             if arch.needs_emulation(&self.opts.host.platform) {
                 if !self.emulated.contains(a) {
                     self.emulated.insert(a.clone());
@@ -52,6 +52,9 @@ impl PlanBuilder<'_> {
                 }
                 Some(f) => {
                     needs.push(external_list(f));
+                    // After every tag of the image moved, so that verify
+                    // proves each of them (SPEC.md §2 names the first's need).
+                    needs.extend(f.last.map(Need::Step));
                     let by_digest =
                         format!("{}@<digest of {} in {}>", img.repo, arch.platform, f.list);
                     (Some(f.list.clone()), by_digest)
