@@ -91,10 +91,10 @@ pub fn run(args: &[String]) -> Result<i32> {
         lint.args([
             "test",
             "--test",
-            "ci_generation",
+            "integration",
             "--",
             "--ignored",
-            "linters::",
+            "ci_generation::linters::",
         ])
         .env("MULTIARCH_CI_TOOLS", &linters);
         let code = step(&mut lint)?;
