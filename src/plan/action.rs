@@ -148,7 +148,29 @@ pub enum Action {
         run_reference: String,
         check: Check,
         insecure: bool,
+        /// When another job of the build published the image's lists (the
+        /// list push is a need outside `--stage`): what verify proves of them
+        /// besides this arch's entry. One per image, shared by its arches.
+        published_elsewhere: Option<Arc<ImageLists>>,
     },
+}
+
+/// An image's lists as a build publishes them, for a verify step that did not
+/// publish them (a CI verify job after the publish job): the first list must
+/// have exactly one entry per arch, and each other tag must name the same
+/// index (a floating one: or a newer commit's list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLists {
+    /// The platform of each arch of the image.
+    pub platforms: Vec<Platform>,
+    /// The image's other lists of this build, `REPO:TAG`, and whether each tag
+    /// is floating.
+    pub others: Vec<(String, bool)>,
+    /// The per-arch tags name a commit (`{sha}`/`{short_sha}`), so each names
+    /// what this commit pushed: the list's entry must be that digest.
+    pub immutable_refs: bool,
+    /// The per-arch images' registry is reached over plain HTTP.
+    pub reference_insecure: bool,
 }
 
 impl Action {
@@ -246,12 +268,30 @@ impl Action {
                 list: Some(l),
                 list_repo,
                 insecure,
+                reference,
+                published_elsewhere,
                 ..
-            } => vec![Request {
-                method: "GET",
-                url: list_url(l, list_repo.as_deref(), *insecure),
-                media_type: MANIFEST_ACCEPT,
-            }],
+            } => {
+                let get = |list: &str| Request {
+                    method: "GET",
+                    url: list_url(list, list_repo.as_deref(), *insecure),
+                    media_type: MANIFEST_ACCEPT,
+                };
+                let mut requests = vec![get(l)];
+                // Lists another job published: the build's other tags, and the
+                // arch's commit-tagged image its entry must be.
+                if let Some(e) = published_elsewhere {
+                    requests.extend(e.others.iter().map(|(other, _)| get(other)));
+                    if e.immutable_refs {
+                        requests.push(Request {
+                            method: "HEAD",
+                            url: url_of(reference, e.reference_insecure),
+                            media_type: MANIFEST_ACCEPT,
+                        });
+                    }
+                }
+                requests
+            }
             _ => Vec::new(),
         }
     }

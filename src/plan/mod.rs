@@ -19,7 +19,7 @@ mod step;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-pub use action::{Action, Check, Expect, ListEntry, Request};
+pub use action::{Action, Check, Expect, ImageLists, ListEntry, Request};
 pub use error::PlanError;
 pub use id::{Name, SkipId, Stage, StepId, StepIdx, StepKind};
 pub use options::{BuilderChoice, Host, PlanOptions};

@@ -750,6 +750,25 @@ fn stage_verify_needs_the_published_list() {
         Some(format!("{REG}/app:{SHA}"))
     );
     assert_eq!(needs(&p, "verify:app/arm64v8"), ["setup-qemu"]);
+    // The lists are another job's: verify reads the build's other tag too,
+    // and the arch's commit-tagged image its entry must be.
+    let reads: Vec<String> = step(&p, "verify:app/arm64v8")
+        .action
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            format!("GET http://127.0.0.1:5000/v2/acme/app/manifests/{SHA}"),
+            "GET http://127.0.0.1:5000/v2/acme/app/manifests/latest".to_string(),
+            format!("HEAD http://127.0.0.1:5000/v2/acme/app/arm64v8/manifests/{SHA}"),
+        ]
+    );
+    // A run that publishes them reads only the list it resolves.
+    let p = plan(SEED, &on_branch("main"));
+    assert_eq!(step(&p, "verify:app/arm64v8").action.requests().len(), 1);
 }
 
 #[test]

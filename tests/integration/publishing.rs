@@ -215,6 +215,78 @@ fn verify_fails_when_a_published_tag_names_another_list() {
     );
 }
 
+/// A verify job after the publish job (`--stage verify`, as `multiarch ci`
+/// generates it) proves what the publish job published, from the plan: every
+/// other tag of the build names the same index (a floating one: or a newer
+/// commit's list), the list has one entry per arch, and each entry is the
+/// digest the arch's commit-tagged image names.
+#[test]
+fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
+    let r = repo();
+    assert_eq!(r.run(&r.a, &[]).0, 0);
+    let (code, out) = r.run(&r.a, &["--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "127.0.0.1:5999/acme/app:latest names the same index as 127.0.0.1:5999/acme/app:{}",
+            r.a
+        )),
+        "{out}"
+    );
+    // B published since: A's verify job finds latest moved on, and says so.
+    assert_eq!(r.run(&r.b, &[]).0, 0);
+    let (code, out) = r.run(&r.a, &["--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("127.0.0.1:5999/acme/app:latest has moved on from") && out.contains(": newer"),
+        "{out}"
+    );
+    // latest put back on A's list behind B's back: B's verify job fails.
+    let a_list = r.fake.registry().manifest("acme/app", &r.a).unwrap();
+    r.fake.registry().put("acme/app", "latest", &a_list);
+    let (code, out) = r.run(&r.b, &["--stage", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("127.0.0.1:5999/acme/app:latest names sha256:")
+            && out.contains(&format!(
+                "not the index 127.0.0.1:5999/acme/app:{} names",
+                r.b
+            )),
+        "{out}"
+    );
+    // B's amd64 image retagged to another image: its list entry is not it.
+    let b_list = r.fake.registry().manifest("acme/app", &r.b).unwrap();
+    r.fake.registry().put("acme/app", "latest", &b_list);
+    let arm = r
+        .fake
+        .registry()
+        .manifest("acme/app/arm64v8", &r.b)
+        .unwrap();
+    r.fake.registry().put("acme/app/amd64", &r.b, &arm);
+    let (code, out) = r.run(&r.b, &["--stage", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("entry is sha256:")
+            && out.contains(&format!(
+                "not the image pushed as 127.0.0.1:5999/acme/app/amd64:{}",
+                r.b
+            )),
+        "{out}"
+    );
+    // A list with an entry too few (another tool's), under B's tag.
+    let mut v: serde_json::Value = serde_json::from_slice(&b_list).unwrap();
+    v["manifests"].as_array_mut().unwrap().truncate(1);
+    let one = serde_json::to_vec(&v).unwrap();
+    r.fake.registry().put("acme/app", &r.b, &one);
+    r.fake.registry().put("acme/app", "latest", &one);
+    let (code, out) = r.run(&r.b, &["--arch", "amd64", "--stage", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("lists linux/amd64; this build's list is linux/amd64, linux/arm64/v8"),
+        "{out}"
+    );
+}
+
 /// Credentials from docker's config.json (`auths`) and from a credential
 /// helper, echoed back by a registry that refuses them (the header and the
 /// password in its message), never reach the output, the events or the JUnit

@@ -275,6 +275,16 @@ fn sharded_per_arch_jobs_then_a_publish_job_assemble_the_list() {
         "{}",
         text(&o)
     );
+    // The verify job proves the publish job's other tag and each entry, in
+    // the real registry.
+    assert!(
+        text(&o).contains(&format!(
+            "{}/acme/busybox:latest names the same index as {}/acme/busybox:",
+            reg.addr, reg.addr
+        )),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

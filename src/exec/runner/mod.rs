@@ -349,6 +349,7 @@ impl StepExecutor for EngineRunner {
                 push_step,
                 platform,
                 check,
+                published_elsewhere,
                 ..
             } => self.verify(
                 step,
@@ -359,6 +360,7 @@ impl StepExecutor for EngineRunner {
                     reference,
                     push_step,
                     platform,
+                    published_elsewhere: published_elsewhere.as_deref(),
                 },
                 check,
             ),

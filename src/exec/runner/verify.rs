@@ -9,8 +9,8 @@ use crate::engine::{EngineTarget, Pull};
 use crate::events::format::short_digest;
 use crate::exec::executor::{StepIo, StepResult};
 use crate::exec::retry::Retry;
-use crate::plan::{Check, Step, StepId};
-use crate::registry::client::Repo;
+use crate::plan::{Check, ImageLists, Step, StepId};
+use crate::registry::client::{Manifest, Repo};
 use crate::registry::index;
 use crate::spec::Platform;
 
@@ -38,6 +38,8 @@ pub(super) struct Verify<'a> {
     pub reference: &'a str,
     pub push_step: &'a StepId,
     pub platform: &'a Platform,
+    /// The image's lists, when another job of the build published them.
+    pub published_elsewhere: Option<&'a ImageLists>,
 }
 
 impl EngineRunner {
@@ -226,8 +228,18 @@ impl EngineRunner {
         let entries = index::entries(&served.bytes)
             .ok_or_else(|| fail(format!("{list} is not a list ({})", served.media_type)))?;
         let images: Vec<&index::Descriptor> = index::image_entries(&entries).collect();
-        if let Some(built) = self.built(list) {
-            let want: Vec<String> = built.images.iter().map(|(p, _)| p.to_string()).collect();
+        let built = self.built(list);
+        // Lists another job of the build published: proved from the plan.
+        let elsewhere = v
+            .published_elsewhere
+            .filter(|_| built.is_none() && published.is_empty());
+        let platforms: Option<Vec<&Platform>> = match (&built, elsewhere) {
+            (Some(b), _) => Some(b.images.iter().map(|(p, _)| p).collect()),
+            (None, Some(e)) => Some(e.platforms.iter().collect()),
+            (None, None) => None,
+        };
+        if let Some(platforms) = platforms {
+            let want: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
             let mut got: Vec<String> = images
                 .iter()
                 .map(|e| {
@@ -236,24 +248,28 @@ impl EngineRunner {
                         .map_or("(no platform)".into(), |p| index::normalized(p).to_string())
                 })
                 .collect();
-            let mut want_n: Vec<String> = built
-                .images
+            let mut want_n: Vec<String> = platforms
                 .iter()
-                .map(|(p, _)| index::normalized(p).to_string())
+                .map(|p| index::normalized(p).to_string())
                 .collect();
             got.sort();
             want_n.sort();
             if got != want_n {
                 return Err(fail(format!(
-                    "{list} lists {}; this run's list is {}",
+                    "{list} lists {}; this {}'s list is {}",
                     if got.is_empty() {
                         "no image".to_string()
                     } else {
                         got.join(", ")
                     },
+                    if elsewhere.is_some() { "build" } else { "run" },
                     want.join(", ")
                 )));
             }
+        }
+        if let Some(e) = elsewhere {
+            self.other_tags(io, list, &served, &e.others)
+                .map_err(fail)?;
         }
         let mine: Vec<&&index::Descriptor> = images
             .iter()
@@ -279,18 +295,81 @@ impl EngineRunner {
                 )))
             }
         };
-        if let Some(pushed) = io.digest_of(&v.push_step.to_string()) {
+        let pushed = match io.digest_of(&v.push_step.to_string()) {
+            Some(d) => Some(d),
+            // Pushed by another job, under a tag that names this commit.
+            None if elsewhere.is_some_and(|e| e.immutable_refs) => Some(
+                self.registry_digest(v.reference, Some(io))
+                    .map_err(|e| fail(format!("cannot read {}: {e}", v.reference)))?
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "{list} lists {} for {}, but {} names nothing",
+                            short_digest(&entry.digest),
+                            v.platform,
+                            v.reference
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        if let Some(pushed) = pushed {
             if entry.digest != pushed {
                 return Err(fail(format!(
-                    "{list}'s {} entry is {}, not the image this run pushed ({})",
+                    "{list}'s {} entry is {}, not the image pushed as {} ({})",
                     v.platform,
                     short_digest(&entry.digest),
+                    v.reference,
                     short_digest(&pushed)
                 )));
             }
         }
         io.line(&format!("{list} serves {} as {}", v.platform, entry.digest));
         Ok(format!("{}@{}", repo_of(list), entry.digest))
+    }
+
+    /// The image's other tags of this build, when another job published them:
+    /// each names the index `list` serves (`served`), or, a floating one, a
+    /// newer commit's list (SPEC.md §2: floating tags only move forward).
+    fn other_tags(
+        &self,
+        io: &StepIo<'_>,
+        list: &str,
+        served: &Manifest,
+        others: &[(String, bool)],
+    ) -> Result<(), String> {
+        for (other, floating) in others {
+            let Some((repo, Some(tag))) = Repo::parse(other) else {
+                return Err(format!("`{other}` is not a tagged reference"));
+            };
+            let now = self
+                .retry
+                .run_registry(&format!("reading {other}"), Some(io), || {
+                    self.registry.get_manifest(&repo, &tag)
+                })
+                .map_err(|e| format!("cannot read {other}: {e}"))?;
+            let newer = now
+                .as_ref()
+                .filter(|_| *floating)
+                .and_then(|m| self.later(&m.bytes, &served.bytes));
+            match (now, newer) {
+                (Some(m), _) if m.digest == served.digest => {
+                    io.line(&format!("{other} names the same index as {list}"))
+                }
+                (Some(m), Some(why)) => io.line(&format!(
+                    "{other} has moved on from {list}'s {} to {}: {why}",
+                    short_digest(&served.digest),
+                    short_digest(&m.digest)
+                )),
+                (now, _) => {
+                    return Err(format!(
+                        "{other} names {}, not the index {list} names ({})",
+                        now.map_or("nothing".to_string(), |m| short_digest(&m.digest)),
+                        short_digest(&served.digest)
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Where another run moved the floating `list` this run pushed, by SPEC.md

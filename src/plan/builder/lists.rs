@@ -30,6 +30,8 @@ pub(super) struct FirstList {
     pub list: String,
     /// `REPO` as the registry's API names it.
     pub repo: Option<Arc<Repo>>,
+    /// The image's other lists, `REPO:TAG`, and whether each is floating.
+    pub others: Vec<(String, bool)>,
 }
 
 /// A manifest-push drafted after every manifest-create (`[publish] atomic`).
@@ -143,15 +145,19 @@ impl PlanBuilder<'_> {
                     prev_push = Some(idx);
                 }
             }
-            if first.is_none() {
-                first = Some(FirstList {
-                    push: push_id,
-                    idx: push_idx,
-                    deferred: atomic && self.sel.stage(Stage::Publish),
-                    last: None,
-                    list,
-                    repo: repo.clone(),
-                });
+            match &mut first {
+                Some(f) => f.others.push((list, is_floating(m))),
+                None => {
+                    first = Some(FirstList {
+                        push: push_id,
+                        idx: push_idx,
+                        deferred: atomic && self.sel.stage(Stage::Publish),
+                        last: None,
+                        list,
+                        repo: repo.clone(),
+                        others: Vec::new(),
+                    })
+                }
             }
         }
         if let Some(f) = &mut first {

@@ -2,11 +2,13 @@
 //! the image's first list (resolved to the arch's digest) or of the per-arch
 //! image when the build publishes no list.
 
+use std::sync::Arc;
+
 use super::lists::{external_list, FirstList};
 use super::PlanBuilder;
 use crate::engine::argv::EngineTarget;
 use crate::plan::action::digest_placeholder;
-use crate::plan::{Action, Check, Need, PlanError, SkipId, Skipped, StepKind};
+use crate::plan::{Action, Check, ImageLists, Need, PlanError, SkipId, Skipped, StepKind};
 
 impl PlanBuilder<'_> {
     /// `pushed`: each selected arch position of image `i`, and whether it is pushed.
@@ -19,6 +21,20 @@ impl PlanBuilder<'_> {
         let img = &self.spec.images[i];
         // The first list is in the image's repository: one registry for all arches.
         let list_insecure = first.is_some() && self.insecure(&img.repo);
+        let published_elsewhere = match &first {
+            Some(f) if f.idx.is_none() && !f.deferred => Some(ImageLists {
+                platforms: img
+                    .archs
+                    .iter()
+                    .map(|a| self.arch(a).map(|arch| arch.platform.clone()))
+                    .collect::<Result<_, _>>()?,
+                others: f.others.clone(),
+                immutable_refs: self.spec.tags.arch.uses("sha")
+                    || self.spec.tags.arch.uses("short_sha"),
+                reference_insecure: false,
+            }),
+            _ => None,
+        };
         for &(at, is_pushed) in pushed {
             let a = &img.archs[at];
             let arch = self.arch(a)?;
@@ -70,6 +86,12 @@ impl PlanBuilder<'_> {
                 }
             };
             let insecure = list.is_some() && list_insecure;
+            let published_elsewhere = published_elsewhere.as_ref().map(|e| {
+                Arc::new(ImageLists {
+                    reference_insecure: self.insecure(&reference),
+                    ..e.clone()
+                })
+            });
             self.draft.push_with(
                 self.id(StepKind::Verify, i, at),
                 Action::Verify {
@@ -85,6 +107,7 @@ impl PlanBuilder<'_> {
                     run_reference,
                     check: Check::of(arch, &settings.verify),
                     insecure,
+                    published_elsewhere,
                 },
                 self.timeout(img, StepKind::Verify),
                 needs,
