@@ -150,22 +150,29 @@ pub enum Action {
         insecure: bool,
         /// When another job of the build published the image's lists (the
         /// list push is a need outside `--stage`): what verify proves of them
-        /// besides this arch's entry. One per image, shared by its arches.
+        /// besides this arch's entry.
         published_elsewhere: Option<Arc<ImageLists>>,
     },
 }
 
 /// An image's lists as a build publishes them, for a verify step that did not
-/// publish them (a CI verify job after the publish job): the first list must
-/// have exactly one entry per arch, and each other tag must name the same
-/// index (a floating one: or a newer commit's list).
+/// publish them (a CI verify job after the publish job): each tag must name
+/// this commit's list (by its `revision` annotation; a floating tag: or a
+/// newer commit's), this commit's list must have exactly one entry per arch,
+/// and the arch's entry must be the image its commit-tagged reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLists {
     /// The platform of each arch of the image.
     pub platforms: Vec<Platform>,
+    /// The first list's tag is floating (`latest`, `{branch}`).
+    pub first_floating: bool,
     /// The image's other lists of this build, `REPO:TAG`, and whether each tag
     /// is floating.
     pub others: Vec<(String, bool)>,
+    /// This commit, as its lists' annotations name it: `revision` (the sha)
+    /// and `created` (the commit time).
+    pub revision: Option<String>,
+    pub created: Option<String>,
     /// The per-arch tags name a commit (`{sha}`/`{short_sha}`), so each names
     /// what this commit pushed: the list's entry must be that digest.
     pub immutable_refs: bool,

@@ -35,10 +35,15 @@ struct Repo {
 }
 
 fn repo() -> Repo {
+    repo_with(SPEC)
+}
+
+/// [`repo`] with another spec.
+fn repo_with(spec: &str) -> Repo {
     let p = Project::new_without_busybox();
     let fake = FakeEngine::new(p.path());
     fake.start_registry();
-    p.file("multiarch.toml", &fake.real(SPEC))
+    p.file("multiarch.toml", &fake.real(spec))
         .file("Dockerfile", "FROM scratch\n")
         .file(".gitignore", "bin/\nfake-engine/\n*.jsonl\n");
     let dir = p.path();
@@ -238,7 +243,10 @@ fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
     let (code, out) = r.run(&r.a, &["--stage", "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("127.0.0.1:5999/acme/app:latest has moved on from") && out.contains(": newer"),
+        out.contains(&format!(
+            "127.0.0.1:5999/acme/app:latest has moved on to commit {}'s list sha256:",
+            &r.b[..7]
+        )) && out.contains(": newer"),
         "{out}"
     );
     // latest put back on A's list behind B's back: B's verify job fails.
@@ -247,16 +255,56 @@ fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
     let (code, out) = r.run(&r.b, &["--stage", "verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("127.0.0.1:5999/acme/app:latest names sha256:")
-            && out.contains(&format!(
-                "not the index 127.0.0.1:5999/acme/app:{} names",
-                r.b
-            )),
+        out.contains(&format!(
+            "127.0.0.1:5999/acme/app:latest names commit {}'s list sha256:",
+            &r.a[..7]
+        )) && out.contains(&format!(
+            "not this commit's list (the one 127.0.0.1:5999/acme/app:{} names",
+            r.b
+        )),
         "{out}"
     );
-    // B's amd64 image retagged to another image: its list entry is not it.
+    // Another list of B under latest (another build of B, with another
+    // version annotation, published since): B's own, and said so.
     let b_list = r.fake.registry().manifest("acme/app", &r.b).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&b_list).unwrap();
+    v["annotations"]["org.opencontainers.image.version"] = "1.0.0".into();
+    r.fake
+        .registry()
+        .put("acme/app", "latest", &serde_json::to_vec(&v).unwrap());
+    let (code, out) = r.run(&r.b, &["--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a list of this commit other than the one"),
+        "{out}"
+    );
+    // B's amd64 tag names an index (BuildKit's attestations, containerd's
+    // image store) whose image is the list's entry: as manifest-create
+    // listed it.
     r.fake.registry().put("acme/app", "latest", &b_list);
+    let v: serde_json::Value = serde_json::from_slice(&b_list).unwrap();
+    let amd = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()
+        .clone();
+    let per_arch = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [amd],
+    });
+    let amd_image = r.fake.registry().manifest("acme/app/amd64", &r.b).unwrap();
+    r.fake.registry().put(
+        "acme/app/amd64",
+        &r.b,
+        &serde_json::to_vec(&per_arch).unwrap(),
+    );
+    let (code, out) = r.run(&r.b, &["--arch", "amd64", "--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    r.fake.registry().put("acme/app/amd64", &r.b, &amd_image);
+    // B's amd64 image retagged to another image: its list entry is not it.
     let arm = r
         .fake
         .registry()
@@ -285,6 +333,44 @@ fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
         out.contains("lists linux/amd64; this build's list is linux/amd64, linux/arm64/v8"),
         "{out}"
     );
+}
+
+/// A verify job whose first list tag is floating (`{branch}`, as many
+/// projects tag: no `{sha}` list) after a newer commit's publish: the tag
+/// moved on, which is no failure, and the newer list's entries are not held
+/// to this commit's images.
+#[test]
+fn a_verify_job_after_a_newer_publish_accepts_floating_tags_that_moved_on() {
+    let r = repo_with(&format!(
+        "{SPEC}\n[tags]\nmanifest = [\"{{branch}}\", \"latest\"]\n"
+    ));
+    assert_eq!(r.run(&r.a, &[]).0, 0);
+    assert_eq!(r.run(&r.b, &[]).0, 0);
+    assert_eq!(r.revision("main"), r.b);
+    let (code, out) = r.run(&r.a, &["--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    let short = &r.b[..7];
+    assert!(
+        out.contains(&format!(
+            "127.0.0.1:5999/acme/app:main has moved on to commit {short}'s list"
+        )) && out.contains("this commit's entries are not in it")
+            && out.contains(
+                "127.0.0.1:5999/acme/app:latest names the same index as 127.0.0.1:5999/acme/app:main",
+            ),
+        "{out}"
+    );
+    // Moved back to A's parent's list? There is none; a list of no commit
+    // this build knows (another tool's, no revision) under a floating tag
+    // cannot be judged: said, not failed.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&r.fake.registry().manifest("acme/app", "main").unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("annotations");
+    r.fake
+        .registry()
+        .put("acme/app", "main", &serde_json::to_vec(&v).unwrap());
+    let (code, out) = r.run(&r.b, &["--stage", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("a list with no revision annotation"), "{out}");
 }
 
 /// Credentials from docker's config.json (`auths`) and from a credential

@@ -301,7 +301,7 @@ impl EngineRunner {
         Ok(())
     }
 
-    fn get_manifest(
+    pub(super) fn get_manifest(
         &self,
         io: &StepIo<'_>,
         repo: &Repo,
@@ -577,20 +577,35 @@ impl EngineRunner {
     /// descendant of `b`'s; or, when either is outside the local history, its
     /// `created` later), or `None` when it is not or cannot be told.
     pub(super) fn later(&self, a: &[u8], b: &[u8]) -> Option<String> {
-        let (ra, rb) = (revision(a)?, revision(b)?);
+        let created = |bytes: &[u8]| {
+            index::annotations(bytes)
+                .get("org.opencontainers.image.created")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        self.later_commit(
+            &revision(a)?,
+            created(a).as_deref(),
+            &revision(b)?,
+            created(b).as_deref(),
+        )
+    }
+
+    /// [`Self::later`] of two commits, each its sha and commit time.
+    pub(super) fn later_commit(
+        &self,
+        ra: &str,
+        ca: Option<&str>,
+        rb: &str,
+        cb: Option<&str>,
+    ) -> Option<String> {
         if ra == rb {
             return None;
         }
-        match GitCli::new(&self.dir).is_ancestor(&rb, &ra) {
+        match GitCli::new(&self.dir).is_ancestor(rb, ra) {
             Some(descendant) => descendant.then(|| "newer".to_string()),
             None => {
-                let created = |bytes: &[u8]| {
-                    index::annotations(bytes)
-                        .get("org.opencontainers.image.created")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                };
-                let (ca, cb) = (created(a)?, created(b)?);
+                let (ca, cb) = (ca?, cb?);
                 let short: String = ra.chars().take(7).collect();
                 (ca > cb).then(|| {
                     format!("newer ({short} is not in the local history; created {ca}, after this commit's {cb})")
@@ -652,7 +667,7 @@ impl EngineRunner {
 }
 
 /// An index's `org.opencontainers.image.revision`.
-fn revision(bytes: &[u8]) -> Option<String> {
+pub(super) fn revision(bytes: &[u8]) -> Option<String> {
     index::annotations(bytes)
         .get("org.opencontainers.image.revision")?
         .as_str()

@@ -2,7 +2,7 @@
 //! before pushing; the registry's, by digest, after publishing), its output
 //! compared with what the arch must print.
 
-use super::list::Published;
+use super::list::{revision, Published};
 use super::{repo_of, EngineRunner};
 use crate::engine::answers::{is_missing_executable, platform_matches};
 use crate::engine::{EngineTarget, Pull};
@@ -13,6 +13,21 @@ use crate::plan::{Check, ImageLists, Step, StepId};
 use crate::registry::client::{Manifest, Repo};
 use crate::registry::index;
 use crate::spec::Platform;
+
+/// Whose list a tag names, for a verify job after another job published it.
+enum Commit {
+    Ours,
+    /// A newer commit's (its sha, and why it is newer).
+    Newer(String, String),
+    /// Another commit's, not newer (its sha).
+    Other(String),
+    /// The list or this build has no revision.
+    Unknown,
+}
+
+fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
 
 /// What became of a floating tag this run moved.
 enum Moved {
@@ -233,10 +248,16 @@ impl EngineRunner {
         let elsewhere = v
             .published_elsewhere
             .filter(|_| built.is_none() && published.is_empty());
+        // Whether the first tag names this commit's list (a floating one may
+        // have moved on to a newer commit's, whose arches are its own).
+        let ours = match elsewhere {
+            Some(e) => self.first_list(io, list, &served, e).map_err(fail)?,
+            None => true,
+        };
         let platforms: Option<Vec<&Platform>> = match (&built, elsewhere) {
             (Some(b), _) => Some(b.images.iter().map(|(p, _)| p).collect()),
-            (None, Some(e)) => Some(e.platforms.iter().collect()),
-            (None, None) => None,
+            (None, Some(e)) if ours => Some(e.platforms.iter().collect()),
+            _ => None,
         };
         if let Some(platforms) = platforms {
             let want: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
@@ -268,8 +289,7 @@ impl EngineRunner {
             }
         }
         if let Some(e) = elsewhere {
-            self.other_tags(io, list, &served, &e.others)
-                .map_err(fail)?;
+            self.other_tags(io, list, &served, e).map_err(fail)?;
         }
         let mine: Vec<&&index::Descriptor> = images
             .iter()
@@ -298,7 +318,7 @@ impl EngineRunner {
         let pushed = match io.digest_of(&v.push_step.to_string()) {
             Some(d) => Some(d),
             // Pushed by another job, under a tag that names this commit.
-            None if elsewhere.is_some_and(|e| e.immutable_refs) => Some(
+            None if ours && elsewhere.is_some_and(|e| e.immutable_refs) => Some(
                 self.registry_digest(v.reference, Some(io))
                     .map_err(|e| fail(format!("cannot read {}: {e}", v.reference)))?
                     .ok_or_else(|| {
@@ -313,7 +333,9 @@ impl EngineRunner {
             None => None,
         };
         if let Some(pushed) = pushed {
-            if entry.digest != pushed {
+            if entry.digest != pushed
+                && !self.index_entry_is(io, v.reference, &pushed, &entry.digest, v.platform)
+            {
                 return Err(fail(format!(
                     "{list}'s {} entry is {}, not the image pushed as {} ({})",
                     v.platform,
@@ -327,17 +349,55 @@ impl EngineRunner {
         Ok(format!("{}@{}", repo_of(list), entry.digest))
     }
 
+    /// Whose list `served` (what the first tag names) is, when another job
+    /// published it: this commit's (`true`); a newer commit's, a floating tag
+    /// moved on (`false`: this commit's entries are not in it), or one that
+    /// carries no revision under a floating tag (`false`: it cannot be told);
+    /// an older or unrelated commit's is an error.
+    fn first_list(
+        &self,
+        io: &StepIo<'_>,
+        list: &str,
+        served: &Manifest,
+        e: &ImageLists,
+    ) -> Result<bool, String> {
+        let d = short_digest(&served.digest);
+        match self.commit_of(&served.bytes, e, e.first_floating) {
+            Commit::Ours => Ok(true),
+            Commit::Unknown if !e.first_floating => Ok(true),
+            Commit::Unknown => {
+                io.note(&format!(
+                    "{list} names {d}, a list with no revision annotation: whether it is this commit's cannot be told, so its entries are not checked against this commit's images"
+                ));
+                Ok(false)
+            }
+            Commit::Newer(rev, why) => {
+                io.line(&format!(
+                    "{list} has moved on to commit {}'s list {d}: {why}; this commit's entries are not in it",
+                    short_sha(&rev)
+                ));
+                Ok(false)
+            }
+            Commit::Other(rev) => Err(format!(
+                "{list} names commit {}'s list {d}, not this commit's ({})",
+                short_sha(&rev),
+                e.revision.as_deref().map_or("", short_sha)
+            )),
+        }
+    }
+
     /// The image's other tags of this build, when another job published them:
-    /// each names the index `list` serves (`served`), or, a floating one, a
-    /// newer commit's list (SPEC.md §2: floating tags only move forward).
+    /// each names the index the first tag names (`served`), another list of
+    /// this commit (another build of it published since), or, a floating tag,
+    /// a newer commit's list (SPEC.md §2: floating tags only move forward).
     fn other_tags(
         &self,
         io: &StepIo<'_>,
         list: &str,
         served: &Manifest,
-        others: &[(String, bool)],
+        e: &ImageLists,
     ) -> Result<(), String> {
-        for (other, floating) in others {
+        for (other, floating) in &e.others {
             let Some((repo, Some(tag))) = Repo::parse(other) else {
                 return Err(format!("`{other}` is not a tagged reference"));
             };
@@ -347,29 +407,92 @@ impl EngineRunner {
                     self.registry.get_manifest(&repo, &tag)
                 })
                 .map_err(|e| format!("cannot read {other}: {e}"))?;
-            let newer = now
-                .as_ref()
-                .filter(|_| *floating)
-                .and_then(|m| self.later(&m.bytes, &served.bytes));
-            match (now, newer) {
-                (Some(m), _) if m.digest == served.digest => {
-                    io.line(&format!("{other} names the same index as {list}"))
-                }
-                (Some(m), Some(why)) => io.line(&format!(
-                    "{other} has moved on from {list}'s {} to {}: {why}",
-                    short_digest(&served.digest),
-                    short_digest(&m.digest)
+            let Some(m) = now else {
+                return Err(format!(
+                    "{other} names nothing, not this commit's list (the one {list} names, {})",
+                    short_digest(&served.digest)
+                ));
+            };
+            let d = short_digest(&m.digest);
+            if m.digest == served.digest {
+                io.line(&format!("{other} names the same index as {list}"));
+                continue;
+            }
+            match self.commit_of(&m.bytes, e, *floating) {
+                Commit::Ours => io.line(&format!(
+                    "{other} names {d}, a list of this commit other than the one {list} names (another build of this commit published it)"
                 )),
-                (now, _) => {
+                Commit::Newer(rev, why) => io.line(&format!(
+                    "{other} has moved on to commit {}'s list {d}: {why}",
+                    short_sha(&rev)
+                )),
+                Commit::Unknown if *floating => io.note(&format!(
+                    "{other} names {d}, a list with no revision annotation: whether it moved on cannot be told"
+                )),
+                Commit::Unknown | Commit::Other(_) => {
+                    let whose = match self.commit_of(&m.bytes, e, false) {
+                        Commit::Other(rev) => format!("commit {}'s list ", short_sha(&rev)),
+                        _ => String::new(),
+                    };
                     return Err(format!(
-                        "{other} names {}, not the index {list} names ({})",
-                        now.map_or("nothing".to_string(), |m| short_digest(&m.digest)),
+                        "{other} names {whose}{d}, not this commit's list (the one {list} names, {})",
                         short_digest(&served.digest)
-                    ))
+                    ));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whose list `bytes` is, by its `revision` annotation against this
+    /// commit's (a floating tag's: newer by git ancestry or commit time).
+    fn commit_of(&self, bytes: &[u8], e: &ImageLists, floating: bool) -> Commit {
+        let (Some(ours), Some(theirs)) = (e.revision.as_deref(), revision(bytes)) else {
+            return Commit::Unknown;
+        };
+        if theirs == ours {
+            return Commit::Ours;
+        }
+        if floating {
+            let created = index::annotations(bytes)
+                .get("org.opencontainers.image.created")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            if let Some(why) =
+                self.later_commit(&theirs, created.as_deref(), ours, e.created.as_deref())
+            {
+                return Commit::Newer(theirs, why);
+            }
+        }
+        Commit::Other(theirs)
+    }
+
+    /// `pushed` names an index (BuildKit's attestations, containerd's image
+    /// store) whose image entry for `platform` is `entry`: manifest-create
+    /// lists that image, not the index.
+    fn index_entry_is(
+        &self,
+        io: &StepIo<'_>,
+        reference: &str,
+        pushed: &str,
+        entry: &str,
+        platform: &Platform,
+    ) -> bool {
+        let Some((repo, _)) = Repo::parse(reference) else {
+            return false;
+        };
+        let Ok(Some(m)) = self.get_manifest(io, &repo, pushed) else {
+            return false;
+        };
+        index::is_index(&m.media_type)
+            && index::entries(&m.bytes).is_some_and(|es| {
+                index::image_entries(&es).any(|d| {
+                    d.digest == entry
+                        && d.platform
+                            .as_ref()
+                            .is_some_and(|p| index::same_platform(p, platform))
+                })
+            })
     }
 
     /// Where another run moved the floating `list` this run pushed, by SPEC.md

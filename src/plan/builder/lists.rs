@@ -30,6 +30,8 @@ pub(super) struct FirstList {
     pub list: String,
     /// `REPO` as the registry's API names it.
     pub repo: Option<Arc<Repo>>,
+    /// Its tag is floating.
+    pub floating: bool,
     /// The image's other lists, `REPO:TAG`, and whether each is floating.
     pub others: Vec<(String, bool)>,
 }
@@ -155,6 +157,7 @@ impl PlanBuilder<'_> {
                         last: None,
                         list,
                         repo: repo.clone(),
+                        floating: is_floating(m),
                         others: Vec::new(),
                     })
                 }

@@ -11,6 +11,14 @@ use crate::plan::action::digest_placeholder;
 use crate::plan::{Action, Check, ImageLists, Need, PlanError, SkipId, Skipped, StepKind};
 
 impl PlanBuilder<'_> {
+    /// The value of one of the lists' annotations.
+    fn label(&self, key: &str) -> Option<String> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
     /// `pushed`: each selected arch position of image `i`, and whether it is pushed.
     pub(super) fn verify(
         &mut self,
@@ -28,7 +36,10 @@ impl PlanBuilder<'_> {
                     .iter()
                     .map(|a| self.arch(a).map(|arch| arch.platform.clone()))
                     .collect::<Result<_, _>>()?,
+                first_floating: f.floating,
                 others: f.others.clone(),
+                revision: self.label("org.opencontainers.image.revision"),
+                created: self.label("org.opencontainers.image.created"),
                 immutable_refs: self.spec.tags.arch.uses("sha")
                     || self.spec.tags.arch.uses("short_sha"),
                 reference_insecure: false,
