@@ -230,35 +230,56 @@ impl EngineRunner {
                 (Published::Kept { why, .. }, _) => io.line(&format!("{tag_list}: {why}")),
             }
         }
+        let built = self.built(list);
+        // Lists another job of the build published: proved from the plan.
+        if let Some(e) = v
+            .published_elsewhere
+            .filter(|_| built.is_none() && published.is_empty())
+        {
+            return self.published_elsewhere(io, v, list, e).map_err(fail);
+        }
+        let served = self.read_list(io, list).map_err(fail)?;
+        let platforms: Option<Vec<&Platform>> = built
+            .as_ref()
+            .map(|b| b.images.iter().map(|(p, _)| p).collect());
+        let pushed = io.digest_of(&v.push_step.to_string());
+        let digest = self
+            .entry_of(io, v, list, &served, platforms.as_deref(), "run", pushed)
+            .map_err(fail)?;
+        Ok(format!("{}@{digest}", repo_of(list)))
+    }
+
+    /// The list `list` names, which must exist.
+    fn read_list(&self, io: &StepIo<'_>, list: &str) -> Result<Manifest, String> {
         let Some((repo, Some(tag))) = Repo::parse(list) else {
-            return Err(fail(format!("`{list}` is not a tagged reference")));
+            return Err(format!("`{list}` is not a tagged reference"));
         };
-        let served = self
-            .retry
+        self.retry
             .run_registry(&format!("reading {list}"), Some(io), || {
                 self.registry.get_manifest(&repo, &tag)
             })
-            .map_err(|e| fail(format!("cannot read the pushed list {list}: {e}")))?
-            .ok_or_else(|| fail(format!("the registry does not serve {list}")))?;
+            .map_err(|e| format!("cannot read the pushed list {list}: {e}"))?
+            .ok_or_else(|| format!("the registry does not serve {list}"))
+    }
+
+    /// The digest of the platform's image entry in `served` (what `list`
+    /// names), after checking that the list has exactly `platforms` (when
+    /// known: `whose` list they are) and that the entry is `pushed` (when
+    /// known; a pushed index counts by its image for the platform).
+    #[allow(clippy::too_many_arguments)]
+    fn entry_of(
+        &self,
+        io: &StepIo<'_>,
+        v: &Verify<'_>,
+        list: &str,
+        served: &Manifest,
+        platforms: Option<&[&Platform]>,
+        whose: &str,
+        pushed: Option<String>,
+    ) -> Result<String, String> {
         let entries = index::entries(&served.bytes)
-            .ok_or_else(|| fail(format!("{list} is not a list ({})", served.media_type)))?;
+            .ok_or_else(|| format!("{list} is not a list ({})", served.media_type))?;
         let images: Vec<&index::Descriptor> = index::image_entries(&entries).collect();
-        let built = self.built(list);
-        // Lists another job of the build published: proved from the plan.
-        let elsewhere = v
-            .published_elsewhere
-            .filter(|_| built.is_none() && published.is_empty());
-        // Whether the first tag names this commit's list (a floating one may
-        // have moved on to a newer commit's, whose arches are its own).
-        let ours = match elsewhere {
-            Some(e) => self.first_list(io, list, &served, e).map_err(fail)?,
-            None => true,
-        };
-        let platforms: Option<Vec<&Platform>> = match (&built, elsewhere) {
-            (Some(b), _) => Some(b.images.iter().map(|(p, _)| p).collect()),
-            (None, Some(e)) if ours => Some(e.platforms.iter().collect()),
-            _ => None,
-        };
         if let Some(platforms) = platforms {
             let want: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
             let mut got: Vec<String> = images
@@ -276,20 +297,16 @@ impl EngineRunner {
             got.sort();
             want_n.sort();
             if got != want_n {
-                return Err(fail(format!(
-                    "{list} lists {}; this {}'s list is {}",
+                return Err(format!(
+                    "{list} lists {}; this {whose}'s list is {}",
                     if got.is_empty() {
                         "no image".to_string()
                     } else {
                         got.join(", ")
                     },
-                    if elsewhere.is_some() { "build" } else { "run" },
                     want.join(", ")
-                )));
+                ));
             }
-        }
-        if let Some(e) = elsewhere {
-            self.other_tags(io, list, &served, e).map_err(fail)?;
         }
         let mine: Vec<&&index::Descriptor> = images
             .iter()
@@ -301,144 +318,188 @@ impl EngineRunner {
             .collect();
         let entry = match mine.as_slice() {
             [one] => one,
-            [] => {
-                return Err(fail(format!(
-                    "the pushed list {list} has no entry for {}",
-                    v.platform
-                )))
-            }
+            [] => return Err(format!("the list {list} has no entry for {}", v.platform)),
             more => {
-                return Err(fail(format!(
-                    "the pushed list {list} has {} entries for {}",
+                return Err(format!(
+                    "the list {list} has {} entries for {}",
                     more.len(),
                     v.platform
-                )))
+                ))
             }
-        };
-        let pushed = match io.digest_of(&v.push_step.to_string()) {
-            Some(d) => Some(d),
-            // Pushed by another job, under a tag that names this commit.
-            None if ours && elsewhere.is_some_and(|e| e.immutable_refs) => Some(
-                self.registry_digest(v.reference, Some(io))
-                    .map_err(|e| fail(format!("cannot read {}: {e}", v.reference)))?
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "{list} lists {} for {}, but {} names nothing",
-                            short_digest(&entry.digest),
-                            v.platform,
-                            v.reference
-                        ))
-                    })?,
-            ),
-            None => None,
         };
         if let Some(pushed) = pushed {
             if entry.digest != pushed
                 && !self.index_entry_is(io, v.reference, &pushed, &entry.digest, v.platform)
             {
-                return Err(fail(format!(
+                return Err(format!(
                     "{list}'s {} entry is {}, not the image pushed as {} ({})",
                     v.platform,
                     short_digest(&entry.digest),
                     v.reference,
                     short_digest(&pushed)
-                )));
+                ));
             }
         }
         io.line(&format!("{list} serves {} as {}", v.platform, entry.digest));
-        Ok(format!("{}@{}", repo_of(list), entry.digest))
+        Ok(entry.digest.clone())
     }
 
-    /// Whose list `served` (what the first tag names) is, when another job
-    /// published it: this commit's (`true`); a newer commit's, a floating tag
-    /// moved on (`false`: this commit's entries are not in it), or one that
-    /// carries no revision under a floating tag (`false`: it cannot be told);
-    /// an older or unrelated commit's is an error.
-    fn first_list(
+    /// A verify job after another job published the image's lists: `REPO@…`
+    /// of what to run. This commit's list is the first commit-tagged one
+    /// (`{sha}`, `{version}`: no later commit moves it), else the first
+    /// (`first`). It must be this commit's (a floating tag's may have moved
+    /// on), with one entry per arch, the arch's the image its commit-tagged
+    /// reference names; every other tag names this commit's list or, a
+    /// floating one, a newer commit's. When this commit's list has moved on,
+    /// this commit's own image of the arch is run, where its tag names it.
+    fn published_elsewhere(
+        &self,
+        io: &StepIo<'_>,
+        v: &Verify<'_>,
+        first: &str,
+        e: &ImageLists,
+    ) -> Result<String, String> {
+        let lists: Vec<(&str, bool)> = std::iter::once((first, e.first_floating))
+            .chain(e.others.iter().map(|(l, f)| (l.as_str(), *f)))
+            .collect();
+        let at = lists.iter().position(|(_, f)| !f).unwrap_or(0);
+        let (list, floating) = lists[at];
+        let served = self.read_list(io, list)?;
+        let ours = self.this_commits(io, list, &served, e, floating)?;
+        for (k, &(other, floating)) in lists.iter().enumerate() {
+            if k != at {
+                self.other_tag(io, list, &served, e, other, floating)?;
+            }
+        }
+        let by_tag = || -> Result<String, String> {
+            self.registry_digest(v.reference, Some(io))
+                .map_err(|e| format!("cannot read {}: {e}", v.reference))?
+                .ok_or_else(|| format!("{} names nothing", v.reference))
+        };
+        if !ours {
+            if !e.immutable_refs {
+                let digest = self.entry_of(io, v, list, &served, None, "build", None)?;
+                return Ok(format!("{}@{digest}", repo_of(list)));
+            }
+            let d = by_tag()?;
+            io.line(&format!(
+                "running this commit's {} image, {}@{d}",
+                v.platform,
+                repo_of(v.reference)
+            ));
+            return Ok(format!("{}@{d}", repo_of(v.reference)));
+        }
+        let platforms: Vec<&Platform> = e.platforms.iter().collect();
+        let pushed = if e.immutable_refs {
+            Some(by_tag().map_err(|why| format!("{list} is this commit's list, but {why}"))?)
+        } else {
+            None
+        };
+        let digest = self.entry_of(io, v, list, &served, Some(&platforms), "build", pushed)?;
+        Ok(format!("{}@{digest}", repo_of(list)))
+    }
+
+    /// Whether `served` (what `list` names) is this commit's list (`true`);
+    /// `false` when a floating tag moved on to a newer commit's, or names a
+    /// list whose commit cannot be told; an error when it names another
+    /// commit's (older, or not shown newer).
+    fn this_commits(
         &self,
         io: &StepIo<'_>,
         list: &str,
         served: &Manifest,
         e: &ImageLists,
+        floating: bool,
     ) -> Result<bool, String> {
         let d = short_digest(&served.digest);
-        match self.commit_of(&served.bytes, e, e.first_floating) {
+        match self.commit_of(&served.bytes, e, floating) {
             Commit::Ours => Ok(true),
-            Commit::Unknown if !e.first_floating => Ok(true),
+            // A commit-tagged list: no later commit moves it.
+            Commit::Unknown if !floating => Ok(true),
             Commit::Unknown => {
                 io.note(&format!(
-                    "{list} names {d}, a list with no revision annotation: whether it is this commit's cannot be told, so its entries are not checked against this commit's images"
+                    "{list} names {d}, and whose commit's list it is cannot be told (no revision annotation to compare): its entries are not checked against this commit's images"
                 ));
                 Ok(false)
             }
             Commit::Newer(rev, why) => {
                 io.line(&format!(
-                    "{list} has moved on to commit {}'s list {d}: {why}; this commit's entries are not in it",
+                    "{list} has moved on to commit {}'s list {d}: {why}",
                     short_sha(&rev)
                 ));
                 Ok(false)
             }
             Commit::Other(rev) => Err(format!(
-                "{list} names commit {}'s list {d}, not this commit's ({})",
+                "{list} names commit {}'s list {d}, not this commit's ({}){}",
                 short_sha(&rev),
-                e.revision.as_deref().map_or("", short_sha)
+                e.revision.as_deref().map_or("", short_sha),
+                if floating {
+                    ", nor one shown to be newer (by git ancestry, else commit time)"
+                } else {
+                    ""
+                }
             )),
         }
     }
 
-    /// The image's other tags of this build, when another job published them:
-    /// each names the index the first tag names (`served`), another list of
-    /// this commit (another build of it published since), or, a floating tag,
-    /// a newer commit's list (SPEC.md §2: floating tags only move forward).
-    fn other_tags(
+    /// Another tag of the build, when another job published its lists: it
+    /// names the index `list` names (`served`, this commit's list), another
+    /// list of this commit, or, a floating tag, a newer commit's list (SPEC.md
+    /// §2: floating tags only move forward).
+    fn other_tag(
         &self,
         io: &StepIo<'_>,
         list: &str,
         served: &Manifest,
         e: &ImageLists,
+        other: &str,
+        floating: bool,
     ) -> Result<(), String> {
-        for (other, floating) in &e.others {
-            let Some((repo, Some(tag))) = Repo::parse(other) else {
-                return Err(format!("`{other}` is not a tagged reference"));
-            };
-            let now = self
-                .retry
-                .run_registry(&format!("reading {other}"), Some(io), || {
-                    self.registry.get_manifest(&repo, &tag)
-                })
-                .map_err(|e| format!("cannot read {other}: {e}"))?;
-            let Some(m) = now else {
+        let Some((repo, Some(tag))) = Repo::parse(other) else {
+            return Err(format!("`{other}` is not a tagged reference"));
+        };
+        let now = self
+            .retry
+            .run_registry(&format!("reading {other}"), Some(io), || {
+                self.registry.get_manifest(&repo, &tag)
+            })
+            .map_err(|e| format!("cannot read {other}: {e}"))?;
+        let Some(m) = now else {
+            return Err(format!(
+                "{other} names nothing, not this commit's list (the one {list} names, {})",
+                short_digest(&served.digest)
+            ));
+        };
+        let d = short_digest(&m.digest);
+        if m.digest == served.digest {
+            io.line(&format!("{other} names the same index as {list}"));
+            return Ok(());
+        }
+        match self.commit_of(&m.bytes, e, floating) {
+            Commit::Ours => io.line(&format!(
+                "{other} names {d}, a list of this commit, not the one {list} names"
+            )),
+            Commit::Newer(rev, why) => io.line(&format!(
+                "{other} has moved on to commit {}'s list {d}: {why}",
+                short_sha(&rev)
+            )),
+            Commit::Unknown if floating => io.note(&format!(
+                "{other} names {d}, and whose commit's list it is cannot be told (no revision annotation to compare)"
+            )),
+            Commit::Unknown | Commit::Other(_) => {
+                let whose = match self.commit_of(&m.bytes, e, false) {
+                    Commit::Other(rev) => format!("commit {}'s list ", short_sha(&rev)),
+                    _ => String::new(),
+                };
                 return Err(format!(
-                    "{other} names nothing, not this commit's list (the one {list} names, {})",
-                    short_digest(&served.digest)
+                    "{other} names {whose}{d}, not this commit's list (the one {list} names, {}){}",
+                    short_digest(&served.digest),
+                    if floating {
+                        ", nor one shown to be newer (by git ancestry, else commit time)"
+                    } else {
+                        ""
+                    }
                 ));
-            };
-            let d = short_digest(&m.digest);
-            if m.digest == served.digest {
-                io.line(&format!("{other} names the same index as {list}"));
-                continue;
-            }
-            match self.commit_of(&m.bytes, e, *floating) {
-                Commit::Ours => io.line(&format!(
-                    "{other} names {d}, a list of this commit other than the one {list} names (another build of this commit published it)"
-                )),
-                Commit::Newer(rev, why) => io.line(&format!(
-                    "{other} has moved on to commit {}'s list {d}: {why}",
-                    short_sha(&rev)
-                )),
-                Commit::Unknown if *floating => io.note(&format!(
-                    "{other} names {d}, a list with no revision annotation: whether it moved on cannot be told"
-                )),
-                Commit::Unknown | Commit::Other(_) => {
-                    let whose = match self.commit_of(&m.bytes, e, false) {
-                        Commit::Other(rev) => format!("commit {}'s list ", short_sha(&rev)),
-                        _ => String::new(),
-                    };
-                    return Err(format!(
-                        "{other} names {whose}{d}, not this commit's list (the one {list} names, {})",
-                        short_digest(&served.digest)
-                    ));
-                }
             }
         }
         Ok(())
