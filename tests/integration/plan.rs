@@ -769,6 +769,32 @@ fn stage_verify_needs_the_published_list() {
     // A run that publishes them reads only the list it resolves.
     let p = plan(SEED, &on_branch("main"));
     assert_eq!(step(&p, "verify:app/arm64v8").action.requests().len(), 1);
+    // A floating first tag: the verify job resolves the commit-tagged list
+    // (no later commit moves it), and reads the floating one after it.
+    let text = format!("{SEED}\n[tags]\nmanifest = [\"{{branch}}\", \"{{sha}}\"]\n");
+    let p = plan_with(&text, &on_branch("main"), &o);
+    let v = step(&p, "verify:app/amd64");
+    let reads: Vec<String> = v
+        .action
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            format!("GET http://127.0.0.1:5000/v2/acme/app/manifests/{SHA}"),
+            "GET http://127.0.0.1:5000/v2/acme/app/manifests/main".to_string(),
+            format!("HEAD http://127.0.0.1:5000/v2/acme/app/amd64/manifests/{SHA}"),
+        ]
+    );
+    assert!(
+        v.command()
+            .iter()
+            .any(|w| w.contains(&format!("in {REG}/app:{SHA}>"))),
+        "{:?}",
+        v.command()
+    );
 }
 
 #[test]

@@ -301,6 +301,17 @@ fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
     let (code, out) = r.run(&r.b, &["--arch", "amd64", "--stage", "verify"]);
     assert_eq!(code, 0, "{out}");
     r.fake.registry().put("acme/app/amd64", &r.b, &amd_image);
+    // A single-arch push over latest (`docker push app:latest` by hand): not
+    // a list, whatever its annotations.
+    r.fake.registry().put("acme/app", "latest", &amd_image);
+    let (code, out) = r.run(&r.b, &["--arch", "amd64", "--stage", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("127.0.0.1:5999/acme/app:latest names sha256:")
+            && out.contains("which is not a list"),
+        "{out}"
+    );
+    r.fake.registry().put("acme/app", "latest", &b_list);
     // B's amd64 image retagged to another image: its list entry is not it.
     let arm = r
         .fake

@@ -362,15 +362,60 @@ impl EngineRunner {
         let lists: Vec<(&str, bool)> = std::iter::once((first, e.first_floating))
             .chain(e.others.iter().map(|(l, f)| (l.as_str(), *f)))
             .collect();
-        let at = lists.iter().position(|(_, f)| !f).unwrap_or(0);
+        let mut served: Vec<Option<Manifest>> = Vec::with_capacity(lists.len());
+        for &(list, _) in &lists {
+            let Some((repo, Some(tag))) = Repo::parse(list) else {
+                return Err(format!("`{list}` is not a tagged reference"));
+            };
+            let m = self
+                .retry
+                .run_registry(&format!("reading {list}"), Some(io), || {
+                    self.registry.get_manifest(&repo, &tag)
+                })
+                .map_err(|e| format!("cannot read {list}: {e}"))?;
+            if let Some(m) = &m {
+                if index::entries(&m.bytes).is_none() {
+                    return Err(format!(
+                        "{list} names {}, which is not a list ({})",
+                        short_digest(&m.digest),
+                        m.media_type
+                    ));
+                }
+            }
+            served.push(m);
+        }
+        // This commit's list: the first commit-tagged one (no later commit
+        // moves it), else the first floating one that still names it, else
+        // the first.
+        let at = lists
+            .iter()
+            .position(|(_, f)| !f)
+            .or_else(|| {
+                served.iter().position(|m| {
+                    m.as_ref()
+                        .is_some_and(|m| matches!(self.commit_of(&m.bytes, e, false), Commit::Ours))
+                })
+            })
+            .unwrap_or(0);
         let (list, floating) = lists[at];
-        let served = self.read_list(io, list)?;
-        let ours = self.this_commits(io, list, &served, e, floating)?;
+        let served_list = served[at]
+            .take()
+            .ok_or_else(|| format!("the registry does not serve {list}"))?;
+        let ours = self.this_commits(io, list, &served_list, e, floating)?;
         for (k, &(other, floating)) in lists.iter().enumerate() {
             if k != at {
-                self.other_tag(io, list, &served, e, other, floating)?;
+                self.other_tag(
+                    io,
+                    list,
+                    &served_list,
+                    e,
+                    other,
+                    floating,
+                    served[k].as_ref(),
+                )?;
             }
         }
+        let served = served_list;
         let by_tag = || -> Result<String, String> {
             self.registry_digest(v.reference, Some(io))
                 .map_err(|e| format!("cannot read {}: {e}", v.reference))?
@@ -378,6 +423,10 @@ impl EngineRunner {
         };
         if !ours {
             if !e.immutable_refs {
+                io.line(&format!(
+                    "running {list}'s {} entry: the per-arch tag has no {{sha}} to find this commit's image by",
+                    v.platform
+                ));
                 let digest = self.entry_of(io, v, list, &served, None, "build", None)?;
                 return Ok(format!("{}@{digest}", repo_of(list)));
             }
@@ -442,10 +491,11 @@ impl EngineRunner {
         }
     }
 
-    /// Another tag of the build, when another job published its lists: it
-    /// names the index `list` names (`served`, this commit's list), another
-    /// list of this commit, or, a floating tag, a newer commit's list (SPEC.md
-    /// §2: floating tags only move forward).
+    /// Another tag of the build, when another job published its lists (`now`:
+    /// what it names): the index `list` names (`served`), a list of this
+    /// commit, or, a floating tag, a newer commit's list (SPEC.md §2: floating
+    /// tags only move forward).
+    #[allow(clippy::too_many_arguments)]
     fn other_tag(
         &self,
         io: &StepIo<'_>,
@@ -454,16 +504,8 @@ impl EngineRunner {
         e: &ImageLists,
         other: &str,
         floating: bool,
+        now: Option<&Manifest>,
     ) -> Result<(), String> {
-        let Some((repo, Some(tag))) = Repo::parse(other) else {
-            return Err(format!("`{other}` is not a tagged reference"));
-        };
-        let now = self
-            .retry
-            .run_registry(&format!("reading {other}"), Some(io), || {
-                self.registry.get_manifest(&repo, &tag)
-            })
-            .map_err(|e| format!("cannot read {other}: {e}"))?;
         let Some(m) = now else {
             return Err(format!(
                 "{other} names nothing, not this commit's list (the one {list} names, {})",

@@ -29,6 +29,9 @@ impl PlanBuilder<'_> {
         let img = &self.spec.images[i];
         // The first list is in the image's repository: one registry for all arches.
         let list_insecure = first.is_some() && self.insecure(&img.repo);
+        // Lists another job publishes: the verify job resolves the first
+        // commit-tagged one (no later commit moves it), and reads the others.
+        let mut anchor: Option<String> = None;
         let published_elsewhere = match &first {
             Some(f) if f.idx.is_none() && !f.deferred => Some(ImageLists {
                 platforms: img
@@ -36,8 +39,17 @@ impl PlanBuilder<'_> {
                     .iter()
                     .map(|a| self.arch(a).map(|arch| arch.platform.clone()))
                     .collect::<Result<_, _>>()?,
-                first_floating: f.floating,
-                others: f.others.clone(),
+                first_floating: f.floating && f.others.iter().all(|(_, fl)| *fl),
+                others: match f.others.iter().position(|(_, fl)| !fl) {
+                    Some(k) if f.floating => {
+                        let mut others = f.others.clone();
+                        let (tagged, _) = others.remove(k);
+                        others.insert(0, (f.list.clone(), true));
+                        anchor = Some(tagged);
+                        others
+                    }
+                    _ => f.others.clone(),
+                },
                 revision: self.label("org.opencontainers.image.revision"),
                 created: self.label("org.opencontainers.image.created"),
                 immutable_refs: self.spec.tags.arch.uses("sha")
@@ -82,9 +94,10 @@ impl PlanBuilder<'_> {
                     // After every tag of the image moved, so that verify
                     // proves each of them (SPEC.md §2 names the first's need).
                     needs.extend(f.last.map(Need::Step));
+                    let list = anchor.as_ref().unwrap_or(&f.list);
                     let by_digest =
-                        format!("{}@<digest of {} in {}>", img.repo, arch.platform, f.list);
-                    (Some(f.list.clone()), by_digest)
+                        format!("{}@<digest of {} in {}>", img.repo, arch.platform, list);
+                    (Some(list.clone()), by_digest)
                 }
                 None => {
                     needs.push(self.need(StepKind::Push, i, at));
