@@ -95,6 +95,16 @@ fn needs(plan: &Plan, id: &str) -> Vec<&'static str> {
     plan.need_ids(idx).map(text).collect()
 }
 
+/// The registry requests a step makes, `METHOD URL`.
+fn reads(plan: &Plan, id: &str) -> Vec<String> {
+    step(plan, id)
+        .action
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url))
+        .collect()
+}
+
 /// The ids of a step's needs outside the plan.
 fn external(plan: &Plan, id: &str) -> Vec<&'static str> {
     step(plan, id)
@@ -318,19 +328,13 @@ fn lists_are_made_of_the_pushed_digests() {
     assert_eq!(create.tag(), Some("latest"));
     // Read over the registry's API, by the digests this run pushes.
     assert!(create.command().is_empty());
-    let reads: Vec<String> = create
-        .action
-        .requests()
-        .into_iter()
-        .map(|r| format!("{} {}", r.method, r.url))
-        .collect();
     let want: Vec<String> = ARCHES
         .iter()
         .map(|a| {
             format!("GET http://127.0.0.1:5000/v2/acme/app/{a}/manifests/<digest of push:app/{a}>")
         })
         .collect();
-    assert_eq!(reads, want);
+    assert_eq!(reads(&p, "manifest-create:app:latest"), want);
     let put = step(&p, "manifest-push:app:latest").action.requests();
     assert_eq!(
         (put[0].method, put[0].url.as_str(), put[0].media_type),
@@ -752,14 +756,8 @@ fn stage_verify_needs_the_published_list() {
     assert_eq!(needs(&p, "verify:app/arm64v8"), ["setup-qemu"]);
     // The lists are another job's: verify reads the build's other tag too,
     // and the arch's commit-tagged image its entry must be.
-    let reads: Vec<String> = step(&p, "verify:app/arm64v8")
-        .action
-        .requests()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.url))
-        .collect();
     assert_eq!(
-        reads,
+        reads(&p, "verify:app/arm64v8"),
         [
             format!("GET http://127.0.0.1:5000/v2/acme/app/manifests/{SHA}"),
             "GET http://127.0.0.1:5000/v2/acme/app/manifests/latest".to_string(),
@@ -774,14 +772,8 @@ fn stage_verify_needs_the_published_list() {
     let text = format!("{SEED}\n[tags]\nmanifest = [\"{{branch}}\", \"{{sha}}\"]\n");
     let p = plan_with(&text, &on_branch("main"), &o);
     let v = step(&p, "verify:app/amd64");
-    let reads: Vec<String> = v
-        .action
-        .requests()
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.url))
-        .collect();
     assert_eq!(
-        reads,
+        reads(&p, "verify:app/amd64"),
         [
             format!("GET http://127.0.0.1:5000/v2/acme/app/manifests/{SHA}"),
             "GET http://127.0.0.1:5000/v2/acme/app/manifests/main".to_string(),

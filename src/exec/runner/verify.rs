@@ -251,6 +251,12 @@ impl EngineRunner {
 
     /// The list `list` names, which must exist.
     fn read_list(&self, io: &StepIo<'_>, list: &str) -> Result<Manifest, String> {
+        self.get_list(io, list)?
+            .ok_or_else(|| format!("the registry does not serve {list}"))
+    }
+
+    /// What the tag `list` (`REPO:TAG`) names, if anything.
+    fn get_list(&self, io: &StepIo<'_>, list: &str) -> Result<Option<Manifest>, String> {
         let Some((repo, Some(tag))) = Repo::parse(list) else {
             return Err(format!("`{list}` is not a tagged reference"));
         };
@@ -258,8 +264,7 @@ impl EngineRunner {
             .run_registry(&format!("reading {list}"), Some(io), || {
                 self.registry.get_manifest(&repo, &tag)
             })
-            .map_err(|e| format!("cannot read the pushed list {list}: {e}"))?
-            .ok_or_else(|| format!("the registry does not serve {list}"))
+            .map_err(|e| format!("cannot read {list}: {e}"))
     }
 
     /// The digest of the platform's image entry in `served` (what `list`
@@ -345,13 +350,14 @@ impl EngineRunner {
     }
 
     /// A verify job after another job published the image's lists: `REPO@…`
-    /// of what to run. This commit's list is the first commit-tagged one
-    /// (`{sha}`, `{version}`: no later commit moves it), else the first
-    /// (`first`). It must be this commit's (a floating tag's may have moved
-    /// on), with one entry per arch, the arch's the image its commit-tagged
-    /// reference names; every other tag names this commit's list or, a
-    /// floating one, a newer commit's. When this commit's list has moved on,
-    /// this commit's own image of the arch is run, where its tag names it.
+    /// of what to run. Every tag names a list. This commit's list is the first
+    /// commit-tagged one (`{sha}`, `{version}`: no later commit moves it), else
+    /// the first floating one that still names it, else the first (`first`).
+    /// It must be this commit's (a floating tag's may have moved on), with one
+    /// entry per arch, the arch's the image its commit-tagged reference names;
+    /// every other tag names a list of this commit or, a floating one, a newer
+    /// commit's. When this commit's list has moved on, this commit's own image
+    /// of the arch is run, where its tag names it.
     fn published_elsewhere(
         &self,
         io: &StepIo<'_>,
@@ -364,15 +370,7 @@ impl EngineRunner {
             .collect();
         let mut served: Vec<Option<Manifest>> = Vec::with_capacity(lists.len());
         for &(list, _) in &lists {
-            let Some((repo, Some(tag))) = Repo::parse(list) else {
-                return Err(format!("`{list}` is not a tagged reference"));
-            };
-            let m = self
-                .retry
-                .run_registry(&format!("reading {list}"), Some(io), || {
-                    self.registry.get_manifest(&repo, &tag)
-                })
-                .map_err(|e| format!("cannot read {list}: {e}"))?;
+            let m = self.get_list(io, list)?;
             if let Some(m) = &m {
                 if index::entries(&m.bytes).is_none() {
                     return Err(format!(
