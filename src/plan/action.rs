@@ -156,15 +156,16 @@ pub enum Action {
 }
 
 /// An image's lists as a build publishes them, for a verify step that did not
-/// publish them (a CI verify job after the publish job): each tag must name
-/// this commit's list (by its `revision` annotation; a floating tag: or a
+/// publish them (a CI verify job after the publish job): each tag must name a
+/// list of this commit (by its `revision` annotation; a floating tag: or a
 /// newer commit's), this commit's list must have exactly one entry per arch,
 /// and the arch's entry must be the image its commit-tagged reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLists {
     /// The platform of each arch of the image.
     pub platforms: Vec<Platform>,
-    /// The first list's tag is floating (`latest`, `{branch}`).
+    /// The tag of the action's `list` is floating (`latest`, `{branch}`): the
+    /// image has no commit-tagged list.
     pub first_floating: bool,
     /// The image's other lists of this build, `REPO:TAG`, and whether each tag
     /// is floating.

@@ -351,7 +351,8 @@ impl EngineRunner {
 
     /// A verify job after another job published the image's lists: `REPO@…`
     /// of what to run. Every tag names a list. This commit's list is the first
-    /// commit-tagged one (`{sha}`, `{version}`: no later commit moves it), else
+    /// commit-tagged one (`{sha}`, `{short_sha}`, `{git_tag}`, `{version}`: no
+    /// later commit moves it), else
     /// the first floating one that still names it, else the first (`first`).
     /// It must be this commit's (a floating tag's may have moved on), with one
     /// entry per arch, the arch's the image its commit-tagged reference names;
