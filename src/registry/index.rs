@@ -181,6 +181,17 @@ pub fn image_entries(entries: &[Descriptor]) -> impl Iterator<Item = &Descriptor
     })
 }
 
+/// The image entries of an index for `want` (variant normalised: arm64 is
+/// arm64/v8): the one a list holds for an arch, or none, or (a broken index)
+/// several.
+pub fn images_for<'a>(
+    entries: &'a [Descriptor],
+    want: &'a Platform,
+) -> impl Iterator<Item = &'a Descriptor> {
+    image_entries(entries)
+        .filter(move |e| e.platform.as_ref().is_some_and(|p| same_platform(p, want)))
+}
+
 /// The index bytes: `entries` in order, with `annotations` (OCI only; a Docker
 /// manifest list has none, and neither have its entries).
 pub fn build(

@@ -207,13 +207,7 @@ impl EngineRunner {
         }
         let entries = index::entries(&m.bytes)
             .ok_or_else(|| format!("{reference} is an index that cannot be read"))?;
-        let matching: Vec<&Descriptor> = index::image_entries(&entries)
-            .filter(|e| {
-                e.platform
-                    .as_ref()
-                    .is_some_and(|p| index::same_platform(p, want))
-            })
-            .collect();
+        let matching: Vec<&Descriptor> = index::images_for(&entries, want).collect();
         let image = match matching.as_slice() {
             [one] => (*one).clone(),
             [] => {

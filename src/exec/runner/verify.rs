@@ -313,14 +313,7 @@ impl EngineRunner {
                 ));
             }
         }
-        let mine: Vec<&&index::Descriptor> = images
-            .iter()
-            .filter(|e| {
-                e.platform
-                    .as_ref()
-                    .is_some_and(|p| index::same_platform(p, v.platform))
-            })
-            .collect();
+        let mine: Vec<&index::Descriptor> = index::images_for(&entries, v.platform).collect();
         let entry = match mine.as_slice() {
             [one] => one,
             [] => return Err(format!("the list {list} has no entry for {}", v.platform)),
@@ -334,7 +327,7 @@ impl EngineRunner {
         };
         if let Some(pushed) = pushed {
             if entry.digest != pushed
-                && !self.index_entry_is(io, v.reference, &pushed, &entry.digest, v.platform)
+                && !self.index_entry_is(io, v.reference, &pushed, &entry.digest, v.platform)?
             {
                 return Err(format!(
                     "{list}'s {} entry is {}, not the image pushed as {} ({})",
@@ -571,7 +564,8 @@ impl EngineRunner {
 
     /// `pushed` names an index (BuildKit's attestations, containerd's image
     /// store) whose image entry for `platform` is `entry`: manifest-create
-    /// lists that image, not the index.
+    /// lists that image, not the index. A read that fails is an error, not a
+    /// mismatch.
     fn index_entry_is(
         &self,
         io: &StepIo<'_>,
@@ -579,22 +573,16 @@ impl EngineRunner {
         pushed: &str,
         entry: &str,
         platform: &Platform,
-    ) -> bool {
+    ) -> Result<bool, String> {
         let Some((repo, _)) = Repo::parse(reference) else {
-            return false;
+            return Ok(false);
         };
-        let Ok(Some(m)) = self.get_manifest(io, &repo, pushed) else {
-            return false;
+        let Some(m) = self.get_manifest(io, &repo, pushed)? else {
+            return Ok(false);
         };
-        index::is_index(&m.media_type)
-            && index::entries(&m.bytes).is_some_and(|es| {
-                index::image_entries(&es).any(|d| {
-                    d.digest == entry
-                        && d.platform
-                            .as_ref()
-                            .is_some_and(|p| index::same_platform(p, platform))
-                })
-            })
+        Ok(index::is_index(&m.media_type)
+            && index::entries(&m.bytes)
+                .is_some_and(|es| index::images_for(&es, platform).any(|d| d.digest == entry)))
     }
 
     /// Where another run moved the floating `list` this run pushed, by SPEC.md
