@@ -571,12 +571,6 @@ impl EngineRunner {
     /// descendant of `b`'s; or, when either is outside the local history, its
     /// `created` later), or `None` when it is not or cannot be told.
     pub(super) fn later(&self, a: &[u8], b: &[u8]) -> Option<String> {
-        let created = |bytes: &[u8]| {
-            index::annotations(bytes)
-                .get("org.opencontainers.image.created")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
         self.later_commit(
             &revision(a)?,
             created(a).as_deref(),
@@ -658,6 +652,14 @@ impl EngineRunner {
             })
             .map(|h| h.map(|h| h.digest))
     }
+}
+
+/// An index's `org.opencontainers.image.created` (its commit's time).
+pub(super) fn created(bytes: &[u8]) -> Option<String> {
+    index::annotations(bytes)
+        .get("org.opencontainers.image.created")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// An index's `org.opencontainers.image.revision`.

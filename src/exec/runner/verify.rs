@@ -2,7 +2,7 @@
 //! before pushing; the registry's, by digest, after publishing), its output
 //! compared with what the arch must print.
 
-use super::list::{revision, Published};
+use super::list::{created, revision, Published};
 use super::{repo_of, EngineRunner};
 use crate::engine::answers::{is_missing_executable, platform_matches};
 use crate::engine::{EngineTarget, Pull};
@@ -23,6 +23,15 @@ enum Commit {
     Other(String),
     /// The list or this build has no revision.
     Unknown,
+}
+
+/// What a floating tag naming another commit's list was not shown to be.
+fn not_shown_newer(floating: bool) -> &'static str {
+    if floating {
+        ", nor one shown to be newer (by git ancestry, else commit time)"
+    } else {
+        ""
+    }
 }
 
 fn short_sha(sha: &str) -> &str {
@@ -186,6 +195,11 @@ impl EngineRunner {
         list: &str,
     ) -> Result<String, StepResult> {
         let fail = |why: String| StepResult::failed(why, Vec::new());
+        // Lists another job of the build published (the plan says so only
+        // when their pushes are not in it): proved from the plan.
+        if let Some(e) = v.published_elsewhere {
+            return self.published_elsewhere(io, v, list, e).map_err(fail);
+        }
         let image = step.image().unwrap_or("");
         let published: Vec<(String, Published)> = self
             .published
@@ -231,13 +245,6 @@ impl EngineRunner {
             }
         }
         let built = self.built(list);
-        // Lists another job of the build published: proved from the plan.
-        if let Some(e) = v
-            .published_elsewhere
-            .filter(|_| built.is_none() && published.is_empty())
-        {
-            return self.published_elsewhere(io, v, list, e).map_err(fail);
-        }
         let served = self.read_list(io, list).map_err(fail)?;
         let platforms: Option<Vec<&Platform>> = built
             .as_ref()
@@ -376,19 +383,20 @@ impl EngineRunner {
             }
             served.push(m);
         }
-        // This commit's list: the first commit-tagged one (no later commit
-        // moves it), else the first floating one that still names it, else
+        // This commit's list: the commit-tagged one, which the plan puts
+        // first; with only floating tags, the first that still names it, else
         // the first.
-        let at = lists
-            .iter()
-            .position(|(_, f)| !f)
-            .or_else(|| {
-                served.iter().position(|m| {
+        let at = if e.first_floating {
+            served
+                .iter()
+                .position(|m| {
                     m.as_ref()
                         .is_some_and(|m| matches!(self.commit_of(&m.bytes, e, false), Commit::Ours))
                 })
-            })
-            .unwrap_or(0);
+                .unwrap_or(0)
+        } else {
+            0
+        };
         let (list, floating) = lists[at];
         let served_list = served[at]
             .take()
@@ -474,11 +482,7 @@ impl EngineRunner {
                 "{list} names commit {}'s list {d}, not this commit's ({}){}",
                 short_sha(&rev),
                 e.revision.as_deref().map_or("", short_sha),
-                if floating {
-                    ", nor one shown to be newer (by git ancestry, else commit time)"
-                } else {
-                    ""
-                }
+                not_shown_newer(floating)
             )),
         }
     }
@@ -520,19 +524,15 @@ impl EngineRunner {
             Commit::Unknown if floating => io.note(&format!(
                 "{other} names {d}, and whose commit's list it is cannot be told (no revision annotation to compare)"
             )),
-            Commit::Unknown | Commit::Other(_) => {
-                let whose = match self.commit_of(&m.bytes, e, false) {
+            c @ (Commit::Unknown | Commit::Other(_)) => {
+                let whose = match c {
                     Commit::Other(rev) => format!("commit {}'s list ", short_sha(&rev)),
                     _ => String::new(),
                 };
                 return Err(format!(
                     "{other} names {whose}{d}, not this commit's list (the one {list} names, {}){}",
                     short_digest(&served.digest),
-                    if floating {
-                        ", nor one shown to be newer (by git ancestry, else commit time)"
-                    } else {
-                        ""
-                    }
+                    not_shown_newer(floating)
                 ));
             }
         }
@@ -549,13 +549,12 @@ impl EngineRunner {
             return Commit::Ours;
         }
         if floating {
-            let created = index::annotations(bytes)
-                .get("org.opencontainers.image.created")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            if let Some(why) =
-                self.later_commit(&theirs, created.as_deref(), ours, e.created.as_deref())
-            {
+            if let Some(why) = self.later_commit(
+                &theirs,
+                created(bytes).as_deref(),
+                ours,
+                e.created.as_deref(),
+            ) {
                 return Commit::Newer(theirs, why);
             }
         }

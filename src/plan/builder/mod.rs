@@ -211,6 +211,7 @@ impl<'a> PlanBuilder<'a> {
         }
         self.finish_qemu();
         let mut plan = std::mem::take(&mut self.draft).seal()?;
+        plan.immutable_refs = self.immutable_refs();
         let ctx = self.ctx;
         plan.branch = ctx.branch.clone();
         plan.git_tag = ctx.git_tag.clone();
@@ -223,10 +224,16 @@ impl<'a> PlanBuilder<'a> {
         plan.dir = spec.dir.clone();
         plan.jobs = spec.project.jobs;
         plan.retries = spec.project.retries;
-        plan.immutable_refs = spec.tags.arch.uses("sha") || spec.tags.arch.uses("short_sha");
         plan.insecure_registries = spec.project.insecure_registries.clone();
         plan.builder = self.opts.builder.clone();
         Ok(plan)
+    }
+
+    /// The per-arch tags name a commit (`{sha}`/`{short_sha}`): each names
+    /// what that commit pushed.
+    fn immutable_refs(&self) -> bool {
+        let arch = &self.spec.tags.arch;
+        arch.uses("sha") || arch.uses("short_sha")
     }
 
     /// Images in dependency order, file order among equals.

@@ -52,8 +52,7 @@ impl PlanBuilder<'_> {
                 },
                 revision: self.label("org.opencontainers.image.revision"),
                 created: self.label("org.opencontainers.image.created"),
-                immutable_refs: self.spec.tags.arch.uses("sha")
-                    || self.spec.tags.arch.uses("short_sha"),
+                immutable_refs: self.immutable_refs(),
                 reference_insecure: false,
             }),
             _ => None,
