@@ -341,6 +341,20 @@ fn a_verify_job_proves_every_tag_and_entry_another_job_published() {
         out.contains("lists linux/amd64; this build's list is linux/amd64, linux/arm64/v8"),
         "{out}"
     );
+    // latest gone (someone's cleanup) after the publish job: not proved.
+    r.fake.registry().put("acme/app", &r.b, &b_list);
+    r.fake
+        .registry()
+        .fail_after("GET", "/acme/app/manifests/latest", 404, 100, 0);
+    let (code, out) = r.run(&r.b, &["--arch", "amd64", "--stage", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "127.0.0.1:5999/acme/app:latest names nothing, not this commit's list (the one 127.0.0.1:5999/acme/app:{} names",
+            r.b
+        )),
+        "{out}"
+    );
 }
 
 /// A verify job whose first list tag is floating (`{branch}`, as many
