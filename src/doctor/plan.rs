@@ -190,7 +190,7 @@ pub(super) fn publish_check(plan: &Plan) -> Check {
             c = c.detail(l.to_string());
         }
         for s in plan.skipped() {
-            if matches!(s.kind(), StepKind::ManifestCreate) {
+            if matches!(s.id.kind(), StepKind::ManifestCreate) {
                 c = c.detail(format!("left out: {} ({})", s.id, s.reason));
             }
         }

@@ -244,33 +244,9 @@ pub fn run_flags(
     v
 }
 
-pub fn build(t: &EngineTarget, a: &BuildArgs) -> Vec<String> {
-    t.engine().build(t, a)
-}
-
-/// Prints `os/arch[/variant]` of a local image.
-pub fn inspect_platform(t: &EngineTarget, reference: &str) -> Vec<String> {
-    t.engine().inspect_platform(t, reference)
-}
-
-pub fn run(
-    t: &EngineTarget,
-    reference: &str,
-    platform: &Platform,
-    pull: Pull,
-    command: RunCommand<'_>,
-) -> Vec<String> {
-    t.engine().run(t, reference, platform, pull, command)
-}
-
 /// The push as the plan shows it (a digest file appears as [`DIGEST_FILE`]).
 pub fn push(t: &EngineTarget, reference: &str) -> Vec<String> {
     t.engine().push(t, reference, DIGEST_FILE)
-}
-
-/// `login --username U --password-stdin REGISTRY`: the secret goes to stdin.
-pub fn login(t: &EngineTarget, registry: &str, user: &str) -> Vec<String> {
-    t.engine().login(t, registry, user)
 }
 
 /// Registers qemu's binfmt handlers through the engine (hosts without update-binfmts).

@@ -194,8 +194,8 @@ impl Action {
                 ..
             } => (
                 vec![
-                    argv::build(engine, args),
-                    argv::inspect_platform(engine, reference),
+                    engine.engine().build(engine, args),
+                    engine.engine().inspect_platform(engine, reference),
                 ],
                 0,
             ),
@@ -205,7 +205,7 @@ impl Action {
                 platform,
                 check,
             } => (
-                vec![argv::run(
+                vec![engine.engine().run(
                     engine,
                     reference,
                     platform,
@@ -226,7 +226,7 @@ impl Action {
                 check,
                 ..
             } => (
-                vec![argv::run(
+                vec![engine.engine().run(
                     engine,
                     run_reference,
                     platform,

@@ -105,37 +105,19 @@ pub struct Skipped {
     pub reason: String,
 }
 
-impl Skipped {
-    pub fn kind(&self) -> StepKind {
-        self.id.kind()
-    }
-
-    pub fn image(&self) -> Option<&str> {
-        self.id.image()
-    }
-
-    pub fn arch(&self) -> Option<&str> {
-        self.id.arch()
-    }
-
-    pub fn tag(&self) -> Option<&str> {
-        self.id.tag()
-    }
-}
-
 /// SPEC.md §4: `id`, `kind`, then `image`, `arch`, `tag` where there is one, then `reason`.
 impl Serialize for Skipped {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("kind", &self.kind())?;
-        if let Some(image) = self.image() {
+        m.serialize_entry("kind", &self.id.kind())?;
+        if let Some(image) = self.id.image() {
             m.serialize_entry("image", image)?;
         }
-        if let Some(arch) = self.arch() {
+        if let Some(arch) = self.id.arch() {
             m.serialize_entry("arch", arch)?;
         }
-        if let Some(tag) = self.tag() {
+        if let Some(tag) = self.id.tag() {
             m.serialize_entry("tag", tag)?;
         }
         m.serialize_entry("reason", &self.reason)?;

@@ -376,10 +376,10 @@ fn feature_branch_pushes_per_arch_and_publishes_nothing() {
         ]
     );
     let s = &p.skipped()[0];
-    assert_eq!(s.kind(), StepKind::ManifestCreate);
-    assert_eq!(s.image(), Some("app"));
-    assert_eq!(s.tag(), Some("{sha}"));
-    assert_eq!(s.arch(), None);
+    assert_eq!(s.id.kind(), StepKind::ManifestCreate);
+    assert_eq!(s.id.image(), Some("app"));
+    assert_eq!(s.id.tag(), Some("{sha}"));
+    assert_eq!(s.id.arch(), None);
     // Verify pulls the pushed per-arch image by its digest.
     for a in ARCHES {
         let v = step(&p, &format!("verify:app/{a}"));
@@ -428,7 +428,7 @@ fn merge_request_with_publish_branches_pushes_nothing() {
     assert_eq!(count(&p, StepKind::Verify), 0);
     assert_eq!(count(&p, StepKind::Build), 3);
     assert_eq!(count(&p, StepKind::Test), 3);
-    let kinds: BTreeSet<StepKind> = p.skipped().iter().map(|s| s.kind()).collect();
+    let kinds: BTreeSet<StepKind> = p.skipped().iter().map(|s| s.id.kind()).collect();
     assert!(kinds.contains(&StepKind::Push), "{:?}", skipped(&p));
     assert!(kinds.contains(&StepKind::Verify), "{:?}", skipped(&p));
     assert_topological(&p);
@@ -516,8 +516,8 @@ fn a_git_tag_matching_publish_tags_publishes() {
     assert_eq!(
         p.skipped()
             .iter()
-            .filter(|s| s.kind() == StepKind::ManifestCreate)
-            .map(|s| (s.tag().unwrap(), s.reason.as_str()))
+            .filter(|s| s.id.kind() == StepKind::ManifestCreate)
+            .map(|s| (s.id.tag().unwrap(), s.reason.as_str()))
             .collect::<Vec<_>>(),
         [(
             "latest",
@@ -574,8 +574,8 @@ fn spec_section_4_skipped_reason_for_a_version_tag() {
         .iter()
         .find(|s| s.id == "manifest-create:app:{version}")
         .expect("skipped");
-    assert_eq!(s.kind(), StepKind::ManifestCreate);
-    assert_eq!(s.tag(), Some("{version}"));
+    assert_eq!(s.id.kind(), StepKind::ManifestCreate);
+    assert_eq!(s.id.tag(), Some("{version}"));
     assert_eq!(s.reason, "no git tag: {version} has no value");
 }
 
@@ -654,7 +654,7 @@ fn arch_selection_builds_one_arch_and_lists_nothing() {
     assert!(p
         .skipped()
         .iter()
-        .any(|s| s.kind() == StepKind::ManifestCreate && s.reason.contains("--arch")));
+        .any(|s| s.id.kind() == StepKind::ManifestCreate && s.reason.contains("--arch")));
 }
 
 #[test]
