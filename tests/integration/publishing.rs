@@ -182,12 +182,27 @@ fn outside_the_local_history_the_commit_time_decides() {
 #[test]
 fn two_runs_at_once_publish_whole_lists() {
     let r = repo();
+    // Each run's output to a file (a pipe read after the other run's could fill).
+    let logs = crate::support::temp_dir("two-runs");
     let mut children: Vec<_> = [&r.a, &r.b]
         .iter()
-        .map(|sha| r.command(r.p.path(), sha, &[]).spawn().unwrap())
+        .map(|sha| {
+            let log = logs.path().join(sha.as_str());
+            let out = std::fs::File::create(&log).unwrap();
+            let err = out.try_clone().unwrap();
+            let child = r
+                .command(r.p.path(), sha, &[])
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap();
+            (child, log)
+        })
         .collect();
-    for c in &mut children {
-        assert!(c.wait().unwrap().success());
+    for (c, log) in &mut children {
+        let ok = c.wait().unwrap().success();
+        let out = r.fake.shown(&std::fs::read_to_string(log).unwrap());
+        assert!(ok, "{out}");
     }
     for tag in [r.a.as_str(), r.b.as_str(), "latest"] {
         let bytes = r.fake.registry().manifest("acme/app", tag).unwrap();

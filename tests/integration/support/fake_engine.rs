@@ -465,6 +465,10 @@ count() {
   flock -u 9
   echo "$n"
 }
+# Write $1 into file $2 whole, as a registry stores a blob: two runs at once
+# push the same image (the same digest), and the registry must never serve
+# a file half rewritten.
+put() { printf '%s' "$1" > "$2.$$" && mv "$2.$$" "$2"; }
 # Write image $1 into the fake registry's directory (support::fake_registry): a
 # config of its built platform and a manifest; print the manifest's digest.
 oci_push() {
@@ -473,13 +477,13 @@ oci_push() {
   case "$rest" in */*) var=",\"variant\":\"${rest#*/}\"" ;; esac
   cfg="{\"architecture\":\"$arch\",\"os\":\"$os\"$var}"
   cd="sha256:$(sha "$cfg")"
-  printf '%s' "$cfg" > "$STATE/oci/b/$(key "$cd")"
+  put "$cfg" "$STATE/oci/b/$(key "$cd")"
   m="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"$cd\",\"size\":${#cfg}},\"layers\":[]}"
   md="sha256:$(sha "$m")"
   r=${1#*/}; repo=${r%:*}
   mkdir -p "$STATE/oci/m/$(key "$repo")"
-  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "$md")"
-  printf '%s' "$m" > "$STATE/oci/m/$(key "$repo")/$(key "${r##*:}")"
+  put "$m" "$STATE/oci/m/$(key "$repo")/$(key "$md")"
+  put "$m" "$STATE/oci/m/$(key "$repo")/$(key "${r##*:}")"
   printf '%s' "$md"
 }
 uname_of() {

@@ -111,7 +111,7 @@ impl FakeRegistry {
             .unwrap_or_default();
         let cfg = format!("{{\"architecture\":\"{arch}\",\"os\":\"{os}\"{variant}}}");
         let cd = sha256(cfg.as_bytes());
-        std::fs::write(self.dir.join("b").join(key(&cd)), &cfg).unwrap();
+        write_whole(&self.dir.join("b").join(key(&cd)), cfg.as_bytes());
         let m = format!(
             "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"{cd}\",\"size\":{}}},\"layers\":[]}}",
             cfg.len()
@@ -124,9 +124,19 @@ fn store(dir: &Path, repo: &str, reference: &str, bytes: &[u8]) -> String {
     let d = sha256(bytes);
     let r = dir.join("m").join(key(repo));
     std::fs::create_dir_all(&r).unwrap();
-    std::fs::write(r.join(key(&d)), bytes).unwrap();
-    std::fs::write(r.join(key(reference)), bytes).unwrap();
+    write_whole(&r.join(key(&d)), bytes);
+    write_whole(&r.join(key(reference)), bytes);
     d
+}
+
+/// Write `path` so that a reader sees the old bytes or the new, never half of
+/// them (as a registry serves a tag another push is moving).
+fn write_whole(path: &Path, bytes: &[u8]) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn serve(c: TcpStream, dir: &Path, state: &Mutex<State>) {
