@@ -54,7 +54,9 @@ impl GitValues {
             "sha" | "short_sha" => "no commit sha",
             "branch" => "no branch (detached HEAD or a tag build)",
             "git_tag" | "version" => "no git tag",
-            "major" | "minor" | "patch" => "no semver git tag",
+            "major" | "minor" | "patch" => {
+                "no semver release tag (a pre-release sets only {version})"
+            }
             _ => "no value",
         }
     }
@@ -125,6 +127,10 @@ pub fn semver_parts(tag: &str) -> (Option<String>, Option<(String, String, Strin
         .or_else(|| tag.strip_prefix('V'))
         .unwrap_or(tag);
     let core = v.split(['-', '+']).next().unwrap_or("");
+    // A pre-release (`1.2.3-rc.1`) sets `{version}` only, as docker/metadata-action
+    // does: a release candidate must not move `1` and `1.2`. Build metadata alone
+    // (`1.2.3+build.5`) is a release.
+    let pre_release = v[core.len()..].starts_with('-');
     let nums: Vec<&str> = core.split('.').collect();
     let numeric = !nums.is_empty()
         && nums.len() <= 3
@@ -133,6 +139,9 @@ pub fn semver_parts(tag: &str) -> (Option<String>, Option<(String, String, Strin
             .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if !numeric {
         return (Some(tag.to_string()), None);
+    }
+    if pre_release {
+        return (Some(v.to_string()), None);
     }
     let get = |i: usize| nums.get(i).map_or("0".to_string(), |s| s.to_string());
     (Some(v.to_string()), Some((get(0), get(1), get(2))))
@@ -153,9 +162,17 @@ mod tests {
         );
         assert_eq!(
             semver_parts("2.0.0-rc.1"),
+            (Some("2.0.0-rc.1".into()), None)
+        );
+        assert_eq!(
+            semver_parts("v1.2.3-rc.1+build.5"),
+            (Some("1.2.3-rc.1+build.5".into()), None)
+        );
+        assert_eq!(
+            semver_parts("v1.2.3+build.5"),
             (
-                Some("2.0.0-rc.1".into()),
-                Some(("2".into(), "0".into(), "0".into()))
+                Some("1.2.3+build.5".into()),
+                Some(("1".into(), "2".into(), "3".into()))
             )
         );
         assert_eq!(

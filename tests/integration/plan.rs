@@ -528,6 +528,30 @@ fn a_git_tag_matching_publish_tags_publishes() {
 }
 
 #[test]
+fn a_pre_release_tag_publishes_its_version_and_leaves_major_minor_alone() {
+    // docker/metadata-action's rule: a release candidate must not move `1.4`.
+    let ctx = GitContext {
+        git_tag: Some("v1.5.0-rc.1".into()),
+        sha: Some(SHA.into()),
+        ..GitContext::default()
+    };
+    let p = plan(RELEASES, &ctx);
+    assert!(p.publish, "{}", p.publish_reason);
+    let lists: Vec<&str> = p
+        .steps()
+        .iter()
+        .filter(|s| s.kind() == StepKind::ManifestPush)
+        .map(|s| s.tag().unwrap())
+        .collect();
+    assert_eq!(lists, [SHA, "1.5.0-rc.1"]);
+    assert!(p
+        .skipped()
+        .iter()
+        .any(|s| s.id.tag() == Some("{major}.{minor}")
+            && s.reason.contains("a pre-release sets only {version}")));
+}
+
+#[test]
 fn a_git_tag_not_matching_does_not_publish() {
     let ctx = GitContext {
         git_tag: Some("nightly-2024".into()),
@@ -557,7 +581,7 @@ fn on_main_the_version_tags_are_skipped_with_a_reason() {
     )));
     assert!(sk.contains(&(
         "manifest-create:app:{major}.{minor}",
-        "no semver git tag: {major} has no value"
+        "no semver release tag (a pre-release sets only {version}): {major} has no value"
     )));
 }
 
