@@ -1176,6 +1176,17 @@ impl Validator<'_> {
                 || k.value.chars().any(char::is_whitespace)
             {
                 self.push(Problem::new("bad-label", k.span.clone(), format!("`{}` is not a valid label key", k.value), "invalid key").help("label keys are non-empty, without `=` or spaces, e.g. \"org.opencontainers.image.vendor\""));
+            } else if let Some(var) = v
+                .secret_env
+                .as_ref()
+                .filter(|_| !project.allow_secret_args.contains(&k.value))
+            {
+                // A label is in the build's command line and the image's config,
+                // which anyone who pulls it reads.
+                self.push(
+                    Problem::new("secret-label", v.span.clone(), format!("label `{}` holds the value of {var}, a secret", k.value), "a secret's value")
+                        .help(format!("labels are in the build's command line and the image's config for anyone who pulls it; leave the secret out of labels, or if this is meant add it to [project] allow_secret_args = [\"{}\"]", k.value)),
+                );
             }
             self.check_vars(v, &allowed, "a label", true);
         }

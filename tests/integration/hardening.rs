@@ -371,17 +371,24 @@ fn children_die_with_a_killed_multiarch() {
 
 // ---------------------------------------------------------------- secrets
 
-/// A build arg that holds the registry password (or any secret-looking
-/// variable's value) would show in `ps` and the image history: refused like a
-/// secret-looking name, unless `allow_secret_args` names it.
+/// A build arg or a label that holds the registry password (or any
+/// secret-looking variable's value) would show in `ps` and the image's history
+/// or config: refused like a secret-looking name, unless `allow_secret_args`
+/// names it.
 #[test]
-fn a_build_arg_holding_a_secret_value_is_refused() {
+fn a_build_arg_or_label_holding_a_secret_value_is_refused() {
+    for table in ["args", "labels"] {
+        a_value_holding_a_secret_is_refused_in(table);
+    }
+}
+
+fn a_value_holding_a_secret_is_refused_in(table: &str) {
     let p = Project::new_without_busybox();
     p.file("Dockerfile", "FROM scratch\n");
     let check_with = |args: &str, allow: &str| {
         p.file(
             "multiarch.toml",
-            &format!("[project]\n{allow}\n[[image]]\nname = \"app\"\nargs = {{ {args} }}\n"),
+            &format!("[project]\n{allow}\n[[image]]\nname = \"app\"\n{table} = {{ {args} }}\n"),
         );
         let out = p
             .command(&["check"])
@@ -399,8 +406,8 @@ fn a_build_arg_holding_a_secret_value_is_refused() {
         "X = \"tok-123456\"",
     ] {
         let (code, t) = check_with(args, "");
-        assert_eq!(code, Some(2), "{args}: {t}");
-        assert!(t.contains("holds the value of"), "{args}: {t}");
+        assert_eq!(code, Some(2), "{table} {args}: {t}");
+        assert!(t.contains("holds the value of"), "{table} {args}: {t}");
         assert!(t.contains("multiarch.toml:5:"), "{args}: {t}");
         if args.contains("${") {
             assert!(!t.contains(PW), "the diagnostic shows the secret: {t}");
