@@ -82,6 +82,7 @@ impl Error {
             Error::Plan(e) => e.help().map(|h| h.to_string()),
             Error::Run(e) => e.help().map(|h| h.to_string()),
             Error::Report(e) => e.help().map(|h| h.to_string()),
+            Error::Init(e) => e.help().map(|h| h.to_string()),
             _ => None,
         }
     }

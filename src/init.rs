@@ -35,6 +35,9 @@ pub struct FoundImage {
     pub archs: Option<Vec<String>>,
     /// The files it is built from, relative to the directory.
     pub files: Vec<PathBuf>,
+    /// Files left out: a second file for an arch another file already gives
+    /// (`Dockerfile.arm64` beside `Dockerfile.aarch64`), each with the file kept.
+    pub left_out: Vec<(PathBuf, PathBuf)>,
 }
 
 impl FoundImage {
@@ -74,6 +77,8 @@ enum Found {
         arch: &'static str,
         file: String,
         token: String,
+        /// docker-library's `ARCH/NAME/Dockerfile`: `NAME` (one image per name).
+        sub: String,
     },
 }
 
@@ -83,16 +88,14 @@ fn classify(path: &Path) -> Found {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    let own = name
-        .strip_prefix("Dockerfile.")
-        .or_else(|| name.strip_suffix(".Dockerfile"));
-    if let Some(token) = own {
+    if let Some(token) = arch_token(&name) {
         if let Some(arch) = arch_of_name(token) {
             return Found::PerArch {
                 dir,
                 arch,
                 file: name.clone(),
                 token: token.to_string(),
+                sub: String::new(),
             };
         }
     }
@@ -105,10 +108,46 @@ fn classify(path: &Path) -> Found {
                 arch,
                 file: format!("{token}/{name}"),
                 token,
+                sub: String::new(),
             };
+        }
+        // docker-library's `ARCH/NAME/Dockerfile` (hello-world: amd64/hello-world,
+        // arm64v8/hello-world): the arch is a directory above the image's own.
+        let parts: Vec<String> = dir
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if let Some(at) = (0..parts.len().saturating_sub(1))
+            .rev()
+            .find(|&i| arch_of_name(&parts[i]).is_some())
+        {
+            if let Some(arch) = arch_of_name(&parts[at]) {
+                let top: PathBuf = parts[..at].iter().collect();
+                let rest = parts[at + 1..].join("/");
+                return Found::PerArch {
+                    dir: top,
+                    arch,
+                    file: format!("{}/{rest}/{name}", parts[at]),
+                    token: parts[at].clone(),
+                    sub: rest,
+                };
+            }
         }
     }
     Found::Plain(path.to_path_buf())
+}
+
+/// The arch a per-arch file's name gives, as written: `Dockerfile.aarch64`,
+/// `Dockerfile-armhf`, `Dockerfile_arm64`, `aarch64.Dockerfile`, and the same
+/// with `Containerfile`.
+fn arch_token(name: &str) -> Option<&str> {
+    ["Dockerfile", "Containerfile"].iter().find_map(|base| {
+        let suffixed = name
+            .strip_prefix(base)
+            .and_then(|r| r.strip_prefix(['.', '-', '_']));
+        let prefixed = name.strip_suffix(base).and_then(|r| r.strip_suffix('.'));
+        suffixed.or(prefixed).filter(|t| arch_of_name(t).is_some())
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -129,9 +168,7 @@ fn is_dockerfile(name: &str) -> bool {
     name == "Dockerfile"
         || name == "Containerfile"
         || name.ends_with(".Dockerfile")
-        || name
-            .strip_prefix("Dockerfile.")
-            .is_some_and(|a| arch_of_name(a).is_some())
+        || arch_token(name).is_some()
 }
 
 /// Dockerfiles under `root`, as paths relative to it, sorted.
@@ -147,10 +184,19 @@ pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, InitError> {
             Err(_) => continue,
         };
         for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
+            let Ok(mut kind) = entry.file_type() else {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
+            if kind.is_symlink() {
+                // A linked Dockerfile (`Dockerfile.aarch64 -> Dockerfile.arm64`) is
+                // a Dockerfile; linked directories are not followed (a link
+                // back up would loop).
+                match std::fs::metadata(entry.path()) {
+                    Ok(m) if m.is_file() => kind = m.file_type(),
+                    _ => continue,
+                }
+            }
             if kind.is_dir() {
                 if depth < MAX_DEPTH
                     && !name.starts_with('.')
@@ -210,17 +256,26 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
                 arch,
                 file,
                 token,
+                sub,
             } => {
                 let one = ArchFile { arch, file, token };
-                match groups.iter_mut().find(|g| g.dir == dir) {
+                match groups.iter_mut().find(|g| g.dir == dir && g.sub == sub) {
                     // Two files for one arch (`Dockerfile.arm64`, `arm64v8/Dockerfile`):
-                    // the first, in sorted order, is the arch's.
-                    Some(g) if g.per.iter().any(|x| x.arch == arch) => {}
-                    Some(g) => g.per.push(one),
+                    // the first, in sorted order, is the arch's; the other is
+                    // left out, and `init` says so.
+                    Some(g) => match g.per.iter().find(|x| x.arch == arch) {
+                        Some(kept) => {
+                            let kept = g.dir.join(&kept.file);
+                            g.left_out.push((g.dir.join(&one.file), kept));
+                        }
+                        None => g.per.push(one),
+                    },
                     None => groups.push(Entry {
                         dir,
+                        sub,
                         plain: None,
                         per: vec![one],
+                        left_out: Vec::new(),
                     }),
                 }
             }
@@ -235,15 +290,20 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let joins = name == "Dockerfile" || name == "Containerfile";
-        let per = match groups.iter().position(|g| g.dir == dir) {
+        let (per, left_out) = match groups.iter().position(|g| g.dir == dir && g.sub.is_empty()) {
             // The first plain Dockerfile of the directory takes its per-arch files.
-            Some(g) if joins => groups.remove(g).per,
-            _ => Vec::new(),
+            Some(g) if joins => {
+                let g = groups.remove(g);
+                (g.per, g.left_out)
+            }
+            _ => (Vec::new(), Vec::new()),
         };
         entries.push(Entry {
             dir,
+            sub: String::new(),
             plain: Some(name),
             per,
+            left_out,
         });
     }
     entries.extend(groups);
@@ -252,8 +312,10 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
     let mut out: Vec<FoundImage> = Vec::new();
     for Entry {
         dir,
+        sub,
         plain,
         mut per,
+        left_out,
     } in entries
     {
         let dirs: Vec<String> = dir
@@ -266,6 +328,15 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
             .map(str::to_string);
         let mut candidates: Vec<String> = Vec::new();
         match &own {
+            // `ARCH/NAME/Dockerfile`: the image is NAME.
+            _ if !sub.is_empty() => {
+                let last = sub.rsplit('/').next().unwrap_or(&sub);
+                candidates.push(image_name(last));
+                candidates.push(image_name(&sub));
+                if let Some(d) = dirs.last() {
+                    candidates.push(image_name(&format!("{d}-{sub}")));
+                }
+            }
             Some(stem) => {
                 candidates.push(image_name(stem));
                 if let Some(d) = dirs.last() {
@@ -313,6 +384,7 @@ pub fn images_of(root_name: &str, files: &[PathBuf], default_archs: &[String]) -
             per_arch,
             archs,
             files,
+            left_out,
         });
     }
     out
@@ -331,8 +403,12 @@ struct ArchFile {
 #[derive(Debug, Clone)]
 struct Entry {
     dir: PathBuf,
+    /// `NAME` of docker-library's `ARCH/NAME/Dockerfile`, else empty.
+    sub: String,
     plain: Option<String>,
     per: Vec<ArchFile>,
+    /// Second files for an arch, with the file kept.
+    left_out: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Entry {
@@ -528,6 +604,13 @@ command = ["uname", "-m"]
     for i in images {
         o.push_str("\n[[image]]\n");
         o.push_str(&format!("# from {}\n", i.shown()));
+        for (file, kept) in &i.left_out {
+            o.push_str(&format!(
+                "# left out: {} (its arch is built from {})\n",
+                file.display(),
+                kept.display()
+            ));
+        }
         o.push_str(&format!("name = {}\n", quoted(&i.name)));
         o.push_str(&format!(
             "context = {}\n",
@@ -537,9 +620,10 @@ command = ["uname", "-m"]
             o.push_str(&format!("dockerfile = {}\n", quoted(&i.dockerfile)));
         }
         if i.files.iter().any(|f| {
-            f.parent()
-                .and_then(Path::file_name)
-                .is_some_and(|d| arch_of_name(&d.to_string_lossy()).is_some())
+            f.parent().is_some_and(|d| {
+                d.components()
+                    .any(|c| arch_of_name(&c.as_os_str().to_string_lossy()).is_some())
+            })
         }) {
             o.push_str(
                 "# the per-arch directories' parent is the context: COPY paths start there\n",
@@ -562,19 +646,32 @@ command = ["uname", "-m"]
     o
 }
 
-/// A `--arch` value as the built-in name it stands for, when it is a platform
-/// string; anything else as given (the written file is validated).
-fn normalise_arch(a: &str) -> String {
-    if a.contains('/') {
-        if let Some(b) = Platform::parse(a)
+/// A `--arch` value as the built-in name it stands for: the name itself, a
+/// common name (`aarch64`, `armhf`, `x86_64`) or a platform (`linux/arm64`).
+fn normalise_arch(a: &str) -> Option<&'static str> {
+    arch::builtin_or_alias(a).or_else(|| {
+        Platform::parse(a)
             .ok()
             .as_ref()
             .and_then(arch::builtin_for_platform)
-        {
-            return b.to_string();
+    })
+}
+
+/// The `--arch` values as built-in names, in order, each once.
+fn normalise_archs(given: &[String]) -> Result<Vec<String>, InitError> {
+    let mut out: Vec<String> = Vec::new();
+    for a in given {
+        let Some(b) = normalise_arch(a) else {
+            return Err(InitError::UnknownArch {
+                name: a.clone(),
+                known: arch::builtin_names().collect::<Vec<_>>().join(", "),
+            });
+        };
+        if !out.iter().any(|o| o == b) {
+            out.push(b.to_string());
         }
     }
-    a.to_string()
+    Ok(out)
 }
 
 /// Why `multiarch init` wrote nothing (exit 2).
@@ -582,7 +679,12 @@ fn normalise_arch(a: &str) -> String {
 pub enum InitError {
     #[error("{} already exists; pass --force to overwrite it", path.display())]
     Exists { path: PathBuf },
-    #[error("no Dockerfile, *.Dockerfile, Dockerfile.<arch> or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)", dir.display())]
+    #[error("`--arch {name}` is not an arch multiarch knows")]
+    #[diagnostic(help(
+        "built-in arches: {known}; a platform (linux/arm64) or a common name (aarch64, armhf, x86_64) works too; define others in the written file's [arch.NAME]"
+    ))]
+    UnknownArch { name: String, known: String },
+    #[error("no Dockerfile, *.Dockerfile, Dockerfile.<arch> (or -<arch>, _<arch>) or Containerfile under {} (target/, node_modules/, vendor/ and hidden directories are not searched)", dir.display())]
     NoDockerfiles { dir: PathBuf },
     /// The directory cannot be read (`doing` = "read"), or the file cannot be
     /// written ("write").
@@ -642,13 +744,14 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "app".into());
-    let default_archs: Vec<String> = if opts.archs.is_empty() {
+    let archs = normalise_archs(&opts.archs)?;
+    let default_archs: Vec<String> = if archs.is_empty() {
         DEFAULT_ARCHS.iter().map(|s| s.to_string()).collect()
     } else {
-        opts.archs.iter().map(|a| normalise_arch(a)).collect()
+        archs.clone()
     };
     let images = images_of(&root_name, &files, &default_archs);
-    let text = starter(&root_name, &images, &opts.archs);
+    let text = starter(&root_name, &images, &archs);
     // What `multiarch check` would say, before anything is written.
     Spec::from_str_in(&text, FILE_NAME, dir, env)?;
     std::fs::write(&path, text).map_err(|e| InitError::io("write", &path, e))?;

@@ -79,7 +79,7 @@ pub enum Command {
     /// Write a commented starter multiarch.toml, one image per Dockerfile found
     /// under the current directory.
     #[command(
-        after_help = "Examples:\n  multiarch init\n  multiarch init --arch amd64 --arch arm64v8 --arch arm32v7\n  multiarch init --force          # overwrite an existing multiarch.toml\n\nFinds Dockerfile, *.Dockerfile and Containerfile (not in target/, node_modules/,\nvendor/ or hidden directories). The file it writes passes `multiarch check`."
+        after_help = "Examples:\n  multiarch init\n  multiarch init --arch amd64 --arch arm64v8 --arch arm32v7\n  multiarch init --force          # overwrite an existing multiarch.toml\n\nFinds Dockerfile, *.Dockerfile, Containerfile and per-arch files (Dockerfile.aarch64,\nDockerfile_armhf, arm64.Dockerfile, arm64v8/Dockerfile; not in target/, node_modules/,\nvendor/ or hidden directories). The file it writes passes `multiarch check`."
     )]
     Init(InitArgs),
     /// Print a shell completion script.
@@ -523,6 +523,15 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             );
             for i in &done.images {
                 let _ = writeln!(o, "  {:w$}  {}", i.name, i.shown());
+                for (file, kept) in &i.left_out {
+                    let _ = writeln!(
+                        o,
+                        "  {:w$}  left out {}: its arch is built from {}",
+                        "",
+                        file.display(),
+                        kept.display()
+                    );
+                }
             }
             let _ = writeln!(
                 o,

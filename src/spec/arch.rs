@@ -69,11 +69,12 @@ impl Platform {
                 variant.get_or_insert_with(|| "v7".into());
                 "arm".to_string()
             }
-            "armel" | "armv6" | "armv6l" => {
+            "armv6" | "armv6l" => {
                 variant.get_or_insert_with(|| "v6".into());
                 "arm".to_string()
             }
-            "armv5" => {
+            // Debian's armel is ARMv5 (docker-library's arm32v5).
+            "armel" | "armv5" | "armv5l" | "armv5tel" => {
                 variant.get_or_insert_with(|| "v5".into());
                 "arm".to_string()
             }
@@ -239,8 +240,8 @@ pub fn alias(name: &str) -> Option<&'static str> {
         "x86_64" | "x86-64" | "x64" | "amd" | "linux/amd64" => "amd64",
         "arm64" | "aarch64" | "arm64v7" | "armv8" | "arm64/v8" => "arm64v8",
         "armhf" | "armv7" | "armv7l" | "arm" | "arm32" | "arm/v7" | "armv7hf" => "arm32v7",
-        "armv6" | "armv6l" | "armel" | "arm/v6" => "arm32v6",
-        "armv5" | "arm/v5" => "arm32v5",
+        "armv6" | "armv6l" | "arm/v6" => "arm32v6",
+        "armel" | "armv5" | "armv5l" | "armv5tel" | "arm/v5" => "arm32v5",
         "386" | "i686" | "x86" => "i386",
         "ppc64el" | "powerpc64le" => "ppc64le",
         "mips64el" => "mips64le",

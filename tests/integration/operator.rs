@@ -1055,10 +1055,42 @@ fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Dockerfile"));
     std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    let out = multiarch(tmp.path(), &["init", "--arch", "arm64"]);
+    let out = multiarch(tmp.path(), &["init", "--arch", "arm46"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("arm64v8"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`--arch arm46` is not an arch"), "{err}");
+    assert!(err.contains("help: built-in arches: amd64, "), "{err}");
+    assert!(
+        !err.contains("multiarch.toml:"),
+        "no file was written: {err}"
+    );
     assert!(!tmp.path().join("multiarch.toml").exists());
+    // Common names and platforms are the built-in names, each once.
+    let out = multiarch(
+        tmp.path(),
+        &[
+            "init",
+            "--arch",
+            "x86_64",
+            "--arch",
+            "aarch64",
+            "--arch",
+            "linux/amd64",
+            "--arch",
+            "armhf",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(tmp.path().join("multiarch.toml")).unwrap();
+    assert!(
+        text.contains("default = [\"amd64\", \"arm64v8\", \"arm32v7\"]"),
+        "{text}"
+    );
 }
 
 #[test]

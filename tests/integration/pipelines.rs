@@ -793,6 +793,108 @@ fn init_reads_per_arch_directories_and_mixed_names() {
     insta::assert_snapshot!("init_directories", images);
 }
 
+/// Layouts of public projects' per-arch builds, each one image for its arches.
+#[test]
+fn init_takes_the_per_arch_layouts_of_public_projects() {
+    // docker-library/hello-world: ARCH/NAME/Dockerfile.
+    let (images, _) = init_in(
+        &[
+            "amd64/hello-world/Dockerfile",
+            "arm32v7/hello-world/Dockerfile",
+            "arm64v8/hello-world/Dockerfile",
+        ],
+        &[],
+    );
+    assert_eq!(images.matches("[[image]]").count(), 1, "{images}");
+    assert!(images.contains("name = \"hello-world\""), "{images}");
+    assert!(
+        images.contains("dockerfile = \"{arch}/hello-world/Dockerfile\""),
+        "{images}"
+    );
+    assert!(
+        images.contains("archs = [\"amd64\", \"arm32v7\", \"arm64v8\"]"),
+        "{images}"
+    );
+    // pi-hole's Dockerfile_ARCH, Dockerfile-ARCH, Containerfile.ARCH and
+    // ARCH.Containerfile.
+    for files in [
+        ["Dockerfile_amd64", "Dockerfile_armhf", "Dockerfile_aarch64"],
+        ["Dockerfile", "Dockerfile-armhf", "Dockerfile-arm64"],
+        [
+            "Containerfile",
+            "Containerfile.armhf",
+            "Containerfile.aarch64",
+        ],
+        [
+            "amd64.Containerfile",
+            "armhf.Containerfile",
+            "arm64.Containerfile",
+        ],
+    ] {
+        let (images, _) = init_in(&files, &[]);
+        assert_eq!(
+            images.matches("[[image]]").count(),
+            1,
+            "{files:?}: {images}"
+        );
+        assert!(
+            images.contains("archs = [\"amd64\", \"arm32v7\", \"arm64v8\"]"),
+            "{files:?}: {images}"
+        );
+        for f in files {
+            assert!(images.contains(f) || images.contains("{"), "{f}: {images}");
+        }
+    }
+    // Debian's armel is ARMv5; a second file for one arch is left out, and said.
+    let (images, stdout) = init_in(
+        &[
+            "Dockerfile",
+            "Dockerfile.armel",
+            "Dockerfile.aarch64",
+            "Dockerfile.arm64",
+        ],
+        &[],
+    );
+    assert!(
+        images.contains("[image.per_arch.arm32v5]\ndockerfile = \"Dockerfile.armel\""),
+        "{images}"
+    );
+    assert!(
+        images.contains("# left out: Dockerfile.arm64 (its arch is built from Dockerfile.aarch64)"),
+        "{images}"
+    );
+    assert!(
+        stdout.contains("left out Dockerfile.arm64: its arch is built from Dockerfile.aarch64"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn init_follows_a_linked_dockerfile() {
+    let tmp = temp_dir("init-links");
+    let dir = tmp.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(dir.join("Dockerfile.arm64"), "FROM scratch\n").unwrap();
+    std::os::unix::fs::symlink("Dockerfile.arm64", dir.join("Dockerfile.armhf")).unwrap();
+    // A link back up is not followed into a loop.
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", dir.join("sub/up")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_multiarch"))
+        .arg("init")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("multiarch.toml")).unwrap();
+    assert!(text.contains("dockerfile = \"Dockerfile.armhf\""), "{text}");
+    assert_eq!(text.matches("\n[[image]]\n").count(), 1, "{text}");
+}
+
 #[test]
 fn pull_refreshes_base_images_in_every_build() {
     let p = plan_project();
