@@ -455,6 +455,22 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         Command::Check(f) => {
             let path = Spec::locate(f.file.as_deref(), &cwd)?;
             let spec = Spec::load(&path, env)?;
+            // SPEC.md §2: BuildKit features with the classic builder are an
+            // error with a span, which the file alone can show.
+            if spec.project.engine == EngineKind::Docker
+                && spec.project.builder == crate::spec::BuilderSetting::Classic
+            {
+                let mounts = buildkit_mounts(&spec);
+                let first = spec
+                    .images
+                    .iter()
+                    .flat_map(|i| i.per_arch.values())
+                    .map(|b| b.dockerfile.display().to_string())
+                    .find_map(|f| mounts.get(&f).cloned().flatten().map(|u| (f, u)));
+                if let Some((file, used)) = first {
+                    return Err(needs_buildkit(&spec, &file, &used, "builder = \"classic\""));
+                }
+            }
             if out.verbose {
                 let _ = writeln!(
                     std::io::stderr(),
@@ -705,16 +721,16 @@ pub fn load_and_plan(
     });
     let plan = plan?;
     if let Some(mounts) = mounts {
-        classic_can_build(&spec, &plan, &opts.builder.why, &mounts)?;
+        classic_can_build(&spec, &plan, &opts.builder, &mounts)?;
     }
     Ok((spec, plan))
 }
 
-/// What [`crate::spec::buildkit_mount`] finds in each Dockerfile of the
+/// What [`crate::spec::buildkit_use`] finds in each Dockerfile of the
 /// file's images (`None`: none, or the file cannot be read), by the
 /// Dockerfile as a build step names it. Read on threads: a monorepo has a
 /// Dockerfile per image.
-type Mounts = std::collections::HashMap<String, Option<(usize, &'static str)>>;
+type Mounts = std::collections::HashMap<String, Option<crate::spec::BuildKitUse>>;
 
 fn buildkit_mounts(spec: &Spec) -> Mounts {
     let mut seen = std::collections::BTreeSet::new();
@@ -727,7 +743,7 @@ fn buildkit_mounts(spec: &Spec) -> Mounts {
         .collect();
     let found = crate::par::in_order(files.len(), 64, |k| {
         let text = std::fs::read_to_string(spec.dir.join(&files[k])).ok()?;
-        crate::spec::buildkit_mount(&text)
+        crate::spec::buildkit_use(&text)
     });
     files.into_iter().zip(found).collect()
 }
@@ -752,31 +768,59 @@ pub fn choose_builder(
     )?)
 }
 
-/// The classic builder fails on `RUN --mount`: say so before anything runs,
-/// at the Dockerfile's line, for the first of the plan's Dockerfiles that has
-/// one (a Dockerfile that cannot be read is the build's to report).
-fn classic_can_build(spec: &Spec, plan: &Plan, why: &str, mounts: &Mounts) -> Result<(), Error> {
+/// The classic builder fails on `RUN --mount`, heredocs and `COPY --chmod`:
+/// say so before anything runs, at the Dockerfile's line, for the first of the
+/// plan's Dockerfiles that has one (a Dockerfile that cannot be read is the
+/// build's to report). When the file or the command line chose classic, the
+/// error points into the Dockerfile (exit 2); when `auto` fell back to it, the
+/// docker CLI is what is missing (exit 3).
+fn classic_can_build(
+    spec: &Spec,
+    plan: &Plan,
+    builder: &crate::context::BuilderChoice,
+    mounts: &Mounts,
+) -> Result<(), Error> {
     let found = plan.steps().iter().find_map(|s| {
         let plan::Action::Build { args, .. } = &s.action else {
             return None;
         };
         let file = args.dockerfile.as_str();
-        let mount = match mounts.get(file) {
-            Some(m) => *m,
+        let used = match mounts.get(file) {
+            Some(m) => m.clone(),
             None => std::fs::read_to_string(spec.dir.join(file))
                 .ok()
-                .and_then(|t| crate::spec::buildkit_mount(&t)),
+                .and_then(|t| crate::spec::buildkit_use(&t)),
         };
-        Some((file, mount?))
+        Some((file, used?))
     });
-    match found {
-        Some((file, (line, kind))) => Err(crate::context::ContextError::MountNeedsBuildKit {
+    let Some((file, used)) = found else {
+        return Ok(());
+    };
+    match &builder.note {
+        Some(fallback) => Err(crate::context::ContextError::NeedsBuildKit {
             file: file.to_string(),
-            line,
-            kind,
-            why: why.to_string(),
+            line: used.line,
+            what: used.what,
+            why: builder.why.clone(),
+            fix: fallback.fix(),
         }
         .into()),
-        None => Ok(()),
+        None => Err(needs_buildkit(spec, file, &used, &builder.why)),
     }
+}
+
+/// `file` (as a build names it, below the spec's directory) uses `used`, and
+/// the builder is classic because `why`: an error at the Dockerfile's line.
+fn needs_buildkit(spec: &Spec, file: &str, used: &crate::spec::BuildKitUse, why: &str) -> Error {
+    let text = std::fs::read_to_string(spec.dir.join(file)).unwrap_or_default();
+    let file = file.strip_prefix("./").unwrap_or(file);
+    let source = crate::diagnostic::SourceFile::new(file, text);
+    let problem = crate::diagnostic::Problem::new(
+        "needs-buildkit",
+        used.span.clone(),
+        format!("{file}:{} uses {}, which the classic builder does not have ({why})", used.line, used.what),
+        "needs BuildKit",
+    )
+    .help("use builder = \"buildkit\" (or --builder buildkit; `auto` picks it when the docker CLI can), or engine = \"podman\"");
+    Error::Spec(crate::diagnostic::SpecErrors::new(&source, vec![problem]))
 }

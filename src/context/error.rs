@@ -10,16 +10,16 @@ pub enum ContextError {
     /// `git diff --name-only REV...HEAD` failed (`--changed-since REV`).
     #[error("{message}")]
     ChangedFiles { rev: String, message: String },
-    /// A Dockerfile mounts a cache or secret and the builder is classic.
-    #[error("{file}:{line} uses `RUN --mount=type={kind}`, which needs BuildKit, and the builder is classic: {why}")]
-    #[diagnostic(help(
-        "use builder = \"buildkit\" (or --builder buildkit), or engine = \"podman\": the classic builder has no `RUN --mount`"
-    ))]
-    MountNeedsBuildKit {
+    /// A Dockerfile uses a BuildKit feature and `auto` fell back to the classic
+    /// builder: the docker CLI cannot build it (exit 3).
+    #[error("{file}:{line} uses {what}, which needs BuildKit, and the builder is classic: {why}")]
+    #[diagnostic(help("{fix}; or set engine = \"podman\""))]
+    NeedsBuildKit {
         file: String,
         line: usize,
-        kind: &'static str,
+        what: String,
         why: String,
+        fix: String,
     },
     #[error("MULTIARCH_BUILDER=`{given}` is not a builder: auto, buildkit or classic")]
     BadBuilder { given: String },
@@ -31,7 +31,9 @@ pub enum ContextError {
 impl ContextError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ContextError::NoBuildKit { .. } => exit::ENVIRONMENT,
+            ContextError::NoBuildKit { .. } | ContextError::NeedsBuildKit { .. } => {
+                exit::ENVIRONMENT
+            }
             _ => exit::USAGE,
         }
     }

@@ -116,23 +116,144 @@ impl BuildMode {
     }
 }
 
-/// The first `RUN --mount=type=cache|secret|ssh` of a Dockerfile's text: its
-/// line (1-based) and the mount's type. Those need BuildKit; the classic builder
-/// fails on them with a parse error.
-pub fn buildkit_mount(dockerfile: &str) -> Option<(usize, &'static str)> {
-    for (n, line) in dockerfile.lines().enumerate() {
-        let l = line.trim_start();
-        let is_run = l.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("run "));
-        if !is_run {
+/// A Dockerfile feature the classic builder does not have, where it first
+/// stands: `RUN --mount=…` (any type), `RUN --network`/`--security`, a heredoc,
+/// `COPY`/`ADD --chmod`/`--link` and the like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildKitUse {
+    /// 1-based line of the flag.
+    pub line: usize,
+    /// Byte range of the flag in the text.
+    pub span: Range<usize>,
+    /// What it is, as written in a message: `RUN --mount=type=cache`.
+    pub what: String,
+}
+
+/// The first use of a BuildKit-only feature in a Dockerfile's text (the
+/// classic builder fails on it: "Unknown flag: mount", "the --chmod option
+/// requires BuildKit"). Instructions are read as docker reads them: keywords in
+/// any case, after spaces or tabs, continued over lines ending in the escape
+/// character (`\`, or the one a `# escape=` directive sets), comment lines
+/// inside a continuation skipped.
+pub fn buildkit_use(dockerfile: &str) -> Option<BuildKitUse> {
+    let escape = escape_char(dockerfile);
+    // (byte offset, line) of each token of the instruction being read.
+    let mut tokens: Vec<(usize, usize, &str)> = Vec::new();
+    let mut continued = false;
+    let mut offset = 0;
+    for (n, raw) in dockerfile.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let body = line.trim_start();
+        if body.starts_with('#') && (continued || tokens.is_empty()) {
             continue;
         }
-        for kind in ["cache", "secret", "ssh"] {
-            if l.contains(&format!("--mount=type={kind}")) {
-                return Some((n + 1, kind));
+        let trimmed = body.trim_end();
+        let (text, more) = match trimmed.strip_suffix(escape) {
+            Some(t) => (t, true),
+            None => (trimmed, false),
+        };
+        let base = start + (line.len() - body.len());
+        let mut at = 0;
+        for tok in text.split([' ', '\t']) {
+            if !tok.is_empty() {
+                tokens.push((base + at, n + 1, tok));
             }
+            at += tok.len() + 1;
+        }
+        continued = more;
+        if !more {
+            if let Some(found) = buildkit_in(&tokens) {
+                return Some(found);
+            }
+            tokens.clear();
         }
     }
-    None
+    buildkit_in(&tokens)
+}
+
+/// `# escape=` among the parser directives at the top: the escape character.
+fn escape_char(dockerfile: &str) -> char {
+    for line in dockerfile.lines() {
+        let Some(d) = line.trim().strip_prefix('#') else {
+            break;
+        };
+        let Some((key, value)) = d.split_once('=') else {
+            break;
+        };
+        if key.trim().eq_ignore_ascii_case("escape") {
+            return if value.trim() == "`" { '`' } else { '\\' };
+        }
+    }
+    '\\'
+}
+
+/// The BuildKit-only feature of one instruction (its tokens, in order).
+fn buildkit_in(tokens: &[(usize, usize, &str)]) -> Option<BuildKitUse> {
+    let (_, _, keyword) = tokens.first()?;
+    let keyword = keyword.to_ascii_uppercase();
+    let found = |(at, line, tok): (usize, usize, &str), what: String| {
+        Some(BuildKitUse {
+            line,
+            span: at..at + tok.len(),
+            what,
+        })
+    };
+    let args = &tokens[1..];
+    let flags = args.iter().take_while(|(_, _, t)| t.starts_with("--"));
+    let after_flags = args.iter().find(|(_, _, t)| !t.starts_with("--"));
+    match keyword.as_str() {
+        "RUN" => {
+            for &(at, line, t) in flags {
+                let name = t.split('=').next().unwrap_or(t);
+                match name {
+                    "--mount" => {
+                        let kind = t
+                            .split_once('=')
+                            .map(|(_, v)| v)
+                            .unwrap_or("")
+                            .split(',')
+                            .find_map(|kv| kv.strip_prefix("type="))
+                            .unwrap_or("bind");
+                        return found((at, line, t), format!("RUN --mount=type={kind}"));
+                    }
+                    "--network" | "--security" => {
+                        return found((at, line, t), format!("RUN {name}"));
+                    }
+                    _ => {}
+                }
+            }
+            match after_flags {
+                Some(&(at, line, t)) if t.starts_with("<<") => {
+                    found((at, line, t), "a heredoc (`RUN <<EOF`)".into())
+                }
+                _ => None,
+            }
+        }
+        "COPY" | "ADD" => {
+            for &(at, line, t) in flags {
+                let name = t.split('=').next().unwrap_or(t);
+                if matches!(
+                    name,
+                    "--chmod"
+                        | "--link"
+                        | "--parents"
+                        | "--exclude"
+                        | "--checksum"
+                        | "--keep-git-dir"
+                ) {
+                    return found((at, line, t), format!("{keyword} {name}"));
+                }
+            }
+            args.iter()
+                .find(|(_, _, t)| t.starts_with("<<"))
+                .and_then(|&(at, line, t)| {
+                    found((at, line, t), format!("a heredoc (`{keyword} <<EOF`)"))
+                })
+        }
+        _ => None,
+    }
 }
 
 /// A build secret of an image: `RUN --mount=type=secret,id=ID` reads it.
@@ -475,14 +596,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buildkit_mounts_are_found_in_run_lines_only() {
+    fn buildkit_features_are_found_where_docker_reads_instructions() {
+        let what = |f: &str| buildkit_use(f).map(|u| (u.line, u.what));
         let f = "FROM x\n# RUN --mount=type=cache,target=/c\nrun --mount=type=cache,target=/root/.cache go build\n";
-        assert_eq!(buildkit_mount(f), Some((3, "cache")));
+        assert_eq!(what(f), Some((3, "RUN --mount=type=cache".into())));
+        let u = buildkit_use(f).unwrap();
+        assert_eq!(&f[u.span], "--mount=type=cache,target=/root/.cache");
         assert_eq!(
-            buildkit_mount("FROM x\nRUN --mount=type=secret,id=npm npm ci\n"),
-            Some((2, "secret"))
+            what("FROM x\nRUN --mount=type=secret,id=npm npm ci\n"),
+            Some((2, "RUN --mount=type=secret".into()))
         );
-        assert_eq!(buildkit_mount("FROM x\nRUN make\n"), None);
+        assert_eq!(what("FROM x\nRUN make\n"), None);
+        // The type anywhere in the mount, bind by default, after a tab.
+        assert_eq!(
+            what("FROM x\nRUN --mount=target=/var/cache/apk,type=cache apk add x\n"),
+            Some((2, "RUN --mount=type=cache".into()))
+        );
+        assert_eq!(
+            what("FROM x\nRUN\t--mount=from=build,target=/src make\n"),
+            Some((2, "RUN --mount=type=bind".into()))
+        );
+        // On a continuation line, a comment line inside it skipped.
+        let f =
+            "FROM x\nRUN --network=default \\\n# cache\n    --mount=type=cache,target=/c make\n";
+        assert_eq!(what(f), Some((2, "RUN --network".into())));
+        let f = "FROM x\nRUN set -e; \\\n    make --mount=not-a-flag\n";
+        assert_eq!(what(f), None, "a flag after the command is the command's");
+        // Another escape character.
+        let f = "# escape=`\nFROM x\nRUN `\n  --mount=type=ssh git clone x\n";
+        assert_eq!(what(f), Some((4, "RUN --mount=type=ssh".into())));
+        // Heredocs and COPY's BuildKit flags.
+        assert_eq!(
+            what("FROM x\nRUN <<EOF\nset -e\nEOF\n"),
+            Some((2, "a heredoc (`RUN <<EOF`)".into()))
+        );
+        assert_eq!(
+            what("FROM x\nCOPY --chmod=755 a /a\n"),
+            Some((2, "COPY --chmod".into()))
+        );
+        assert_eq!(what("FROM x\nCOPY --from=build /a /a\n"), None);
+        assert_eq!(
+            what("FROM x\r\nRUN --mount=type=cache,target=/c make\r\n"),
+            Some((2, "RUN --mount=type=cache".into()))
+        );
     }
 
     #[test]

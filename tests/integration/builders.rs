@@ -379,7 +379,24 @@ fn secrets_are_checked_with_spans() {
 }
 
 #[test]
-fn a_cache_mount_with_the_classic_builder_exits_2_at_its_dockerfile_line() {
+fn the_text_plan_says_when_auto_falls_back_to_the_classic_builder() {
+    let spec = SPEC.replace("secrets = { npm = { env = \"NPM_TOKEN\" } }\n", "");
+    let (p, fake) = project(&spec);
+    let out = multiarch(&p, &fake, &["plan", "--sha", SHA])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "builder: classic (DOCKER_BUILDKIT=0 docker build): docker 28.2.2 has no buildx plugin"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_cache_mount_with_the_classic_builder_is_an_error_at_its_dockerfile_line() {
     let spec = SPEC.replace("secrets = { npm = { env = \"NPM_TOKEN\" } }\n", "");
     let (p, fake) = project(&spec);
     p.file(
@@ -392,9 +409,40 @@ fn a_cache_mount_with_the_classic_builder_exits_2_at_its_dockerfile_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("Dockerfile:2 uses `RUN --mount=type=cache`, which needs BuildKit"),
+        err.contains(
+            "Dockerfile:2 uses RUN --mount=type=cache, which the classic builder does not have"
+        ),
         "{err}"
     );
+    // The error points at the mount in the Dockerfile, with a label.
+    assert!(err.contains("[Dockerfile:2:5]"), "{err}");
+    assert!(err.contains("needs BuildKit"), "{err}");
+    // `check` says it too when the file chooses classic.
+    p.file(
+        "multiarch.toml",
+        &fake.real(&spec.replace("[project]\n", "[project]\nbuilder = \"classic\"\n")),
+    );
+    let out = multiarch(&p, &fake, &["check"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Dockerfile:2 uses RUN --mount=type=cache"),
+        "{err}"
+    );
+    p.file("multiarch.toml", &fake.real(&spec));
+    // `auto` on a docker CLI without BuildKit: the machine lacks it (exit 3).
+    let out = multiarch(&p, &fake, &["plan", "--sha", SHA])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "which needs BuildKit, and the builder is classic: docker 28.2.2 has no buildx plugin"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("help: install the buildx plugin"), "{err}");
     docker_20(&fake);
     let ok = multiarch(&p, &fake, &["plan", "--sha", SHA])
         .output()

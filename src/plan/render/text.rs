@@ -38,7 +38,9 @@ pub fn render_text(plan: &Plan) -> String {
         },
         plan.publish_reason
     );
-    if plan.engine == crate::spec::EngineKind::Docker && plan.builder.mode.is_buildkit() {
+    // Both ways: a Dockerfile that cross-compiles (`FROM --platform=$BUILDPLATFORM`,
+    // `ARG TARGETARCH`) builds for the host under the classic builder.
+    if plan.engine == crate::spec::EngineKind::Docker {
         let _ = writeln!(
             o,
             "builder: {}: {}",
