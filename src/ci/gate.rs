@@ -8,10 +8,13 @@
 //! GitHub has no regular expressions: a glob becomes `==` or `startsWith`,
 //! exact for a literal and for `PREFIX/**`, a superset otherwise; then a first
 //! step of the publish job matches the ref against POSIX EREs translated the
-//! same way, and the other steps run only when it matches. Where even that is
-//! wider (`?`, negated classes: one byte for globset, one character for a
-//! regex engine), the job still runs `multiarch run --stage publish`, which
-//! decides and says "this build does not publish".
+//! same way (under `LC_ALL=C`, so `?` and negated classes match one byte, as
+//! globset's do), and the other steps run only when it matches. RE2 has no
+//! byte mode: there `?` and negated classes become the ASCII characters they
+//! match, exact on names of ASCII characters, and a name with any other
+//! character also runs the job. Where a rule is wider than the globs, the job
+//! still runs `multiarch run --stage publish`, which decides and says "this
+//! build does not publish".
 
 use crate::spec::Spec;
 
@@ -56,9 +59,16 @@ pub fn publishing_globs(spec: &Spec) -> Vec<(RefKind, &str)> {
 /// A GitLab `rules: if:` expression for one glob, and whether it matches
 /// exactly the names the glob matches (else: every name of that kind).
 pub fn gitlab_rule(kind: RefKind, glob: &str) -> (String, bool) {
-    match gitlab_pattern(glob) {
-        Some(p) => (format!("{} =~ /{p}/", kind.gitlab_variable()), true),
-        None => (kind.gitlab_variable().to_string(), false),
+    let var = kind.gitlab_variable();
+    match (gitlab_pattern(glob), gitlab_pattern_ascii(glob)) {
+        (Some(p), _) => (format!("{var} =~ /{p}/"), true),
+        // Exact on names of ASCII characters (every name in practice); a name
+        // with another character runs the job, and multiarch decides.
+        (None, Some(p)) => (
+            format!("{var} =~ /{p}/ || {var} =~ /[^\\x00-\\x7f]/"),
+            false,
+        ),
+        (None, None) => (var.to_string(), false),
     }
 }
 
@@ -86,10 +96,65 @@ pub fn gitlab_pattern(glob: &str) -> Option<String> {
                 out.push(']');
             }
             Piece::Op(op) => out.push_str(op),
-            Piece::OneByte => return None,
+            Piece::OneByte { .. } => return None,
         }
     }
     Some(out)
+}
+
+/// [`gitlab_pattern`] for names of ASCII characters alone: `?` and negated
+/// classes as the ASCII characters they match. On such names it matches
+/// exactly what the glob matches; on others it may not.
+pub fn gitlab_pattern_ascii(glob: &str) -> Option<String> {
+    let mut out = String::new();
+    for piece in pieces(glob)? {
+        match piece {
+            Piece::OneByte { ascii, .. } => out.push_str(&re2_byte_class(&ascii)),
+            Piece::Lit(c) => push_literal(c, &mut out),
+            Piece::Segment => out.push_str("[^\\/]*"),
+            Piece::Anything => out.push_str(".*"),
+            Piece::Class(members) => {
+                out.push('[');
+                for m in members {
+                    match m {
+                        ClassMember::Char(c) => push_class_literal(c, &mut out),
+                        ClassMember::Range => out.push('-'),
+                    }
+                }
+                out.push(']');
+            }
+            Piece::Op(op) => out.push_str(op),
+        }
+    }
+    Some(out)
+}
+
+/// An RE2 class of exactly `bytes` (ASCII), as `\\xNN` ranges: no character a
+/// YAML or GitLab lexer could take for a quote or the pattern's end.
+fn re2_byte_class(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        // Matches nothing: a class of no ASCII character (the rule still has
+        // its non-ASCII alternative).
+        return "[^\\x00-\\x{10ffff}]".into();
+    }
+    let mut out = String::from("[");
+    let mut k = 0;
+    while k < bytes.len() {
+        let start = bytes[k];
+        let mut end = start;
+        while k + 1 < bytes.len() && bytes[k + 1] == end + 1 {
+            k += 1;
+            end = bytes[k];
+        }
+        if start == end {
+            out.push_str(&format!("\\x{start:02x}"));
+        } else {
+            out.push_str(&format!("\\x{start:02x}-\\x{end:02x}"));
+        }
+        k += 1;
+    }
+    out.push(']');
+    out
 }
 
 /// One element of the regular expression globset compiles a glob to.
@@ -104,8 +169,10 @@ enum Piece {
     /// `[…]`, not negated, with ASCII members.
     Class(Vec<ClassMember>),
     /// `?`, a negated class or one with non-ASCII members: one byte for
-    /// globset, one character for RE2.
-    OneByte,
+    /// globset, one character for RE2. The ASCII characters it matches (on a
+    /// name of ASCII characters alone, bytes and characters are the same), and
+    /// the class as globset wrote it (for a byte-matching engine).
+    OneByte { ascii: Vec<u8>, class: String },
     /// `^`, `$`, `(?:`, `|`, `)`, and the `.`, `*`, `?` in `**`'s groups.
     Op(&'static str),
 }
@@ -121,9 +188,6 @@ enum ClassMember {
 /// `[^/]`, `[^/]*`, classes, `.*`, `(?:…|…)` and anchors; anything else, or a
 /// glob with `\` escapes, is `None`.
 fn pieces(glob: &str) -> Option<Vec<Piece>> {
-    if glob.contains('\\') {
-        return None;
-    }
     let compiled = crate::spec::glob(glob).ok()?;
     let re: Vec<char> = compiled.regex().strip_prefix("(?-u)")?.chars().collect();
     let mut out = Vec::new();
@@ -174,9 +238,51 @@ fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
     if body == ['^', '/'] && next == Some(&'*') {
         return Some(Piece::Segment);
     }
-    if body.first() == Some(&'^') || body.windows(2).any(|w| w == ['\\', 'x']) {
-        return Some(Piece::OneByte);
+    let negated = body.first() == Some(&'^');
+    if negated || body.windows(2).any(|w| w == ['\\', 'x']) {
+        let members = class_members(&body[usize::from(negated)..])?;
+        let ascii = (0u8..=0x7f)
+            .filter(|&b| class_has(&members, b as char) != negated)
+            .collect();
+        return Some(Piece::OneByte {
+            ascii,
+            class: format!("[{}]", body.iter().collect::<String>()),
+        });
     }
+    Some(Piece::Class(class_members(body)?))
+}
+
+/// Whether `c` is one of a class's members (`a`, `a-z`).
+fn class_has(members: &[ClassMember], c: char) -> bool {
+    let mut k = 0;
+    while k < members.len() {
+        match (&members[k], members.get(k + 1), members.get(k + 2)) {
+            (ClassMember::Char(a), Some(ClassMember::Range), Some(ClassMember::Char(b))) => {
+                if (*a..=*b).contains(&c) {
+                    return true;
+                }
+                k += 3;
+            }
+            (ClassMember::Char(a), _, _) => {
+                if *a == c {
+                    return true;
+                }
+                k += 1;
+            }
+            (ClassMember::Range, _, _) => {
+                if c == '-' {
+                    return true;
+                }
+                k += 1;
+            }
+        }
+    }
+    false
+}
+
+/// A class body's members: characters (`\\x`-escaped bytes of non-ASCII ones
+/// kept as their escapes' letters, which no ASCII name matches), ranges.
+fn class_members(body: &[char]) -> Option<Vec<ClassMember>> {
     let mut members = Vec::new();
     let mut k = 0;
     while k < body.len() {
@@ -195,7 +301,7 @@ fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
             }
         }
     }
-    Some(Piece::Class(members))
+    Some(members)
 }
 
 /// Bytes of `\xNN` escapes, as the characters they encode.
@@ -255,10 +361,24 @@ pub fn posix_ere(glob: &str) -> Option<String> {
             Piece::Class(members) => out.push_str(&posix_bracket(&members)?),
             Piece::Op("(?:") => out.push('('),
             Piece::Op(op) => out.push_str(op),
-            Piece::OneByte => return None,
+            // The gate matches bytes (LC_ALL=C), as globset does.
+            Piece::OneByte { class, .. } => out.push_str(&posix_one_byte(&class)?),
         }
     }
     Some(out)
+}
+
+/// globset's one-byte class (`[^/]`, `[^/a-c]`) as a POSIX bracket; `None`
+/// for one with byte escapes or members POSIX brackets cannot hold.
+fn posix_one_byte(class: &str) -> Option<String> {
+    let body = class.strip_prefix("[^")?.strip_suffix(']')?;
+    if body.contains('\\') {
+        return None;
+    }
+    let chars: Vec<char> = body.chars().collect();
+    let members = class_members(&chars)?;
+    let positive = posix_bracket(&members)?;
+    Some(format!("[^{}", &positive[1..]))
 }
 
 /// A bracket expression: no escapes inside POSIX brackets, so `]` goes first,
@@ -558,7 +678,22 @@ mod tests {
         // One byte against one character: not the same on non-ASCII names.
         assert_eq!(p("v?"), None);
         assert_eq!(p("[!a]*"), None);
-        assert_eq!(p("\\*"), None);
+        // An escape is its character.
+        assert_eq!(p("back\\slash").as_deref(), Some("^backslash$"));
+        assert_eq!(p("a\\*b").as_deref(), Some("^a\\*b$"));
+        // On ASCII names: the ASCII characters they match.
+        let a = |g: &str| gitlab_pattern_ascii(g);
+        assert_eq!(a("v?").as_deref(), Some("^v[\\x00-\\x2e\\x30-\\x7f]$"));
+        assert_eq!(
+            a("[!a]x").as_deref(),
+            Some("^[\\x00-\\x2e\\x30-\\x60\\x62-\\x7f]x$")
+        );
+        let (rule, exact) = gitlab_rule(RefKind::Branch, "wat?");
+        assert!(!exact);
+        assert_eq!(
+            rule,
+            "$CI_COMMIT_BRANCH =~ /^wat[\\x00-\\x2e\\x30-\\x7f]$/ || $CI_COMMIT_BRANCH =~ /[^\\x00-\\x7f]/"
+        );
     }
 
     #[test]
@@ -579,10 +714,13 @@ mod tests {
         assert_eq!(e("release/*").as_deref(), Some("^release/[^/]*$"));
         assert_eq!(e("v1.*").as_deref(), Some("^v1\\.[^/]*$"));
         assert_eq!(e("{a,b}/**").as_deref(), Some("^(a|b)/.*$"));
-        assert_eq!(e("[a\\-]x"), None, "an escape");
+        // No escapes in globset's classes: `\\` is a member, as in POSIX brackets.
+        assert_eq!(e("[a\\-]x").as_deref(), Some("^[a\\-]x$"));
         assert_eq!(e("[]a-]x").as_deref(), Some("^[]a-]x$"));
         assert_eq!(e("[-a^]").as_deref(), Some("^[a^-]$"));
-        assert_eq!(e("a?"), None);
+        // One byte, under the gate's LC_ALL=C.
+        assert_eq!(e("a?").as_deref(), Some("^a[^/]$"));
+        assert_eq!(e("[!a-c]x").as_deref(), Some("^[^/a-c]x$"));
     }
 
     #[test]

@@ -231,10 +231,15 @@ pub fn github(spec: &Spec, root: &Path) -> Result<String, CiError> {
             for s in &mut steps {
                 s.condition = Some("steps.gate.outputs.publish == 'true'");
             }
-            let env = [("PUBLISH_BRANCHES", branches), ("PUBLISH_TAGS", tags)]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-                .collect();
+            // Bytes, as globset matches them: `?` is one byte.
+            let env = [
+                ("PUBLISH_BRANCHES", branches),
+                ("PUBLISH_TAGS", tags),
+                ("LC_ALL", Some("C".to_string())),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
             steps.insert(
                 0,
                 Step {
