@@ -73,7 +73,11 @@ impl GitContext {
             ctx.git_tag = Some(t.clone()).filter(|t| !t.is_empty());
             ctx.origin.push(("git tag", "--git-tag".into()));
         }
-        let flag_ref = flags.branch.is_some() || flags.git_tag.is_some();
+        // An empty flag (`--git-tag "$CI_COMMIT_TAG"` on a branch pipeline) says
+        // "none" for that one value: the other still comes from CI or git.
+        let given = |f: &Option<String>| f.as_deref().is_some_and(|v| !v.is_empty());
+        let flag_ref = given(&flags.branch) || given(&flags.git_tag);
+        let emptied = |f: &Option<String>| f.as_deref() == Some("");
         if let Some(ci) = &ci {
             if ctx.sha.is_none() {
                 if let Some(s) = ci
@@ -115,6 +119,12 @@ impl GitContext {
         }
         if ctx.source_url.is_none() {
             ctx.source_url = git.remote_url().map(|u| strip_credentials(&u));
+        }
+        if emptied(&flags.branch) {
+            ctx.branch = None;
+        }
+        if emptied(&flags.git_tag) {
+            ctx.git_tag = None;
         }
         if let Some(sha) = &ctx.sha {
             ctx.commit_time = git.commit_time(sha);
@@ -223,6 +233,33 @@ mod tests {
         assert_eq!(c.branch.as_deref(), Some("main"));
         assert_eq!(c.sha, Some("c".repeat(40)));
         assert_eq!(c.ci, Some("GitLab CI"));
+    }
+
+    #[test]
+    fn an_empty_flag_says_none_for_its_value_alone() {
+        // `--git-tag "$CI_COMMIT_TAG"` on a branch pipeline: the branch still
+        // comes from CI (or git), so the branch build publishes.
+        let env = Environment::from_pairs([
+            ("GITLAB_CI", "true"),
+            ("CI_COMMIT_BRANCH", "main"),
+            ("CI_COMMIT_SHA", &"b".repeat(40)),
+        ]);
+        let empty_tag = Overrides {
+            git_tag: Some(String::new()),
+            ..Overrides::default()
+        };
+        let c = GitContext::detect(&env, &FakeGit, &empty_tag).unwrap();
+        assert_eq!(c.branch.as_deref(), Some("main"));
+        assert_eq!(c.git_tag, None);
+        let c = GitContext::detect(&Environment::empty(), &FakeGit, &empty_tag).unwrap();
+        assert_eq!(c.branch.as_deref(), Some("feature/x"), "from git");
+        // An empty --branch: no branch, whatever CI or git say.
+        let empty_branch = Overrides {
+            branch: Some(String::new()),
+            ..Overrides::default()
+        };
+        let c = GitContext::detect(&env, &FakeGit, &empty_branch).unwrap();
+        assert_eq!(c.branch, None);
     }
 
     #[test]
