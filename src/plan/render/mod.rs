@@ -18,7 +18,54 @@ pub fn shell_quote(s: &str) -> String {
     {
         return s.to_string();
     }
+    if s.chars().any(char::is_control) {
+        return ansi_c_quote(s);
+    }
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// bash's `$'…'` for a value with control characters: a terminal never sees
+/// them (an ESC from the file cannot recolour or move the cursor), a newline
+/// stays on the command's line, and bash reads it back as the same bytes.
+fn ansi_c_quote(s: &str) -> String {
+    let mut out = String::from("$'");
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_bash_reads_them_back() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("x\u{1b}[31my"), "$'x\\x1b[31my'");
+        assert_eq!(shell_quote("a\nb'c\\"), "$'a\\nb\\'c\\\\'");
+        assert_eq!(shell_quote("\u{7}"), "$'\\x07'");
+        // bash gives back the same bytes.
+        for v in ["x\u{1b}[31my", "a\nb'c\\", "\u{7}\t"] {
+            let out = std::process::Command::new("bash")
+                .args(["-c", &format!("printf %s {}", shell_quote(v))])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), v);
+        }
+    }
 }
 
 pub fn argv_line(argv: &[String]) -> String {
