@@ -36,6 +36,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file the command writes (`multiarch ci -o FILE`) cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("interrupted")]
     Interrupted,
     /// A run could not start, or stopped before its steps (exec).
@@ -55,6 +62,14 @@ pub enum Error {
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// `path` cannot be written.
+    pub fn write(path: &Path, source: std::io::Error) -> Self {
+        Error::Write {
             path: path.to_path_buf(),
             source,
         }
@@ -98,7 +113,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Spec(_) | Error::Io { .. } => exit::USAGE,
+            Error::Spec(_) | Error::Io { .. } | Error::Write { .. } => exit::USAGE,
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),

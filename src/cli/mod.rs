@@ -596,7 +596,19 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
         return Ok(exit::SUCCESS);
     };
     if a.check {
-        let current = std::fs::read_to_string(out_path).map_err(|e| Error::io(out_path, e))?;
+        let current = match std::fs::read_to_string(out_path) {
+            Ok(c) => c,
+            // Never generated: out of date, as a step of CI's lint would say.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "{} does not exist: generate it with `multiarch ci {command} … -o {}` (the same flags without --check)",
+                    out_path.display(),
+                    out_path.display(),
+                );
+                return Ok(exit::STEP_FAILED);
+            }
+            Err(e) => return Err(Error::io(out_path, e)),
+        };
         if current == text {
             return Ok(exit::SUCCESS);
         }
@@ -610,9 +622,9 @@ fn ci(a: &CiArgs, env: &Environment, cwd: &std::path::Path, out: Output) -> Resu
         return Ok(exit::STEP_FAILED);
     }
     if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     }
-    std::fs::write(out_path, text.as_bytes()).map_err(|e| Error::io(out_path, e))?;
+    std::fs::write(out_path, text.as_bytes()).map_err(|e| Error::write(out_path, e))?;
     if out.verbose {
         eprintln!("wrote {}", out_path.display());
     }

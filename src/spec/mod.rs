@@ -529,7 +529,9 @@ impl Spec {
         let mut dir = Some(cwd);
         while let Some(d) = dir {
             let candidate = d.join(FILE_NAME);
-            if candidate.is_file() {
+            // A directory (or other non-file) of that name is taken too, so that
+            // loading says what it is instead of "no multiarch.toml".
+            if candidate.exists() {
                 return Ok(candidate);
             }
             dir = d.parent();

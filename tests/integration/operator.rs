@@ -1049,6 +1049,16 @@ fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn a_multiarch_toml_that_is_a_directory_is_said_to_be_one() {
+    let tmp = temp_dir("spec-dir");
+    std::fs::create_dir(tmp.path().join("multiarch.toml")).unwrap();
+    let out = multiarch(tmp.path(), &["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("multiarch.toml is a directory"), "{err}");
+}
+
+#[test]
 fn init_without_dockerfiles_or_with_a_bad_arch_is_a_usage_error() {
     let tmp = temp_dir("init-empty");
     let out = multiarch(tmp.path(), &["init"]);
