@@ -47,6 +47,25 @@ fn ansi_c_quote(s: &str) -> String {
     out
 }
 
+pub fn argv_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `a, b, c` of the ids of steps.
+fn joined<'a>(ids: impl Iterator<Item = &'a super::StepId>) -> String {
+    let mut out = String::new();
+    for (i, id) in ids.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        std::fmt::Write::write_fmt(&mut out, format_args!("{id}")).ok();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,23 +85,4 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&out.stdout), v);
         }
     }
-}
-
-pub fn argv_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `a, b, c` of the ids of steps.
-fn joined<'a>(ids: impl Iterator<Item = &'a super::StepId>) -> String {
-    let mut out = String::new();
-    for (i, id) in ids.enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        std::fmt::Write::write_fmt(&mut out, format_args!("{id}")).ok();
-    }
-    out
 }
