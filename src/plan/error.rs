@@ -25,7 +25,7 @@ pub enum PlanError {
         "pass --sha $(git rev-parse HEAD), run inside a git repository, or in a CI that sets the commit variables"
     ))]
     NoSha { what: String },
-    /// `at` is ` (line N)` when the template is in the file.
+    /// `at` is ` (FILE:LINE)` when the template is in the file.
     #[error("{what} `{template}`{at} uses {{{var}}}, which has no value: {why}")]
     #[diagnostic(help(
         "pass it on the command line (--branch, --git-tag, --sha), or use another variable"

@@ -1049,6 +1049,25 @@ fn init_writes_a_file_that_passes_check_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn a_build_arg_with_no_value_names_the_file_and_line() {
+    let tmp = temp_dir("no-value");
+    std::fs::write(tmp.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        tmp.path().join("multiarch.toml"),
+        "[[image]]\nname = \"app\"\nargs = { T = \"{git_tag}\" }\n",
+    )
+    .unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let out = multiarch(tmp.path(), &["plan", "--sha", sha, "--branch", "main"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("multiarch.toml:3) uses {git_tag}, which has no value"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_multiarch_toml_that_is_a_directory_is_said_to_be_one() {
     let tmp = temp_dir("spec-dir");
     std::fs::create_dir(tmp.path().join("multiarch.toml")).unwrap();

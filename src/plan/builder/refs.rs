@@ -121,7 +121,11 @@ impl PlanBuilder<'_> {
                 at: if t.span.is_empty() {
                     String::new()
                 } else {
-                    format!(" (line {})", self.spec.line_of(t.span.start))
+                    format!(
+                        " ({}:{})",
+                        self.spec.path.display(),
+                        self.spec.line_of(t.span.start)
+                    )
                 },
                 var: missing.to_string(),
                 why: GitValues::why_missing(missing).to_string(),
