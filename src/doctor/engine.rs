@@ -91,7 +91,7 @@ impl Doctor<'_> {
         if !f.exit.success() || version.is_empty() {
             let detail = f.first_line().trim().to_string();
             let fix = match (t.kind, &t.builder) {
-                (EngineKind::Docker, None) => "start the daemon: `sudo dockerd --bridge=none --iptables=false &` (or `systemctl start docker`), or point DOCKER_HOST at a running one; in this repository `cargo xtask devenv` sets one up",
+                (EngineKind::Docker, None) => "start the daemon (`sudo systemctl start docker`, or `sudo dockerd &` without systemd), or point DOCKER_HOST at a running one; in multiarch's own repository `cargo xtask devenv` sets one up",
                 (EngineKind::Podman, None) => "check `podman info`; rootless podman needs XDG_RUNTIME_DIR and subuids",
                 _ => "check that the builder is up and reachable: `docker --host … version`",
             };

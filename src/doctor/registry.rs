@@ -89,7 +89,7 @@ impl Doctor<'_> {
                         format!("registry {host} does not answer at http://{host}/v2/: {e}"),
                         Blame::Environment,
                     )
-                    .fix("start it (`docker-registry serve config.yml`; in this repository `cargo xtask devenv`), or point [project] registry at one that runs"),
+                    .fix("start one (`docker-registry serve config.yml`, Debian's docker-registry package; in multiarch's own repository `cargo xtask devenv`), or point [project] registry at one that runs"),
                 ),
             }
         }
