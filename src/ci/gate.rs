@@ -79,37 +79,22 @@ pub fn gitlab_rule(kind: RefKind, glob: &str) -> (String, bool) {
 /// character, so those differ on non-ASCII names and are not translated. A glob
 /// with `\` escapes only matches names git refuses (`*`, `?`, `[`, `\`).
 pub fn gitlab_pattern(glob: &str) -> Option<String> {
-    let mut out = String::new();
-    for piece in pieces(glob)? {
-        match piece {
-            Piece::Lit(c) => push_literal(c, &mut out),
-            Piece::Segment => out.push_str("[^\\/]*"),
-            Piece::Anything => out.push_str(".*"),
-            Piece::Class(members) => {
-                out.push('[');
-                for m in members {
-                    match m {
-                        ClassMember::Char(c) => push_class_literal(c, &mut out),
-                        ClassMember::Range => out.push('-'),
-                    }
-                }
-                out.push(']');
-            }
-            Piece::Op(op) => out.push_str(op),
-            Piece::OneByte { .. } => return None,
-        }
-    }
-    Some(out)
+    re2_pattern(glob, false)
 }
 
 /// [`gitlab_pattern`] for names of ASCII characters alone: `?` and negated
 /// classes as the ASCII characters they match. On such names it matches
 /// exactly what the glob matches; on others it may not.
 pub fn gitlab_pattern_ascii(glob: &str) -> Option<String> {
+    re2_pattern(glob, true)
+}
+
+/// The RE2 pattern of `glob`; a one-byte piece as its ASCII characters when
+/// `ascii`, else `None`.
+fn re2_pattern(glob: &str, ascii: bool) -> Option<String> {
     let mut out = String::new();
     for piece in pieces(glob)? {
         match piece {
-            Piece::OneByte { ascii, .. } => out.push_str(&re2_byte_class(&ascii)),
             Piece::Lit(c) => push_literal(c, &mut out),
             Piece::Segment => out.push_str("[^\\/]*"),
             Piece::Anything => out.push_str(".*"),
@@ -124,6 +109,8 @@ pub fn gitlab_pattern_ascii(glob: &str) -> Option<String> {
                 out.push(']');
             }
             Piece::Op(op) => out.push_str(op),
+            Piece::OneByte { ascii: bytes, .. } if ascii => out.push_str(&re2_byte_class(&bytes)),
+            Piece::OneByte { .. } => return None,
         }
     }
     Some(out)

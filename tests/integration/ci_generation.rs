@@ -814,18 +814,8 @@ proptest! {
 // The command line
 
 #[test]
-fn a_missing_file_is_out_of_date_and_a_directory_cannot_be_written() {
+fn a_directory_cannot_be_written() {
     let p = project(GLOBS);
-    let out = p
-        .command(&["ci", "gitlab", "--check", "-o", ".gitlab-ci.yml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(
-        text(&out).contains(".gitlab-ci.yml does not exist: generate it with `multiarch ci gitlab"),
-        "{}",
-        text(&out)
-    );
     std::fs::create_dir(p.path().join("out")).unwrap();
     let out = p.command(&["ci", "gitlab", "-o", "out"]).output().unwrap();
     assert_eq!(code(&out), 2, "{}", text(&out));
