@@ -30,15 +30,11 @@ pub enum Error {
     /// `multiarch init` wrote nothing.
     #[error(transparent)]
     Init(InitError),
-    #[error("cannot read {}: {source}", path.display())]
+    /// A file cannot be read (`doing` = "read") or, for a file the command
+    /// writes (`multiarch ci -o FILE`), written ("write").
+    #[error("cannot {doing} {}: {source}", path.display())]
     Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file the command writes (`multiarch ci -o FILE`) cannot be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
+        doing: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -62,6 +58,7 @@ pub enum Error {
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
+            doing: "read",
             path: path.to_path_buf(),
             source,
         }
@@ -69,7 +66,8 @@ impl Error {
 
     /// `path` cannot be written.
     pub fn write(path: &Path, source: std::io::Error) -> Self {
-        Error::Write {
+        Error::Io {
+            doing: "write",
             path: path.to_path_buf(),
             source,
         }
@@ -113,7 +111,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Spec(_) | Error::Io { .. } | Error::Write { .. } => exit::USAGE,
+            Error::Spec(_) | Error::Io { .. } => exit::USAGE,
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),

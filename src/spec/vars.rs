@@ -153,35 +153,20 @@ mod tests {
 
     #[test]
     fn semver() {
-        assert_eq!(
-            semver_parts("v1.2.3"),
-            (
-                Some("1.2.3".into()),
-                Some(("1".into(), "2".into(), "3".into()))
-            )
-        );
-        assert_eq!(
-            semver_parts("2.0.0-rc.1"),
-            (Some("2.0.0-rc.1".into()), None)
-        );
-        assert_eq!(
-            semver_parts("v1.2.3-rc.1+build.5"),
-            (Some("1.2.3-rc.1+build.5".into()), None)
-        );
-        assert_eq!(
-            semver_parts("v1.2.3+build.5"),
-            (
-                Some("1.2.3+build.5".into()),
-                Some(("1".into(), "2".into(), "3".into()))
-            )
-        );
-        assert_eq!(
-            semver_parts("v3.1"),
-            (
-                Some("3.1".into()),
-                Some(("3".into(), "1".into(), "0".into()))
-            )
-        );
-        assert_eq!(semver_parts("nightly"), (Some("nightly".into()), None));
+        // (tag, {version}, {major}.{minor}.{patch} when a release)
+        let cases = [
+            ("v1.2.3", "1.2.3", Some("1.2.3")),
+            ("2.0.0-rc.1", "2.0.0-rc.1", None),
+            ("v1.2.3-rc.1+build.5", "1.2.3-rc.1+build.5", None),
+            ("v1.2.3+build.5", "1.2.3+build.5", Some("1.2.3")),
+            ("v3.1", "3.1", Some("3.1.0")),
+            ("nightly", "nightly", None),
+        ];
+        for (tag, version, parts) in cases {
+            let (v, p) = semver_parts(tag);
+            assert_eq!(v.as_deref(), Some(version), "{tag}");
+            let p = p.map(|(a, b, c)| format!("{a}.{b}.{c}"));
+            assert_eq!(p.as_deref(), parts, "{tag}");
+        }
     }
 }

@@ -72,17 +72,20 @@ mod tests {
 
     #[test]
     fn control_characters_are_shown_as_bash_reads_them_back() {
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("x\u{1b}[31my"), "$'x\\x1b[31my'");
-        assert_eq!(shell_quote("a\nb'c\\"), "$'a\\nb\\'c\\\\'");
-        assert_eq!(shell_quote("\u{7}"), "$'\\x07'");
-        // bash gives back the same bytes.
-        for v in ["x\u{1b}[31my", "a\nb'c\\", "\u{7}\t"] {
+        let cases = [
+            ("a b", "'a b'"),
+            ("x\u{1b}[31my", "$'x\\x1b[31my'"),
+            ("a\nb'c\\", "$'a\\nb\\'c\\\\'"),
+            ("\u{7}\t", "$'\\x07\\t'"),
+        ];
+        for (value, shown) in cases {
+            assert_eq!(shell_quote(value), shown);
+            // bash gives back the same bytes.
             let out = std::process::Command::new("bash")
-                .args(["-c", &format!("printf %s {}", shell_quote(v))])
+                .args(["-c", &format!("printf %s {shown}")])
                 .output()
                 .unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), v);
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value);
         }
     }
 }
