@@ -112,16 +112,20 @@ fn classify(path: &Path) -> Found {
             };
         }
         // docker-library's `ARCH/NAME/Dockerfile` (hello-world: amd64/hello-world,
-        // arm64v8/hello-world): the arch is a directory above the image's own.
+        // arm64v8/hello-world): the arch, by its built-in name (not a common
+        // one: `docker/amd/rocm` is no arch's), is the directory above the
+        // image's own.
         let parts: Vec<String> = dir
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
-        if let Some(at) = (0..parts.len().saturating_sub(1))
-            .rev()
-            .find(|&i| arch_of_name(&parts[i]).is_some())
+        let builtin = |p: &str| arch::builtin_names().find(|b| *b == p);
+        if let Some(at) = parts
+            .len()
+            .checked_sub(2)
+            .filter(|&i| builtin(&parts[i]).is_some())
         {
-            if let Some(arch) = arch_of_name(&parts[at]) {
+            if let Some(arch) = builtin(&parts[at]) {
                 let top: PathBuf = parts[..at].iter().collect();
                 let rest = parts[at + 1..].join("/");
                 return Found::PerArch {

@@ -226,8 +226,8 @@ fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
         return Some(Piece::Segment);
     }
     let negated = body.first() == Some(&'^');
-    if negated || body.windows(2).any(|w| w == ['\\', 'x']) {
-        let members = class_members(&body[usize::from(negated)..])?;
+    if negated {
+        let members = class_members(&body[1..])?;
         let ascii = (0u8..=0x7f)
             .filter(|&b| class_has(&members, b as char) != negated)
             .collect();
@@ -267,15 +267,20 @@ fn class_has(members: &[ClassMember], c: char) -> bool {
     false
 }
 
-/// A class body's members: characters (`\\x`-escaped bytes of non-ASCII ones
-/// kept as their escapes' letters, which no ASCII name matches), ranges.
+/// A class body's members: characters and ranges. `None` for a body with an
+/// escape that is not a literal character (`\\xNN` bytes of a non-ASCII member,
+/// `\\s`): no pattern is written for it (the rule stays wider, and exact).
 fn class_members(body: &[char]) -> Option<Vec<ClassMember>> {
     let mut members = Vec::new();
     let mut k = 0;
     while k < body.len() {
         match body[k] {
             '\\' => {
-                members.push(ClassMember::Char(*body.get(k + 1)?));
+                let c = *body.get(k + 1)?;
+                if c.is_ascii_alphanumeric() {
+                    return None;
+                }
+                members.push(ClassMember::Char(c));
                 k += 2;
             }
             '-' => {
@@ -675,6 +680,16 @@ mod tests {
             a("[!a]x").as_deref(),
             Some("^[\\x00-\\x2e\\x30-\\x60\\x62-\\x7f]x$")
         );
+        // A class with a non-ASCII member (globset writes its bytes as `\\x`
+        // escapes) or a class escape gets no pattern: the rule stays wider.
+        for g in ["v[!é]", "w[a-é]", "x[é]", "y[/]"] {
+            assert_eq!(a(g), None, "{g}");
+            assert_eq!(
+                gitlab_rule(RefKind::Branch, g),
+                ("$CI_COMMIT_BRANCH".into(), false),
+                "{g}"
+            );
+        }
         let (rule, exact) = gitlab_rule(RefKind::Branch, "wat?");
         assert!(!exact);
         assert_eq!(

@@ -813,11 +813,17 @@ fn classic_can_build(
 /// the builder is classic because `why`: an error at the Dockerfile's line.
 fn needs_buildkit(spec: &Spec, file: &str, used: &crate::spec::BuildKitUse, why: &str) -> Error {
     let text = std::fs::read_to_string(spec.dir.join(file)).unwrap_or_default();
+    // Read again for the message: if it changed since, no span past its end.
+    let span = if text.get(used.span.clone()).is_some() {
+        used.span.clone()
+    } else {
+        0..0
+    };
     let file = file.strip_prefix("./").unwrap_or(file);
     let source = crate::diagnostic::SourceFile::new(file, text);
     let problem = crate::diagnostic::Problem::new(
         "needs-buildkit",
-        used.span.clone(),
+        span,
         format!("{file}:{} uses {}, which the classic builder does not have ({why})", used.line, used.what),
         "needs BuildKit",
     )

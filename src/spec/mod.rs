@@ -135,7 +135,15 @@ pub struct BuildKitUse {
 /// any case, after spaces or tabs, continued over lines ending in the escape
 /// character (`\`, or the one a `# escape=` directive sets), comment lines
 /// inside a continuation skipped.
-pub fn buildkit_use(dockerfile: &str) -> Option<BuildKitUse> {
+pub fn buildkit_use(text: &str) -> Option<BuildKitUse> {
+    // Offsets stay the text's own past a byte-order mark.
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut found = buildkit_use_in(&text[bom..])?;
+    found.span = found.span.start + bom..found.span.end + bom;
+    Some(found)
+}
+
+fn buildkit_use_in(dockerfile: &str) -> Option<BuildKitUse> {
     let escape = escape_char(dockerfile);
     // (byte offset, line) of each token of the instruction being read.
     let mut tokens: Vec<(usize, usize, &str)> = Vec::new();
@@ -147,6 +155,10 @@ pub fn buildkit_use(dockerfile: &str) -> Option<BuildKitUse> {
         let line = raw.trim_end_matches(['\n', '\r']);
         let body = line.trim_start();
         if body.starts_with('#') && (continued || tokens.is_empty()) {
+            continue;
+        }
+        // An empty line inside a continuation continues it (docker warns).
+        if body.trim_end().is_empty() && continued {
             continue;
         }
         let trimmed = body.trim_end();
@@ -174,25 +186,42 @@ pub fn buildkit_use(dockerfile: &str) -> Option<BuildKitUse> {
 }
 
 /// `# escape=` among the parser directives at the top: the escape character.
+/// The directives end at the first line that is not a known one.
 fn escape_char(dockerfile: &str) -> char {
     for line in dockerfile.lines() {
-        let Some(d) = line.trim().strip_prefix('#') else {
+        let Some((key, value)) = line
+            .trim()
+            .strip_prefix('#')
+            .and_then(|d| d.split_once('='))
+        else {
             break;
         };
-        let Some((key, value)) = d.split_once('=') else {
-            break;
-        };
-        if key.trim().eq_ignore_ascii_case("escape") {
-            return if value.trim() == "`" { '`' } else { '\\' };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "escape" => return if value.trim() == "`" { '`' } else { '\\' },
+            "syntax" | "check" => {}
+            _ => break,
         }
     }
     '\\'
+}
+
+/// A heredoc's opening word (`<<EOF`, `<<-EOF`, `<<"EOF"`), not a here-string (`<<<`).
+fn is_heredoc(word: &str) -> bool {
+    let Some(rest) = word.strip_prefix("<<") else {
+        return false;
+    };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let rest = rest.trim_start_matches(['"', '\'']);
+    rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
 }
 
 /// The BuildKit-only feature of one instruction (its tokens, in order).
 fn buildkit_in(tokens: &[(usize, usize, &str)]) -> Option<BuildKitUse> {
     let (_, _, keyword) = tokens.first()?;
     let keyword = keyword.to_ascii_uppercase();
+    if keyword == "ONBUILD" {
+        return buildkit_in(&tokens[1..]);
+    }
     let found = |(at, line, tok): (usize, usize, &str), what: String| {
         Some(BuildKitUse {
             line,
@@ -224,12 +253,11 @@ fn buildkit_in(tokens: &[(usize, usize, &str)]) -> Option<BuildKitUse> {
                     _ => {}
                 }
             }
-            match after_flags {
-                Some(&(at, line, t)) if t.starts_with("<<") => {
-                    found((at, line, t), "a heredoc (`RUN <<EOF`)".into())
-                }
-                _ => None,
-            }
+            // A heredoc anywhere in the command (`RUN python3 <<EOF`).
+            let _ = after_flags;
+            args.iter()
+                .find(|(_, _, t)| is_heredoc(t))
+                .and_then(|&(at, line, t)| found((at, line, t), "a heredoc (`RUN <<EOF`)".into()))
         }
         "COPY" | "ADD" => {
             for &(at, line, t) in flags {
@@ -247,7 +275,7 @@ fn buildkit_in(tokens: &[(usize, usize, &str)]) -> Option<BuildKitUse> {
                 }
             }
             args.iter()
-                .find(|(_, _, t)| t.starts_with("<<"))
+                .find(|(_, _, t)| is_heredoc(t))
                 .and_then(|&(at, line, t)| {
                     found((at, line, t), format!("a heredoc (`{keyword} <<EOF`)"))
                 })
@@ -637,6 +665,28 @@ mod tests {
             Some((2, "COPY --chmod".into()))
         );
         assert_eq!(what("FROM x\nCOPY --from=build /a /a\n"), None);
+        assert_eq!(
+            what("FROM x\nRUN python3 <<EOF\nprint(1)\nEOF\n"),
+            Some((2, "a heredoc (`RUN <<EOF`)".into()))
+        );
+        assert_eq!(what("FROM x\nRUN cat <<<\"x\"\n"), None, "a here-string");
+        // An empty line inside a continuation; ONBUILD; a BOM before the directive.
+        assert_eq!(
+            what("FROM x\nRUN \\\n\n  --mount=type=cache,target=/c make\n"),
+            Some((4, "RUN --mount=type=cache".into()))
+        );
+        assert_eq!(
+            what("FROM x\nONBUILD RUN --mount=type=secret,id=a true\n"),
+            Some((2, "RUN --mount=type=secret".into()))
+        );
+        let f = "\u{feff}# escape=`\nFROM x\nRUN `\n  --mount=type=ssh git clone x\n";
+        let u = buildkit_use(f).unwrap();
+        assert_eq!((u.line, &f[u.span]), (4, "--mount=type=ssh"));
+        // The directives end at an unknown one.
+        assert_eq!(
+            what("# foo=bar\n# escape=`\nFROM x\nRUN `\n  --mount=type=ssh x\n"),
+            None
+        );
         assert_eq!(
             what("FROM x\r\nRUN --mount=type=cache,target=/c make\r\n"),
             Some((2, "RUN --mount=type=cache".into()))

@@ -1267,6 +1267,7 @@ impl Validator<'_> {
         // One stat per distinct file: eight arches usually share one Dockerfile.
         let context_is_dir = context_abs.is_dir();
         let mut is_file: HashMap<PathBuf, bool> = HashMap::new();
+        let mut linked: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
         // Dockerfiles already checked against the repository (each once).
         let mut outside_files: HashMap<PathBuf, bool> = HashMap::new();
         for a in &archs {
@@ -1356,6 +1357,14 @@ impl Validator<'_> {
                     target = Some(t.value.clone());
                 }
             }
+            // A linked Dockerfile is built from the file it names: BuildKit
+            // sends the `-f` file to the daemon as the link alone
+            // (moby/buildkit#2119: "failed to read dockerfile").
+            let rel = linked
+                .entry(rel.clone())
+                .or_insert_with(|| link_target(self.dir, &rel))
+                .clone()
+                .unwrap_or(rel);
             per_arch.insert(
                 a.clone(),
                 ArchBuild {
@@ -1714,6 +1723,22 @@ impl Validator<'_> {
         let real = resolve(self.real_dir, self.dir, rel)?;
         (!real.starts_with(self.root?)).then_some(real)
     }
+}
+
+/// The file the symlink `dir/rel` names, relative to `dir`, when `rel` is a
+/// link to a file below `dir`.
+fn link_target(dir: &Path, rel: &Path) -> Option<PathBuf> {
+    let path = dir.join(rel);
+    if !std::fs::symlink_metadata(&path)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
+    }
+    let real = path.canonicalize().ok()?;
+    let below = real.strip_prefix(dir.canonicalize().ok()?).ok()?;
+    real.is_file().then(|| below.to_path_buf())
 }
 
 /// `dir.join(rel)` with its symlinks followed, as `canonicalize` gives it.

@@ -893,6 +893,38 @@ fn init_follows_a_linked_dockerfile() {
     let text = std::fs::read_to_string(dir.join("multiarch.toml")).unwrap();
     assert!(text.contains("dockerfile = \"Dockerfile.armhf\""), "{text}");
     assert_eq!(text.matches("\n[[image]]\n").count(), 1, "{text}");
+    // The build reads the file the link names (BuildKit cannot read a linked -f).
+    let out = Command::new(env!("CARGO_BIN_EXE_multiarch"))
+        .args(["plan", "--format", "json", "--branch", "main", "--sha"])
+        .arg("0123456789abcdef0123456789abcdef01234567")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let build = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("build:") && i.ends_with("/arm32v7"))
+        })
+        .expect("the arm32v7 build");
+    let argv: Vec<&str> = build["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let f = argv.iter().position(|a| *a == "-f").map(|i| argv[i + 1]);
+    assert_eq!(f, Some("Dockerfile.arm64"), "{argv:?}");
 }
 
 #[test]

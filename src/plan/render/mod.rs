@@ -36,7 +36,9 @@ fn ansi_c_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
-            c if c.is_control() && (c as u32) < 0x100 => {
+            // `\xNN` is one byte to bash: ASCII only; C1 controls as `\uNNNN`,
+            // which bash writes as their UTF-8 bytes.
+            c if c.is_control() && c.is_ascii() => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
@@ -77,6 +79,7 @@ mod tests {
             ("x\u{1b}[31my", "$'x\\x1b[31my'"),
             ("a\nb'c\\", "$'a\\nb\\'c\\\\'"),
             ("\u{7}\t", "$'\\x07\\t'"),
+            ("a\u{85}b", "$'a\\u0085b'"),
         ];
         for (value, shown) in cases {
             assert_eq!(shell_quote(value), shown);
