@@ -495,23 +495,31 @@ name = "app"
 context = "app"
 "#;
 
-#[test]
-fn a_git_tag_matching_publish_tags_publishes() {
+/// RELEASES planned on a build of git tag `tag`.
+fn on_git_tag(tag: &str) -> Plan {
     let ctx = GitContext {
-        git_tag: Some("v1.4.2".into()),
+        git_tag: Some(tag.into()),
         sha: Some(SHA.into()),
         ..GitContext::default()
     };
-    let p = plan(RELEASES, &ctx);
-    assert!(p.publish, "{}", p.publish_reason);
-    assert!(p.publish_reason.contains("v*"), "{}", p.publish_reason);
-    let lists: Vec<&str> = p
-        .steps()
+    plan(RELEASES, &ctx)
+}
+
+/// The tags the plan's manifest-pushes move, in order.
+fn pushed_tags(p: &Plan) -> Vec<&str> {
+    p.steps()
         .iter()
         .filter(|s| s.kind() == StepKind::ManifestPush)
         .map(|s| s.tag().unwrap())
-        .collect();
-    assert_eq!(lists, [SHA, "1.4.2", "1.4"]);
+        .collect()
+}
+
+#[test]
+fn a_git_tag_matching_publish_tags_publishes() {
+    let p = on_git_tag("v1.4.2");
+    assert!(p.publish, "{}", p.publish_reason);
+    assert!(p.publish_reason.contains("v*"), "{}", p.publish_reason);
+    assert_eq!(pushed_tags(&p), [SHA, "1.4.2", "1.4"]);
     // latest is only for main; this build has no branch.
     assert_eq!(
         p.skipped()
@@ -530,20 +538,9 @@ fn a_git_tag_matching_publish_tags_publishes() {
 #[test]
 fn a_pre_release_tag_publishes_its_version_and_leaves_major_minor_alone() {
     // docker/metadata-action's rule: a release candidate must not move `1.4`.
-    let ctx = GitContext {
-        git_tag: Some("v1.5.0-rc.1".into()),
-        sha: Some(SHA.into()),
-        ..GitContext::default()
-    };
-    let p = plan(RELEASES, &ctx);
+    let p = on_git_tag("v1.5.0-rc.1");
     assert!(p.publish, "{}", p.publish_reason);
-    let lists: Vec<&str> = p
-        .steps()
-        .iter()
-        .filter(|s| s.kind() == StepKind::ManifestPush)
-        .map(|s| s.tag().unwrap())
-        .collect();
-    assert_eq!(lists, [SHA, "1.5.0-rc.1"]);
+    assert_eq!(pushed_tags(&p), [SHA, "1.5.0-rc.1"]);
     assert!(p
         .skipped()
         .iter()
