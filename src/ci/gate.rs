@@ -109,7 +109,13 @@ fn re2_pattern(glob: &str, ascii: bool) -> Option<String> {
                 out.push(']');
             }
             Piece::Op(op) => out.push_str(op),
-            Piece::OneByte { ascii: bytes, .. } if ascii => out.push_str(&re2_byte_class(&bytes)),
+            // On a name of ASCII characters alone, bytes and characters are the same.
+            Piece::OneByte { excluded } if ascii => {
+                let bytes: Vec<u8> = (0u8..=0x7f)
+                    .filter(|&b| !class_has(&excluded, b as char))
+                    .collect();
+                out.push_str(&re2_byte_class(&bytes));
+            }
             Piece::OneByte { .. } => return None,
         }
     }
@@ -155,11 +161,9 @@ enum Piece {
     Anything,
     /// `[…]`, not negated, with ASCII members.
     Class(Vec<ClassMember>),
-    /// `?`, a negated class or one with non-ASCII members: one byte for
-    /// globset, one character for RE2. The ASCII characters it matches (on a
-    /// name of ASCII characters alone, bytes and characters are the same), and
-    /// the class as globset wrote it (for a byte-matching engine).
-    OneByte { ascii: Vec<u8>, class: String },
+    /// `?` or a negated class (`[^/]`, `[^/a-c]`): one byte for globset, one
+    /// character for RE2. The members it excludes.
+    OneByte { excluded: Vec<ClassMember> },
     /// `^`, `$`, `(?:`, `|`, `)`, and the `.`, `*`, `?` in `**`'s groups.
     Op(&'static str),
 }
@@ -225,15 +229,9 @@ fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
     if body == ['^', '/'] && next == Some(&'*') {
         return Some(Piece::Segment);
     }
-    let negated = body.first() == Some(&'^');
-    if negated {
-        let members = class_members(&body[1..])?;
-        let ascii = (0u8..=0x7f)
-            .filter(|&b| class_has(&members, b as char) != negated)
-            .collect();
+    if body.first() == Some(&'^') {
         return Some(Piece::OneByte {
-            ascii,
-            class: format!("[{}]", body.iter().collect::<String>()),
+            excluded: class_members(&body[1..])?,
         });
     }
     Some(Piece::Class(class_members(body)?))
@@ -241,30 +239,31 @@ fn class(body: &[char], next: Option<&char>) -> Option<Piece> {
 
 /// Whether `c` is one of a class's members (`a`, `a-z`).
 fn class_has(members: &[ClassMember], c: char) -> bool {
+    spans(members).iter().any(|(a, b)| (*a..=*b).contains(&c))
+}
+
+/// A class's members as inclusive ranges (`a-z`; a single `x` is `x-x`; a
+/// `-` that ranges nothing is itself).
+fn spans(members: &[ClassMember]) -> Vec<(char, char)> {
+    let mut out = Vec::new();
     let mut k = 0;
     while k < members.len() {
         match (&members[k], members.get(k + 1), members.get(k + 2)) {
             (ClassMember::Char(a), Some(ClassMember::Range), Some(ClassMember::Char(b))) => {
-                if (*a..=*b).contains(&c) {
-                    return true;
-                }
+                out.push((*a, *b));
                 k += 3;
             }
-            (ClassMember::Char(a), _, _) => {
-                if *a == c {
-                    return true;
-                }
+            (ClassMember::Char(c), _, _) => {
+                out.push((*c, *c));
                 k += 1;
             }
             (ClassMember::Range, _, _) => {
-                if c == '-' {
-                    return true;
-                }
+                out.push(('-', '-'));
                 k += 1;
             }
         }
     }
-    false
+    out
 }
 
 /// A class body's members: characters and ranges. `None` for a body with an
@@ -354,23 +353,13 @@ pub fn posix_ere(glob: &str) -> Option<String> {
             Piece::Op("(?:") => out.push('('),
             Piece::Op(op) => out.push_str(op),
             // The gate matches bytes (LC_ALL=C), as globset does.
-            Piece::OneByte { class, .. } => out.push_str(&posix_one_byte(&class)?),
+            Piece::OneByte { excluded } => {
+                let positive = posix_bracket(&excluded)?;
+                out.push_str(&format!("[^{}", &positive[1..]));
+            }
         }
     }
     Some(out)
-}
-
-/// globset's one-byte class (`[^/]`, `[^/a-c]`) as a POSIX bracket; `None`
-/// for one with byte escapes or members POSIX brackets cannot hold.
-fn posix_one_byte(class: &str) -> Option<String> {
-    let body = class.strip_prefix("[^")?.strip_suffix(']')?;
-    if body.contains('\\') {
-        return None;
-    }
-    let chars: Vec<char> = body.chars().collect();
-    let members = class_members(&chars)?;
-    let positive = posix_bracket(&members)?;
-    Some(format!("[^{}", &positive[1..]))
 }
 
 /// A bracket expression: no escapes inside POSIX brackets, so `]` goes first,
@@ -378,21 +367,13 @@ fn posix_one_byte(class: &str) -> Option<String> {
 fn posix_bracket(members: &[ClassMember]) -> Option<String> {
     let mut singles: Vec<char> = Vec::new();
     let mut ranges: Vec<(char, char)> = Vec::new();
-    let mut k = 0;
-    while k < members.len() {
-        match (&members[k], members.get(k + 1), members.get(k + 2)) {
-            (ClassMember::Char(a), Some(ClassMember::Range), Some(ClassMember::Char(b))) => {
-                if [*a, *b].iter().any(|c| matches!(c, ']' | '-' | '^' | '[')) {
-                    return None;
-                }
-                ranges.push((*a, *b));
-                k += 3;
-            }
-            (ClassMember::Char(c), _, _) => {
-                singles.push(*c);
-                k += 1;
-            }
-            (ClassMember::Range, _, _) => return None,
+    for (a, b) in spans(members) {
+        if a == b {
+            singles.push(a);
+        } else if [a, b].iter().any(|c| matches!(c, ']' | '-' | '^' | '[')) {
+            return None;
+        } else {
+            ranges.push((a, b));
         }
     }
     let mut out = String::from("[");
