@@ -460,15 +460,11 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
             if spec.project.engine == EngineKind::Docker
                 && spec.project.builder == crate::spec::BuilderSetting::Classic
             {
-                let mounts = buildkit_mounts(&spec);
-                let first = spec
-                    .images
-                    .iter()
-                    .flat_map(|i| i.per_arch.values())
-                    .map(|b| b.dockerfile.display().to_string())
-                    .find_map(|f| mounts.get(&f).cloned().flatten().map(|u| (f, u)));
+                let files = spec_dockerfiles(&spec);
+                let uses = buildkit_uses(&spec, &files);
+                let first = first_use(&spec, files.iter().map(String::as_str), &uses);
                 if let Some((file, used)) = first {
-                    return Err(needs_buildkit(&spec, &file, &used, "builder = \"classic\""));
+                    return Err(needs_buildkit(&spec, file, &used, "builder = \"classic\""));
                 }
             }
             if out.verbose {
@@ -712,40 +708,60 @@ pub fn load_and_plan(
         && opts.builder.mode == crate::spec::BuildMode::Classic;
     // The classic builder's Dockerfile check reads every Dockerfile of the
     // file while the plan is drafted (on one thread); the plan's are judged.
-    let (plan, mounts) = std::thread::scope(|scope| {
-        let mounts = classic.then(|| scope.spawn(|| buildkit_mounts(&spec)));
+    let (plan, uses) = std::thread::scope(|scope| {
+        let uses = classic.then(|| scope.spawn(|| buildkit_uses(&spec, &spec_dockerfiles(&spec))));
         let plan = Plan::new(&spec, &ctx, &opts);
         // A panic in the check is a bug: raise it here.
-        let mounts = mounts.map(|m| m.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        (plan, mounts)
+        let uses = uses.map(|m| m.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (plan, uses)
     });
     let plan = plan?;
-    if let Some(mounts) = mounts {
-        classic_can_build(&spec, &plan, &opts.builder, &mounts)?;
+    if let Some(uses) = uses {
+        classic_can_build(&spec, &plan, &opts.builder, &uses)?;
     }
     Ok((spec, plan))
 }
 
-/// What [`crate::spec::buildkit_use`] finds in each Dockerfile of the
-/// file's images (`None`: none, or the file cannot be read), by the
-/// Dockerfile as a build step names it. Read on threads: a monorepo has a
-/// Dockerfile per image.
-type Mounts = std::collections::HashMap<String, Option<crate::spec::BuildKitUse>>;
+/// What [`crate::spec::buildkit_use`] finds in each Dockerfile (`None`: none,
+/// or the file cannot be read), by the Dockerfile as a build step names it.
+type Uses = std::collections::HashMap<String, Option<crate::spec::BuildKitUse>>;
 
-fn buildkit_mounts(spec: &Spec) -> Mounts {
+/// Every Dockerfile of the file's images, each once, in file order.
+fn spec_dockerfiles(spec: &Spec) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
-    let files: Vec<String> = spec
-        .images
+    spec.images
         .iter()
         .flat_map(|i| i.per_arch.values())
         .map(|b| b.dockerfile.display().to_string())
         .filter(|f| seen.insert(f.clone()))
-        .collect();
+        .collect()
+}
+
+/// [`Uses`] of `files`, read on threads: a monorepo has a Dockerfile per image.
+fn buildkit_uses(spec: &Spec, files: &[String]) -> Uses {
     let found = crate::par::in_order(files.len(), 64, |k| {
         let text = std::fs::read_to_string(spec.dir.join(&files[k])).ok()?;
         crate::spec::buildkit_use(&text)
     });
-    files.into_iter().zip(found).collect()
+    files.iter().cloned().zip(found).collect()
+}
+
+/// The first of `files` that uses a BuildKit feature (one not in `uses` is
+/// read here; one that cannot be read is the build's to report).
+fn first_use<'a>(
+    spec: &Spec,
+    files: impl IntoIterator<Item = &'a str>,
+    uses: &Uses,
+) -> Option<(&'a str, crate::spec::BuildKitUse)> {
+    files.into_iter().find_map(|file| {
+        let used = match uses.get(file) {
+            Some(u) => u.clone(),
+            None => std::fs::read_to_string(spec.dir.join(file))
+                .ok()
+                .and_then(|t| crate::spec::buildkit_use(&t)),
+        };
+        Some((file, used?))
+    })
 }
 
 /// The docker builder: `--builder`, else `$MULTIARCH_BUILDER`, else `[project]
@@ -778,22 +794,13 @@ fn classic_can_build(
     spec: &Spec,
     plan: &Plan,
     builder: &crate::context::BuilderChoice,
-    mounts: &Mounts,
+    uses: &Uses,
 ) -> Result<(), Error> {
-    let found = plan.steps().iter().find_map(|s| {
-        let plan::Action::Build { args, .. } = &s.action else {
-            return None;
-        };
-        let file = args.dockerfile.as_str();
-        let used = match mounts.get(file) {
-            Some(m) => m.clone(),
-            None => std::fs::read_to_string(spec.dir.join(file))
-                .ok()
-                .and_then(|t| crate::spec::buildkit_use(&t)),
-        };
-        Some((file, used?))
+    let builds = plan.steps().iter().filter_map(|s| match &s.action {
+        plan::Action::Build { args, .. } => Some(args.dockerfile.as_str()),
+        _ => None,
     });
-    let Some((file, used)) = found else {
+    let Some((file, used)) = first_use(spec, builds, uses) else {
         return Ok(());
     };
     match &builder.note {
