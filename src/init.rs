@@ -623,12 +623,13 @@ command = ["uname", "-m"]
         if i.dockerfile != "Dockerfile" {
             o.push_str(&format!("dockerfile = {}\n", quoted(&i.dockerfile)));
         }
-        if i.files.iter().any(|f| {
-            f.parent().is_some_and(|d| {
-                d.components()
-                    .any(|c| arch_of_name(&c.as_os_str().to_string_lossy()).is_some())
-            })
-        }) {
+        // Per-arch files in arch directories (`{arch}/Dockerfile`): the context
+        // is above them.
+        if i.archs.is_some()
+            && std::iter::once(&i.dockerfile)
+                .chain(i.per_arch.iter().map(|(_, f)| f))
+                .any(|f| f.contains('/'))
+        {
             o.push_str(
                 "# the per-arch directories' parent is the context: COPY paths start there\n",
             );

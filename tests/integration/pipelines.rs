@@ -831,7 +831,7 @@ fn init_takes_the_per_arch_layouts_of_public_projects() {
             "arm64.Containerfile",
         ],
     ] {
-        let (images, _) = init_in(&files, &[]);
+        let (images, stdout) = init_in(&files, &[]);
         assert_eq!(
             images.matches("[[image]]").count(),
             1,
@@ -841,8 +841,15 @@ fn init_takes_the_per_arch_layouts_of_public_projects() {
             images.contains("archs = [\"amd64\", \"arm32v7\", \"arm64v8\"]"),
             "{files:?}: {images}"
         );
+        // Every file is the image's: init lists it, and so does the file's comment.
         for f in files {
-            assert!(images.contains(f) || images.contains("{"), "{f}: {images}");
+            assert!(stdout.contains(f), "{f}: {stdout}");
+            assert!(
+                images
+                    .lines()
+                    .any(|l| l.starts_with("# from ") && l.contains(f)),
+                "{f}: {images}"
+            );
         }
     }
     // Debian's armel is ARMv5; a second file for one arch is left out, and said.
@@ -894,37 +901,11 @@ fn init_follows_a_linked_dockerfile() {
     assert!(text.contains("dockerfile = \"Dockerfile.armhf\""), "{text}");
     assert_eq!(text.matches("\n[[image]]\n").count(), 1, "{text}");
     // The build reads the file the link names (BuildKit cannot read a linked -f).
-    let out = Command::new(env!("CARGO_BIN_EXE_multiarch"))
-        .args(["plan", "--format", "json", "--branch", "main", "--sha"])
-        .arg("0123456789abcdef0123456789abcdef01234567")
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let build = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["id"]
-                .as_str()
-                .is_some_and(|i| i.starts_with("build:") && i.ends_with("/arm32v7"))
-        })
-        .expect("the arm32v7 build");
-    let argv: Vec<&str> = build["command"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a.as_str())
-        .collect();
-    let f = argv.iter().position(|a| *a == "-f").map(|i| argv[i + 1]);
-    assert_eq!(f, Some("Dockerfile.arm64"), "{argv:?}");
+    let spec = spec_in(dir, &text);
+    let plan = Plan::new(&spec, &on_main(), &opts()).unwrap();
+    let name = &spec.images[0].name;
+    let arm = step(&plan, &format!("build:{name}/arm32v7")).command();
+    assert_eq!(flag(&arm, "-f"), Some("Dockerfile.arm64"), "{arm:?}");
 }
 
 #[test]
