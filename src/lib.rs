@@ -57,3 +57,6 @@ pub use events::{Reporter, RunEvent, RunSummary, StepStatus};
 pub use exec::{run, FailureMode, RunOptions};
 pub use plan::{Plan, PlanOptions, Stage, Step, StepKind};
 pub use spec::Spec;
+
+#[cfg(test)]
+mod testutil;

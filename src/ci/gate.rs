@@ -634,37 +634,61 @@ fn expand_braces(glob: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{opt, rows};
+
+    /// Each glob's translation by `f`.
+    fn check(f: fn(&str) -> Option<String>, cases: &[(&str, Option<&str>)]) {
+        for (glob, want) in cases {
+            assert_eq!(f(glob).as_deref(), *want, "{glob}");
+        }
+    }
 
     #[test]
-    fn globs_become_re2_patterns_with_escaped_slashes() {
-        let p = |g: &str| gitlab_pattern(g);
-        assert_eq!(p("main").as_deref(), Some("^main$"));
-        assert_eq!(p("release/*").as_deref(), Some("^release\\/[^\\/]*$"));
-        assert_eq!(p("release/**").as_deref(), Some("^release\\/.*$"));
-        assert_eq!(p("v*").as_deref(), Some("^v[^\\/]*$"));
-        assert_eq!(p("rel-[0-9]*").as_deref(), Some("^rel-[0-9][^\\/]*$"));
-        assert_eq!(p("{a,b}/**").as_deref(), Some("^(?:a|b)\\/.*$"));
-        assert_eq!(p("it's").as_deref(), Some("^it\\x27s$"));
-        assert_eq!(p("v1.*").as_deref(), Some("^v1\\.[^\\/]*$"));
-        assert_eq!(p("**/hotfix").as_deref(), Some("^(?:\\/?|.*\\/)hotfix$"));
-        assert_eq!(p("é*").as_deref(), Some("^\\x{e9}[^\\/]*$"));
-        // One byte against one character: not the same on non-ASCII names.
-        assert_eq!(p("v?"), None);
-        assert_eq!(p("[!a]*"), None);
-        // An escape is its character.
-        assert_eq!(p("back\\slash").as_deref(), Some("^backslash$"));
-        assert_eq!(p("a\\*b").as_deref(), Some("^a\\*b$"));
+    fn globs_become_re2_patterns_and_posix_eres() {
+        let cases = r"
+            // glob         RE2 (GitLab: slashes escaped)  POSIX ERE (bash, LC_ALL=C)
+            main            ^main$                         ^main$
+            release/*       ^release\/[^\/]*$              ^release/[^/]*$
+            release/**      ^release\/.*$                  ^release/.*$
+            v*              ^v[^\/]*$                      ^v[^/]*$
+            rel-[0-9]*      ^rel-[0-9][^\/]*$              ^rel-[0-9][^/]*$
+            {a,b}/**        ^(?:a|b)\/.*$                  ^(a|b)/.*$
+            it's            ^it\x27s$                      ^it's$
+            v1.*            ^v1\.[^\/]*$                   ^v1\.[^/]*$
+            **/hotfix       ^(?:\/?|.*\/)hotfix$           ^(/?|.*/)hotfix$
+            é*              ^\x{e9}[^\/]*$                 ^é[^/]*$
+            // One byte against one character: RE2 has no byte mode, so no
+            // pattern is the same on non-ASCII names (bash's is, under LC_ALL=C).
+            v?              -                              ^v[^/]$
+            a?              -                              ^a[^/]$
+            [!a]*           -                              ^[^/a][^/]*$
+            [!a-c]x         -                              ^[^/a-c]x$
+            // An escape is its character.
+            back\slash      ^backslash$                    ^backslash$
+            a\*b            ^a\*b$                         ^a\*b$
+            // No escapes in globset's classes: `\` is a member, as in POSIX
+            // brackets; RE2 escapes every member that could be read otherwise.
+            [a\-]x          ^[a\\\-]x$                     ^[a\-]x$
+            []a-]x          ^[\]a\-]x$                     ^[]a-]x$
+            [-a^]           ^[\-a\^]$                      ^[a^-]$
+        ";
+        for row in rows(cases, 3) {
+            let glob = row[0];
+            assert_eq!(gitlab_pattern(glob).as_deref(), opt(row[1]), "{glob}");
+            assert_eq!(posix_ere(glob).as_deref(), Some(row[2]), "{glob}");
+        }
         // On ASCII names: the ASCII characters they match.
-        let a = |g: &str| gitlab_pattern_ascii(g);
-        assert_eq!(a("v?").as_deref(), Some("^v[\\x00-\\x2e\\x30-\\x7f]$"));
-        assert_eq!(
-            a("[!a]x").as_deref(),
-            Some("^[\\x00-\\x2e\\x30-\\x60\\x62-\\x7f]x$")
+        check(
+            gitlab_pattern_ascii,
+            &[
+                ("v?", Some("^v[\\x00-\\x2e\\x30-\\x7f]$")),
+                ("[!a]x", Some("^[\\x00-\\x2e\\x30-\\x60\\x62-\\x7f]x$")),
+            ],
         );
         // A class with a non-ASCII member (globset writes its bytes as `\\x`
         // escapes) or a class escape gets no pattern: the rule stays wider.
         for g in ["v[!é]", "w[a-é]", "x[é]", "y[/]"] {
-            assert_eq!(a(g), None, "{g}");
+            assert_eq!(gitlab_pattern_ascii(g), None, "{g}");
             assert_eq!(
                 gitlab_rule(RefKind::Branch, g),
                 ("$CI_COMMIT_BRANCH".into(), false),
@@ -689,21 +713,6 @@ mod tests {
             assert!(!bare_slash, "{g} → {p}");
             assert!(!p.contains(['\'', '"']), "{g} → {p}");
         }
-    }
-
-    #[test]
-    fn globs_become_posix_eres() {
-        let e = |g: &str| posix_ere(g);
-        assert_eq!(e("release/*").as_deref(), Some("^release/[^/]*$"));
-        assert_eq!(e("v1.*").as_deref(), Some("^v1\\.[^/]*$"));
-        assert_eq!(e("{a,b}/**").as_deref(), Some("^(a|b)/.*$"));
-        // No escapes in globset's classes: `\\` is a member, as in POSIX brackets.
-        assert_eq!(e("[a\\-]x").as_deref(), Some("^[a\\-]x$"));
-        assert_eq!(e("[]a-]x").as_deref(), Some("^[]a-]x$"));
-        assert_eq!(e("[-a^]").as_deref(), Some("^[a^-]$"));
-        // One byte, under the gate's LC_ALL=C.
-        assert_eq!(e("a?").as_deref(), Some("^a[^/]$"));
-        assert_eq!(e("[!a-c]x").as_deref(), Some("^[^/a-c]x$"));
     }
 
     #[test]

@@ -279,248 +279,99 @@ mod tests {
         );
     }
 
+    /// One build a line: its variables (`SHA` stands for [`SHA`]), then what is
+    /// detected: system | branch | git tag | pull request (`-`: none). Every
+    /// case's commit is SHA.
+    const CASES: &str = "
+        GITLAB_CI=true CI_COMMIT_BRANCH=main CI_COMMIT_REF_NAME=main CI_COMMIT_SHA=SHA
+            => GitLab CI | main | - | -
+        GITLAB_CI=true CI_COMMIT_TAG=v1.2.0 CI_COMMIT_REF_NAME=v1.2.0 CI_COMMIT_SHA=SHA
+            => GitLab CI | - | v1.2.0 | -
+        GITLAB_CI=true CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=42
+        CI_MERGE_REQUEST_SOURCE_BRANCH_NAME=feat/x CI_MERGE_REQUEST_DIFF_BASE_SHA=abc
+        CI_COMMIT_SHA=SHA
+            => GitLab CI | feat/x | - | 42
+        GITHUB_ACTIONS=true GITHUB_REF=refs/heads/release/1.2 GITHUB_SHA=SHA
+        GITHUB_EVENT_NAME=push
+            => GitHub Actions | release/1.2 | - | -
+        GITHUB_ACTIONS=true GITHUB_REF=refs/tags/v2.0.0 GITHUB_SHA=SHA GITHUB_EVENT_NAME=push
+            => GitHub Actions | - | v2.0.0 | -
+        GITHUB_ACTIONS=true GITHUB_EVENT_NAME=pull_request GITHUB_REF=refs/pull/17/merge
+        GITHUB_HEAD_REF=fix/typo GITHUB_BASE_REF=main GITHUB_SHA=SHA
+            => GitHub Actions | fix/typo | - | 17
+        JENKINS_URL=http://127.0.0.1:8080/ GIT_BRANCH=origin/main GIT_COMMIT=SHA
+            => Jenkins | main | - | -
+        JENKINS_URL=http://127.0.0.1:8080/ BRANCH_NAME=PR-5 CHANGE_ID=5 CHANGE_BRANCH=feat/y
+        GIT_COMMIT=SHA
+            => Jenkins | feat/y | - | 5
+        JENKINS_URL=x BRANCH_NAME=v1.0 TAG_NAME=v1.0 GIT_COMMIT=SHA
+            => Jenkins | - | v1.0 | -
+        CIRCLECI=true CIRCLE_BRANCH=main CIRCLE_SHA1=SHA
+            => CircleCI | main | - | -
+        CIRCLECI=true CIRCLE_BRANCH=feat CIRCLE_SHA1=SHA
+        CIRCLE_PULL_REQUEST=https://github.com/a/b/pull/9
+            => CircleCI | feat | - | https://github.com/a/b/pull/9
+        BUILDKITE=true BUILDKITE_BRANCH=main BUILDKITE_COMMIT=SHA BUILDKITE_PULL_REQUEST=false
+            => Buildkite | main | - | -
+        BUILDKITE=true BUILDKITE_BRANCH=feat BUILDKITE_COMMIT=SHA BUILDKITE_PULL_REQUEST=12
+            => Buildkite | feat | - | 12
+        TF_BUILD=True BUILD_SOURCEBRANCH=refs/heads/main BUILD_SOURCEVERSION=SHA
+        BUILD_REASON=IndividualCI
+            => Azure Pipelines | main | - | -
+        TF_BUILD=True BUILD_SOURCEBRANCH=refs/pull/3/merge BUILD_REASON=PullRequest
+        SYSTEM_PULLREQUEST_SOURCEBRANCH=refs/heads/feat/z SYSTEM_PULLREQUEST_PULLREQUESTID=3
+        BUILD_SOURCEVERSION=SHA
+            => Azure Pipelines | feat/z | - | 3
+        BITBUCKET_BUILD_NUMBER=7 BITBUCKET_BRANCH=master BITBUCKET_COMMIT=SHA
+            => Bitbucket Pipelines | master | - | -
+        BITBUCKET_BUILD_NUMBER=8 BITBUCKET_BRANCH=feat BITBUCKET_COMMIT=SHA BITBUCKET_PR_ID=4
+            => Bitbucket Pipelines | feat | - | 4
+        TRAVIS=true TRAVIS_BRANCH=main TRAVIS_COMMIT=SHA TRAVIS_PULL_REQUEST=false
+            => Travis CI | main | - | -
+        TRAVIS=true TRAVIS_BRANCH=main TRAVIS_COMMIT=SHA TRAVIS_PULL_REQUEST=11
+        TRAVIS_PULL_REQUEST_BRANCH=feat/q
+            => Travis CI | feat/q | - | 11
+        TRAVIS=true TRAVIS_BRANCH=v3 TRAVIS_TAG=v3 TRAVIS_COMMIT=SHA TRAVIS_PULL_REQUEST=false
+            => Travis CI | - | v3 | -
+    ";
+
     #[test]
-    fn gitlab_branch_tag_and_mr() {
-        let b = ci(&[
-            ("GITLAB_CI", "true"),
-            ("CI_COMMIT_BRANCH", "main"),
-            ("CI_COMMIT_REF_NAME", "main"),
-            ("CI_COMMIT_SHA", SHA),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("GitLab CI", Some("main"), None, Some(SHA), None)
-        );
-        let t = ci(&[
-            ("GITLAB_CI", "true"),
-            ("CI_COMMIT_TAG", "v1.2.0"),
-            ("CI_COMMIT_REF_NAME", "v1.2.0"),
-            ("CI_COMMIT_SHA", SHA),
-        ]);
-        assert_eq!(
-            summary(&t),
-            ("GitLab CI", None, Some("v1.2.0"), Some(SHA), None)
-        );
+    fn each_system_s_branch_tag_and_pull_request() {
+        let mut vars = String::new();
+        let mut checked = 0;
+        for line in CASES.lines().map(str::trim) {
+            let Some(want) = line.strip_prefix("=> ") else {
+                vars.push(' ');
+                vars.push_str(line);
+                continue;
+            };
+            let env: Vec<(&str, &str)> = vars
+                .split_whitespace()
+                .map(|kv| kv.split_once('=').expect("NAME=value"))
+                .map(|(k, v)| (k, if v == "SHA" { SHA } else { v }))
+                .collect();
+            let want: Vec<Option<&str>> =
+                want.split(" | ").map(|v| (v != "-").then_some(v)).collect();
+            let c = ci(&env);
+            assert_eq!(
+                summary(&c),
+                (want[0].unwrap_or(""), want[1], want[2], Some(SHA), want[3]),
+                "{vars}"
+            );
+            vars.clear();
+            checked += 1;
+        }
+        assert_eq!(checked, 20);
+    }
+
+    #[test]
+    fn a_merge_request_carries_its_diff_base() {
         let mr = ci(&[
             ("GITLAB_CI", "true"),
             ("CI_PIPELINE_SOURCE", "merge_request_event"),
             ("CI_MERGE_REQUEST_IID", "42"),
-            ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feat/x"),
             ("CI_MERGE_REQUEST_DIFF_BASE_SHA", "abc"),
-            ("CI_COMMIT_SHA", SHA),
         ]);
-        assert_eq!(
-            summary(&mr),
-            ("GitLab CI", Some("feat/x"), None, Some(SHA), Some("42"))
-        );
         assert_eq!(mr.diff_base.as_deref(), Some("abc"));
-    }
-
-    #[test]
-    fn github_actions_push_tag_and_pr() {
-        let b = ci(&[
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_REF", "refs/heads/release/1.2"),
-            ("GITHUB_SHA", SHA),
-            ("GITHUB_EVENT_NAME", "push"),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("GitHub Actions", Some("release/1.2"), None, Some(SHA), None)
-        );
-        let t = ci(&[
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_REF", "refs/tags/v2.0.0"),
-            ("GITHUB_SHA", SHA),
-            ("GITHUB_EVENT_NAME", "push"),
-        ]);
-        assert_eq!(
-            summary(&t),
-            ("GitHub Actions", None, Some("v2.0.0"), Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_EVENT_NAME", "pull_request"),
-            ("GITHUB_REF", "refs/pull/17/merge"),
-            ("GITHUB_HEAD_REF", "fix/typo"),
-            ("GITHUB_BASE_REF", "main"),
-            ("GITHUB_SHA", SHA),
-        ]);
-        assert_eq!(
-            summary(&pr),
-            (
-                "GitHub Actions",
-                Some("fix/typo"),
-                None,
-                Some(SHA),
-                Some("17")
-            )
-        );
-    }
-
-    #[test]
-    fn jenkins_branch_and_pr() {
-        let b = ci(&[
-            ("JENKINS_URL", "http://127.0.0.1:8080/"),
-            ("GIT_BRANCH", "origin/main"),
-            ("GIT_COMMIT", SHA),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("Jenkins", Some("main"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("JENKINS_URL", "http://127.0.0.1:8080/"),
-            ("BRANCH_NAME", "PR-5"),
-            ("CHANGE_ID", "5"),
-            ("CHANGE_BRANCH", "feat/y"),
-            ("GIT_COMMIT", SHA),
-        ]);
-        assert_eq!(
-            summary(&pr),
-            ("Jenkins", Some("feat/y"), None, Some(SHA), Some("5"))
-        );
-        let t = ci(&[
-            ("JENKINS_URL", "x"),
-            ("BRANCH_NAME", "v1.0"),
-            ("TAG_NAME", "v1.0"),
-            ("GIT_COMMIT", SHA),
-        ]);
-        assert_eq!(
-            summary(&t),
-            ("Jenkins", None, Some("v1.0"), Some(SHA), None)
-        );
-    }
-
-    #[test]
-    fn circleci_branch_and_pr() {
-        let b = ci(&[
-            ("CIRCLECI", "true"),
-            ("CIRCLE_BRANCH", "main"),
-            ("CIRCLE_SHA1", SHA),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("CircleCI", Some("main"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("CIRCLECI", "true"),
-            ("CIRCLE_BRANCH", "feat"),
-            ("CIRCLE_SHA1", SHA),
-            ("CIRCLE_PULL_REQUEST", "https://github.com/a/b/pull/9"),
-        ]);
-        assert_eq!(
-            pr.pull_request.as_deref(),
-            Some("https://github.com/a/b/pull/9")
-        );
-    }
-
-    #[test]
-    fn buildkite_branch_and_pr() {
-        let b = ci(&[
-            ("BUILDKITE", "true"),
-            ("BUILDKITE_BRANCH", "main"),
-            ("BUILDKITE_COMMIT", SHA),
-            ("BUILDKITE_PULL_REQUEST", "false"),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("Buildkite", Some("main"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("BUILDKITE", "true"),
-            ("BUILDKITE_BRANCH", "feat"),
-            ("BUILDKITE_COMMIT", SHA),
-            ("BUILDKITE_PULL_REQUEST", "12"),
-        ]);
-        assert_eq!(pr.pull_request.as_deref(), Some("12"));
-    }
-
-    #[test]
-    fn azure_branch_and_pr() {
-        let b = ci(&[
-            ("TF_BUILD", "True"),
-            ("BUILD_SOURCEBRANCH", "refs/heads/main"),
-            ("BUILD_SOURCEVERSION", SHA),
-            ("BUILD_REASON", "IndividualCI"),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("Azure Pipelines", Some("main"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("TF_BUILD", "True"),
-            ("BUILD_SOURCEBRANCH", "refs/pull/3/merge"),
-            ("BUILD_REASON", "PullRequest"),
-            ("SYSTEM_PULLREQUEST_SOURCEBRANCH", "refs/heads/feat/z"),
-            ("SYSTEM_PULLREQUEST_PULLREQUESTID", "3"),
-            ("BUILD_SOURCEVERSION", SHA),
-        ]);
-        assert_eq!(
-            summary(&pr),
-            (
-                "Azure Pipelines",
-                Some("feat/z"),
-                None,
-                Some(SHA),
-                Some("3")
-            )
-        );
-    }
-
-    #[test]
-    fn bitbucket_branch_and_pr() {
-        let b = ci(&[
-            ("BITBUCKET_BUILD_NUMBER", "7"),
-            ("BITBUCKET_BRANCH", "master"),
-            ("BITBUCKET_COMMIT", SHA),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("Bitbucket Pipelines", Some("master"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("BITBUCKET_BUILD_NUMBER", "8"),
-            ("BITBUCKET_BRANCH", "feat"),
-            ("BITBUCKET_COMMIT", SHA),
-            ("BITBUCKET_PR_ID", "4"),
-        ]);
-        assert_eq!(pr.pull_request.as_deref(), Some("4"));
-    }
-
-    #[test]
-    fn travis_branch_tag_and_pr() {
-        let b = ci(&[
-            ("TRAVIS", "true"),
-            ("TRAVIS_BRANCH", "main"),
-            ("TRAVIS_COMMIT", SHA),
-            ("TRAVIS_PULL_REQUEST", "false"),
-        ]);
-        assert_eq!(
-            summary(&b),
-            ("Travis CI", Some("main"), None, Some(SHA), None)
-        );
-        let pr = ci(&[
-            ("TRAVIS", "true"),
-            ("TRAVIS_BRANCH", "main"),
-            ("TRAVIS_COMMIT", SHA),
-            ("TRAVIS_PULL_REQUEST", "11"),
-            ("TRAVIS_PULL_REQUEST_BRANCH", "feat/q"),
-        ]);
-        assert_eq!(
-            summary(&pr),
-            ("Travis CI", Some("feat/q"), None, Some(SHA), Some("11"))
-        );
-        let t = ci(&[
-            ("TRAVIS", "true"),
-            ("TRAVIS_BRANCH", "v3"),
-            ("TRAVIS_TAG", "v3"),
-            ("TRAVIS_COMMIT", SHA),
-            ("TRAVIS_PULL_REQUEST", "false"),
-        ]);
-        assert_eq!(
-            summary(&t),
-            ("Travis CI", None, Some("v3"), Some(SHA), None)
-        );
     }
 }

@@ -272,28 +272,35 @@ mod tests {
 
     #[test]
     fn normalisation() {
-        assert_eq!(p("linux/arm64"), "linux/arm64/v8");
-        assert_eq!(p("linux/aarch64"), "linux/arm64/v8");
-        assert_eq!(p("linux/x86_64"), "linux/amd64");
-        assert_eq!(p("linux/arm"), "linux/arm/v7");
-        assert_eq!(p("linux/arm/v6"), "linux/arm/v6");
-        assert_eq!(p("linux/armhf"), "linux/arm/v7");
-        assert_eq!(p("linux/i386"), "linux/386");
-        assert_eq!(p("Linux/AMD64"), "linux/amd64");
-        assert_eq!(p("linux/ppc64le"), "linux/ppc64le");
+        for (given, normal) in [
+            ("linux/arm64", "linux/arm64/v8"),
+            ("linux/aarch64", "linux/arm64/v8"),
+            ("linux/x86_64", "linux/amd64"),
+            ("linux/arm", "linux/arm/v7"),
+            ("linux/arm/v6", "linux/arm/v6"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("linux/i386", "linux/386"),
+            ("Linux/AMD64", "linux/amd64"),
+            ("linux/ppc64le", "linux/ppc64le"),
+        ] {
+            assert_eq!(p(given), normal, "{given}");
+        }
     }
 
     #[test]
     fn platform_tags() {
-        let t = |s: &str| Platform::parse(s).unwrap().tag();
-        assert_eq!(t("linux/amd64"), "linux_amd64");
-        assert_eq!(t("linux/arm64"), "linux_arm64");
-        assert_eq!(t("linux/arm64/v8"), "linux_arm64");
-        assert_eq!(t("linux/arm64/v9"), "linux_arm64_v9");
-        assert_eq!(t("linux/arm/v7"), "linux_arm_v7");
-        assert_eq!(t("linux/arm/v6"), "linux_arm_v6");
-        assert_eq!(t("linux/386"), "linux_386");
-        assert_eq!(t("linux/amd64/v3"), "linux_amd64_v3");
+        for (platform, tag) in [
+            ("linux/amd64", "linux_amd64"),
+            ("linux/arm64", "linux_arm64"),
+            ("linux/arm64/v8", "linux_arm64"),
+            ("linux/arm64/v9", "linux_arm64_v9"),
+            ("linux/arm/v7", "linux_arm_v7"),
+            ("linux/arm/v6", "linux_arm_v6"),
+            ("linux/386", "linux_386"),
+            ("linux/amd64/v3", "linux_amd64_v3"),
+        ] {
+            assert_eq!(Platform::parse(platform).unwrap().tag(), tag);
+        }
     }
 
     #[test]
@@ -339,9 +346,13 @@ mod tests {
 
     #[test]
     fn aliases() {
-        assert_eq!(alias("arm64"), Some("arm64v8"));
-        assert_eq!(alias("x86_64"), Some("amd64"));
-        assert_eq!(alias("armhf"), Some("arm32v7"));
+        for (given, name) in [
+            ("arm64", "arm64v8"),
+            ("x86_64", "amd64"),
+            ("armhf", "arm32v7"),
+        ] {
+            assert_eq!(alias(given), Some(name));
+        }
         assert_eq!(alias("zzz"), None);
     }
 }

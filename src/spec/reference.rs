@@ -410,16 +410,24 @@ mod tests {
 
     #[test]
     fn loopback() {
-        assert!(is_loopback_host("127.0.0.1:5000"));
-        assert!(is_loopback_host("127.1.2.3"));
-        assert!(is_loopback_host("localhost:5000"));
-        assert!(is_loopback_host("localhost"));
-        assert!(is_loopback_host("[::1]:5000"));
-        assert!(is_loopback_host("[::1]"));
-        assert!(is_loopback_host("[0:0:0:0:0:0:0:1]:5000"));
-        assert!(!is_loopback_host("registry.lan:5000"));
-        assert!(!is_loopback_host("127.example.com:5000"));
-        assert!(!is_loopback_host("[2001:db8::1]:5000"));
+        for host in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "[::1]",
+            "[0:0:0:0:0:0:0:1]:5000",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "registry.lan:5000",
+            "127.example.com:5000",
+            "[2001:db8::1]:5000",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]
@@ -454,22 +462,15 @@ mod tests {
                 "{s}"
             );
         }
-        assert_eq!(
-            parse_registry("localhost:0"),
-            Err(ReferenceError::Port("0".into()))
-        );
-        assert_eq!(
-            parse_registry("127.0.0.1:70000/acme"),
-            Err(ReferenceError::Port("70000".into()))
-        );
-        assert_eq!(
-            parse_registry("https://reg.lan/acme"),
-            Err(ReferenceError::Domain("https:".into()))
-        );
-        assert_eq!(
-            parse_registry("reg.lan:5000/Acme"),
-            Err(ReferenceError::Uppercase("Acme".into()))
-        );
+        use ReferenceError::{Domain, Port, Uppercase};
+        for (registry, error) in [
+            ("localhost:0", Port("0".into())),
+            ("127.0.0.1:70000/acme", Port("70000".into())),
+            ("https://reg.lan/acme", Domain("https:".into())),
+            ("reg.lan:5000/Acme", Uppercase("Acme".into())),
+        ] {
+            assert_eq!(parse_registry(registry), Err(error), "{registry}");
+        }
         assert!(parse_registry("[::1:5000").is_err());
         assert!(parse_registry_host("[::1]:5000").is_ok());
         assert!(parse_registry_host("registry.lan:5000").is_ok());

@@ -400,15 +400,14 @@ mod tests {
         assert_eq!(t.as_literal().as_deref(), Some("${x}{y}$"));
     }
 
+    /// The problems of `text` as a template with variables.
+    fn problems(text: &str) -> Vec<Problem> {
+        parse(text, &loc(text), &Environment::empty(), Braces::Variables).unwrap_err()
+    }
+
     #[test]
     fn unset_env_is_an_error_with_a_span() {
-        let err = parse(
-            "x${NOPE}",
-            &loc("x${NOPE}"),
-            &Environment::empty(),
-            Braces::Variables,
-        )
-        .unwrap_err();
+        let err = problems("x${NOPE}");
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].code, "unset-env");
         assert_eq!(err[0].span, 2..9);
@@ -416,24 +415,9 @@ mod tests {
 
     #[test]
     fn unclosed_and_unmatched_braces() {
-        let e = parse(
-            "{sha",
-            &loc("{sha"),
-            &Environment::empty(),
-            Braces::Variables,
-        )
-        .unwrap_err();
-        assert_eq!(e[0].code, "unclosed-brace");
-        let e = parse("a}b", &loc("a}b"), &Environment::empty(), Braces::Variables).unwrap_err();
-        assert_eq!(e[0].code, "unmatched-brace");
-        let e = parse(
-            "{a{b}",
-            &loc("{a{b}"),
-            &Environment::empty(),
-            Braces::Variables,
-        )
-        .unwrap_err();
-        assert_eq!(e[0].code, "unclosed-brace");
+        assert_eq!(problems("{sha")[0].code, "unclosed-brace");
+        assert_eq!(problems("a}b")[0].code, "unmatched-brace");
+        assert_eq!(problems("{a{b}")[0].code, "unclosed-brace");
     }
 
     #[test]

@@ -1913,26 +1913,31 @@ struct Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{opt, rows};
 
     #[test]
     fn endpoint_ports_are_checked() {
-        assert_eq!(bad_endpoint_port("tcp://127.0.0.1:70000"), Some("70000"));
-        assert_eq!(bad_endpoint_port("ssh://pi@pi-1:0"), Some("0"));
-        assert_eq!(bad_endpoint_port("tcp://[::1]:99999/x"), Some("99999"));
-        assert_eq!(bad_endpoint_port("tcp://host:2376"), None);
-        assert_eq!(bad_endpoint_port("ssh://pi@pi-1"), None);
-        assert_eq!(bad_endpoint_port("unix:///run/x.sock"), None);
+        let cases = r"
+            tcp://127.0.0.1:70000  70000
+            ssh://pi@pi-1:0        0
+            tcp://[::1]:99999/x    99999
+            tcp://host:2376        -
+            ssh://pi@pi-1          -
+            unix:///run/x.sock     -
+        ";
+        for row in rows(cases, 2) {
+            assert_eq!(bad_endpoint_port(row[0]), opt(row[1]), "{}", row[0]);
+        }
     }
 
     #[test]
     fn secret_names() {
-        assert!(looks_secret("NPM_TOKEN"));
-        assert!(looks_secret("DB_PASSWORD"));
-        assert!(looks_secret("API_KEY"));
-        assert!(looks_secret("GITHUB_TOKEN"));
-        assert!(!looks_secret("NODE_VERSION"));
-        assert!(!looks_secret("KEYBOARD_LAYOUT"));
-        assert!(!looks_secret("MONKEY"));
+        for name in ["NPM_TOKEN", "DB_PASSWORD", "API_KEY", "GITHUB_TOKEN"] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in ["NODE_VERSION", "KEYBOARD_LAYOUT", "MONKEY"] {
+            assert!(!looks_secret(name), "{name}");
+        }
     }
 
     #[test]
