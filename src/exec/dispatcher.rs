@@ -331,23 +331,7 @@ pub(crate) mod tests {
     use crate::engine::EngineTarget;
     use crate::plan::{Action, Draft, DraftStep, Name, Need, Plan, StepId, StepKind};
     use crate::spec::EngineKind;
-
-    /// A step of the test plans, by name: its id is `KIND:NAME/x`, or
-    /// `KIND:NAME:t` for a list; `needs` are names.
-    #[derive(Debug, Clone)]
-    pub(crate) struct TestStep {
-        name: String,
-        kind: StepKind,
-        needs: Vec<String>,
-    }
-
-    pub(crate) fn step(name: &str, kind: StepKind, needs: &[&str]) -> TestStep {
-        TestStep {
-            name: name.into(),
-            kind,
-            needs: needs.iter().map(|n| n.to_string()).collect(),
-        }
-    }
+    use crate::testutil::cells;
 
     fn id_of(name: &str, kind: StepKind) -> StepId {
         let n = Name::from(name);
@@ -362,23 +346,23 @@ pub(crate) mod tests {
         &rest[..rest.len().saturating_sub(2)]
     }
 
-    pub(crate) fn plan(steps: Vec<TestStep>, atomic: bool) -> Plan {
+    /// A test plan from a table: a step a line, `NAME KIND NEEDS…` (the needs by
+    /// name). A step's id is `KIND:NAME/x`, or `KIND:NAME:t` for a list.
+    pub(crate) fn plan(graph: &str, atomic: bool) -> Plan {
+        let kind = |k: &str| StepKind::parse(k).unwrap_or_else(|| panic!("unknown kind {k}"));
+        let steps = cells(graph);
         let ids: std::collections::HashMap<&str, StepId> = steps
             .iter()
-            .map(|s| (s.name.as_str(), id_of(&s.name, s.kind)))
+            .map(|row| (row[0], id_of(row[0], kind(row[1]))))
             .collect();
         let mut d = Draft::new();
-        for s in &steps {
+        for row in &steps {
             d.push(DraftStep {
-                id: ids[s.name.as_str()].clone(),
-                needs: s
-                    .needs
-                    .iter()
-                    .map(|n| Need::Id(ids[n.as_str()].clone()))
-                    .collect(),
+                id: ids[row[0]].clone(),
+                needs: row[2..].iter().map(|n| Need::Id(ids[n].clone())).collect(),
                 action: Action::Push {
                     engine: EngineTarget::local(EngineKind::Docker),
-                    reference: s.name.as_str().into(),
+                    reference: row[0].into(),
                     platform: crate::spec::Platform::host(),
                 },
                 timeout: None,
@@ -473,12 +457,12 @@ pub(crate) mod tests {
     /// a → b → c, and x on its own.
     pub(crate) fn chain() -> Plan {
         plan(
-            vec![
-                step("a", StepKind::Build, &[]),
-                step("b", StepKind::Test, &["a"]),
-                step("c", StepKind::Push, &["b"]),
-                step("x", StepKind::Build, &[]),
-            ],
+            "
+                a  build
+                b  test   a
+                c  push   b
+                x  build
+            ",
             false,
         )
     }
@@ -523,11 +507,11 @@ pub(crate) mod tests {
     #[test]
     fn fail_fast_starts_nothing_new_and_ends_what_runs() {
         let p = plan(
-            vec![
-                step("a", StepKind::Build, &[]),
-                step("x", StepKind::Build, &[]),
-                step("y", StepKind::Build, &[]),
-            ],
+            "
+                a  build
+                x  build
+                y  build
+            ",
             false,
         );
         let mut r = Drive::new(&p, FailureMode::FailFast);
@@ -572,17 +556,13 @@ pub(crate) mod tests {
 
     #[test]
     fn atomic_publishes_no_list_when_any_image_fails() {
-        let steps = vec![
-            step("push:a", StepKind::Push, &[]),
-            step("push:b", StepKind::Push, &[]),
-            step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
-            step(
-                "manifest-push:a",
-                StepKind::ManifestPush,
-                &["manifest-create:a"],
-            ),
-        ];
-        let p = plan(steps.clone(), true);
+        let steps = "
+            push:a             push
+            push:b             push
+            manifest-create:a  manifest-create  push:a
+            manifest-push:a    manifest-push    manifest-create:a
+        ";
+        let p = plan(steps, true);
         let mut r = Drive::new(&p, FailureMode::KeepGoing);
         assert_eq!(r.launch(4), ["push:a", "push:b"]);
         r.ok("push:a");
@@ -609,17 +589,13 @@ pub(crate) mod tests {
     #[test]
     fn atomic_lists_wait_for_every_image() {
         let p = plan(
-            vec![
-                step("push:a", StepKind::Push, &[]),
-                step("manifest-create:a", StepKind::ManifestCreate, &["push:a"]),
-                step(
-                    "manifest-push:a",
-                    StepKind::ManifestPush,
-                    &["manifest-create:a"],
-                ),
-                step("build:b", StepKind::Build, &[]),
-                step("push:b", StepKind::Push, &["build:b"]),
-            ],
+            "
+                push:a             push
+                manifest-create:a  manifest-create  push:a
+                manifest-push:a    manifest-push    manifest-create:a
+                build:b            build
+                push:b             push             build:b
+            ",
             true,
         );
         let mut r = Drive::new(&p, FailureMode::KeepGoing);
@@ -639,12 +615,12 @@ pub(crate) mod tests {
     #[test]
     fn steps_done_before_the_run_release_their_dependents() {
         let p = plan(
-            vec![
-                step("build:a", StepKind::Build, &[]),
-                step("push:a", StepKind::Push, &["build:a"]),
-                step("build:c", StepKind::Build, &[]),
-                step("push:c", StepKind::Push, &["build:c"]),
-            ],
+            "
+                build:a  build
+                push:a   push   build:a
+                build:c  build
+                push:c   push   build:c
+            ",
             false,
         );
         let mut r = Drive::new(&p, FailureMode::KeepGoing);

@@ -432,9 +432,9 @@ impl Interrupts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::dispatcher::tests::{chain, name, plan, step, TestStep};
+    use crate::exec::dispatcher::tests::{chain, name, plan};
     use crate::exec::process::{self, Command, Output};
-    use crate::plan::{Step, StepKind};
+    use crate::plan::Step;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Condvar;
 
@@ -532,10 +532,8 @@ mod tests {
 
     #[test]
     fn the_job_limit_holds_and_is_used() {
-        let steps: Vec<TestStep> = (0..6)
-            .map(|i| step(&format!("s{i}"), StepKind::Build, &[]))
-            .collect();
-        let p = plan(steps, false);
+        let steps: String = (0..6).map(|i| format!("s{i} build\n")).collect();
+        let p = plan(&steps, false);
         let fake = Fake {
             rendezvous: 2,
             ..Fake::default()
@@ -549,10 +547,10 @@ mod tests {
     #[test]
     fn fail_fast_ends_what_runs() {
         let p = plan(
-            vec![
-                step("slow", StepKind::Build, &[]),
-                step("a", StepKind::Build, &[]),
-            ],
+            "
+                slow  build
+                a     build
+            ",
             false,
         );
         let fake = Fake {
@@ -574,10 +572,10 @@ mod tests {
     #[test]
     fn steps_done_before_the_run_are_reported_and_not_run() {
         let p = plan(
-            vec![
-                step("build:a", StepKind::Build, &[]),
-                step("push:a", StepKind::Push, &["build:a"]),
-            ],
+            "
+                build:a  build
+                push:a   push   build:a
+            ",
             false,
         );
         let opts = PoolOptions {
@@ -617,7 +615,12 @@ mod tests {
                 StepResult::failed("failed: s3cr3t-value", vec!["s3cr3t-value".into()])
             }
         }
-        let p = plan(vec![step("a", StepKind::Push, &[])], false);
+        let p = plan(
+            "
+                a  push
+            ",
+            false,
+        );
         let opts = PoolOptions {
             masker: Masker::new(&["s3cr3t-value".into()]),
             ..PoolOptions::default()

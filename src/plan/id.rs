@@ -25,6 +25,22 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// Every kind, in the order a plan's steps of one image come.
+    pub const ALL: [StepKind; 7] = [
+        StepKind::SetupQemu,
+        StepKind::Build,
+        StepKind::Test,
+        StepKind::Push,
+        StepKind::ManifestCreate,
+        StepKind::ManifestPush,
+        StepKind::Verify,
+    ];
+
+    /// The kind [`StepKind::as_str`] names.
+    pub fn parse(s: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::SetupQemu => "setup-qemu",

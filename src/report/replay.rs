@@ -50,7 +50,8 @@ impl EventReader {
             Record::Output { id, line } => Parsed::Event(RunEvent::Output { id, line }),
             Record::Note { id, message } => Parsed::Event(RunEvent::Note { id, message }),
             Record::StepFinished(f) => {
-                let kind = kind_from(&f.kind).ok_or(format!("unknown step kind `{}`", f.kind))?;
+                let kind =
+                    StepKind::parse(&f.kind).ok_or(format!("unknown step kind `{}`", f.kind))?;
                 let status = StepStatus::from_code(&f.status, f.reason)
                     .ok_or(format!("unknown status `{}`", f.status))?;
                 let report = StepReport {
@@ -126,18 +127,4 @@ fn plan_info_of(v: &serde_json::Value) -> PlanInfo {
         publish: v.get("publish").and_then(|p| p.as_bool()).unwrap_or(false),
         publish_reason: s(v, "publish_reason").unwrap_or_default(),
     }
-}
-
-pub fn kind_from(s: &str) -> Option<StepKind> {
-    [
-        StepKind::SetupQemu,
-        StepKind::Build,
-        StepKind::Test,
-        StepKind::Push,
-        StepKind::ManifestCreate,
-        StepKind::ManifestPush,
-        StepKind::Verify,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
 }
