@@ -278,8 +278,13 @@ mod tests {
 
     #[test]
     fn the_service_matches_the_job_image() {
-        assert_eq!(dind_for("docker:29"), "docker:29-dind");
-        assert_eq!(dind_for("docker:27.5.1"), "docker:27.5.1-dind");
-        assert_eq!(dind_for("registry.example/ci:1"), "docker:29-dind");
+        for (job_image, service) in [
+            ("docker:29", "docker:29-dind"),
+            ("docker:27.5.1", "docker:27.5.1-dind"),
+            // Not docker's own image: the service is the default's.
+            ("registry.example/ci:1", "docker:29-dind"),
+        ] {
+            assert_eq!(dind_for(job_image), service, "{job_image}");
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+mod help;
 mod run;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -50,42 +51,28 @@ pub enum Color {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate multiarch.toml; print nothing but errors.
-    #[command(
-        after_help = "Examples:\n  multiarch check\n  multiarch check -f services/multiarch.toml\n\nExit code 2 when the file has problems; every problem is shown with its line, a label and a hint."
-    )]
+    #[command(after_help = help::CHECK)]
     Check(FileArg),
     /// Show the steps a run would execute, with their exact commands.
-    #[command(
-        after_help = "Examples:\n  multiarch plan\n  multiarch plan --branch main --sha $(git rev-parse HEAD)\n  multiarch plan --format json > plan.json\n  multiarch plan --format dot | dot -Tsvg > plan.svg\n  multiarch plan --image api --arch arm64v8 --stage build"
-    )]
+    #[command(after_help = help::PLAN)]
     Plan(PlanArgs),
     /// Print a CI pipeline that runs as-is: a build job per arch on its runner, a
     /// publish job on exactly the publishing refs, a verify job per arch.
-    #[command(
-        after_help = "Examples:\n  multiarch ci gitlab -o .gitlab-ci.yml\n  multiarch ci github -o .github/workflows/images.yml\n  multiarch ci gitlab --executor shell -o .gitlab-ci.yml   # a shell runner with docker\n  multiarch ci gitlab --check -o .gitlab-ci.yml            # in CI: is the file up to date?\n\nExit codes: 0 written (or up to date), 1 --check found the file out of date, 2 the spec\nor a path is wrong."
-    )]
+    #[command(after_help = help::CI)]
     Ci(CiArgs),
     /// Run the plan: build, test, push, publish the lists and verify them.
-    #[command(
-        after_help = "Examples:\n  multiarch run\n  multiarch run -j 4 --fail-fast\n  multiarch run --dry-run\n  multiarch run --arch arm64v8 --stage build --stage push   # one CI shard\n  multiarch run --stage publish --stage verify              # the publish job\n  multiarch run --junit report.xml                          # GitLab/GitHub test report\n  multiarch run --events - | jq -c 'select(.event == \"step-finished\")'\n  multiarch run --progress plain > run.log\n\nOn a terminal a live view shows every running step; elsewhere each line is\nprefixed with its step id; in GitLab CI and GitHub Actions each step's log is a\ncollapsible section. The run ends with a summary of every step and what was\npublished."
-    )]
+    #[command(after_help = help::RUN)]
     Run(RunArgs),
     /// Check that a run could succeed here (engine, emulation, registry, git,
     /// what would be published), each problem with a fix.
-    #[command(
-        after_help = "Examples:\n  multiarch doctor\n  multiarch doctor -f services/multiarch.toml\n  multiarch doctor --branch main      # what a build of main would publish\n\nEach check is one line: ok, FAIL or warn, then the fix. Exit code 0 when a run\ncould succeed, 2 when the file or arguments are wrong, 3 when the machine is not\nready. Only loopback and [project] insecure_registries registries are contacted."
-    )]
+    #[command(after_help = help::DOCTOR)]
     Doctor(DoctorArgs),
     /// Write a commented starter multiarch.toml, one image per Dockerfile found
     /// under the current directory.
-    #[command(
-        after_help = "Examples:\n  multiarch init\n  multiarch init --arch amd64 --arch arm64v8 --arch arm32v7\n  multiarch init --force          # overwrite an existing multiarch.toml\n\nFinds Dockerfile, *.Dockerfile, Containerfile and per-arch files (Dockerfile.aarch64,\nDockerfile_armhf, arm64.Dockerfile, arm64v8/Dockerfile; not in target/, node_modules/,\nvendor/ or hidden directories). The file it writes passes `multiarch check`."
-    )]
+    #[command(after_help = help::INIT)]
     Init(InitArgs),
     /// Print a shell completion script.
-    #[command(
-        after_help = "Examples:\n  multiarch completions bash > ~/.local/share/bash-completion/completions/multiarch\n  multiarch completions zsh > \"${fpath[1]}/_multiarch\"\n  multiarch completions fish > ~/.config/fish/completions/multiarch.fish"
-    )]
+    #[command(after_help = help::COMPLETIONS)]
     Completions(CompletionsArgs),
     /// Render a recorded `--events` file as a run would (for tests and demos).
     #[command(hide = true)]
@@ -96,15 +83,8 @@ pub enum Command {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub file: FileArg,
-    /// The branch to check publishing for (default: from CI variables, then git).
-    #[arg(long, value_name = "B")]
-    pub branch: Option<String>,
-    /// The git tag being built (default: from CI variables, then git).
-    #[arg(long = "git-tag", value_name = "T")]
-    pub git_tag: Option<String>,
-    /// The full commit sha (default: from CI variables, then git).
-    #[arg(long, value_name = "S")]
-    pub sha: Option<String>,
+    #[command(flatten)]
+    pub commit: CommitArgs,
     /// The engine to check, overriding [project] engine.
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -195,8 +175,10 @@ pub struct FileArg {
     pub file: Option<PathBuf>,
 }
 
+/// The commit being built, as the command line says it (`--branch ""` says
+/// there is none).
 #[derive(Debug, Args, Clone)]
-pub struct Select {
+pub struct CommitArgs {
     /// The branch being built (default: from CI variables, then git).
     #[arg(long, value_name = "B")]
     pub branch: Option<String>,
@@ -206,6 +188,22 @@ pub struct Select {
     /// The full commit sha (default: from CI variables, then git).
     #[arg(long, value_name = "S")]
     pub sha: Option<String>,
+}
+
+impl From<CommitArgs> for Overrides {
+    fn from(c: CommitArgs) -> Overrides {
+        Overrides {
+            branch: c.branch,
+            git_tag: c.git_tag,
+            sha: c.sha,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Select {
+    #[command(flatten)]
+    pub commit: CommitArgs,
     /// Only images whose name matches this glob (repeatable).
     #[arg(long = "image", value_name = "GLOB")]
     pub images: Vec<String>,
@@ -264,6 +262,15 @@ pub enum StageArg {
 pub enum EngineArg {
     Docker,
     Podman,
+}
+
+impl From<EngineArg> for EngineKind {
+    fn from(e: EngineArg) -> EngineKind {
+        match e {
+            EngineArg::Docker => EngineKind::Docker,
+            EngineArg::Podman => EngineKind::Podman,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -505,15 +512,8 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         Command::Doctor(a) => {
             let mut d = crate::doctor::Doctor::new(env, &cwd);
             d.file = a.file.file;
-            d.overrides = Overrides {
-                branch: a.branch,
-                git_tag: a.git_tag,
-                sha: a.sha,
-            };
-            d.engine = a.engine.map(|e| match e {
-                EngineArg::Docker => EngineKind::Docker,
-                EngineArg::Podman => EngineKind::Podman,
-            });
+            d.overrides = a.commit.into();
+            d.engine = a.engine.map(EngineKind::from);
             let report = d.run();
             print_stdout(report.render(out.color_stdout).as_bytes())?;
             Ok(report.exit_code())
@@ -627,18 +627,11 @@ pub fn load_and_plan(
     // What the docker CLI can build with is asked while the file loads (a
     // docker CLI start is longer than loading most files), unless podman or
     // the classic builder is asked for on the command line.
-    let engine = select.engine.map(|e| match e {
-        EngineArg::Docker => EngineKind::Docker,
-        EngineArg::Podman => EngineKind::Podman,
-    });
+    let engine = select.engine.map(EngineKind::from);
     let detecting = (engine != Some(EngineKind::Podman)
         && !matches!(select.builder, Some(BuilderArg::Classic)))
     .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
-    let overrides = Overrides {
-        branch: select.branch.clone(),
-        git_tag: select.git_tag.clone(),
-        sha: select.sha.clone(),
-    };
+    let overrides = Overrides::from(select.commit.clone());
     // The commit is asked of git (two processes) while the file loads: it needs
     // only the file's directory. A file that does not load is said first.
     let (spec, ctx) = std::thread::scope(|scope| {

@@ -203,6 +203,15 @@ mod tests {
         }
     }
 
+    /// A GitLab CI branch pipeline's variables, commit `b…b`.
+    fn gitlab_branch(branch: &str) -> Environment {
+        Environment::from_pairs([
+            ("GITLAB_CI", "true"),
+            ("CI_COMMIT_BRANCH", branch),
+            ("CI_COMMIT_SHA", &"b".repeat(40)),
+        ])
+    }
+
     #[test]
     fn git_is_the_fallback() {
         let c = GitContext::detect(&Environment::empty(), &FakeGit, &Overrides::default()).unwrap();
@@ -219,11 +228,7 @@ mod tests {
 
     #[test]
     fn flags_win_over_ci_and_git() {
-        let env = Environment::from_pairs([
-            ("GITLAB_CI", "true"),
-            ("CI_COMMIT_BRANCH", "develop"),
-            ("CI_COMMIT_SHA", &"b".repeat(40)),
-        ]);
+        let env = gitlab_branch("develop");
         let flags = Overrides {
             branch: Some("main".into()),
             git_tag: None,
@@ -239,11 +244,7 @@ mod tests {
     fn an_empty_flag_says_none_for_its_value_alone() {
         // `--git-tag "$CI_COMMIT_TAG"` on a branch pipeline: the branch still
         // comes from CI (or git), so the branch build publishes.
-        let env = Environment::from_pairs([
-            ("GITLAB_CI", "true"),
-            ("CI_COMMIT_BRANCH", "main"),
-            ("CI_COMMIT_SHA", &"b".repeat(40)),
-        ]);
+        let env = gitlab_branch("main");
         let empty_tag = Overrides {
             git_tag: Some(String::new()),
             ..Overrides::default()
@@ -264,11 +265,7 @@ mod tests {
 
     #[test]
     fn ci_wins_over_git() {
-        let env = Environment::from_pairs([
-            ("GITLAB_CI", "true"),
-            ("CI_COMMIT_BRANCH", "develop"),
-            ("CI_COMMIT_SHA", &"b".repeat(40)),
-        ]);
+        let env = gitlab_branch("develop");
         let c = GitContext::detect(&env, &FakeGit, &Overrides::default()).unwrap();
         assert_eq!(c.branch.as_deref(), Some("develop"));
         assert_eq!(c.sha, Some("b".repeat(40)));
