@@ -1,11 +1,12 @@
 //! The library's error type and the process exit codes of SPEC.md §3.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use crate::ci::CiError;
 pub use crate::context::ContextError;
 use crate::diagnostic::SpecErrors;
 pub use crate::exec::RunError;
+use crate::file_error::FileError;
 pub use crate::init::InitError;
 pub use crate::plan::PlanError;
 pub use crate::report::ReportError;
@@ -32,13 +33,8 @@ pub enum Error {
     Init(InitError),
     /// A file cannot be read (`doing` = "read") or, for a file the command
     /// writes (`multiarch ci -o FILE`), written ("write").
-    #[error("cannot {doing} {}: {source}", path.display())]
-    Io {
-        doing: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(FileError),
     #[error("interrupted")]
     Interrupted,
     /// A run could not start, or stopped before its steps (exec).
@@ -57,20 +53,12 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io {
-            doing: "read",
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io(FileError::read(path, source))
     }
 
     /// `path` cannot be written.
     pub fn write(path: &Path, source: std::io::Error) -> Self {
-        Error::Io {
-            doing: "write",
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io(FileError::write(path, source))
     }
 
     /// Standard output could not be written.
@@ -111,7 +99,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Spec(_) | Error::Io { .. } => exit::USAGE,
+            Error::Spec(_) | Error::Io(_) => exit::USAGE,
             Error::Load(e) => e.exit_code(),
             Error::Context(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),

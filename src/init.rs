@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::SpecErrors;
 use crate::environment::Environment;
+use crate::file_error::FileError;
 use crate::spec::arch;
 use crate::spec::LoadError;
 use crate::spec::{Platform, Spec, FILE_NAME};
@@ -184,7 +185,9 @@ pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, InitError> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // The root itself must be readable; an unreadable subdirectory is skipped.
-            Err(e) if rel.as_os_str().is_empty() => return Err(InitError::io("read", &dir, e)),
+            Err(e) if rel.as_os_str().is_empty() => {
+                return Err(InitError::Io(FileError::read(&dir, e)))
+            }
             Err(_) => continue,
         };
         for entry in entries.flatten() {
@@ -693,13 +696,8 @@ pub enum InitError {
     NoDockerfiles { dir: PathBuf },
     /// The directory cannot be read (`doing` = "read"), or the file cannot be
     /// written ("write").
-    #[error("cannot {doing} {}: {source}", path.display())]
-    Io {
-        doing: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(FileError),
     /// The starter file would not pass `multiarch check` (a bug of init's).
     #[error("{0}")]
     Invalid(SpecErrors),
@@ -708,14 +706,6 @@ pub enum InitError {
 }
 
 impl InitError {
-    fn io(doing: &'static str, path: &Path, source: std::io::Error) -> InitError {
-        InitError::Io {
-            doing,
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
     pub fn exit_code(&self) -> i32 {
         match self {
             InitError::Load(e) => e.exit_code(),
@@ -759,7 +749,7 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
     let text = starter(&root_name, &images, &archs);
     // What `multiarch check` would say, before anything is written.
     Spec::from_str_in(&text, FILE_NAME, dir, env)?;
-    std::fs::write(&path, text).map_err(|e| InitError::io("write", &path, e))?;
+    std::fs::write(&path, text).map_err(|e| InitError::Io(FileError::write(&path, e)))?;
     Ok(Initialized { path, images })
 }
 

@@ -16,10 +16,12 @@
 //! ```
 
 // In layer order, lowest first (one group per layer): a module uses only the
-// modules of earlier layers (tests/integration/layering.rs checks it).
+// modules of earlier layers (tests/integration/layering.rs checks it; the
+// unit tests' testutil, at the end, is in the lowest).
 pub mod diagnostic;
 pub mod environment;
 pub mod exit;
+pub mod file_error;
 pub mod graph;
 pub mod par;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::diagnostic::SpecErrors;
 use crate::exit;
+use crate::file_error::FileError;
 
 use super::FILE_NAME;
 
@@ -26,12 +27,8 @@ pub enum LoadError {
     },
     #[error("{} is not UTF-8 text (invalid byte at offset {offset})", path.display())]
     NotUtf8 { path: PathBuf, offset: usize },
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(FileError),
     /// Problems in the file, each with a span.
     #[error("{0}")]
     Invalid(SpecErrors),

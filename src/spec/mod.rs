@@ -24,6 +24,7 @@ pub use error::LoadError;
 pub use template::Template;
 
 use crate::diagnostic::SourceFile;
+use crate::file_error::FileError;
 
 /// The file name looked for when no `-f` is given.
 pub const FILE_NAME: &str = "multiarch.toml";
@@ -505,10 +506,7 @@ pub struct Source {
 
 /// Read a spec file: the I/O half of `Spec::load` (validating is the other).
 pub fn read_source(path: &Path) -> Result<Source, LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| LoadError::Io(FileError::read(path, source));
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
         return Err(LoadError::IsDirectory {

@@ -14,7 +14,15 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A module may use only modules of lower layers; modules of one
 /// layer do not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["environment", "exit", "diagnostic", "graph", "par"],
+    &[
+        "environment",
+        "exit",
+        "diagnostic",
+        "file_error",
+        "graph",
+        "par",
+        "testutil",
+    ],
     &["spec"],
     &["validate"],
     &["context"],
