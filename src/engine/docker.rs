@@ -3,27 +3,20 @@
 //! not docker's: they are made over the registry's API (exec/runner/list.rs).
 
 use super::argv::{self, BuildArgs, EngineTarget};
-use super::{find_digest, image_inspect, Engine};
+use super::{find_digest, image_inspect, Cli, Engine};
 use crate::spec::{BuildMode, EngineKind};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Docker;
 
 impl Engine for Docker {
-    fn kind(&self) -> EngineKind {
-        EngineKind::Docker
-    }
-
-    fn program(&self) -> &'static str {
-        "docker"
-    }
-
-    fn host_flag(&self) -> &'static str {
-        "--host"
-    }
-
-    fn context_flag(&self) -> &'static str {
-        "--context"
+    fn cli(&self) -> Cli {
+        Cli {
+            kind: EngineKind::Docker,
+            program: "docker",
+            host_flag: "--host",
+            context_flag: "--context",
+        }
     }
 
     fn env(&self) -> Vec<(String, String)> {

@@ -108,23 +108,36 @@ pub fn image_inspect(t: &EngineTarget, format: &str, reference: &str) -> Vec<Str
     v
 }
 
+/// An engine's command line: the program, and its flags that choose a daemon by
+/// address and by name (`docker --host H` / `--context C`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cli {
+    pub kind: EngineKind,
+    pub program: &'static str,
+    pub host_flag: &'static str,
+    pub context_flag: &'static str,
+}
+
 /// The argv of every command multiarch runs, and how to read the answers.
 /// `t` names the engine's daemon (the local one, or a native builder).
 pub trait Engine: std::fmt::Debug + Sync {
-    fn kind(&self) -> EngineKind;
+    /// Which engine, its program and the flags that choose its daemon.
+    fn cli(&self) -> Cli;
 
-    /// The program, and its flags that choose a daemon by address and by name
-    /// (`docker --host H` / `--context C`).
-    fn program(&self) -> &'static str;
-    fn host_flag(&self) -> &'static str;
-    fn context_flag(&self) -> &'static str;
+    fn kind(&self) -> EngineKind {
+        self.cli().kind
+    }
+
+    fn program(&self) -> &'static str {
+        self.cli().program
+    }
 
     /// The program and the flags that choose its daemon (`docker --host H`).
     fn base(&self, builder: Option<&Builder>) -> Vec<String> {
         let mut v = vec![self.program().to_string()];
         match builder {
-            Some(Builder::Host(h)) => v.extend([self.host_flag().to_string(), h.clone()]),
-            Some(Builder::Context(c)) => v.extend([self.context_flag().to_string(), c.clone()]),
+            Some(Builder::Host(h)) => v.extend([self.cli().host_flag.to_string(), h.clone()]),
+            Some(Builder::Context(c)) => v.extend([self.cli().context_flag.to_string(), c.clone()]),
             None => {}
         }
         v

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use super::argv::{self, BuildArgs, EngineTarget};
 use super::{
-    find_digest, image_inspect, ConfigSources, Engine, FileNote, Preparation, SessionFile,
+    find_digest, image_inspect, Cli, ConfigSources, Engine, FileNote, Preparation, SessionFile,
     SessionInputs,
 };
 use crate::environment::Environment;
@@ -29,20 +29,13 @@ pub const ROOTFUL_NOFILE: u64 = 1_048_576;
 pub struct Podman;
 
 impl Engine for Podman {
-    fn kind(&self) -> EngineKind {
-        EngineKind::Podman
-    }
-
-    fn program(&self) -> &'static str {
-        "podman"
-    }
-
-    fn host_flag(&self) -> &'static str {
-        "--url"
-    }
-
-    fn context_flag(&self) -> &'static str {
-        "--connection"
+    fn cli(&self) -> Cli {
+        Cli {
+            kind: EngineKind::Podman,
+            program: "podman",
+            host_flag: "--url",
+            context_flag: "--connection",
+        }
     }
 
     fn env(&self) -> Vec<(String, String)> {

@@ -27,19 +27,15 @@ impl Validator<'_> {
             let Some(name) = &ri.name else { continue };
             let mut seen = BTreeSet::new();
             for d in &ri.depends_on {
-                if d.value == name.value {
-                    self.push(
-                        Problem::new(
-                            "self-dependency",
-                            d.span.clone(),
-                            format!("image `{}` depends on itself", d.value),
-                            "itself",
-                        )
-                        .help("remove it from depends_on"),
-                    );
-                    continue;
-                }
-                if !all_names.contains(d.value.as_str()) {
+                // (code, message, label, help) of a dependency that is not an edge.
+                let wrong = if d.value == name.value {
+                    Some((
+                        "self-dependency",
+                        format!("image `{}` depends on itself", d.value),
+                        "itself",
+                        "remove it from depends_on".to_string(),
+                    ))
+                } else if !all_names.contains(d.value.as_str()) {
                     let help =
                         did_you_mean(&d.value, all_names.iter().copied()).unwrap_or_else(|| {
                             format!(
@@ -47,27 +43,24 @@ impl Validator<'_> {
                                 all_names.iter().copied().collect::<Vec<_>>().join(", ")
                             )
                         });
-                    self.push(
-                        Problem::new(
-                            "unknown-dependency",
-                            d.span.clone(),
-                            format!("unknown image `{}` in depends_on", d.value),
-                            "no such image",
-                        )
-                        .help(help),
-                    );
-                    continue;
-                }
-                if !seen.insert(d.value.as_str()) {
-                    self.push(
-                        Problem::new(
-                            "duplicate-dependency",
-                            d.span.clone(),
-                            format!("`{}` is listed twice in depends_on", d.value),
-                            "duplicate",
-                        )
-                        .help("remove one"),
-                    );
+                    Some((
+                        "unknown-dependency",
+                        format!("unknown image `{}` in depends_on", d.value),
+                        "no such image",
+                        help,
+                    ))
+                } else if !seen.insert(d.value.as_str()) {
+                    Some((
+                        "duplicate-dependency",
+                        format!("`{}` is listed twice in depends_on", d.value),
+                        "duplicate",
+                        "remove one".to_string(),
+                    ))
+                } else {
+                    None
+                };
+                if let Some((code, message, label, help)) = wrong {
+                    self.push(Problem::new(code, d.span.clone(), message, label).help(help));
                     continue;
                 }
                 edges
