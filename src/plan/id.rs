@@ -83,75 +83,70 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StepId {
     SetupQemu,
-    Build { image: Name, arch: Name },
-    Test { image: Name, arch: Name },
-    Push { image: Name, arch: Name },
-    ManifestCreate { image: Name, tag: Name },
-    ManifestPush { image: Name, tag: Name },
-    Verify { image: Name, arch: Name },
+    /// A build, test, push or verify of one image for one arch
+    /// ([`StepId::per_arch`] makes them, of those kinds only).
+    PerArch {
+        kind: StepKind,
+        image: Name,
+        arch: Name,
+    },
+    /// A manifest-create or manifest-push of one image's list tag
+    /// ([`StepId::list`]).
+    List {
+        kind: StepKind,
+        image: Name,
+        tag: Name,
+    },
 }
 
 impl StepId {
     /// The id of a per-arch step (build, test, push, verify) of `image`.
     /// `None` for the other kinds, which are not per arch.
     pub fn per_arch(kind: StepKind, image: &Name, arch: &Name) -> Option<StepId> {
-        let (image, arch) = (image.clone(), arch.clone());
-        Some(match kind {
-            StepKind::Build => StepId::Build { image, arch },
-            StepKind::Test => StepId::Test { image, arch },
-            StepKind::Push => StepId::Push { image, arch },
-            StepKind::Verify => StepId::Verify { image, arch },
-            _ => return None,
+        matches!(
+            kind,
+            StepKind::Build | StepKind::Test | StepKind::Push | StepKind::Verify
+        )
+        .then(|| StepId::PerArch {
+            kind,
+            image: image.clone(),
+            arch: arch.clone(),
         })
     }
 
     /// The id of a list step (manifest-create, manifest-push) of `image`.
     pub fn list(kind: StepKind, image: &Name, tag: &Name) -> Option<StepId> {
-        let (image, tag) = (image.clone(), tag.clone());
-        Some(match kind {
-            StepKind::ManifestCreate => StepId::ManifestCreate { image, tag },
-            StepKind::ManifestPush => StepId::ManifestPush { image, tag },
-            _ => return None,
+        matches!(kind, StepKind::ManifestCreate | StepKind::ManifestPush).then(|| StepId::List {
+            kind,
+            image: image.clone(),
+            tag: tag.clone(),
         })
     }
 
     pub fn kind(&self) -> StepKind {
         match self {
             StepId::SetupQemu => StepKind::SetupQemu,
-            StepId::Build { .. } => StepKind::Build,
-            StepId::Test { .. } => StepKind::Test,
-            StepId::Push { .. } => StepKind::Push,
-            StepId::ManifestCreate { .. } => StepKind::ManifestCreate,
-            StepId::ManifestPush { .. } => StepKind::ManifestPush,
-            StepId::Verify { .. } => StepKind::Verify,
+            StepId::PerArch { kind, .. } | StepId::List { kind, .. } => *kind,
         }
     }
 
     pub fn image(&self) -> Option<&str> {
         match self {
             StepId::SetupQemu => None,
-            StepId::Build { image, .. }
-            | StepId::Test { image, .. }
-            | StepId::Push { image, .. }
-            | StepId::Verify { image, .. }
-            | StepId::ManifestCreate { image, .. }
-            | StepId::ManifestPush { image, .. } => Some(image),
+            StepId::PerArch { image, .. } | StepId::List { image, .. } => Some(image),
         }
     }
 
     pub fn arch(&self) -> Option<&str> {
         match self {
-            StepId::Build { arch, .. }
-            | StepId::Test { arch, .. }
-            | StepId::Push { arch, .. }
-            | StepId::Verify { arch, .. } => Some(arch),
+            StepId::PerArch { arch, .. } => Some(arch),
             _ => None,
         }
     }
 
     pub fn tag(&self) -> Option<&str> {
         match self {
-            StepId::ManifestCreate { tag, .. } | StepId::ManifestPush { tag, .. } => Some(tag),
+            StepId::List { tag, .. } => Some(tag),
             _ => None,
         }
     }
@@ -160,13 +155,8 @@ impl StepId {
     /// `test:api/amd64` → `push:api/amd64`. `None` across families.
     pub fn with_kind(&self, kind: StepKind) -> Option<StepId> {
         match self {
-            StepId::Build { image, arch }
-            | StepId::Test { image, arch }
-            | StepId::Push { image, arch }
-            | StepId::Verify { image, arch } => StepId::per_arch(kind, image, arch),
-            StepId::ManifestCreate { image, tag } | StepId::ManifestPush { image, tag } => {
-                StepId::list(kind, image, tag)
-            }
+            StepId::PerArch { image, arch, .. } => StepId::per_arch(kind, image, arch),
+            StepId::List { image, tag, .. } => StepId::list(kind, image, tag),
             StepId::SetupQemu => (kind == StepKind::SetupQemu).then_some(StepId::SetupQemu),
         }
     }
@@ -178,13 +168,8 @@ impl StepId {
         let kind = self.kind().as_str();
         match self {
             StepId::SetupQemu => [kind, "", "", "", ""],
-            StepId::Build { image, arch }
-            | StepId::Test { image, arch }
-            | StepId::Push { image, arch }
-            | StepId::Verify { image, arch } => [kind, ":", image, "/", arch],
-            StepId::ManifestCreate { image, tag } | StepId::ManifestPush { image, tag } => {
-                [kind, ":", image, ":", tag]
-            }
+            StepId::PerArch { image, arch, .. } => [kind, ":", image, "/", arch],
+            StepId::List { image, tag, .. } => [kind, ":", image, ":", tag],
         }
     }
 }

@@ -788,6 +788,14 @@ fn absolute(url: &str, location: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `acme/api` on the test server.
+    fn acme_api(host: String) -> Repo {
+        Repo {
+            host,
+            name: "acme/api".into(),
+        }
+    }
+
     #[test]
     fn repositories_of_references() {
         let (r, t) = Repo::parse("127.0.0.1:5000/acme/api:1").unwrap();
@@ -999,10 +1007,7 @@ mod tests {
             )
         });
         let reg = Registry::new(&user("p"), &[], Duration::from_secs(5));
-        let repo = Repo {
-            host,
-            name: "acme/api".into(),
-        };
+        let repo = acme_api(host);
         let digest = sha256(b"{}");
         assert_eq!(
             reg.get_manifest(&repo, &digest).unwrap().unwrap().bytes,
@@ -1019,10 +1024,7 @@ mod tests {
     fn steps_meeting_one_challenge_at_once_ask_the_token_server_once() {
         let (host, seen) = token_registry();
         let reg = Arc::new(Registry::new(&user("p"), &[], Duration::from_secs(5)));
-        let repo = Repo {
-            host,
-            name: "acme/api".into(),
-        };
+        let repo = acme_api(host);
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (reg, repo) = (reg.clone(), repo.clone());
@@ -1083,10 +1085,7 @@ mod tests {
             }
         });
         let reg = Registry::new(&user("pa55-word"), &[], Duration::from_secs(5));
-        let repo = Repo {
-            host,
-            name: "acme/api".into(),
-        };
+        let repo = acme_api(host);
         let e = reg.get_manifest(&repo, "latest").unwrap_err().to_string();
         assert!(e.ends_with("403 DENIED: Bearer •••••• may not"), "{e}");
         let found = reg.secrets();
@@ -1113,10 +1112,7 @@ mod tests {
             ("MULTIARCH_REGISTRY_PASSWORD", "wrong"),
         ]);
         let reg = Registry::new(&env, &[], Duration::from_secs(5));
-        let repo = Repo {
-            host,
-            name: "acme/api".into(),
-        };
+        let repo = acme_api(host);
         let e = reg
             .put_manifest(
                 &repo,

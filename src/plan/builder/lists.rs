@@ -92,11 +92,13 @@ impl PlanBuilder<'_> {
                 });
             }
             let image = &self.names.images[i];
-            let create_id = StepId::ManifestCreate {
+            let create_id = StepId::List {
+                kind: StepKind::ManifestCreate,
                 image: image.clone(),
                 tag: tag.clone(),
             };
-            let push_id = StepId::ManifestPush {
+            let push_id = StepId::List {
+                kind: StepKind::ManifestPush,
                 image: image.clone(),
                 tag,
             };
