@@ -172,18 +172,9 @@ impl Timeline {
     /// `build 9×3.6s (done at 19.0s) · test 9×0.5s · …`: per kind of step its
     /// count and mean time (cached steps counted apart).
     fn breakdown(&self) -> String {
-        let kinds = [
-            StepKind::SetupQemu,
-            StepKind::Build,
-            StepKind::Test,
-            StepKind::Push,
-            StepKind::ManifestCreate,
-            StepKind::ManifestPush,
-            StepKind::Verify,
-        ];
         let first = self.steps.iter().map(|s| s.1).min().unwrap_or_default();
         let mut parts = vec![format!("before the first step {:.2}s", first.as_secs_f64())];
-        for k in kinds {
+        for k in StepKind::ALL {
             let of: Vec<_> = self.steps.iter().filter(|s| s.0 == k).collect();
             if of.is_empty() {
                 continue;
