@@ -181,7 +181,11 @@ pub fn find_dockerfiles(root: &Path) -> Result<Vec<PathBuf>, InitError> {
     let mut found = Vec::new();
     let mut stack = vec![(PathBuf::new(), 0usize)];
     while let Some((rel, depth)) = stack.pop() {
-        let dir = root.join(&rel);
+        let dir = if rel.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        };
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // The root itself must be readable; an unreadable subdirectory is skipped.
@@ -756,6 +760,18 @@ pub fn init(dir: &Path, opts: &InitOptions, env: &Environment) -> Result<Initial
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_root_that_cannot_be_read_says_read_and_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let e = find_dockerfiles(&file).unwrap_err();
+        assert!(matches!(&e, InitError::Io(f) if f.doing == "read" && f.path == file));
+        assert!(e
+            .to_string()
+            .starts_with(&format!("cannot read {}: ", file.display())));
+    }
 
     #[test]
     fn names_are_valid() {

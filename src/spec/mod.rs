@@ -545,7 +545,10 @@ impl Spec {
     /// Find the spec: `explicit`, else ./multiarch.toml, else the nearest parent's.
     pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, LoadError> {
         if let Some(p) = explicit {
-            if !p.exists() {
+            // Only a path that is not there is "does not exist"; one that cannot
+            // be looked at (a link loop, a directory without search permission)
+            // is taken, and reading it says why.
+            if matches!(p.try_exists(), Ok(false)) {
                 return Err(LoadError::NotFound {
                     path: p.to_path_buf(),
                 });
@@ -555,9 +558,10 @@ impl Spec {
         let mut dir = Some(cwd);
         while let Some(d) = dir {
             let candidate = d.join(FILE_NAME);
-            // A directory (or other non-file) of that name is taken too, so that
-            // loading says what it is instead of "no multiarch.toml".
-            if candidate.exists() {
+            // A directory (or other non-file, or a link that does not resolve) of
+            // that name is taken too, so that loading says what it is instead of
+            // "no multiarch.toml" or a parent directory's file.
+            if std::fs::symlink_metadata(&candidate).is_ok() {
                 return Ok(candidate);
             }
             dir = d.parent();

@@ -1135,6 +1135,30 @@ fn init_that_cannot_write_the_file_says_write_and_the_path() {
     assert!(err.contains("multiarch.toml"), "{err}");
 }
 
+#[test]
+fn a_spec_that_cannot_be_read_says_read_and_the_path() {
+    let tmp = temp_dir("spec-unreadable");
+    // A link to itself: reading fails even as root (ELOOP).
+    std::os::unix::fs::symlink("loop.toml", tmp.path().join("loop.toml")).unwrap();
+    let out = multiarch(tmp.path(), &["check", "-f", "loop.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read loop.toml: "), "{err}");
+    // Found by name in a directory below a valid spec: this one is taken (and
+    // cannot be read), not the parent's.
+    std::fs::write(tmp.path().join("multiarch.toml"), "[image.x]\n").unwrap();
+    let sub = tmp.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::symlink("multiarch.toml", sub.join("multiarch.toml")).unwrap();
+    let out = multiarch(&sub, &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read ") && err.contains("sub/multiarch.toml: "),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------- doctor
 
 /// The fake engine (support::fake_engine) in `dir`, answering like a working
