@@ -3,15 +3,15 @@
 //! not docker's: they are made over the registry's API (exec/runner/list.rs).
 
 use super::argv::{self, BuildArgs, EngineTarget};
-use super::{find_digest, image_inspect, Cli, Engine};
+use super::{find_digest, image_inspect, Engine, EngineCli};
 use crate::spec::{BuildMode, EngineKind};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Docker;
 
 impl Engine for Docker {
-    fn cli(&self) -> Cli {
-        Cli {
+    fn cli(&self) -> EngineCli {
+        EngineCli {
             kind: EngineKind::Docker,
             program: "docker",
             host_flag: "--host",

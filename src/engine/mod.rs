@@ -111,7 +111,7 @@ pub fn image_inspect(t: &EngineTarget, format: &str, reference: &str) -> Vec<Str
 /// An engine's command line: the program, and its flags that choose a daemon by
 /// address and by name (`docker --host H` / `--context C`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cli {
+pub struct EngineCli {
     pub kind: EngineKind,
     pub program: &'static str,
     pub host_flag: &'static str,
@@ -122,7 +122,7 @@ pub struct Cli {
 /// `t` names the engine's daemon (the local one, or a native builder).
 pub trait Engine: std::fmt::Debug + Sync {
     /// Which engine, its program and the flags that choose its daemon.
-    fn cli(&self) -> Cli;
+    fn cli(&self) -> EngineCli;
 
     fn kind(&self) -> EngineKind {
         self.cli().kind

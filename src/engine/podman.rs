@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use super::argv::{self, BuildArgs, EngineTarget};
 use super::{
-    find_digest, image_inspect, Cli, ConfigSources, Engine, FileNote, Preparation, SessionFile,
-    SessionInputs,
+    find_digest, image_inspect, ConfigSources, Engine, EngineCli, FileNote, Preparation,
+    SessionFile, SessionInputs,
 };
 use crate::environment::Environment;
 use crate::spec::reference;
@@ -29,8 +29,8 @@ pub const ROOTFUL_NOFILE: u64 = 1_048_576;
 pub struct Podman;
 
 impl Engine for Podman {
-    fn cli(&self) -> Cli {
-        Cli {
+    fn cli(&self) -> EngineCli {
+        EngineCli {
             kind: EngineKind::Podman,
             program: "podman",
             host_flag: "--url",
