@@ -84,7 +84,7 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub file: FileArg,
     #[command(flatten)]
-    pub commit: CommitArgs,
+    pub commit: Overrides,
     /// The engine to check, overriding [project] engine.
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -175,35 +175,10 @@ pub struct FileArg {
     pub file: Option<PathBuf>,
 }
 
-/// The commit being built, as the command line says it (`--branch ""` says
-/// there is none).
-#[derive(Debug, Args, Clone)]
-pub struct CommitArgs {
-    /// The branch being built (default: from CI variables, then git).
-    #[arg(long, value_name = "B")]
-    pub branch: Option<String>,
-    /// The git tag being built (default: from CI variables, then git).
-    #[arg(long = "git-tag", value_name = "T")]
-    pub git_tag: Option<String>,
-    /// The full commit sha (default: from CI variables, then git).
-    #[arg(long, value_name = "S")]
-    pub sha: Option<String>,
-}
-
-impl From<CommitArgs> for Overrides {
-    fn from(c: CommitArgs) -> Overrides {
-        Overrides {
-            branch: c.branch,
-            git_tag: c.git_tag,
-            sha: c.sha,
-        }
-    }
-}
-
 #[derive(Debug, Args, Clone)]
 pub struct Select {
     #[command(flatten)]
-    pub commit: CommitArgs,
+    pub commit: Overrides,
     /// Only images whose name matches this glob (repeatable).
     #[arg(long = "image", value_name = "GLOB")]
     pub images: Vec<String>,
@@ -512,7 +487,7 @@ fn dispatch(cli: Cli, env: &Environment, out: Output) -> Result<i32, Error> {
         Command::Doctor(a) => {
             let mut d = crate::doctor::Doctor::new(env, &cwd);
             d.file = a.file.file;
-            d.overrides = a.commit.into();
+            d.overrides = a.commit;
             d.engine = a.engine.map(EngineKind::from);
             let report = d.run();
             print_stdout(report.render(out.color_stdout).as_bytes())?;
@@ -631,7 +606,7 @@ pub fn load_and_plan(
     let detecting = (engine != Some(EngineKind::Podman)
         && !matches!(select.builder, Some(BuilderArg::Classic)))
     .then(|| DockerCli::detect_in_background(env, crate::context::ALTERNATIVE_DOCKERS));
-    let overrides = Overrides::from(select.commit.clone());
+    let overrides = select.commit.clone();
     // The commit is asked of git (two processes) while the file loads: it needs
     // only the file's directory. A file that does not load is said first.
     let (spec, ctx) = std::thread::scope(|scope| {

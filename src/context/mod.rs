@@ -15,11 +15,18 @@ use crate::environment::Environment;
 use crate::spec::reference::sanitize_tag;
 use crate::spec::vars::{semver_parts, GitValues};
 
-/// What the command line says about the commit (highest priority).
-#[derive(Debug, Clone, Default)]
+/// What the command line says about the commit (highest priority; `--branch ""`
+/// says there is none). The fields' docs are the flags' help.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
+    /// The branch being built (default: from CI variables, then git).
+    #[arg(long, value_name = "B")]
     pub branch: Option<String>,
+    /// The git tag being built (default: from CI variables, then git).
+    #[arg(long = "git-tag", value_name = "T")]
     pub git_tag: Option<String>,
+    /// The full commit sha (default: from CI variables, then git).
+    #[arg(long, value_name = "S")]
     pub sha: Option<String>,
 }
 
